@@ -1,0 +1,48 @@
+# evalstream server image. The steps are the Makefile's: `make install-torch`,
+# then `make install EXTRAS=server`, then `evalstream-server` as `make serve` runs it.
+#
+#   docker build -t evalstream .                          # CPU torch
+#   docker build --build-arg TORCH=cuda -t evalstream .   # CUDA torch from PyPI
+#   docker run -p 50051:50051 -p 9464:9464 -v evalstream-data:/data evalstream
+FROM python:3.11-slim
+
+ARG TORCH=cpu
+ARG CPU_TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+ARG CUDA_TORCH_SPEC="torch>=2.4,<3"
+
+RUN apt-get update && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin evalstream
+
+WORKDIR /app
+COPY pyproject.toml README.md Makefile ./
+COPY protos ./protos
+COPY client ./client
+COPY server ./server
+
+ENV VENV=/opt/venv
+RUN case "$TORCH" in \
+      cpu) make install-torch VENV=$VENV TORCH_SPEC="$CPU_TORCH_SPEC" ;; \
+      cuda) make install-torch VENV=$VENV TORCH_SPEC="$CUDA_TORCH_SPEC" ;; \
+      none) true ;; \
+      *) echo "TORCH must be cpu, cuda or none" >&2; exit 1 ;; \
+    esac \
+    && make install VENV=$VENV EXTRAS=server \
+    && mkdir -p /data && chown evalstream /data
+
+ENV PATH=/opt/venv/bin:$PATH \
+    EVALSTREAM_HOST=0.0.0.0 \
+    EVALSTREAM_PORT=50051 \
+    EVALSTREAM_METRICS_HOST=0.0.0.0 \
+    EVALSTREAM_METRICS_PORT=9464 \
+    EVALSTREAM_DATA_DIR=/data
+
+USER evalstream
+VOLUME ["/data"]
+EXPOSE 50051 9464
+
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["evalstream", "--target", "127.0.0.1:50051", "--timeout", "4", "health"]
+
+STOPSIGNAL SIGTERM
+CMD ["evalstream-server"]

@@ -1,0 +1,54 @@
+# evalstream: every set-up step lives here; the Dockerfile and CI call the same targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Extras installed by `make install`: dev (server + test tools) here and in CI,
+# server in the container image.
+EXTRAS ?= dev
+# Where a torch build is wanted (the container's TORCH build argument), the pinned
+# CPU build first; GPU images pass their own spec.
+TORCH_SPEC ?= torch==2.13.0
+PROTOS := $(wildcard protos/evalstream/v1/*.proto)
+
+.PHONY: install install-torch serve test test-fast bench proto lint typecheck clean
+
+# One stamp per set-up: reinstalls only when pyproject.toml changes.
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(if $(filter dev,$(EXTRAS)),-e) '.[$(EXTRAS)]'
+	touch $@
+
+install: $(BIN)/.installed
+
+install-torch:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+
+# Start the server on its embedded defaults (127.0.0.1:50051, metrics on :9464,
+# data in ./evalstream-data). Flags and EVALSTREAM_* variables override them.
+serve: install
+	$(BIN)/evalstream-server $(ARGS)
+
+# The whole suite, as CI runs it.
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: install
+	$(BIN)/python bench/run.py $(ARGS)
+
+# Regenerate the Python code and .pyi stubs from protos/ (the test
+# tests/test_proto_fresh.py fails when the committed code is stale).
+proto: install
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=client --pyi_out=client \
+		--grpc_python_out=client $(PROTOS)
+
+lint: install
+	$(BIN)/ruff check client/evalstream server tests bench
+	$(BIN)/mypy client/evalstream server/evalstream_server
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,139 @@
+"""`make bench`: evalstream's throughput beside reference implementations, in one run.
+
+Box scoring, on the same synthetic detections (bench_boxes_inprocess.make_detections):
+
+1. through the service: a real `evalstream-server` subprocess on a free port,
+   fed by the thin client in batches (wire, validation, matching, encoding);
+2. the same computation in-process (BoxAccumulator.update);
+3. pycocotools' COCOeval.evaluate() at IoU 0.5, the reference figure.
+
+All three at IoU 0.5 (the service also at the default 0.5/0.75/0.95). Figures
+are boxes (predictions + ground truth) per second, best of `--repeat` runs.
+
+    make bench                      # 2000 images
+    make bench ARGS="--images 500"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_boxes_inprocess import make_detections, run_inprocess, run_pycocotools  # noqa: E402
+
+from evalstream import Box as ClientBox  # noqa: E402
+from evalstream import Client  # noqa: E402
+from evalstream import ImageBoxes as ClientImage  # noqa: E402
+from evalstream_server.metrics.boxes import BoxOptions  # noqa: E402
+
+
+def _best(repeat: int, run: Callable[[], float]) -> float:
+    return min(run() for _ in range(repeat))
+
+
+class _Server:
+    """`evalstream-server` on free ports, as a child process."""
+
+    def __init__(self, data_dir: Path) -> None:
+        exe = Path(sys.executable).with_name("evalstream-server")
+        self.proc = subprocess.Popen(
+            [str(exe), "--port", "0", "--metrics-port", "-1", "--data-dir", str(data_dir),
+             "--log-level", "warning"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.target = ""
+        ready = threading.Event()
+
+        def read() -> None:
+            assert self.proc.stderr is not None
+            for line in self.proc.stderr:
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if entry.get("msg") == "serving":
+                    self.target = entry["address"]
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not ready.wait(60) or not self.target:
+            self.proc.kill()
+            raise RuntimeError("evalstream-server did not start")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    images, coco_gt, coco_dt = make_detections(args.images, args.seed)
+    n_boxes = sum(len(i.predictions) + len(i.ground_truth) for i in images)
+    client_images = [
+        ClientImage(
+            i.image_id,
+            tuple(ClientBox(b.x1, b.y1, b.x2, b.y2, b.label, b.confidence) for b in i.predictions),
+            tuple(ClientBox(b.x1, b.y1, b.x2, b.y2, b.label, b.confidence) for b in i.ground_truth),
+        )
+        for i in images
+    ]
+    print(f"box scoring: {args.images} images, {n_boxes} boxes "
+          f"({len(coco_dt)} predictions), best of {args.repeat}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{time.strftime('%Y-%m-%d')}")
+
+    rows: list[tuple[str, float]] = []
+    rows.append(("pycocotools COCOeval.evaluate() @0.5 (reference)",
+                 _best(args.repeat, lambda: run_pycocotools(coco_gt, coco_dt))))
+    rows.append(("evalstream in-process @0.5",
+                 _best(args.repeat, lambda: run_inprocess(images, BoxOptions(iou_thresholds=(0.5,))))))
+    rows.append(("evalstream in-process @0.5/0.75/0.95",
+                 _best(args.repeat, lambda: run_inprocess(images, BoxOptions()))))
+
+    data_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"evalstream-bench-{os.getpid()}"
+    server = _Server(data_dir)
+    try:
+        with Client(server.target) as client:
+            def through_service(**options: Any) -> Callable[[], float]:
+                def run() -> float:
+                    start = time.perf_counter()
+                    client.score_boxes(client_images, batch_size=args.batch_size, omit_images=True, **options)
+                    return time.perf_counter() - start
+                return run
+
+            client.score_boxes(client_images[:10])  # warm the connection
+            rows.append((f"evalstream service @0.5 (batches of {args.batch_size})",
+                         _best(args.repeat, through_service(iou_thresholds=[0.5]))))
+            rows.append(("evalstream service @0.5/0.75/0.95",
+                         _best(args.repeat, through_service())))
+    finally:
+        server.close()
+
+    reference = rows[0][1]
+    width = max(len(name) for name, _ in rows)
+    print(f"{'':{width}}  {'seconds':>9}  {'boxes/s':>11}  {'vs pycocotools':>14}")
+    for name, seconds in rows:
+        print(f"{name:{width}}  {seconds:9.3f}  {n_boxes / seconds:11,.0f}  {reference / seconds:13.2f}x")
+
+
+if __name__ == "__main__":
+    main()

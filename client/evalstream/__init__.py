@@ -1,0 +1,43 @@
+"""evalstream: the thin client of the evalstream metrics service.
+
+Needs only grpcio and protobuf. The public surface::
+
+    Client, AsyncClient                  connections (context managers)
+    Box, ImageBoxes                      box-scoring input
+    BoxResult, BoxReport, BoxScores,
+    ImageResult, PrCurve, Figure         results (frozen dataclasses)
+    errors                               the exception tree (EvalstreamError, ...)
+"""
+
+from __future__ import annotations
+
+from evalstream import errors
+from evalstream._client import AsyncClient, Client
+from evalstream._types import (
+    Box,
+    BoxReport,
+    BoxResult,
+    BoxScores,
+    Figure,
+    ImageBoxes,
+    ImageResult,
+    PrCurve,
+)
+from evalstream.errors import EvalstreamError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncClient",
+    "Box",
+    "BoxReport",
+    "BoxResult",
+    "BoxScores",
+    "Client",
+    "EvalstreamError",
+    "Figure",
+    "ImageBoxes",
+    "ImageResult",
+    "PrCurve",
+    "errors",
+]

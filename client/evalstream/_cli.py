@@ -1,0 +1,193 @@
+"""The ``evalstream`` command line: talks to a running server.
+
+    evalstream score-boxes --predictions P.jsonl --ground-truth G.jsonl [--iou 0.5,0.75]
+                           [--confidence 0.3] [--pr-curve] [--json] [--target HOST:PORT]
+    evalstream health [--service NAME]
+
+Box files are JSON Lines. Each line is either one image,
+``{"image_id": "img1", "boxes": [{"bbox": [x1, y1, x2, y2], "label": "dog", "confidence": 0.9}]}``,
+or one box, ``{"image_id": "img1", "bbox": [...], "label": "dog", "confidence": 0.9}``.
+A box may give ``x1, y1, x2, y2`` keys instead of ``bbox``; ``--bbox-format xywh``
+reads ``bbox`` as COCO's [x, y, width, height]. Images are matched by image_id;
+an image in only one file is scored with no boxes on the other side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from evalstream._client import DEFAULT_BATCH_SIZE, DEFAULT_TARGET, Client
+from evalstream._types import Box, BoxReport, BoxScores, Figure, ImageBoxes
+from evalstream.errors import EvalstreamError
+
+
+class InputError(ValueError):
+    """A box file line that cannot be read; the message names file and line."""
+
+
+def _box(record: dict[str, Any], where: str, bbox_format: str) -> Box:
+    try:
+        if "bbox" in record:
+            a, b, c, d = (float(v) for v in record["bbox"])
+            x1, y1, x2, y2 = (a, b, a + c, b + d) if bbox_format == "xywh" else (a, b, c, d)
+        else:
+            x1, y1, x2, y2 = (float(record[k]) for k in ("x1", "y1", "x2", "y2"))
+        confidence = float(record.get("confidence", record.get("score", 1.0)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{where}: a box needs bbox [4 numbers] or x1, y1, x2, y2 ({exc})") from exc
+    label = record.get("label", record.get("phrase", record.get("category_id", "")))
+    return Box(x1, y1, x2, y2, label=str(label), confidence=confidence)
+
+
+def read_boxes(path: Path, *, bbox_format: str = "xyxy") -> dict[str, list[Box]]:
+    """Reads a box file into {image_id: boxes}, keeping the file's image order."""
+    images: dict[str, list[Box]] = {}
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{where}: not JSON ({exc.msg})") from exc
+            if not isinstance(record, dict) or "image_id" not in record:
+                raise InputError(f"{where}: each line must be an object with an image_id")
+            boxes = images.setdefault(str(record["image_id"]), [])
+            if "boxes" in record:
+                boxes.extend(_box(b, f"{where} box {i}", bbox_format) for i, b in enumerate(record["boxes"]))
+            else:
+                boxes.append(_box(record, where, bbox_format))
+    return images
+
+
+def pair_images(
+    predictions: dict[str, list[Box]], ground_truth: dict[str, list[Box]]
+) -> list[ImageBoxes]:
+    """Joins both files by image_id, ground-truth order first."""
+    ids = list(ground_truth) + [i for i in predictions if i not in ground_truth]
+    return [
+        ImageBoxes(i, tuple(predictions.get(i, ())), tuple(ground_truth.get(i, ()))) for i in ids
+    ]
+
+
+def _fig(f: Figure) -> str:
+    return "n/a" if f.value is None else f"{f.value:.4f} {f.band}"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def format_report(report: BoxReport) -> str:
+    """The human-readable table of `evalstream score-boxes`."""
+    rows = [["IoU", "TP", "FP", "FN", "precision", "recall", "F1", "mean IoU"]]
+    rows += [
+        [
+            f"{s.iou_threshold:g}",
+            str(s.tp),
+            str(s.fp),
+            str(s.fn),
+            _fig(s.precision),
+            _fig(s.recall),
+            _fig(s.f1),
+            _fig(s.mean_iou),
+        ]
+        for s in report.overall
+    ]
+    out = [f"{report.images_total} images, {report.boxes_total} boxes", _table(rows)]
+    notes = sorted({f"{name}: {f.reason}" for s in report.overall for name, f in _figures(s) if f.value is None})
+    out += [f"undefined {n}" for n in notes]
+    for c in report.pr_curves:
+        if c.best_confidence is None:
+            out.append(f"IoU {c.iou_threshold:g}: no predictions, no F1-optimal confidence")
+        else:
+            out.append(
+                f"IoU {c.iou_threshold:g}: F1-optimal confidence {c.best_confidence:.4f} "
+                f"(F1 {_fig(c.best_f1)}, precision {_fig(c.best_precision)}, "
+                f"recall {_fig(c.best_recall)}); AP {_fig(c.average_precision)}"
+            )
+    return "\n".join(out)
+
+
+def _figures(s: BoxScores) -> Iterable[tuple[str, Figure]]:
+    return (("precision", s.precision), ("recall", s.recall), ("f1", s.f1), ("mean_iou", s.mean_iou))
+
+
+def _parse_floats(text: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evalstream", description="evalstream client")
+    p.add_argument("--target", default=DEFAULT_TARGET, help=f"server address (default {DEFAULT_TARGET})")
+    p.add_argument("--timeout", type=float, default=600.0, help="deadline in seconds (default 600)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sb = sub.add_parser("score-boxes", help="score predicted boxes against ground truth")
+    sb.add_argument("--predictions", type=Path, required=True, help="predicted boxes, JSON Lines")
+    sb.add_argument("--ground-truth", type=Path, required=True, help="ground-truth boxes, JSON Lines")
+    sb.add_argument("--iou", type=_parse_floats, default=None, help="IoU thresholds, e.g. 0.5,0.75")
+    sb.add_argument("--confidence", type=float, default=None, help="confidence threshold in [0, 1]")
+    sb.add_argument("--pr-curve", action="store_true", help="F1-optimal confidence and AP per threshold")
+    sb.add_argument("--class-agnostic", action="store_true", help="match regardless of label")
+    sb.add_argument("--bbox-format", choices=("xyxy", "xywh"), default="xyxy")
+    sb.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per message")
+    sb.add_argument("--json", action="store_true", help="print the full report as JSON")
+
+    h = sub.add_parser("health", help="print the server's health status; exit 0 only if SERVING")
+    h.add_argument("--service", default="", help="service name ('' for the whole server)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Console script ``evalstream``; returns the exit code."""
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        with Client(args.target, timeout=args.timeout, stream_timeout=args.timeout) as client:
+            if args.command == "health":
+                status = client.health(args.service)
+                print(status, file=out)
+                return 0 if status == "SERVING" else 1
+            images = pair_images(
+                read_boxes(args.predictions, bbox_format=args.bbox_format),
+                read_boxes(args.ground_truth, bbox_format=args.bbox_format),
+            )
+            report = client.score_boxes(
+                images,
+                batch_size=args.batch_size,
+                iou_thresholds=args.iou,
+                confidence_threshold=args.confidence,
+                pr_curve=args.pr_curve,
+                class_agnostic=args.class_agnostic,
+            )
+    except (InputError, OSError) as exc:
+        print(f"evalstream: {exc}", file=sys.stderr)
+        return 2
+    except EvalstreamError as exc:
+        print(f"evalstream: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report), indent=2), file=out)
+    else:
+        print(format_report(report), file=out)
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

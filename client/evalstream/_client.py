@@ -1,0 +1,337 @@
+"""Client and AsyncClient: the thin evalstream client (grpcio and protobuf only, no torch)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from evalstream import _convert
+from evalstream._types import BoxReport, BoxResult, ImageBoxes, ImageResult
+from evalstream.errors import from_grpc
+from evalstream.v1 import scoring_pb2, scoring_pb2_grpc
+
+DEFAULT_TARGET = "localhost:50051"
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_STREAM_TIMEOUT = 3600.0
+DEFAULT_BATCH_SIZE = 256
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+_HEALTH_METHOD = "/grpc.health.v1.Health/Check"
+_HEALTH_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+
+
+def _channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]
+
+
+def _batched(images: Iterable[ImageBoxes], size: int) -> Iterator[list[ImageBoxes]]:
+    if size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {size}")
+    it = iter(images)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def _health_request(service: str) -> bytes:
+    # grpc.health.v1.HealthCheckRequest{service = 1}: encoded by hand so that the
+    # thin client needs no grpcio-health-checking.
+    data = service.encode()
+    length, out = len(data), bytearray(b"\x0a")
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        out.append(byte | (0x80 if length else 0))
+        if not length:
+            break
+    return bytes(out) + data
+
+
+def _health_status(data: bytes) -> str:
+    # HealthCheckResponse{status = 1 (enum)}; absent means UNKNOWN (0).
+    if len(data) >= 2 and data[0] == 0x08:
+        return _HEALTH_STATUS.get(data[1], "UNKNOWN")
+    return "UNKNOWN"
+
+
+class _BoxStreamRequests:
+    """Builds a stream's BoxBatch messages; options travel with the first one."""
+
+    def __init__(self, options: scoring_pb2.BoxOptions) -> None:
+        self._options: scoring_pb2.BoxOptions | None = options
+
+    def batch(self, images: Sequence[ImageBoxes]) -> scoring_pb2.BoxBatch:
+        message = _convert.box_batch(images, self._options)
+        self._options = None
+        return message
+
+
+class _Report:
+    """Folds a stream's results into a BoxReport."""
+
+    def __init__(self) -> None:
+        self.images: list[ImageResult] = []
+        self.last: BoxResult | None = None
+        self.batches = 0
+        self.offset = 0
+
+    def add(self, result: BoxResult) -> None:
+        self.images.extend(
+            ImageResult(self.offset + i.index, i.image_id, i.scores) for i in result.images
+        )
+        self.offset += len(result.images)
+        self.last = result
+        self.batches += 1
+
+    def report(self) -> BoxReport:
+        last = self.last
+        return BoxReport(
+            images=tuple(self.images),
+            overall=last.running if last else (),
+            pr_curves=last.pr_curves if last else (),
+            images_total=last.images_total if last else 0,
+            boxes_total=last.boxes_total if last else 0,
+            batches=self.batches,
+        )
+
+
+class Client:
+    """A blocking evalstream client. Use it as a context manager, or call `close`.
+
+    Every call has a deadline: `timeout` seconds for unary calls and
+    `stream_timeout` for streams, unless a call passes its own. Errors are
+    raised as `evalstream.errors.EvalstreamError` subclasses.
+
+    Example:
+        >>> with Client("localhost:50051") as client:  # doctest: +SKIP
+        ...     report = client.score_boxes(images, iou_thresholds=[0.5])
+        ...     report.overall[0].f1.value
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
+        max_message_bytes: int = _MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.stream_timeout = stream_timeout
+        self._channel = grpc.insecure_channel(target, options=_channel_options(max_message_bytes))
+        self._scoring = scoring_pb2_grpc.ScoringStub(self._channel)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the channel; in-flight calls are cancelled."""
+        self._channel.close()
+
+    def health(self, service: str = "", *, timeout: float | None = None) -> str:
+        """The server's health status for `service` ("" is the whole server): e.g. "SERVING"."""
+        check = self._channel.unary_unary(
+            _HEALTH_METHOD, request_serializer=None, response_deserializer=None
+        )
+        try:
+            return _health_status(check(_health_request(service), timeout=timeout or self.timeout))
+        except grpc.RpcError as exc:
+            raise from_grpc(exc) from exc
+
+    def stream_boxes(
+        self,
+        batches: Iterable[Sequence[ImageBoxes]],
+        *,
+        iou_thresholds: Sequence[float] | None = None,
+        confidence_threshold: float | None = None,
+        pr_curve: bool = False,
+        pr_curve_max_points: int = 0,
+        class_agnostic: bool = False,
+        omit_images: bool = False,
+        timeout: float | None = None,
+    ) -> Iterator[BoxResult]:
+        """Streams batches of images to ScoreBoxes and yields one result per batch.
+
+        Args:
+            batches: Each item is one batch (a sequence of ImageBoxes).
+            iou_thresholds: Each in (0, 1]; default 0.5, 0.75, 0.95.
+            confidence_threshold: Predictions below it are dropped; default 0.
+            pr_curve: Add running precision-recall curves per threshold.
+            pr_curve_max_points: Most points per curve (0: server default, 101).
+            class_agnostic: Match regardless of label.
+            omit_images: Aggregates only, no per-image results.
+            timeout: Deadline of the whole stream in seconds.
+        """
+        requests = _BoxStreamRequests(
+            _convert.box_options(
+                iou_thresholds=iou_thresholds,
+                confidence_threshold=confidence_threshold,
+                pr_curve=pr_curve,
+                pr_curve_max_points=pr_curve_max_points,
+                class_agnostic=class_agnostic,
+                omit_images=omit_images,
+            )
+        )
+        call = self._scoring.ScoreBoxes(
+            (requests.batch(b) for b in batches), timeout=timeout or self.stream_timeout
+        )
+        try:
+            for response in call:
+                yield _convert.box_result(response)
+        except grpc.RpcError as exc:
+            raise from_grpc(exc) from exc
+        finally:
+            call.cancel()
+
+    def score_boxes(
+        self,
+        images: Iterable[ImageBoxes],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        iou_thresholds: Sequence[float] | None = None,
+        confidence_threshold: float | None = None,
+        pr_curve: bool = False,
+        pr_curve_max_points: int = 0,
+        class_agnostic: bool = False,
+        omit_images: bool = False,
+        timeout: float | None = None,
+    ) -> BoxReport:
+        """Scores all `images` in one stream of `batch_size` batches; returns the report.
+
+        Options are those of `stream_boxes`.
+        """
+        report = _Report()
+        for result in self.stream_boxes(
+            _batched(images, batch_size),
+            iou_thresholds=iou_thresholds,
+            confidence_threshold=confidence_threshold,
+            pr_curve=pr_curve,
+            pr_curve_max_points=pr_curve_max_points,
+            class_agnostic=class_agnostic,
+            omit_images=omit_images,
+            timeout=timeout,
+        ):
+            report.add(result)
+        return report.report()
+
+
+class AsyncClient:
+    """The asyncio twin of `Client`, with the same surface (methods are coroutines).
+
+    Example:
+        >>> async with AsyncClient("localhost:50051") as client:  # doctest: +SKIP
+        ...     report = await client.score_boxes(images)
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
+        max_message_bytes: int = _MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.stream_timeout = stream_timeout
+        self._channel = grpc.aio.insecure_channel(target, options=_channel_options(max_message_bytes))
+        self._scoring = scoring_pb2_grpc.ScoringStub(self._channel)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Closes the channel; in-flight calls are cancelled."""
+        await self._channel.close()
+
+    async def health(self, service: str = "", *, timeout: float | None = None) -> str:
+        """The server's health status for `service`: e.g. "SERVING"."""
+        check = self._channel.unary_unary(
+            _HEALTH_METHOD, request_serializer=None, response_deserializer=None
+        )
+        try:
+            data = await check(_health_request(service), timeout=timeout or self.timeout)
+        except grpc.RpcError as exc:
+            raise from_grpc(exc) from exc
+        return _health_status(data)
+
+    async def stream_boxes(
+        self,
+        batches: Iterable[Sequence[ImageBoxes]] | AsyncIterable[Sequence[ImageBoxes]],
+        *,
+        iou_thresholds: Sequence[float] | None = None,
+        confidence_threshold: float | None = None,
+        pr_curve: bool = False,
+        pr_curve_max_points: int = 0,
+        class_agnostic: bool = False,
+        omit_images: bool = False,
+        timeout: float | None = None,
+    ) -> AsyncIterator[BoxResult]:
+        """Async twin of `Client.stream_boxes`; `batches` may be sync or async."""
+        requests = _BoxStreamRequests(
+            _convert.box_options(
+                iou_thresholds=iou_thresholds,
+                confidence_threshold=confidence_threshold,
+                pr_curve=pr_curve,
+                pr_curve_max_points=pr_curve_max_points,
+                class_agnostic=class_agnostic,
+                omit_images=omit_images,
+            )
+        )
+
+        async def messages() -> AsyncIterator[scoring_pb2.BoxBatch]:
+            if isinstance(batches, AsyncIterable):
+                async for b in batches:
+                    yield requests.batch(b)
+            else:
+                for b in batches:
+                    yield requests.batch(b)
+
+        call = self._scoring.ScoreBoxes(messages(), timeout=timeout or self.stream_timeout)
+        try:
+            async for response in call:
+                yield _convert.box_result(response)
+        except grpc.RpcError as exc:
+            raise from_grpc(exc) from exc
+        finally:
+            call.cancel()
+
+    async def score_boxes(
+        self,
+        images: Iterable[ImageBoxes],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        iou_thresholds: Sequence[float] | None = None,
+        confidence_threshold: float | None = None,
+        pr_curve: bool = False,
+        pr_curve_max_points: int = 0,
+        class_agnostic: bool = False,
+        omit_images: bool = False,
+        timeout: float | None = None,
+    ) -> BoxReport:
+        """Async twin of `Client.score_boxes`."""
+        report = _Report()
+        async for result in self.stream_boxes(
+            _batched(images, batch_size),
+            iou_thresholds=iou_thresholds,
+            confidence_threshold=confidence_threshold,
+            pr_curve=pr_curve,
+            pr_curve_max_points=pr_curve_max_points,
+            class_agnostic=class_agnostic,
+            omit_images=omit_images,
+            timeout=timeout,
+        ):
+            report.add(result)
+        return report.report()

@@ -1,0 +1,108 @@
+"""protobuf <-> client types, at the client boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from evalstream._types import (
+    Box,
+    BoxResult,
+    BoxScores,
+    Figure,
+    ImageBoxes,
+    ImageResult,
+    PrCurve,
+)
+from evalstream.v1 import common_pb2, scoring_pb2
+
+
+def box_options(
+    *,
+    iou_thresholds: Sequence[float] | None,
+    confidence_threshold: float | None,
+    pr_curve: bool,
+    pr_curve_max_points: int,
+    class_agnostic: bool,
+    omit_images: bool,
+) -> scoring_pb2.BoxOptions:
+    options = scoring_pb2.BoxOptions(
+        iou_thresholds=list(iou_thresholds or ()),
+        pr_curve=pr_curve,
+        pr_curve_max_points=pr_curve_max_points,
+        class_agnostic=class_agnostic,
+        omit_images=omit_images,
+    )
+    if confidence_threshold is not None:
+        options.confidence_threshold = confidence_threshold
+    return options
+
+
+def _box(box: Box) -> scoring_pb2.Box:
+    return scoring_pb2.Box(
+        x1=box.x1, y1=box.y1, x2=box.x2, y2=box.y2, label=box.label, confidence=box.confidence
+    )
+
+
+def box_batch(
+    images: Iterable[ImageBoxes], options: scoring_pb2.BoxOptions | None
+) -> scoring_pb2.BoxBatch:
+    batch = scoring_pb2.BoxBatch(
+        images=[
+            scoring_pb2.ImageBoxes(
+                image_id=i.image_id,
+                predictions=[_box(b) for b in i.predictions],
+                ground_truth=[_box(b) for b in i.ground_truth],
+            )
+            for i in images
+        ]
+    )
+    if options is not None:
+        batch.options.CopyFrom(options)
+    return batch
+
+
+def figure(pb: common_pb2.Figure) -> Figure:
+    return Figure(pb.value if pb.HasField("value") else None, pb.band, pb.undefined_reason)
+
+
+def box_scores(pb: scoring_pb2.BoxScores) -> BoxScores:
+    return BoxScores(
+        iou_threshold=pb.iou_threshold,
+        tp=pb.tp,
+        fp=pb.fp,
+        fn=pb.fn,
+        precision=figure(pb.precision),
+        recall=figure(pb.recall),
+        f1=figure(pb.f1),
+        mean_iou=figure(pb.mean_iou),
+    )
+
+
+def pr_curve(pb: scoring_pb2.PrCurve) -> PrCurve:
+    return PrCurve(
+        iou_threshold=pb.iou_threshold,
+        confidence=tuple(pb.confidence),
+        precision=tuple(pb.precision),
+        recall=tuple(pb.recall),
+        f1=tuple(pb.f1),
+        best_confidence=pb.best_confidence if pb.HasField("best_confidence") else None,
+        best_f1=figure(pb.best_f1),
+        best_precision=figure(pb.best_precision),
+        best_recall=figure(pb.best_recall),
+        average_precision=figure(pb.average_precision),
+    )
+
+
+def box_result(pb: scoring_pb2.BoxResult) -> BoxResult:
+    return BoxResult(
+        batch_index=pb.batch_index,
+        images=tuple(
+            ImageResult(i.index, i.image_id, tuple(box_scores(s) for s in i.scores))
+            for i in pb.images
+        ),
+        batch=tuple(box_scores(s) for s in pb.batch),
+        running=tuple(box_scores(s) for s in pb.running),
+        pr_curves=tuple(pr_curve(c) for c in pb.pr_curves),
+        images_total=pb.images_total,
+        boxes_total=pb.boxes_total,
+    )

@@ -1,0 +1,1 @@
+"""gRPC servicers: protobuf <-> domain translation. No metric math lives here."""

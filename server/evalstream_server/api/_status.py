@@ -1,0 +1,72 @@
+"""Domain errors to gRPC statuses, in one place.
+
+Every refusal a servicer makes goes through `abort`, which attaches
+google.rpc details (BadRequest field violations) so clients learn which field
+of which item was wrong, and never show a stack trace to the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NoReturn
+
+import grpc
+from google.protobuf import unknown_fields
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from evalstream_server.metrics.boxes import FieldViolation
+
+MAX_VIOLATIONS = 100
+
+
+def abort(
+    context: grpc.ServicerContext,
+    code: grpc.StatusCode,
+    message: str,
+    violations: Iterable[FieldViolation] = (),
+) -> NoReturn:
+    """Ends the RPC with `code`, `message` and, when given, BadRequest field violations."""
+    status = status_pb2.Status(code=code.value[0], message=message)
+    violations = list(violations)
+    if violations:
+        detail = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in violations[:MAX_VIOLATIONS]
+            ]
+        )
+        status.details.add().Pack(detail)
+    context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("unreachable: abort_with_status raises")  # pragma: no cover
+
+
+def invalid(context: grpc.ServicerContext, violations: list[FieldViolation]) -> NoReturn:
+    """INVALID_ARGUMENT whose message names the first violation and counts the rest."""
+    first = violations[0]
+    more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+    abort(
+        context,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"{first.field}: {first.description}{more}",
+        violations,
+    )
+
+
+def unknown_field_violations(message: Message, path: str) -> list[FieldViolation]:
+    """Fields a client set that this server's contract does not know.
+
+    Protobuf silently keeps unknown fields; an option this server does not
+    understand must not be silently ignored, so scoring requests refuse them.
+    """
+    found = unknown_fields.UnknownFieldSet(message)
+    return [
+        FieldViolation(
+            field=f"{path}#{field.field_number}" if path else f"#{field.field_number}",
+            description=f"unknown field number {field.field_number}: this server "
+            "does not support that option (is the client newer than the server?)",
+        )
+        for field in found
+    ]
+

@@ -1,0 +1,206 @@
+"""The evalstream.v1.Scoring servicer: ScoreBoxes now, ScoreText with the text metrics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from evalstream.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
+from evalstream_server.api._status import abort, invalid, unknown_field_violations
+from evalstream_server.metrics import bands
+from evalstream_server.metrics.boxes import (
+    DEFAULT_IOU_THRESHOLDS,
+    BatchScore,
+    Box,
+    BoxAccumulator,
+    BoxOptions,
+    Counts,
+    FieldViolation,
+    ImageBoxes,
+    PrCurve,
+    undefined_reason,
+    validate_images,
+    validate_options,
+)
+from evalstream_server.observability import ServiceMetrics
+
+DEFAULT_PR_CURVE_POINTS = 101
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringLimits:
+    """Per-message limits of the scoring streams (configured by flags)."""
+
+    max_images_per_batch: int = 10_000
+    max_boxes_per_image: int = 10_000
+
+
+class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
+    """Streams scores back batch by batch; options are fixed by a stream's first batch."""
+
+    def __init__(self, *, limits: ScoringLimits, metrics: ServiceMetrics) -> None:
+        self._limits = limits
+        self._boxes_scored = metrics.items_scored.labels("boxes")
+        self._images_scored = metrics.items_scored.labels("box_images")
+
+    def ScoreText(  # noqa: N802 (gRPC method name)
+        self, request_iterator: Iterator[scoring_pb2.TextBatch], context: grpc.ServicerContext
+    ) -> Iterator[scoring_pb2.TextResult]:
+        abort(
+            context,
+            grpc.StatusCode.UNIMPLEMENTED,
+            "ScoreText is not available in this server version: BLEU, ROUGE, METEOR and "
+            "BERTScore scoring has not been built yet (ScoreBoxes is available)",
+        )
+
+    def ScoreBoxes(  # noqa: N802 (gRPC method name)
+        self, request_iterator: Iterator[scoring_pb2.BoxBatch], context: grpc.ServicerContext
+    ) -> Iterator[scoring_pb2.BoxResult]:
+        accumulator: BoxAccumulator | None = None
+        first_options: scoring_pb2.BoxOptions | None = None
+        for batch_index, batch in enumerate(request_iterator):
+            violations = unknown_field_violations(batch, "") + unknown_field_violations(
+                batch.options, "options"
+            )
+            if violations:
+                invalid(context, violations)
+            if accumulator is None:
+                options = _options_from_pb(batch.options)
+                violations = validate_options(options)
+                if violations:
+                    invalid(context, violations)
+                accumulator = BoxAccumulator(options)
+                first_options = batch.options
+            elif batch.HasField("options") and batch.options != first_options:
+                invalid(
+                    context,
+                    [
+                        FieldViolation(
+                            "options",
+                            f"batch {batch_index} changes the options set by the stream's "
+                            "first batch; start a new stream to score with other options",
+                        )
+                    ],
+                )
+            if batch.HasField("checkpoint"):
+                abort(
+                    context,
+                    grpc.StatusCode.UNIMPLEMENTED,
+                    "checkpoint: recording scores into a run is not available in this server "
+                    "version (the Runs store has not been built yet); send the batch without "
+                    "a checkpoint",
+                )
+            images = _images_from_pb(batch.images)
+            violations = validate_images(
+                images,
+                max_images=self._limits.max_images_per_batch,
+                max_boxes_per_image=self._limits.max_boxes_per_image,
+            )
+            if violations:
+                invalid(context, violations)
+            score = accumulator.update(images)
+            self._images_scored.inc(len(images))
+            self._boxes_scored.inc(sum(len(i.predictions) + len(i.ground_truth) for i in images))
+            assert first_options is not None
+            yield _result_to_pb(batch_index, score, accumulator, first_options)
+
+
+# ------------------------------------------------------------------ translation
+
+
+def _options_from_pb(pb: scoring_pb2.BoxOptions) -> BoxOptions:
+    return BoxOptions(
+        iou_thresholds=tuple(pb.iou_thresholds) or DEFAULT_IOU_THRESHOLDS,
+        confidence_threshold=pb.confidence_threshold if pb.HasField("confidence_threshold") else 0.0,
+        class_agnostic=pb.class_agnostic,
+        pr_curve=pb.pr_curve,
+        pr_curve_max_points=pb.pr_curve_max_points or DEFAULT_PR_CURVE_POINTS,
+    )
+
+
+def _boxes_from_pb(boxes: Sequence[scoring_pb2.Box]) -> list[Box]:
+    return [Box(b.x1, b.y1, b.x2, b.y2, b.label, b.confidence) for b in boxes]
+
+
+def _images_from_pb(images: Sequence[scoring_pb2.ImageBoxes]) -> list[ImageBoxes]:
+    return [
+        ImageBoxes(i.image_id, _boxes_from_pb(i.predictions), _boxes_from_pb(i.ground_truth))
+        for i in images
+    ]
+
+
+def _figure(value: float | None, band: str, reason: str) -> common_pb2.Figure:
+    if value is None or not math.isfinite(value):
+        return common_pb2.Figure(undefined_reason=reason or "undefined")
+    return common_pb2.Figure(value=value, band=band)
+
+
+def _count_figure(c: Counts, name: str) -> common_pb2.Figure:
+    value: float | None = getattr(c, name)()
+    if value is None:
+        return common_pb2.Figure(undefined_reason=undefined_reason(c, name))
+    return _figure(value, bands.band(name, value), "")
+
+
+def _scores_to_pb(threshold: float, c: Counts) -> scoring_pb2.BoxScores:
+    return scoring_pb2.BoxScores(
+        iou_threshold=threshold,
+        tp=c.tp,
+        fp=c.fp,
+        fn=c.fn,
+        precision=_count_figure(c, "precision"),
+        recall=_count_figure(c, "recall"),
+        f1=_count_figure(c, "f1"),
+        mean_iou=_count_figure(c, "mean_iou"),
+    )
+
+
+def _curve_to_pb(curve: PrCurve) -> scoring_pb2.PrCurve:
+    def fig(value: float | None, band_of: str, reason: str) -> common_pb2.Figure:
+        return _figure(value, bands.band(band_of, value) if value is not None else "", reason)
+
+    pb = scoring_pb2.PrCurve(
+        iou_threshold=curve.iou_threshold,
+        confidence=curve.confidence,
+        precision=curve.precision,
+        recall=curve.recall,
+        f1=curve.f1,
+        best_f1=fig(curve.best_f1, "f1", "no predictions"),
+        best_precision=fig(curve.best_precision, "precision", "no predictions"),
+        best_recall=fig(curve.best_recall, "recall", "no predictions or no ground truth"),
+        average_precision=fig(curve.average_precision, "precision", "no ground truth"),
+    )
+    if curve.best_confidence is not None:
+        pb.best_confidence = curve.best_confidence
+    return pb
+
+
+def _result_to_pb(
+    batch_index: int,
+    score: BatchScore,
+    accumulator: BoxAccumulator,
+    options: scoring_pb2.BoxOptions,
+) -> scoring_pb2.BoxResult:
+    thresholds = accumulator.options.iou_thresholds
+    result = scoring_pb2.BoxResult(
+        batch_index=batch_index,
+        batch=[_scores_to_pb(t, c) for t, c in zip(thresholds, score.batch, strict=True)],
+        running=[_scores_to_pb(t, c) for t, c in zip(thresholds, accumulator.running, strict=True)],
+        images_total=accumulator.images_total,
+        boxes_total=accumulator.boxes_total,
+    )
+    if not options.omit_images:
+        result.images.extend(
+            scoring_pb2.ImageResult(
+                index=index,
+                image_id=image.image_id,
+                scores=[_scores_to_pb(t, c) for t, c in zip(thresholds, image.counts, strict=True)],
+            )
+            for index, image in enumerate(score.images)
+        )
+    if options.pr_curve:
+        result.pr_curves.extend(_curve_to_pb(c) for c in accumulator.pr_curves())
+    return result

@@ -1,0 +1,170 @@
+"""Wiring: `build_server` assembles a server from config and dependencies; `serve` runs it.
+
+`serve` is the one place that creates dependencies (TGI-style); tests call
+`build_server` with port 0 and their own `Deps` to run the real server in-process.
+
+Lifecycle: the health service answers NOT_SERVING until every servicer is
+registered and the server has started, then SERVING. On SIGTERM or SIGINT it
+flips to NOT_SERVING at once (load balancers stop routing), stops accepting new
+RPCs, lets in-flight ones finish for ``--grace-seconds``, cancels the rest, and
+exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from evalstream.v1 import runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+from evalstream_server import __version__
+from evalstream_server import config as config_module
+from evalstream_server.api.runs import RunsServicer
+from evalstream_server.api.scoring import ScoringLimits, ScoringServicer
+from evalstream_server.config import Config
+from evalstream_server.runtime.device import resolve_device
+from evalstream_server.observability import (
+    ObservabilityInterceptor,
+    ServiceMetrics,
+    configure_logging,
+)
+
+log = logging.getLogger("evalstream.server")
+
+SERVICE_NAMES = (
+    scoring_pb2.DESCRIPTOR.services_by_name["Scoring"].full_name,
+    runs_pb2.DESCRIPTOR.services_by_name["Runs"].full_name,
+)
+
+
+@dataclass
+class Deps:
+    """What the servicers are handed. `serve` builds the defaults; tests may swap parts."""
+
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
+    health: health.HealthServicer = field(
+        default_factory=lambda: health.HealthServicer(experimental_non_blocking=True)
+    )
+
+
+def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
+    """Builds and starts the gRPC server; returns it with the bound port.
+
+    Health is SERVING for "" and every evalstream service once this returns.
+
+    Raises:
+        RuntimeError: when the address cannot be bound.
+    """
+    message_options = [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        # Keep idle training-loop connections alive through NATs and proxies.
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
+        interceptors=[ObservabilityInterceptor(deps.metrics)],
+        options=message_options,
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+    )
+    scoring_pb2_grpc.add_ScoringServicer_to_server(
+        ScoringServicer(
+            limits=ScoringLimits(
+                max_images_per_batch=config.max_images_per_batch,
+                max_boxes_per_image=config.max_boxes_per_image,
+            ),
+            metrics=deps.metrics,
+        ),
+        server,
+    )
+    runs_pb2_grpc.add_RunsServicer_to_server(RunsServicer(), server)
+    health_pb2_grpc.add_HealthServicer_to_server(deps.health, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    for name in ("", *SERVICE_NAMES):
+        deps.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    try:
+        port = server.add_insecure_port(config.address)
+    except RuntimeError as exc:
+        raise RuntimeError(f"cannot listen on {config.address}: {exc}") from exc
+    if port == 0:
+        raise RuntimeError(f"cannot listen on {config.address}: address in use or not available")
+    server.start()
+    for name in ("", *SERVICE_NAMES):
+        deps.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, port
+
+
+def serve(config: Config, *, stop: threading.Event | None = None) -> int:
+    """Runs the server until SIGTERM/SIGINT (or `stop`), then drains. Returns the exit code."""
+    stop = stop or threading.Event()
+    try:
+        device = resolve_device(config.device)
+    except ValueError as exc:
+        log.error("start failed", extra={"fields": {"error": str(exc)}})
+        return 1
+    deps = Deps()
+    metrics_server = None
+    if config.metrics_port >= 0:
+        metrics_server, metrics_port = deps.metrics.serve_http(config.metrics_host, config.metrics_port)
+        log.info("metrics", extra={"fields": {"url": f"http://{config.metrics_host}:{metrics_port}/metrics"}})
+    try:
+        server, port = build_server(config, deps)
+    except RuntimeError as exc:
+        log.error("start failed", extra={"fields": {"error": str(exc)}})
+        return 1
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal", extra={"fields": {"signal": signal.Signals(signum).name}})
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    log.info(
+        "serving",
+        extra={
+            "fields": {
+                "version": __version__,
+                "address": f"{config.host}:{port}",
+                "data_dir": str(config.data_dir),
+                "device": device,
+                "tls": False,
+            }
+        },
+    )
+    # Event.wait without a timeout is not interruptible on every platform: poll.
+    while not stop.wait(0.5):
+        pass
+    deps.health.enter_graceful_shutdown()
+    log.info("draining", extra={"fields": {"grace_seconds": config.grace_seconds}})
+    server.stop(config.grace_seconds).wait()
+    if metrics_server is not None:
+        metrics_server.shutdown()
+    log.info("stopped")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console script ``evalstream-server``."""
+    config = config_module.load(argv)
+    configure_logging(config.log_level)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    sys.exit(serve(config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Server configuration: command-line flags with matching ``EVALSTREAM_*`` variables.
+
+This is the only module that reads the environment. Every flag ``--some-flag``
+has the variable ``EVALSTREAM_SOME_FLAG``; a flag given on the command line wins
+over the variable, which wins over the embedded default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+DEVICES = ("auto", "cpu", "cuda")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Config:
+    """Everything the server is configured with, read once at start.
+
+    Example:
+        >>> Config().port, Config().metrics_port
+        (50051, 9464)
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
+    data_dir: Path = Path("evalstream-data")
+    device: str = "auto"
+    max_message_bytes: int = 64 * 1024 * 1024
+    max_concurrent_rpcs: int = 64
+    max_workers: int = 64
+    max_images_per_batch: int = 10_000
+    max_boxes_per_image: int = 10_000
+    grace_seconds: float = 10.0
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0 <= self.port <= 65535:
+            problems.append(f"port {self.port} is not in [0, 65535]")
+        if not -1 <= self.metrics_port <= 65535:
+            problems.append(f"metrics port {self.metrics_port} is not in [-1, 65535]")
+        if self.device not in DEVICES:
+            problems.append(f"device {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.log_level not in LOG_LEVELS:
+            problems.append(f"log level {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+        for name in (
+            "max_message_bytes",
+            "max_concurrent_rpcs",
+            "max_workers",
+            "max_images_per_batch",
+            "max_boxes_per_image",
+        ):
+            if getattr(self, name) < 1:
+                problems.append(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.grace_seconds < 0:
+            problems.append(f"grace-seconds must be >= 0, got {self.grace_seconds}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def address(self) -> str:
+        """The gRPC listen address, e.g. ``127.0.0.1:50051`` (IPv6 hosts bracketed)."""
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"{host}:{self.port}"
+
+
+# (flag, field, type, help). The variable is EVALSTREAM_ + flag in upper snake case.
+_FLAGS: tuple[tuple[str, str, type, str], ...] = (
+    ("--host", "host", str, "gRPC listen address"),
+    ("--port", "port", int, "gRPC port (0 picks a free one)"),
+    ("--metrics-host", "metrics_host", str, "Prometheus endpoint address"),
+    ("--metrics-port", "metrics_port", int, "Prometheus port (0 picks a free one, -1 disables)"),
+    ("--data-dir", "data_dir", Path, "data directory (runs, models)"),
+    ("--device", "device", str, "scoring device: auto, cpu or cuda"),
+    ("--max-message-bytes", "max_message_bytes", int, "largest gRPC message accepted or sent"),
+    ("--max-concurrent-rpcs", "max_concurrent_rpcs", int,
+     "RPCs served at once; more are refused with RESOURCE_EXHAUSTED"),
+    ("--max-workers", "max_workers", int, "handler threads"),
+    ("--max-images-per-batch", "max_images_per_batch", int, "images per ScoreBoxes batch"),
+    ("--max-boxes-per-image", "max_boxes_per_image", int,
+     "predicted or ground-truth boxes per image"),
+    ("--grace-seconds", "grace_seconds", float, "drain time for in-flight RPCs at shutdown"),
+    ("--log-level", "log_level", str, "debug, info, warning or error"),
+)
+
+
+def env_name(flag: str) -> str:
+    """The environment variable of a flag.
+
+    Example:
+        >>> env_name("--max-message-bytes")
+        'EVALSTREAM_MAX_MESSAGE_BYTES'
+    """
+    return "EVALSTREAM_" + flag.lstrip("-").replace("-", "_").upper()
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``evalstream-server`` (defaults are filled in by `load`)."""
+    p = argparse.ArgumentParser(
+        prog="evalstream-server",
+        description="evalstream gRPC server. Every flag can also be set by the "
+        "EVALSTREAM_* variable named in its help.",
+    )
+    defaults = Config()
+    for flag, field, _type, help_text in _FLAGS:
+        p.add_argument(
+            flag,
+            dest=field,
+            default=None,
+            metavar=field.split("_")[-1].upper(),
+            help=f"{help_text} (default {getattr(defaults, field)}; env {env_name(flag)})",
+        )
+    return p
+
+
+def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Reads flags and environment once into a Config.
+
+    Raises:
+        SystemExit: with a message naming the flag or variable when a value is bad.
+
+    Example:
+        >>> load(["--port", "6000"], {"EVALSTREAM_PORT": "7000", "EVALSTREAM_DEVICE": "cpu"}).port
+        6000
+        >>> load([], {"EVALSTREAM_PORT": "7000"}).port
+        7000
+    """
+    environ = os.environ if environ is None else environ
+    p = parser()
+    args = p.parse_args(argv)
+    values: dict[str, object] = {}
+    for flag, field, type_, _help in _FLAGS:
+        raw = getattr(args, field)
+        source = flag
+        if raw is None:
+            raw = environ.get(env_name(flag))
+            source = env_name(flag)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[field] = type_(raw)
+        except ValueError:
+            p.error(f"{source}: {raw!r} is not a valid {type_.__name__}")
+    try:
+        return Config(**values)  # type: ignore[arg-type]
+    except ValueError as exc:
+        p.error(str(exc))
+        raise  # unreachable: p.error exits

@@ -1,0 +1,1 @@
+"""Pure metric code: sufficient statistics plus finishes, no grpc or protobuf."""

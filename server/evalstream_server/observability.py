@@ -1,0 +1,276 @@
+"""Prometheus metrics, structured logs, and the interceptor that feeds both.
+
+Metric names follow go-grpc-prometheus (``grpc_server_started_total``,
+``grpc_server_handled_total``, ``grpc_server_handling_seconds``, ...) under the
+``evalstream_`` prefix, so existing gRPC dashboards carry over. Each server owns
+its registry: nothing is module-level, and tests can run several servers in one
+process.
+
+Logs are one JSON object per line on stderr; an RPC logs exactly one line
+(method, code, duration, peer) when it ends. Payloads and metadata are never
+logged: they can hold user data and credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800,
+)
+
+
+class ServiceMetrics:
+    """The server's Prometheus metrics, in a registry of its own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        labels = ("grpc_service", "grpc_method", "grpc_type")
+        self.started = Counter(
+            "evalstream_grpc_server_started_total", "RPCs started on the server.", labels,
+            registry=r,
+        )
+        self.handled = Counter(
+            "evalstream_grpc_server_handled_total",
+            "RPCs completed on the server, by status code.",
+            (*labels, "grpc_code"),
+            registry=r,
+        )
+        self.handling_seconds = Histogram(
+            "evalstream_grpc_server_handling_seconds",
+            "Time from the start of an RPC to its status, in seconds.",
+            labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.msg_received = Counter(
+            "evalstream_grpc_server_msg_received_total",
+            "Messages received from clients (every message of a stream).",
+            labels,
+            registry=r,
+        )
+        self.msg_sent = Counter(
+            "evalstream_grpc_server_msg_sent_total",
+            "Messages sent to clients (every message of a stream).",
+            labels,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "evalstream_grpc_server_in_flight",
+            "RPCs in progress (streams count while open).",
+            labels,
+            registry=r,
+        )
+        self.items_scored = Counter(
+            "evalstream_items_scored_total",
+            "Items scored, by metric family (boxes: boxes; box_images: images; text: pairs).",
+            ("family",),
+            registry=r,
+        )
+        prometheus_client.ProcessCollector(registry=r)
+        prometheus_client.PlatformCollector(registry=r)
+
+    def serve_http(self, host: str, port: int) -> tuple[Any, int]:
+        """Starts the /metrics endpoint; returns (http server, bound port)."""
+        server, _thread = prometheus_client.start_http_server(port, addr=host, registry=self.registry)
+        return server, server.server_port
+
+
+# ------------------------------------------------------------------ logging
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ts, level, logger, msg and the record's ``fields``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """Sends the ``evalstream`` loggers to stderr as JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("evalstream")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+# ------------------------------------------------------------------ interceptor
+
+_log = logging.getLogger("evalstream.rpc")
+
+
+def _split_method(full: str) -> tuple[str, str]:
+    # "/evalstream.v1.Scoring/ScoreBoxes" -> ("evalstream.v1.Scoring", "ScoreBoxes")
+    _, service, method = full.split("/", 2)
+    return service, method
+
+
+class ObservabilityInterceptor(grpc.ServerInterceptor):
+    """Counts, times and logs every RPC, streams included."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self._metrics = metrics
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        full = handler_call_details.method
+        try:
+            service, method = _split_method(full)
+        except ValueError:
+            return handler
+        if handler.request_streaming and handler.response_streaming:
+            kind, behavior, factory = "bidi_stream", handler.stream_stream, grpc.stream_stream_rpc_method_handler
+        elif handler.request_streaming:
+            kind, behavior, factory = "client_stream", handler.stream_unary, grpc.stream_unary_rpc_method_handler
+        elif handler.response_streaming:
+            kind, behavior, factory = "server_stream", handler.unary_stream, grpc.unary_stream_rpc_method_handler
+        else:
+            kind, behavior, factory = "unary", handler.unary_unary, grpc.unary_unary_rpc_method_handler
+        labels = (service, method, kind)
+        m = self._metrics
+
+        def count_in(requests: Iterator[Any]) -> Iterator[Any]:
+            received = m.msg_received.labels(*labels)
+            for request in requests:
+                received.inc()
+                yield request
+
+        def finish(context: grpc.ServicerContext, started: float, error: BaseException | None) -> None:
+            code = _status_of(context, error)
+            elapsed = time.perf_counter() - started
+            m.handled.labels(*labels, code).inc()
+            m.handling_seconds.labels(*labels).observe(elapsed)
+            m.in_flight.labels(*labels).dec()
+            level = logging.ERROR if code in ("UNKNOWN", "INTERNAL", "DATA_LOSS") else logging.INFO
+            _log.log(
+                level,
+                "rpc",
+                extra={
+                    "fields": {
+                        "method": full,
+                        "code": code,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "peer": context.peer(),
+                    }
+                },
+            )
+
+        def begin() -> float:
+            m.started.labels(*labels).inc()
+            m.in_flight.labels(*labels).inc()
+            return time.perf_counter()
+
+        if handler.response_streaming:
+
+            def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                started = begin()
+                sent = m.msg_sent.labels(*labels)
+                error: BaseException | None = None
+                if handler.request_streaming:
+                    request = count_in(request)
+                else:
+                    m.msg_received.labels(*labels).inc()
+                try:
+                    for response in behavior(request, context):
+                        sent.inc()
+                        yield response
+                except BaseException as exc:
+                    error = exc
+                    _hide_internal(context, exc, full)
+                    raise
+                finally:
+                    finish(context, started, error)
+
+            wrapped: Callable[..., Any] = streaming
+        else:
+
+            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                started = begin()
+                error: BaseException | None = None
+                if handler.request_streaming:
+                    request = count_in(request)
+                else:
+                    m.msg_received.labels(*labels).inc()
+                try:
+                    response = behavior(request, context)
+                    m.msg_sent.labels(*labels).inc()
+                    return response
+                except BaseException as exc:
+                    error = exc
+                    _hide_internal(context, exc, full)
+                    raise
+                finally:
+                    finish(context, started, error)
+
+            wrapped = unary
+
+        return factory(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _hide_internal(context: grpc.ServicerContext, error: BaseException, method: str) -> None:
+    """Turns an unexpected exception into INTERNAL with a reference, never a traceback.
+
+    Refusals made with ``context.abort`` already carry their code and pass through;
+    so do cancellations (GeneratorExit) and interpreter exits.
+    """
+    if not isinstance(error, Exception) or isinstance(context.code(), grpc.StatusCode):
+        return
+    reference = uuid.uuid4().hex[:12]
+    _log.error(
+        "unhandled error",
+        extra={"fields": {"method": method, "ref": reference}},
+        exc_info=error,
+    )
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error (reference {reference} in the server log)")
+
+
+def _status_of(context: grpc.ServicerContext, error: BaseException | None) -> str:
+    """The status code name an RPC ended with."""
+    code = context.code() if hasattr(context, "code") else None
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if error is None:
+        return "OK"
+    if isinstance(error, GeneratorExit):
+        return "CANCELLED"
+    return "UNKNOWN"
+
+
+__all__ = [
+    "JsonFormatter",
+    "ObservabilityInterceptor",
+    "ServiceMetrics",
+    "configure_logging",
+]

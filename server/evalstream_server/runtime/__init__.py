@@ -1,0 +1,1 @@
+"""Device selection, model loading and batching: the parts that touch accelerators."""

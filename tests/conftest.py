@@ -1,0 +1,106 @@
+"""Shared fixtures: a real server in-process on port 0, and one as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+
+from evalstream_server.app import Deps, build_server
+from evalstream_server.config import Config
+
+
+@dataclass
+class LiveServer:
+    target: str
+    deps: Deps
+    server: grpc.Server
+    config: Config
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """An in-process server on a free port. Parametrize indirectly with Config overrides."""
+    overrides = getattr(request, "param", {})
+    config = Config(port=0, metrics_port=-1, data_dir=tmp_path, **overrides)
+    deps = Deps()
+    server, port = build_server(config, deps)
+    try:
+        yield LiveServer(f"127.0.0.1:{port}", deps, server, config)
+    finally:
+        server.stop(0).wait()
+
+
+@dataclass
+class ServerProcess:
+    """`evalstream-server` as a child process; its stderr JSON lines are collected."""
+
+    proc: subprocess.Popen[str]
+    target: str = ""
+    metrics_url: str = ""
+    lines: list[dict[str, object]] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+
+def _reader(sp: ServerProcess, ready: threading.Event) -> None:
+    assert sp.proc.stderr is not None
+    for line in sp.proc.stderr:
+        sp.raw.append(line)
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        sp.lines.append(entry)
+        if entry.get("msg") == "metrics":
+            sp.metrics_url = str(entry["url"])
+        if entry.get("msg") == "serving":
+            sp.target = str(entry["address"])
+            ready.set()
+    ready.set()
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
+    """Starts `evalstream-server` on free ports and waits until it serves."""
+    exe = Path(sys.executable).with_name("evalstream-server")
+    env = {**os.environ, "EVALSTREAM_GRACE_SECONDS": "20"}
+    proc = subprocess.Popen(
+        [str(exe), "--port", "0", "--metrics-port", "0", "--data-dir", str(tmp_path / "data")],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    sp = ServerProcess(proc)
+    ready = threading.Event()
+    threading.Thread(target=_reader, args=(sp, ready), daemon=True).start()
+    deadline = time.monotonic() + 60
+    while not ready.wait(0.1):
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("server did not start within 60 s")
+    if not sp.target:
+        proc.wait(5)
+        pytest.fail("server exited before serving:\n" + "".join(sp.raw))
+    try:
+        yield sp
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)

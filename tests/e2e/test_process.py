@@ -1,0 +1,64 @@
+"""`evalstream-server` as a process: it serves, drains on SIGTERM/SIGINT and exits 0."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import urllib.request
+
+import pytest
+
+from evalstream import Client, errors
+
+from .test_score_boxes import IMAGE_A, IMAGE_B, IMAGE_C
+
+pytestmark = pytest.mark.slow
+
+
+def test_process_serves_health_and_metrics(server_process) -> None:
+    with Client(server_process.target) as client:
+        assert client.health() == "SERVING"
+        assert client.score_boxes([IMAGE_A]).overall[0].tp == 2
+    with urllib.request.urlopen(server_process.metrics_url, timeout=5) as reply:
+        text = reply.read().decode()
+    assert "evalstream_grpc_server_handled_total" in text
+    assert "process_resident_memory_bytes" in text
+    server_process.signal(signal.SIGTERM)
+    assert server_process.wait(30) == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_drains_an_open_stream_and_exits_zero(server_process, signum: int) -> None:
+    """A stream open when the signal arrives still gets every answer; then exit 0."""
+    sent_first = threading.Event()
+    may_continue = threading.Event()
+
+    def batches():
+        yield [IMAGE_A]
+        sent_first.set()
+        may_continue.wait(10)
+        yield [IMAGE_B]
+        yield [IMAGE_C]
+
+    results = []
+    with Client(server_process.target) as client:
+        stream = client.stream_boxes(batches(), iou_thresholds=[0.5])
+        results.append(next(stream))
+        assert sent_first.wait(10)
+        server_process.signal(signum)
+        # wait until the server has started draining before sending more
+        for _ in range(100):
+            if any(line.get("msg") == "draining" for line in server_process.lines):
+                break
+            threading.Event().wait(0.05)
+        else:
+            pytest.fail("server did not start draining")
+        may_continue.set()
+        results.extend(stream)
+        # new calls are refused while draining
+        with pytest.raises(errors.EvalstreamError):
+            client.score_boxes([IMAGE_A], timeout=5)
+    assert [r.batch_index for r in results] == [0, 1, 2]
+    assert (results[-1].running[0].tp, results[-1].running[0].fp) == (2, 2)
+    assert server_process.wait(30) == 0
+    assert any(line.get("msg") == "stopped" for line in server_process.lines)

@@ -1,0 +1,140 @@
+"""The server's standard surfaces: health, reflection, Prometheus, logs, UNIMPLEMENTED."""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from evalstream import Client, ImageBoxes, errors
+from evalstream.v1 import runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+from evalstream_server.observability import JsonFormatter
+
+from .test_score_boxes import IMAGE_A, IMAGE_B
+
+SERVICES = ("evalstream.v1.Scoring", "evalstream.v1.Runs")
+
+
+@pytest.mark.parametrize("service", ["", *SERVICES])
+def test_health_is_serving(live_server, service: str) -> None:
+    with grpc.insecure_channel(live_server.target) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=5
+        )
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    with Client(live_server.target) as client:
+        assert client.health(service) == "SERVING"
+
+
+def test_health_of_unknown_service_is_not_found(live_server) -> None:
+    with Client(live_server.target) as client, pytest.raises(errors.NotFound):
+        client.health("no.such.Service")
+
+
+def test_health_flips_to_not_serving_at_shutdown(live_server) -> None:
+    live_server.deps.health.enter_graceful_shutdown()
+    with Client(live_server.target) as client:
+        assert client.health() == "NOT_SERVING"
+        assert client.health("evalstream.v1.Scoring") == "NOT_SERVING"
+
+
+def _reflect(target: str, request: reflection_pb2.ServerReflectionRequest) -> reflection_pb2.ServerReflectionResponse:
+    with grpc.insecure_channel(target) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        return next(iter(stub.ServerReflectionInfo(iter([request]), timeout=5)))
+
+
+def test_reflection_lists_and_describes_every_service(live_server) -> None:
+    listed = _reflect(live_server.target, reflection_pb2.ServerReflectionRequest(list_services=""))
+    names = {s.name for s in listed.list_services_response.service}
+    assert set(SERVICES) <= names
+    assert "grpc.health.v1.Health" in names
+    for service, methods in (
+        ("evalstream.v1.Scoring", {"ScoreText", "ScoreBoxes"}),
+        (
+            "evalstream.v1.Runs",
+            {
+                "CreateRun", "GetRun", "ListRuns", "StreamLoss", "LogCheckpoint", "GetCurves",
+                "GetVerdict", "WatchVerdict", "CompareRuns", "ListEvaluationSteps", "GetSpecimens",
+            },
+        ),
+    ):
+        reply = _reflect(
+            live_server.target, reflection_pb2.ServerReflectionRequest(file_containing_symbol=service)
+        )
+        files = [
+            descriptor_pb2.FileDescriptorProto.FromString(raw)
+            for raw in reply.file_descriptor_response.file_descriptor_proto
+        ]
+        found = {m.name for f in files for s in f.service if f"{f.package}.{s.name}" == service for m in s.method}
+        assert found == methods
+
+
+def test_prometheus_endpoint_counts_rpcs_and_items(live_server) -> None:
+    _server, port = live_server.deps.metrics.serve_http("127.0.0.1", 0)
+    try:
+        with Client(live_server.target) as client:
+            client.score_boxes([IMAGE_A, IMAGE_B])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    finally:
+        _server.shutdown()
+    labels = 'grpc_method="ScoreBoxes",grpc_service="evalstream.v1.Scoring",grpc_type="bidi_stream"'
+    assert f"evalstream_grpc_server_started_total{{{labels}}} 1.0" in text
+    assert f'evalstream_grpc_server_handled_total{{grpc_code="OK",{labels}}} 1.0' in text
+    assert f"evalstream_grpc_server_msg_received_total{{{labels}}} 1.0" in text
+    assert f"evalstream_grpc_server_msg_sent_total{{{labels}}} 1.0" in text
+    assert f"evalstream_grpc_server_in_flight{{{labels}}} 0.0" in text
+    assert f"evalstream_grpc_server_handling_seconds_count{{{labels}}} 1.0" in text
+    assert 'evalstream_items_scored_total{family="boxes"} 6.0' in text  # 3 + 2 in A, 1 in B
+    assert 'evalstream_items_scored_total{family="box_images"} 2.0' in text
+    assert "process_cpu_seconds_total" in text
+
+
+def test_unimplemented_methods_say_what_is_missing(live_server) -> None:
+    with grpc.insecure_channel(live_server.target) as channel:
+        scoring = scoring_pb2_grpc.ScoringStub(channel)
+        runs = runs_pb2_grpc.RunsStub(channel)
+        calls = [
+            lambda: list(scoring.ScoreText(iter([scoring_pb2.TextBatch()]), timeout=5)),
+            lambda: runs.CreateRun(runs_pb2.CreateRunRequest(project="p", name="n"), timeout=5),
+            lambda: runs.GetRun(runs_pb2.GetRunRequest(run_id="x"), timeout=5),
+            lambda: runs.ListRuns(runs_pb2.ListRunsRequest(project="p"), timeout=5),
+            lambda: list(runs.StreamLoss(iter([runs_pb2.LossChunk()]), timeout=5)),
+            lambda: runs.LogCheckpoint(runs_pb2.LogCheckpointRequest(), timeout=5),
+            lambda: runs.GetCurves(runs_pb2.GetCurvesRequest(), timeout=5),
+            lambda: runs.GetVerdict(runs_pb2.GetVerdictRequest(), timeout=5),
+            lambda: list(runs.WatchVerdict(runs_pb2.WatchVerdictRequest(), timeout=5)),
+            lambda: runs.CompareRuns(runs_pb2.CompareRunsRequest(), timeout=5),
+            lambda: runs.ListEvaluationSteps(runs_pb2.ListEvaluationStepsRequest(), timeout=5),
+            lambda: runs.GetSpecimens(runs_pb2.GetSpecimensRequest(), timeout=5),
+        ]
+        for call in calls:
+            with pytest.raises(grpc.RpcError) as info:
+                call()
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert "not available in this server version" in info.value.details()
+        # and the server still serves
+        with Client(live_server.target) as client:
+            assert client.score_boxes([IMAGE_A]).overall[0].tp == 2
+
+
+def test_one_log_line_per_rpc_without_payloads(live_server, caplog: pytest.LogCaptureFixture) -> None:
+    secret_id = "image-id-that-must-not-be-logged"
+    with caplog.at_level(logging.INFO, logger="evalstream.rpc"):
+        with Client(live_server.target) as client:
+            client.score_boxes([ImageBoxes(secret_id, IMAGE_A.predictions, IMAGE_A.ground_truth)])
+    records = [r for r in caplog.records if r.name == "evalstream.rpc"]
+    assert len(records) == 1
+    line = json.loads(JsonFormatter().format(records[0]))
+    assert line["method"] == "/evalstream.v1.Scoring/ScoreBoxes"
+    assert line["code"] == "OK"
+    assert line["duration_ms"] >= 0
+    assert line["peer"].startswith("ipv4:127.0.0.1:")
+    assert secret_id not in json.dumps(line)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evalstream_server import config
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    c = config.load([], {})
+    assert (c.host, c.port, c.metrics_port, c.data_dir, c.device) == (
+        "127.0.0.1",
+        50051,
+        9464,
+        Path("evalstream-data"),
+        "auto",
+    )
+
+
+def test_environment_sets_every_flag() -> None:
+    env = {
+        "EVALSTREAM_HOST": "0.0.0.0",
+        "EVALSTREAM_PORT": "6001",
+        "EVALSTREAM_METRICS_PORT": "-1",
+        "EVALSTREAM_DATA_DIR": "/tmp/x",
+        "EVALSTREAM_DEVICE": "cpu",
+        "EVALSTREAM_MAX_MESSAGE_BYTES": "1024",
+        "EVALSTREAM_MAX_CONCURRENT_RPCS": "3",
+        "EVALSTREAM_MAX_IMAGES_PER_BATCH": "7",
+    }
+    c = config.load([], env)
+    assert (c.host, c.port, c.metrics_port, c.data_dir, c.device) == (
+        "0.0.0.0",
+        6001,
+        -1,
+        Path("/tmp/x"),
+        "cpu",
+    )
+    assert (c.max_message_bytes, c.max_concurrent_rpcs, c.max_images_per_batch) == (1024, 3, 7)
+
+
+def test_flag_wins_over_environment() -> None:
+    assert config.load(["--device", "cuda"], {"EVALSTREAM_DEVICE": "cpu"}).device == "cuda"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "needle"),
+    [
+        (["--port", "x"], {}, "--port"),
+        ([], {"EVALSTREAM_PORT": "70000"}, "port 70000"),
+        (["--device", "tpu"], {}, "device 'tpu'"),
+        (["--max-images-per-batch", "0"], {}, "max-images-per-batch"),
+    ],
+)
+def test_bad_values_name_the_setting(
+    argv: list[str], env: dict[str, str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        config.load(argv, env)
+    assert exit_info.value.code == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_ipv6_address_is_bracketed() -> None:
+    assert config.Config(host="::1", port=5).address == "[::1]:5"
