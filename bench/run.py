@@ -31,7 +31,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_boxes_inprocess import make_detections, run_inprocess, run_pycocotools  # noqa: E402
-
 from evalstream import Box as ClientBox  # noqa: E402
 from evalstream import Client  # noqa: E402
 from evalstream import ImageBoxes as ClientImage  # noqa: E402
@@ -48,8 +47,17 @@ class _Server:
     def __init__(self, data_dir: Path) -> None:
         exe = Path(sys.executable).with_name("evalstream-server")
         self.proc = subprocess.Popen(
-            [str(exe), "--port", "0", "--metrics-port", "-1", "--data-dir", str(data_dir),
-             "--log-level", "warning"],
+            [
+                str(exe),
+                "--port",
+                "0",
+                "--metrics-port",
+                "-1",
+                "--data-dir",
+                str(data_dir),
+                "--log-level",
+                "warning",
+            ],
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -79,7 +87,9 @@ class _Server:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=3)
@@ -96,35 +106,60 @@ def main(argv: list[str] | None = None) -> None:
         )
         for i in images
     ]
-    print(f"box scoring: {args.images} images, {n_boxes} boxes "
-          f"({len(coco_dt)} predictions), best of {args.repeat}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{time.strftime('%Y-%m-%d')}")
+    print(
+        f"box scoring: {args.images} images, {n_boxes} boxes "
+        f"({len(coco_dt)} predictions), best of {args.repeat}"
+    )
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
+    )
 
     rows: list[tuple[str, float]] = []
-    rows.append(("pycocotools COCOeval.evaluate() @0.5 (reference)",
-                 _best(args.repeat, lambda: run_pycocotools(coco_gt, coco_dt))))
-    rows.append(("evalstream in-process @0.5",
-                 _best(args.repeat, lambda: run_inprocess(images, BoxOptions(iou_thresholds=(0.5,))))))
-    rows.append(("evalstream in-process @0.5/0.75/0.95",
-                 _best(args.repeat, lambda: run_inprocess(images, BoxOptions()))))
+    rows.append(
+        (
+            "pycocotools COCOeval.evaluate() @0.5 (reference)",
+            _best(args.repeat, lambda: run_pycocotools(coco_gt, coco_dt)),
+        )
+    )
+    rows.append(
+        (
+            "evalstream in-process @0.5",
+            _best(args.repeat, lambda: run_inprocess(images, BoxOptions(iou_thresholds=(0.5,)))),
+        )
+    )
+    rows.append(
+        (
+            "evalstream in-process @0.5/0.75/0.95",
+            _best(args.repeat, lambda: run_inprocess(images, BoxOptions())),
+        )
+    )
 
     data_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"evalstream-bench-{os.getpid()}"
     server = _Server(data_dir)
     try:
         with Client(server.target) as client:
+
             def through_service(**options: Any) -> Callable[[], float]:
                 def run() -> float:
                     start = time.perf_counter()
-                    client.score_boxes(client_images, batch_size=args.batch_size, omit_images=True, **options)
+                    client.score_boxes(
+                        client_images, batch_size=args.batch_size, omit_images=True, **options
+                    )
                     return time.perf_counter() - start
+
                 return run
 
             client.score_boxes(client_images[:10])  # warm the connection
-            rows.append((f"evalstream service @0.5 (batches of {args.batch_size})",
-                         _best(args.repeat, through_service(iou_thresholds=[0.5]))))
-            rows.append(("evalstream service @0.5/0.75/0.95",
-                         _best(args.repeat, through_service())))
+            rows.append(
+                (
+                    f"evalstream service @0.5 (batches of {args.batch_size})",
+                    _best(args.repeat, through_service(iou_thresholds=[0.5])),
+                )
+            )
+            rows.append(
+                ("evalstream service @0.5/0.75/0.95", _best(args.repeat, through_service()))
+            )
     finally:
         server.close()
 
@@ -132,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     width = max(len(name) for name, _ in rows)
     print(f"{'':{width}}  {'seconds':>9}  {'boxes/s':>11}  {'vs pycocotools':>14}")
     for name, seconds in rows:
-        print(f"{name:{width}}  {seconds:9.3f}  {n_boxes / seconds:11,.0f}  {reference / seconds:13.2f}x")
+        rate, ratio = n_boxes / seconds, reference / seconds
+        print(f"{name:{width}}  {seconds:9.3f}  {rate:11,.0f}  {ratio:13.2f}x")
 
 
 if __name__ == "__main__":

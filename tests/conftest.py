@@ -15,7 +15,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from evalstream_server.app import Deps, build_server
 from evalstream_server.config import Config
 

@@ -27,9 +27,17 @@ def test_generated_code_is_fresh(tmp_path: Path) -> None:
     )
     assert rc == 0
     fresh = sorted(p.name for p in (tmp_path / "evalstream" / "v1").iterdir())
-    committed = sorted(p.name for p in GENERATED.iterdir() if p.suffix in (".py", ".pyi") and p.name != "__init__.py")
+    committed = sorted(
+        p.name
+        for p in GENERATED.iterdir()
+        if p.suffix in (".py", ".pyi") and p.name != "__init__.py"
+    )
     assert fresh == committed
-    stale = [n for n in fresh if not filecmp.cmp(tmp_path / "evalstream" / "v1" / n, GENERATED / n, shallow=False)]
+    stale = [
+        n
+        for n in fresh
+        if not filecmp.cmp(tmp_path / "evalstream" / "v1" / n, GENERATED / n, shallow=False)
+    ]
     assert not stale, f"stale generated code, run `make proto`: {stale}"
 
 

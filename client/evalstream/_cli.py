@@ -40,7 +40,9 @@ def _box(record: dict[str, Any], where: str, bbox_format: str) -> Box:
             x1, y1, x2, y2 = (float(record[k]) for k in ("x1", "y1", "x2", "y2"))
         confidence = float(record.get("confidence", record.get("score", 1.0)))
     except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{where}: a box needs bbox [4 numbers] or x1, y1, x2, y2 ({exc})") from exc
+        raise InputError(
+            f"{where}: a box needs bbox [4 numbers] or x1, y1, x2, y2 ({exc})"
+        ) from exc
     label = record.get("label", record.get("phrase", record.get("category_id", "")))
     return Box(x1, y1, x2, y2, label=str(label), confidence=confidence)
 
@@ -61,7 +63,9 @@ def read_boxes(path: Path, *, bbox_format: str = "xyxy") -> dict[str, list[Box]]
                 raise InputError(f"{where}: each line must be an object with an image_id")
             boxes = images.setdefault(str(record["image_id"]), [])
             if "boxes" in record:
-                boxes.extend(_box(b, f"{where} box {i}", bbox_format) for i, b in enumerate(record["boxes"]))
+                boxes.extend(
+                    _box(b, f"{where} box {i}", bbox_format) for i, b in enumerate(record["boxes"])
+                )
             else:
                 boxes.append(_box(record, where, bbox_format))
     return images
@@ -83,7 +87,9 @@ def _fig(f: Figure) -> str:
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 def format_report(report: BoxReport) -> str:
@@ -103,7 +109,14 @@ def format_report(report: BoxReport) -> str:
         for s in report.overall
     ]
     out = [f"{report.images_total} images, {report.boxes_total} boxes", _table(rows)]
-    notes = sorted({f"{name}: {f.reason}" for s in report.overall for name, f in _figures(s) if f.value is None})
+    notes = sorted(
+        {
+            f"{name}: {f.reason}"
+            for s in report.overall
+            for name, f in _figures(s)
+            if f.value is None
+        }
+    )
     out += [f"undefined {n}" for n in notes]
     for c in report.pr_curves:
         if c.best_confidence is None:
@@ -118,7 +131,12 @@ def format_report(report: BoxReport) -> str:
 
 
 def _figures(s: BoxScores) -> Iterable[tuple[str, Figure]]:
-    return (("precision", s.precision), ("recall", s.recall), ("f1", s.f1), ("mean_iou", s.mean_iou))
+    return (
+        ("precision", s.precision),
+        ("recall", s.recall),
+        ("f1", s.f1),
+        ("mean_iou", s.mean_iou),
+    )
 
 
 def _parse_floats(text: str) -> list[float]:
@@ -130,16 +148,22 @@ def _parse_floats(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evalstream", description="evalstream client")
-    p.add_argument("--target", default=DEFAULT_TARGET, help=f"server address (default {DEFAULT_TARGET})")
+    p.add_argument(
+        "--target", default=DEFAULT_TARGET, help=f"server address (default {DEFAULT_TARGET})"
+    )
     p.add_argument("--timeout", type=float, default=600.0, help="deadline in seconds (default 600)")
     sub = p.add_subparsers(dest="command", required=True)
 
     sb = sub.add_parser("score-boxes", help="score predicted boxes against ground truth")
     sb.add_argument("--predictions", type=Path, required=True, help="predicted boxes, JSON Lines")
-    sb.add_argument("--ground-truth", type=Path, required=True, help="ground-truth boxes, JSON Lines")
+    sb.add_argument(
+        "--ground-truth", type=Path, required=True, help="ground-truth boxes, JSON Lines"
+    )
     sb.add_argument("--iou", type=_parse_floats, default=None, help="IoU thresholds, e.g. 0.5,0.75")
     sb.add_argument("--confidence", type=float, default=None, help="confidence threshold in [0, 1]")
-    sb.add_argument("--pr-curve", action="store_true", help="F1-optimal confidence and AP per threshold")
+    sb.add_argument(
+        "--pr-curve", action="store_true", help="F1-optimal confidence and AP per threshold"
+    )
     sb.add_argument("--class-agnostic", action="store_true", help="match regardless of label")
     sb.add_argument("--bbox-format", choices=("xyxy", "xywh"), default="xyxy")
     sb.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per message")

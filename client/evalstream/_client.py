@@ -243,7 +243,9 @@ class AsyncClient:
         self.target = target
         self.timeout = timeout
         self.stream_timeout = stream_timeout
-        self._channel = grpc.aio.insecure_channel(target, options=_channel_options(max_message_bytes))
+        self._channel = grpc.aio.insecure_channel(
+            target, options=_channel_options(max_message_bytes)
+        )
         self._scoring = scoring_pb2_grpc.ScoringStub(self._channel)
 
     async def __aenter__(self) -> AsyncClient:

@@ -22,21 +22,21 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 import grpc
+from evalstream.v1 import runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from evalstream.v1 import runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
 from evalstream_server import __version__
 from evalstream_server import config as config_module
 from evalstream_server.api.runs import RunsServicer
 from evalstream_server.api.scoring import ScoringLimits, ScoringServicer
 from evalstream_server.config import Config
-from evalstream_server.runtime.device import resolve_device
 from evalstream_server.observability import (
     ObservabilityInterceptor,
     ServiceMetrics,
     configure_logging,
 )
+from evalstream_server.runtime.device import resolve_device
 
 log = logging.getLogger("evalstream.server")
 
@@ -119,8 +119,13 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
     deps = Deps()
     metrics_server = None
     if config.metrics_port >= 0:
-        metrics_server, metrics_port = deps.metrics.serve_http(config.metrics_host, config.metrics_port)
-        log.info("metrics", extra={"fields": {"url": f"http://{config.metrics_host}:{metrics_port}/metrics"}})
+        metrics_server, metrics_port = deps.metrics.serve_http(
+            config.metrics_host, config.metrics_port
+        )
+        log.info(
+            "metrics",
+            extra={"fields": {"url": f"http://{config.metrics_host}:{metrics_port}/metrics"}},
+        )
     try:
         server, port = build_server(config, deps)
     except RuntimeError as exc:

@@ -26,7 +26,23 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+    1800,
 )
 
 
@@ -38,7 +54,9 @@ class ServiceMetrics:
         r = self.registry
         labels = ("grpc_service", "grpc_method", "grpc_type")
         self.started = Counter(
-            "evalstream_grpc_server_started_total", "RPCs started on the server.", labels,
+            "evalstream_grpc_server_started_total",
+            "RPCs started on the server.",
+            labels,
             registry=r,
         )
         self.handled = Counter(
@@ -83,7 +101,9 @@ class ServiceMetrics:
 
     def serve_http(self, host: str, port: int) -> tuple[Any, int]:
         """Starts the /metrics endpoint; returns (http server, bound port)."""
-        server, _thread = prometheus_client.start_http_server(port, addr=host, registry=self.registry)
+        server, _thread = prometheus_client.start_http_server(
+            port, addr=host, registry=self.registry
+        )
         return server, server.server_port
 
 
@@ -147,13 +167,29 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
         except ValueError:
             return handler
         if handler.request_streaming and handler.response_streaming:
-            kind, behavior, factory = "bidi_stream", handler.stream_stream, grpc.stream_stream_rpc_method_handler
+            kind, behavior, factory = (
+                "bidi_stream",
+                handler.stream_stream,
+                grpc.stream_stream_rpc_method_handler,
+            )
         elif handler.request_streaming:
-            kind, behavior, factory = "client_stream", handler.stream_unary, grpc.stream_unary_rpc_method_handler
+            kind, behavior, factory = (
+                "client_stream",
+                handler.stream_unary,
+                grpc.stream_unary_rpc_method_handler,
+            )
         elif handler.response_streaming:
-            kind, behavior, factory = "server_stream", handler.unary_stream, grpc.unary_stream_rpc_method_handler
+            kind, behavior, factory = (
+                "server_stream",
+                handler.unary_stream,
+                grpc.unary_stream_rpc_method_handler,
+            )
         else:
-            kind, behavior, factory = "unary", handler.unary_unary, grpc.unary_unary_rpc_method_handler
+            kind, behavior, factory = (
+                "unary",
+                handler.unary_unary,
+                grpc.unary_unary_rpc_method_handler,
+            )
         labels = (service, method, kind)
         m = self._metrics
 
@@ -163,7 +199,9 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
                 received.inc()
                 yield request
 
-        def finish(context: grpc.ServicerContext, started: float, error: BaseException | None) -> None:
+        def finish(
+            context: grpc.ServicerContext, started: float, error: BaseException | None
+        ) -> None:
             code = _status_of(context, error)
             elapsed = time.perf_counter() - started
             m.handled.labels(*labels, code).inc()
@@ -253,7 +291,9 @@ def _hide_internal(context: grpc.ServicerContext, error: BaseException, method: 
         extra={"fields": {"method": method, "ref": reference}},
         exc_info=error,
     )
-    context.abort(grpc.StatusCode.INTERNAL, f"internal error (reference {reference} in the server log)")
+    context.abort(
+        grpc.StatusCode.INTERNAL, f"internal error (reference {reference} in the server log)"
+    )
 
 
 def _status_of(context: grpc.ServicerContext, error: BaseException | None) -> str:

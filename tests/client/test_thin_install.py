@@ -34,19 +34,33 @@ print(json.dumps({{
                 if importlib.util.find_spec(m) is not None],
 }}))
 """
-    out = subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(python), "-c", probe], check=True, capture_output=True, text=True, timeout=60
+    )
     result = json.loads(out.stdout)
     assert result == {"f1": 1.0, "present": []}
     listed = subprocess.run(
-        [str(python), "-m", "pip", "list", "--format=json"], check=True, capture_output=True, text=True
+        [str(python), "-m", "pip", "list", "--format=json"],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     names = {p["name"].lower().replace("_", "-") for p in json.loads(listed.stdout)}
-    allowed = {"pip", "setuptools", "wheel", "evalstream", "grpcio", "protobuf",
-               "googleapis-common-protos", "typing-extensions"}  # grpcio needs typing-extensions
+    allowed = {
+        "pip",
+        "setuptools",
+        "wheel",
+        "evalstream",
+        "grpcio",
+        "protobuf",
+        "googleapis-common-protos",
+        "typing-extensions",
+    }  # grpcio needs typing-extensions
     assert names - allowed == set()
     cli = subprocess.run(
         [str(env_dir / "bin" / "evalstream"), "--target", live_server.target, "health"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert (cli.returncode, cli.stdout.strip()) == (0, "SERVING")
-

@@ -7,7 +7,6 @@ import threading
 import urllib.request
 
 import pytest
-
 from evalstream import Client, errors
 
 from .test_score_boxes import IMAGE_A, IMAGE_B, IMAGE_C

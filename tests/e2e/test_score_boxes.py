@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import math
 
+import evalstream
 import grpc
 import numpy as np
 import pytest
-
-import evalstream
 from evalstream import AsyncClient, Box, Client, ImageBoxes, errors
 from evalstream.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
 from evalstream_server.metrics import boxes as domain
@@ -105,8 +104,16 @@ def test_service_agrees_with_the_domain_code(live_server) -> None:
     with Client(live_server.target) as client:
         report = client.score_boxes(images, batch_size=17, confidence_threshold=0.2, pr_curve=True)
     acc = domain.BoxAccumulator(domain.BoxOptions(confidence_threshold=0.2, pr_curve=True))
-    acc.update([domain.ImageBoxes(i.image_id, [domain.Box(*dataclass_tuple(b)) for b in i.predictions],
-                                  [domain.Box(*dataclass_tuple(b)) for b in i.ground_truth]) for i in images])
+    acc.update(
+        [
+            domain.ImageBoxes(
+                i.image_id,
+                [domain.Box(*dataclass_tuple(b)) for b in i.predictions],
+                [domain.Box(*dataclass_tuple(b)) for b in i.ground_truth],
+            )
+            for i in images
+        ]
+    )
     for got, want in zip(report.overall, acc.running, strict=True):
         assert (got.tp, got.fp, got.fn) == (want.tp, want.fp, want.fn)
         assert got.f1.value == pytest.approx(want.f1())
@@ -155,10 +162,22 @@ def test_no_response_holds_a_nan(live_server) -> None:
         for i in images:
             batch.images.add(
                 image_id=i.image_id,
-                predictions=[scoring_pb2.Box(x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2, label=b.label, confidence=b.confidence) for b in i.predictions],
-                ground_truth=[scoring_pb2.Box(x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2, label=b.label) for b in i.ground_truth],
+                predictions=[
+                    scoring_pb2.Box(
+                        x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2, label=b.label, confidence=b.confidence
+                    )
+                    for b in i.predictions
+                ],
+                ground_truth=[
+                    scoring_pb2.Box(x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2, label=b.label)
+                    for b in i.ground_truth
+                ],
             )
-        responses = list(stub.ScoreBoxes(iter([batch, scoring_pb2.BoxBatch(images=[scoring_pb2.ImageBoxes()])]), timeout=30))
+        responses = list(
+            stub.ScoreBoxes(
+                iter([batch, scoring_pb2.BoxBatch(images=[scoring_pb2.ImageBoxes()])]), timeout=30
+            )
+        )
     values = [v for r in responses for v in _all_floats(r)]
     assert values and all(math.isfinite(v) for v in values)
 
@@ -225,7 +244,9 @@ def test_batch_over_the_limit_is_refused(live_server) -> None:
     with Client(live_server.target) as client, pytest.raises(errors.InvalidArgument) as info:
         client.score_boxes([IMAGE_A, IMAGE_B, IMAGE_C], batch_size=3)
     assert info.value.violations[0].field == "images"
-    assert "3" in info.value.violations[0].description and "2" in info.value.violations[0].description
+    assert (
+        "3" in info.value.violations[0].description and "2" in info.value.violations[0].description
+    )
 
 
 def test_unknown_option_is_refused(live_server) -> None:
@@ -250,7 +271,9 @@ def test_changing_options_mid_stream_is_refused(live_server) -> None:
         other = scoring_pb2.BoxBatch(options=scoring_pb2.BoxOptions(iou_thresholds=[0.7]))
         got = []
         with pytest.raises(grpc.RpcError) as info:
-            for r in stub.ScoreBoxes(iter([first, same, scoring_pb2.BoxBatch(), other]), timeout=10):
+            for r in stub.ScoreBoxes(
+                iter([first, same, scoring_pb2.BoxBatch(), other]), timeout=10
+            ):
                 got.append(r)
     assert len(got) == 3
     err = errors.from_grpc(info.value)

@@ -8,13 +8,12 @@ import urllib.request
 
 import grpc
 import pytest
-from google.protobuf import descriptor_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
 from evalstream import Client, ImageBoxes, errors
 from evalstream.v1 import runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
 from evalstream_server.observability import JsonFormatter
+from google.protobuf import descriptor_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from .test_score_boxes import IMAGE_A, IMAGE_B
 
@@ -44,7 +43,9 @@ def test_health_flips_to_not_serving_at_shutdown(live_server) -> None:
         assert client.health("evalstream.v1.Scoring") == "NOT_SERVING"
 
 
-def _reflect(target: str, request: reflection_pb2.ServerReflectionRequest) -> reflection_pb2.ServerReflectionResponse:
+def _reflect(
+    target: str, request: reflection_pb2.ServerReflectionRequest
+) -> reflection_pb2.ServerReflectionResponse:
     with grpc.insecure_channel(target) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         return next(iter(stub.ServerReflectionInfo(iter([request]), timeout=5)))
@@ -60,19 +61,35 @@ def test_reflection_lists_and_describes_every_service(live_server) -> None:
         (
             "evalstream.v1.Runs",
             {
-                "CreateRun", "GetRun", "ListRuns", "StreamLoss", "LogCheckpoint", "GetCurves",
-                "GetVerdict", "WatchVerdict", "CompareRuns", "ListEvaluationSteps", "GetSpecimens",
+                "CreateRun",
+                "GetRun",
+                "ListRuns",
+                "StreamLoss",
+                "LogCheckpoint",
+                "GetCurves",
+                "GetVerdict",
+                "WatchVerdict",
+                "CompareRuns",
+                "ListEvaluationSteps",
+                "GetSpecimens",
             },
         ),
     ):
         reply = _reflect(
-            live_server.target, reflection_pb2.ServerReflectionRequest(file_containing_symbol=service)
+            live_server.target,
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol=service),
         )
         files = [
             descriptor_pb2.FileDescriptorProto.FromString(raw)
             for raw in reply.file_descriptor_response.file_descriptor_proto
         ]
-        found = {m.name for f in files for s in f.service if f"{f.package}.{s.name}" == service for m in s.method}
+        found = {
+            m.name
+            for f in files
+            for s in f.service
+            if f"{f.package}.{s.name}" == service
+            for m in s.method
+        }
         assert found == methods
 
 
@@ -125,7 +142,9 @@ def test_unimplemented_methods_say_what_is_missing(live_server) -> None:
             assert client.score_boxes([IMAGE_A]).overall[0].tp == 2
 
 
-def test_one_log_line_per_rpc_without_payloads(live_server, caplog: pytest.LogCaptureFixture) -> None:
+def test_one_log_line_per_rpc_without_payloads(
+    live_server, caplog: pytest.LogCaptureFixture
+) -> None:
     secret_id = "image-id-that-must-not-be-logged"
     with caplog.at_level(logging.INFO, logger="evalstream.rpc"):
         with Client(live_server.target) as client:

@@ -33,7 +33,9 @@ def abort(
     if violations:
         detail = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
                 for v in violations[:MAX_VIOLATIONS]
             ]
         )
@@ -69,4 +71,3 @@ def unknown_field_violations(message: Message, path: str) -> list[FieldViolation
         )
         for field in found
     ]
-

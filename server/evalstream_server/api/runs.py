@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 import grpc
-
 from evalstream.v1 import runs_pb2_grpc
+
 from evalstream_server.api._status import abort
 
 _MISSING = {

@@ -7,8 +7,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import grpc
-
 from evalstream.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
+
 from evalstream_server.api._status import abort, invalid, unknown_field_violations
 from evalstream_server.metrics import bands
 from evalstream_server.metrics.boxes import (
@@ -114,7 +114,9 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
 def _options_from_pb(pb: scoring_pb2.BoxOptions) -> BoxOptions:
     return BoxOptions(
         iou_thresholds=tuple(pb.iou_thresholds) or DEFAULT_IOU_THRESHOLDS,
-        confidence_threshold=pb.confidence_threshold if pb.HasField("confidence_threshold") else 0.0,
+        confidence_threshold=pb.confidence_threshold
+        if pb.HasField("confidence_threshold")
+        else 0.0,
         class_agnostic=pb.class_agnostic,
         pr_curve=pb.pr_curve,
         pr_curve_max_points=pb.pr_curve_max_points or DEFAULT_PR_CURVE_POINTS,
