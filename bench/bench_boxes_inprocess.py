@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from evalstream_server.metrics.boxes import Box, BoxAccumulator, BoxOptions, ImageBoxes
 
 LABELS = ("person", "car", "dog", "cup", "chair")
@@ -88,12 +87,8 @@ def make_detections(
         images.append(
             ImageBoxes(
                 image_id=image_id,
-                predictions=[
-                    _box(b, LABELS[lab], s) for b, lab, s in preds
-                ],
-                ground_truth=[
-                    _box(gt[k], LABELS[int(gt_lab[k])]) for k in range(n_gt)
-                ],
+                predictions=[_box(b, LABELS[lab], s) for b, lab, s in preds],
+                ground_truth=[_box(gt[k], LABELS[int(gt_lab[k])]) for k in range(n_gt)],
             )
         )
         for k in range(n_gt):
@@ -161,7 +156,8 @@ def main(argv: Sequence[str]) -> None:
     print(f"{n_images} images, {n_boxes} boxes ({len(dt)} predictions)")
     for thresholds in ((0.5,), (0.5, 0.75, 0.95)):
         best = min(run_inprocess(images, BoxOptions(iou_thresholds=thresholds)) for _ in range(5))
-        print(f"evalstream  iou_thresholds={thresholds}: {n_boxes / best:12,.0f} boxes/s ({best:.3f} s)")
+        rate = n_boxes / best
+        print(f"evalstream  iou_thresholds={thresholds}: {rate:12,.0f} boxes/s ({best:.3f} s)")
     ref = min(run_pycocotools(gt, dt) for _ in range(3))
     ours = min(run_inprocess(images, BoxOptions(iou_thresholds=(0.5,))) for _ in range(5))
     print(f"pycocotools iouThrs=[0.5]:        {n_boxes / ref:12,.0f} boxes/s ({ref:.3f} s)")

@@ -55,8 +55,6 @@ class _Server:
                 "-1",
                 "--data-dir",
                 str(data_dir),
-                "--log-level",
-                "warning",
             ],
             stderr=subprocess.PIPE,
             text=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from evalstream_server.metrics import bands
 from evalstream_server.metrics.bands import (
     BANDS,
@@ -66,7 +65,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("fn", "value", "expected"), CASES, ids=lambda x: getattr(x, "__name__", str(x)))
+@pytest.mark.parametrize(
+    ("fn", "value", "expected"), CASES, ids=lambda x: getattr(x, "__name__", str(x))
+)
 def test_band_boundaries(fn: object, value: float, expected: str) -> None:
     assert callable(fn)
     assert fn(value) == expected

@@ -17,9 +17,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from evalstream_server.metrics.boxes import (
     MAX_VIOLATIONS,
     Box,
@@ -36,6 +33,8 @@ from evalstream_server.metrics.boxes import (
     validate_images,
     validate_options,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ONE = BoxOptions(iou_thresholds=(0.5,))
 THREE = BoxOptions()  # 0.5, 0.75, 0.95
@@ -138,6 +137,14 @@ def test_match_empty_image() -> None:
         assert undefined_reason(c, "f1") == "no predictions and no ground truth"
         assert undefined_reason(c, "mean_iou") == "no matched pairs"
     assert m.confidences.shape == (0,) and m.n_ground_truth == 0
+    assert all(type(c.iou_sum) is float for c in m.counts)
+
+
+def test_accumulator_empty_batch() -> None:
+    acc = BoxAccumulator(BoxOptions(pr_curve=True))
+    assert acc.update([]).batch == (Counts(), Counts(), Counts())
+    assert acc.pr_curves()[0].average_precision is None
+    assert acc.images_total == 0
 
 
 def test_match_no_predictions_with_ground_truth() -> None:
@@ -219,7 +226,12 @@ def test_pr_curve_hand_worked() -> None:
     assert c.precision == (1.0, 2 / 3, 0.5)
     assert c.recall == (1 / 3, 2 / 3, 2 / 3)
     assert c.f1 == (0.5, 4 / 6, 4 / 7)
-    assert (c.best_confidence, c.best_f1, c.best_precision, c.best_recall) == (0.8, 4 / 6, 2 / 3, 2 / 3)
+    assert (c.best_confidence, c.best_f1, c.best_precision, c.best_recall) == (
+        0.8,
+        4 / 6,
+        2 / 3,
+        2 / 3,
+    )
     # Envelope 1, 2/3, 1/2 over recall steps 1/3, 1/3, 0: AP = 1/3 + 2/9 = 5/9.
     assert c.average_precision == pytest.approx(5 / 9, abs=1e-15)
 
@@ -390,11 +402,9 @@ def random_images(seed: int, n_images: int) -> list[ImageBoxes]:
                 image_id=f"img{i}",
                 predictions=[
                     xyxy_box(preds[j][0], LABELS[preds[j][1]], float(s))
-                    for j, s in zip(order, scores)
+                    for j, s in zip(order, scores, strict=True)
                 ],
-                ground_truth=[
-                    xyxy_box(gt[k], LABELS[int(gt_lab[k])]) for k in range(len(gt))
-                ],
+                ground_truth=[xyxy_box(gt[k], LABELS[int(gt_lab[k])]) for k in range(len(gt))],
             )
         )
     return out
@@ -462,7 +472,7 @@ def coco_matches(
         for t in range(len(thresholds)):
             dtm = e["dtMatches"][t]
             gtm = e["gtMatches"][t]
-            for dt_id, gt_id in zip(e["dtIds"], dtm):
+            for dt_id, gt_id in zip(e["dtIds"], dtm, strict=True):
                 if gt_id > 0:
                     i, j = dt_of[dt_id]
                     i2, k = gt_of[int(gt_id)]
@@ -504,9 +514,7 @@ def test_agreement_with_pycocotools(seed: int, class_agnostic: bool) -> None:
     for i, m in enumerate(score.images):
         for t in range(len(thresholds)):
             ours = {
-                (int(j), int(k))
-                for j, k in zip(m.pred_index, m.gt_index[t])
-                if k >= 0
+                (int(j), int(k)) for j, k in zip(m.pred_index, m.gt_index[t], strict=True) if k >= 0
             }
             assert ours == ref_pairs.get((i, t), set()), (i, t)
             c = m.counts[t]
@@ -553,7 +561,7 @@ def _figures_ok(c: Counts) -> None:
 def test_property_counts_conserve_boxes(im: ImageBoxes, opts: BoxOptions) -> None:
     m = match_image(im, opts)
     kept = sum(b.confidence >= opts.confidence_threshold for b in im.predictions)
-    for c, hit in zip(m.counts, m.matched):
+    for c, hit in zip(m.counts, m.matched, strict=True):
         assert c.tp + c.fn == len(im.ground_truth)
         assert c.tp + c.fp == kept == len(hit)
         assert c.tp == int(hit.sum())
@@ -599,7 +607,7 @@ def test_property_raising_confidence_never_adds_true_positives(
     lo, hi = sorted((c1, c2))
     a = match_image(im, BoxOptions(iou_thresholds=opts.iou_thresholds, confidence_threshold=lo))
     b = match_image(im, BoxOptions(iou_thresholds=opts.iou_thresholds, confidence_threshold=hi))
-    for ca, cb in zip(a.counts, b.counts):
+    for ca, cb in zip(a.counts, b.counts, strict=True):
         assert cb.tp <= ca.tp
 
 
@@ -611,7 +619,10 @@ def test_property_pr_point_equals_rescoring_at_that_cut(
     thresholds = (0.5, 0.75)
     acc = BoxAccumulator(
         BoxOptions(
-            iou_thresholds=thresholds, class_agnostic=agnostic, pr_curve=True, pr_curve_max_points=1000
+            iou_thresholds=thresholds,
+            class_agnostic=agnostic,
+            pr_curve=True,
+            pr_curve_max_points=1000,
         )
     )
     acc.update(ims)
@@ -744,7 +755,10 @@ def test_validate_images_caps_violations() -> None:
 
 
 def test_validate_images_valid_batch_is_empty() -> None:
-    assert validate_images(random_images(seed=1, n_images=3), max_images=3, max_boxes_per_image=1000) == []
+    assert (
+        validate_images(random_images(seed=1, n_images=3), max_images=3, max_boxes_per_image=1000)
+        == []
+    )
     box = Box(0, 0, 0, 0, confidence=0.0)  # zero-size boxes and confidence 0 are fine
     assert _check([image([box], [box])]) == []
 

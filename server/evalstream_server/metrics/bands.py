@@ -69,7 +69,9 @@ _PRECISION_RECALL = Band(((0.90, "high"), (0.70, "medium")), "low")
 #: in :mod:`evalstream_server.metrics.boxes` (precision, recall, f1, mean_iou).
 BANDS: Mapping[str, Band] = MappingProxyType(
     {
-        "f1": Band(((0.90, "excellent"), (0.75, "good"), (0.60, "acceptable")), "needs_improvement"),
+        "f1": Band(
+            ((0.90, "excellent"), (0.75, "good"), (0.60, "acceptable")), "needs_improvement"
+        ),
         "mean_iou": Band(((0.80, "very_tight"), (0.60, "good"), (0.50, "acceptable")), "poor"),
         "precision": _PRECISION_RECALL,
         "recall": _PRECISION_RECALL,

@@ -25,6 +25,11 @@ image yields :class:`Counts` per threshold; counts add over images, batches and
 the stream, and the figures (precision, recall, F1, mean IoU) are finished from
 summed counts. An undefined figure is ``None`` with a reason, never NaN.
 
+Implementation: the IoUs of every same-image (prediction, ground truth) pair of
+a batch are computed in one vectorised numpy pass, with pairs of different
+labels masked out rather than matched per label (same result, fewer calls);
+only the greedy assignment loops in Python, over candidate pairs.
+
 Because matching is greedy in descending confidence, raising the confidence
 cut only removes the latest-matched predictions; one matching therefore gives
 the exact precision-recall curve over confidence (:func:`pr_curve`).
@@ -558,7 +563,9 @@ def validate_options(options: BoxOptions) -> list[FieldViolation]:
     out: list[FieldViolation] = []
     thresholds = options.iou_thresholds
     if len(thresholds) == 0:
-        out.append(FieldViolation("options.iou_thresholds", "at least one IoU threshold is required"))
+        out.append(
+            FieldViolation("options.iou_thresholds", "at least one IoU threshold is required")
+        )
     seen: dict[float, int] = {}
     for i, t in enumerate(thresholds):
         name = f"options.iou_thresholds[{i}]"
@@ -646,8 +653,10 @@ class _Flat:
         """
         n_images = len(self.images)
         n_thr = len(floors)
-        pred_count = np.diff(np.asarray(self.pred_off, dtype=np.intp))
-        gt_count = np.diff(np.asarray(self.gt_off, dtype=np.intp))
+        pred_off = np.asarray(self.pred_off, dtype=np.intp)
+        gt_off = np.asarray(self.gt_off, dtype=np.intp)
+        pred_count = pred_off[1:] - pred_off[:-1]
+        gt_count = gt_off[1:] - gt_off[:-1]
         pred_image = np.repeat(np.arange(n_images, dtype=np.intp), pred_count)
         conf = self.pred[:, 4]
         if options.confidence_threshold > 0.0:
@@ -662,11 +671,11 @@ class _Flat:
         order_image = pred_image[order]
 
         # All same-image pairs, prediction-major, ground truths ascending.
-        per_pred = gt_count[order_image]
+        per_pred: IntArray = gt_count[order_image]
         n_pairs = int(per_pred.sum())
         pair_pred = np.repeat(np.arange(n_kept, dtype=np.intp), per_pred)
-        block_start = np.cumsum(per_pred) - per_pred
-        gt_start = np.asarray(self.gt_off[:-1], dtype=np.intp)[order_image]
+        block_start: IntArray = np.cumsum(per_pred) - per_pred
+        gt_start = gt_off[:-1][order_image]
         pair_gt = np.arange(n_pairs, dtype=np.intp) + np.repeat(gt_start - block_start, per_pred)
         ious = _iou(self.pred[order[pair_pred], :4], self.gt[pair_gt])
         # Every floor is > 0, so pairs under the lowest floor (and pairs of
@@ -682,7 +691,7 @@ class _Flat:
         # Ground-truth indices are flat over the batch, so one "taken" set per
         # threshold serves every image.
         taken: list[set[int]] = [set() for _ in range(n_thr)]
-        thr = list(zip(floors, taken, gt_index))
+        thr = list(zip(floors, taken, gt_index, strict=True))
         k, n_cand = 0, len(c_pred)
         while k < n_cand:
             d = c_pred[k]
@@ -706,7 +715,7 @@ class _Flat:
         kept_count = np.bincount(order_image, minlength=n_images).tolist()
         kept_off = [0, *itertools.accumulate(kept_count)]
         sorted_conf = _readonly(conf[order])
-        local_pred = _readonly(order - np.asarray(self.pred_off[:-1], dtype=np.intp)[order_image])
+        local_pred = _readonly(order - pred_off[:-1][order_image])
         gt_local: list[IntArray] = []
         hit: list[BoolArray] = []
         tp: list[list[int]] = []
@@ -718,9 +727,9 @@ class _Flat:
             gt_local.append(_readonly(np.where(ok, g - gt_start, -1)))
             tp.append(np.bincount(order_image[ok], minlength=n_images).tolist())
             matched_iou = _iou(self.pred[order[ok], :4], self.gt[g[ok]])
-            iou_sum.append(
-                np.bincount(order_image[ok], weights=matched_iou, minlength=n_images).tolist()
-            )
+            # astype: bincount of an empty array is int even with weights.
+            sums = np.bincount(order_image[ok], weights=matched_iou, minlength=n_images)
+            iou_sum.append(sums.astype(np.float64).tolist())
         n_gt = gt_count.tolist()
         out = []
         for i, im in enumerate(self.images):
@@ -731,7 +740,7 @@ class _Flat:
                     image_id=im.image_id,
                     counts=tuple(
                         Counts(tp=t[i], fp=n_p - t[i], fn=n_gt[i] - t[i], iou_sum=s[i])
-                        for t, s in zip(tp, iou_sum)
+                        for t, s in zip(tp, iou_sum, strict=True)
                     ),
                     confidences=sorted_conf[a:b],
                     matched=tuple(h[a:b] for h in hit),
@@ -755,7 +764,10 @@ class _Flat:
         found: list[tuple[int, int, int, FieldViolation]] = []
         total = 0
         if max_boxes_per_image is not None:
-            for kind, off, what in ((0, self.pred_off, "predictions"), (1, self.gt_off, "ground_truth")):
+            for kind, off, what in (
+                (0, self.pred_off, "predictions"),
+                (1, self.gt_off, "ground_truth"),
+            ):
                 sizes = np.diff(np.asarray(off))
                 for i in np.flatnonzero(sizes > max_boxes_per_image).tolist():
                     total += 1
@@ -798,14 +810,30 @@ class _Flat:
                 row = arr[k].tolist()
                 for f, name in enumerate(_COORDS):
                     if not math.isfinite(row[f]):
-                        found.append((i, kind, j, FieldViolation(f"{base}.{name}", f"{row[f]} is not finite")))
+                        found.append(
+                            (
+                                i,
+                                kind,
+                                j,
+                                FieldViolation(f"{base}.{name}", f"{row[f]} is not finite"),
+                            )
+                        )
                 if bad_x[k]:
-                    found.append((i, kind, j, FieldViolation(f"{base}.x2", f"x2 ({row[2]}) < x1 ({row[0]})")))
+                    found.append(
+                        (i, kind, j, FieldViolation(f"{base}.x2", f"x2 ({row[2]}) < x1 ({row[0]})"))
+                    )
                 if bad_y[k]:
-                    found.append((i, kind, j, FieldViolation(f"{base}.y2", f"y2 ({row[3]}) < y1 ({row[1]})")))
+                    found.append(
+                        (i, kind, j, FieldViolation(f"{base}.y2", f"y2 ({row[3]}) < y1 ({row[1]})"))
+                    )
                 if bad_conf is not None and bad_conf[k]:
                     found.append(
-                        (i, kind, j, FieldViolation(f"{base}.confidence", f"{row[4]} is outside [0, 1]"))
+                        (
+                            i,
+                            kind,
+                            j,
+                            FieldViolation(f"{base}.confidence", f"{row[4]} is outside [0, 1]"),
+                        )
                     )
         found.sort(key=lambda x: x[:3])
         return _cap([v for *_, v in found], total)
@@ -926,8 +954,8 @@ class BoxAccumulator:
                 fp[ti] += c.fp
                 fn[ti] += c.fn
                 iou_sum[ti] += c.iou_sum
-        batch = tuple(Counts(a, b, c, d) for a, b, c, d in zip(tp, fp, fn, iou_sum))
-        self._running = tuple(r + b for r, b in zip(self._running, batch))
+        batch = tuple(Counts(a, b, c, d) for a, b, c, d in zip(tp, fp, fn, iou_sum, strict=True))
+        self._running = tuple(r + b for r, b in zip(self._running, batch, strict=True))
         self._images_total += len(images)
         self._boxes_total += len(flat.pred) + len(flat.gt)
         self._n_ground_truth += len(flat.gt)
@@ -960,5 +988,5 @@ class BoxAccumulator:
                 iou_threshold=t,
                 max_points=opts.pr_curve_max_points,
             )
-            for t, chunks in zip(opts.iou_thresholds, self._matched)
+            for t, chunks in zip(opts.iou_thresholds, self._matched, strict=True)
         )
