@@ -1,5 +1,5 @@
-# evalstream server image. The steps are the Makefile's: `make install-torch`,
-# then `make install EXTRAS=server`, then `evalstream-server` as `make serve` runs it.
+# evalstream server image. The steps are the Makefile's: `make install EXTRAS=server`
+# (torch first, then the project), then `evalstream-server` as `make serve` runs it.
 #
 #   docker build -t evalstream .                          # CPU torch
 #   docker build --build-arg TORCH=cuda -t evalstream .   # CUDA torch from PyPI
@@ -22,12 +22,11 @@ COPY server ./server
 
 ENV VENV=/opt/venv
 RUN case "$TORCH" in \
-      cpu) make install-torch VENV=$VENV TORCH_SPEC="$CPU_TORCH_SPEC" ;; \
-      cuda) make install-torch VENV=$VENV TORCH_SPEC="$CUDA_TORCH_SPEC" ;; \
-      none) true ;; \
-      *) echo "TORCH must be cpu, cuda or none" >&2; exit 1 ;; \
+      cpu) spec="$CPU_TORCH_SPEC" ;; \
+      cuda) spec="$CUDA_TORCH_SPEC" ;; \
+      *) echo "TORCH must be cpu or cuda" >&2; exit 1 ;; \
     esac \
-    && make install VENV=$VENV EXTRAS=server \
+    && make install VENV=$VENV EXTRAS=server TORCH_SPEC="$spec" \
     && mkdir -p /data && chown evalstream /data
 
 ENV PATH=/opt/venv/bin:$PATH \

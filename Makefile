@@ -5,25 +5,23 @@ BIN := $(VENV)/bin
 # Extras installed by `make install`: dev (server + test tools) here and in CI,
 # server in the container image.
 EXTRAS ?= dev
-# Where a torch build is wanted (the container's TORCH build argument), the pinned
-# CPU build first; GPU images pass their own spec.
+# torch is installed before the project so that pip takes this build rather than
+# resolving `torch` to a multi-GB CUDA build: the pinned CPU build by default; GPU
+# machines pass their own, e.g. TORCH_SPEC='torch==2.13.0 --index-url ...'.
 TORCH_SPEC ?= torch==2.13.0
 PROTOS := $(wildcard protos/evalstream/v1/*.proto)
 
-.PHONY: install install-torch serve test test-fast bench proto lint typecheck clean
+.PHONY: install serve test test-fast bench proto lint typecheck clean
 
 # One stamp per set-up: reinstalls only when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet $(if $(filter dev,$(EXTRAS)),-e) '.[$(EXTRAS)]'
 	touch $@
 
 install: $(BIN)/.installed
-
-install-torch:
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
 
 # Start the server on its embedded defaults (127.0.0.1:50051, metrics on :9464,
 # data in ./evalstream-data). Flags and EVALSTREAM_* variables override them.
