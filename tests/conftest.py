@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -32,12 +33,13 @@ def live_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Live
     """An in-process server on a free port. Parametrize indirectly with Config overrides."""
     overrides = getattr(request, "param", {})
     config = Config(port=0, metrics_port=-1, data_dir=tmp_path, **overrides)
-    deps = Deps()
+    deps = Deps.open(config)
     server, port = build_server(config, deps)
     try:
         yield LiveServer(f"127.0.0.1:{port}", deps, server, config)
     finally:
         server.stop(0).wait()
+        deps.close()
 
 
 @dataclass
@@ -74,13 +76,12 @@ def _reader(sp: ServerProcess, ready: threading.Event) -> None:
     ready.set()
 
 
-@pytest.fixture
-def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
-    """Starts `evalstream-server` on free ports and waits until it serves."""
+def start_server(data_dir: Path, *, port: int = 0, extra: tuple[str, ...] = ()) -> ServerProcess:
+    """Starts `evalstream-server` and waits until it serves (fails the test otherwise)."""
     exe = Path(sys.executable).with_name("evalstream-server")
     env = {**os.environ, "EVALSTREAM_GRACE_SECONDS": "20"}
     proc = subprocess.Popen(
-        [str(exe), "--port", "0", "--metrics-port", "0", "--data-dir", str(tmp_path / "data")],
+        [str(exe), "--port", str(port), "--metrics-port", "0", "--data-dir", str(data_dir), *extra],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -97,9 +98,22 @@ def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
     if not sp.target:
         proc.wait(5)
         pytest.fail("server exited before serving:\n" + "".join(sp.raw))
+    return sp
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
+    """`evalstream-server` on free ports, killed at the end if still running."""
+    sp = start_server(tmp_path / "data")
     try:
         yield sp
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
+        if sp.proc.poll() is None:
+            sp.proc.send_signal(signal.SIGKILL)
+            sp.proc.wait(10)

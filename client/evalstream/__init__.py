@@ -6,6 +6,8 @@ Needs only grpcio and protobuf. The public surface::
     Box, ImageBoxes                      box-scoring input
     BoxResult, BoxReport, BoxScores,
     ImageResult, PrCurve, Figure         results (frozen dataclasses)
+    Run, RunInfo, Series, LoggerStats,
+    Refusal                              runs: log loss and checkpoints, read curves
     errors                               the exception tree (EvalstreamError, ...)
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from evalstream import errors
 from evalstream._client import AsyncClient, Client
+from evalstream._runs import LoggerStats, Refusal, Run, RunInfo, Series
 from evalstream._types import (
     Box,
     BoxReport,
@@ -38,6 +41,11 @@ __all__ = [
     "Figure",
     "ImageBoxes",
     "ImageResult",
+    "LoggerStats",
     "PrCurve",
+    "Refusal",
+    "Run",
+    "RunInfo",
+    "Series",
     "errors",
 ]

@@ -3,6 +3,7 @@
     evalstream score-boxes --predictions P.jsonl --ground-truth G.jsonl [--iou 0.5,0.75]
                            [--confidence 0.3] [--pr-curve] [--json] [--target HOST:PORT]
     evalstream health [--service NAME]
+    evalstream runs list --project P | runs show RUN | runs import FILE --run RUN
 
 Box files are JSON Lines. Each line is either one image,
 ``{"image_id": "img1", "boxes": [{"bbox": [x1, y1, x2, y2], "label": "dog", "confidence": 0.9}]}``,
@@ -15,9 +16,11 @@ an image in only one file is scored with no boxes on the other side.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -171,6 +174,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     h = sub.add_parser("health", help="print the server's health status; exit 0 only if SERVING")
     h.add_argument("--service", default="", help="service name ('' for the whole server)")
+
+    runs = sub.add_parser("runs", help="list, show and backfill training runs")
+    rsub = runs.add_subparsers(dest="runs_command", required=True)
+    rl = rsub.add_parser("list", help="runs of a project")
+    rl.add_argument("--project", required=True)
+    rl.add_argument(
+        "--status", action="append", default=[], choices=("running", "finished", "failed", "killed")
+    )
+    rl.add_argument("--model", default="")
+    rl.add_argument("--json", action="store_true")
+    rs = rsub.add_parser("show", help="one run: hyperparameters, derived values, last points")
+    rs.add_argument("run", help="run id")
+    rs.add_argument("--json", action="store_true")
+    ri = rsub.add_parser(
+        "import", help="backfill points from CSV or JSONL (step, split, value[, series])"
+    )
+    ri.add_argument("file", type=Path)
+    ri.add_argument("--run", required=True, help="run id")
+    ri.add_argument("--series", default="loss", help="series when a row names none (default loss)")
+    ri.add_argument("--split", default="train", help="split when a row names none (default train)")
     return p
 
 
@@ -184,6 +207,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 status = client.health(args.service)
                 print(status, file=out)
                 return 0 if status == "SERVING" else 1
+            if args.command == "runs":
+                return _runs_command(client, args, out)
             images = pair_images(
                 read_boxes(args.predictions, bbox_format=args.bbox_format),
                 read_boxes(args.ground_truth, bbox_format=args.bbox_format),
@@ -207,6 +232,119 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     else:
         print(format_report(report), file=out)
     return 0
+
+
+def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    if args.runs_command == "list":
+        runs = list(client.list_runs(args.project, statuses=args.status, model=args.model))
+        if args.json:
+            print(json.dumps([dataclasses.asdict(r) for r in runs], indent=2), file=out)
+            return 0
+        rows = [["id", "name", "model", "task", "status", "created"]]
+        rows += [
+            [
+                r.id,
+                r.name,
+                r.model,
+                r.task,
+                r.status,
+                time.strftime("%Y-%m-%d %H:%M", time.gmtime(r.created_at)),
+            ]
+            for r in runs
+        ]
+        print(_table(rows) if runs else f"no runs in project {args.project!r}", file=out)
+        return 0
+    if args.runs_command == "show":
+        run = client.get_run(args.run)
+        series = run.curves(max_points=0)
+        if args.json:
+            info = dataclasses.asdict(run.info)
+            info["series"] = [
+                {
+                    "split": s.split,
+                    "name": s.name,
+                    "points": s.total_points,
+                    "last_step": s.steps[-1] if s.steps else None,
+                    "last_value": s.values[-1] if s.values else None,
+                }
+                for s in series
+            ]
+            print(json.dumps(info, indent=2), file=out)
+            return 0
+        i = run.info
+        print(
+            f"{i.name} ({i.id}) in {i.project}: {i.status}, "
+            f"model {i.model or '-'}, task {i.task or '-'}",
+            file=out,
+        )
+        for title, values in (("hyperparameters", i.hyperparameters), ("derived", i.derived)):
+            if values:
+                print(f"{title}:", file=out)
+                print(_table([[f"  {k}", str(v)] for k, v in sorted(values.items())]), file=out)
+        if series:
+            rows = [["  split", "series", "points", "last step", "last value"]]
+            rows += [
+                [
+                    f"  {s.split}",
+                    s.name,
+                    str(s.total_points),
+                    str(s.steps[-1]),
+                    f"{s.values[-1]:.6g}",
+                ]
+                for s in series
+                if s.steps
+            ]
+            print("series:", file=out)
+            print(_table(rows), file=out)
+        return 0
+    grouped = read_points(args.file, default_split=args.split, default_series=args.series)
+    run = client.get_run(args.run)
+    total = 0
+    for (split, series_name), (steps, points) in grouped.items():
+        run.log_many(steps, points, split=split, series=series_name)
+        total += len(steps)
+    run.flush(timeout=args.timeout)
+    refused = run.refusals
+    for r in refused:
+        print(f"refused: {r.reason}", file=sys.stderr)
+    print(
+        f"imported {total - sum(1 for _ in refused)} of {total} points into {run.id}"
+        if not refused
+        else f"imported with {len(refused)} refused chunks",
+        file=out,
+    )
+    return 1 if refused else 0
+
+
+def read_points(
+    path: Path, *, default_split: str = "train", default_series: str = "loss"
+) -> dict[tuple[str, str], tuple[list[int], list[float]]]:
+    """Reads step,split,value[,series] rows from CSV (with a header) or JSONL."""
+    grouped: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+
+    def add(where: str, row: dict[str, Any]) -> None:
+        try:
+            step = int(row["step"])
+            value = float(row["value"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{where}: needs integer step and numeric value ({exc})") from exc
+        key = (str(row.get("split") or default_split), str(row.get("series") or default_series))
+        steps, values = grouped.setdefault(key, ([], []))
+        steps.append(step)
+        values.append(value)
+
+    with path.open(encoding="utf-8", newline="") as f:
+        if path.suffix.lower() in (".jsonl", ".json"):
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        add(f"{path}:{number}", json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise InputError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+        else:
+            for number, row in enumerate(csv.DictReader(f), 2):
+                add(f"{path}:{number}", row)
+    return grouped
 
 
 def run() -> None:

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import grpc
 import grpc.aio
 
 from evalstream import _convert
+from evalstream._runs import (
+    STATUSES,
+    TASKS,
+    HyperValue,
+    Run,
+    RunInfo,
+    Series,
+    hyper_pb,
+)
 from evalstream._types import BoxReport, BoxResult, ImageBoxes, ImageResult
-from evalstream.errors import from_grpc
-from evalstream.v1 import scoring_pb2, scoring_pb2_grpc
+from evalstream.errors import AlreadyExists, EvalstreamError, NotFound, from_grpc
+from evalstream.v1 import runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+
+_log = logging.getLogger("evalstream.client")
 
 DEFAULT_TARGET = "localhost:50051"
 DEFAULT_TIMEOUT = 60.0
@@ -126,6 +138,119 @@ class Client:
         self.stream_timeout = stream_timeout
         self._channel = grpc.insecure_channel(target, options=_channel_options(max_message_bytes))
         self._scoring = scoring_pb2_grpc.ScoringStub(self._channel)
+        self._runs = runs_pb2_grpc.RunsStub(self._channel)
+        self._open_runs: set[Run] = set()
+
+    def _unary(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return method(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as exc:
+            raise from_grpc(exc) from exc
+
+    # ------------------------------------------------------------------ runs
+
+    def create_run(
+        self,
+        project: str,
+        name: str,
+        *,
+        model: str = "",
+        task: str = "",
+        hyperparameters: Mapping[str, HyperValue] | None = None,
+        resume: bool = False,
+        **logger_options: Any,
+    ) -> Run:
+        """Creates a run (or, with `resume=True`, returns the existing one of that name).
+
+        `logger_options` tune the background loss streamer: chunk_points,
+        max_buffer_points, buffer_timeout, on_full ("block" or "drop").
+
+        Raises:
+            AlreadyExists: the name is taken in the project and `resume` is False.
+        """
+        if task not in TASKS:
+            raise ValueError(f"task {task!r} is not one of {', '.join(t for t in TASKS if t)}")
+        request = runs_pb2.CreateRunRequest(
+            project=project,
+            name=name,
+            model=model,
+            task=TASKS[task],
+            hyperparameters={k: hyper_pb(v) for k, v in (hyperparameters or {}).items()},
+        )
+        try:
+            reply = self._unary(self._runs.CreateRun, request)
+        except AlreadyExists:
+            if not resume:
+                raise
+            return self.find_run(project, name, **logger_options)
+        return Run(self, RunInfo.from_pb(reply), **logger_options)
+
+    def get_run(self, run_id: str, **logger_options: Any) -> Run:
+        """A handle on an existing run by id (NotFound when unknown)."""
+        reply = self._unary(self._runs.GetRun, runs_pb2.GetRunRequest(run_id=run_id))
+        return Run(self, RunInfo.from_pb(reply), **logger_options)
+
+    def find_run(self, project: str, name: str, **logger_options: Any) -> Run:
+        """A handle on an existing run by project and name (NotFound when unknown)."""
+        reply = self._unary(
+            self._runs.ListRuns, runs_pb2.ListRunsRequest(project=project, name=name)
+        )
+        if not reply.runs:
+            raise NotFound(f"run {name!r} not found in project {project!r}", code="NOT_FOUND")
+        return self.get_run(reply.runs[0].id, **logger_options)
+
+    def list_runs(
+        self,
+        project: str,
+        *,
+        statuses: Sequence[str] = (),
+        model: str = "",
+        hyperparameters: Mapping[str, HyperValue] | None = None,
+        page_size: int = 100,
+    ) -> Iterator[RunInfo]:
+        """Every run of a project that passes the filters, fetching pages as needed."""
+        token = ""
+        while True:
+            reply = self._unary(
+                self._runs.ListRuns,
+                runs_pb2.ListRunsRequest(
+                    project=project,
+                    statuses=[STATUSES[s] for s in statuses],
+                    model=model,
+                    hyperparameters=[
+                        runs_pb2.HyperFilter(key=k, value=hyper_pb(v))
+                        for k, v in (hyperparameters or {}).items()
+                    ],
+                    page_size=page_size,
+                    page_token=token,
+                ),
+            )
+            yield from (RunInfo.from_pb(r) for r in reply.runs)
+            token = reply.next_page_token
+            if not token:
+                return
+
+    def curves(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        max_points: int = 0,
+    ) -> list[Series]:
+        """A run's series, each downsampled to `max_points` (min/max per bucket) when > 0."""
+        from evalstream._runs import SPLITS
+
+        reply = self._unary(
+            self._runs.GetCurves,
+            runs_pb2.GetCurvesRequest(
+                run_id=run_id,
+                splits=[SPLITS[s] for s in splits],
+                series=list(series),
+                max_points=max_points,
+            ),
+        )
+        return [Series.from_pb(s) for s in reply.series]
 
     def __enter__(self) -> Client:
         return self
@@ -133,8 +258,17 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self) -> None:
-        """Closes the channel; in-flight calls are cancelled."""
+    def close(self, *, flush_timeout: float = 10.0) -> None:
+        """Flushes open runs (up to `flush_timeout` s each), then closes the channel.
+
+        Points still unacknowledged after that are lost; call `Run.flush` or
+        `Run.finish` first to be sure.
+        """
+        for run in list(self._open_runs):
+            try:
+                run._close_logger(flush_timeout)
+            except EvalstreamError as exc:
+                _log.warning("closing run %s: %s", run.id, exc)
         self._channel.close()
 
     def health(self, service: str = "", *, timeout: float | None = None) -> str:

@@ -28,7 +28,7 @@ from grpc_reflection.v1alpha import reflection
 
 from evalstream_server import __version__
 from evalstream_server import config as config_module
-from evalstream_server.api.runs import RunsServicer
+from evalstream_server.api.runs import RunsLimits, RunsServicer
 from evalstream_server.api.scoring import ScoringLimits, ScoringServicer
 from evalstream_server.config import Config
 from evalstream_server.observability import (
@@ -37,6 +37,7 @@ from evalstream_server.observability import (
     configure_logging,
 )
 from evalstream_server.runtime.device import resolve_device
+from evalstream_server.store import SQLiteStore, Store
 
 log = logging.getLogger("evalstream.server")
 
@@ -48,12 +49,23 @@ SERVICE_NAMES = (
 
 @dataclass
 class Deps:
-    """What the servicers are handed. `serve` builds the defaults; tests may swap parts."""
+    """What the servicers are handed. `Deps.open` builds the defaults; tests may swap parts."""
 
+    store: Store
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     health: health.HealthServicer = field(
         default_factory=lambda: health.HealthServicer(experimental_non_blocking=True)
     )
+
+    @classmethod
+    def open(cls, config: Config) -> Deps:
+        """Opens the store in the data directory (creating it) and fresh metrics."""
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(store=SQLiteStore(config.database))
+
+    def close(self) -> None:
+        """Closes the store: queued writes become durable first."""
+        self.store.close()
 
 
 def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
@@ -86,10 +98,17 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
                 max_boxes_per_image=config.max_boxes_per_image,
             ),
             metrics=deps.metrics,
+            store=deps.store,
         ),
         server,
     )
-    runs_pb2_grpc.add_RunsServicer_to_server(RunsServicer(), server)
+    runs_pb2_grpc.add_RunsServicer_to_server(
+        RunsServicer(
+            store=deps.store,
+            limits=RunsLimits(max_points_per_chunk=config.max_points_per_chunk),
+        ),
+        server,
+    )
     health_pb2_grpc.add_HealthServicer_to_server(deps.health, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -116,7 +135,11 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
     except ValueError as exc:
         log.error("start failed", extra={"fields": {"error": str(exc)}})
         return 1
-    deps = Deps()
+    try:
+        deps = Deps.open(config)
+    except Exception as exc:  # noqa: BLE001 - reported, then exit 1
+        log.error("start failed", extra={"fields": {"error": f"cannot open the store: {exc}"}})
+        return 1
     metrics_server = None
     if config.metrics_port >= 0:
         metrics_server, metrics_port = deps.metrics.serve_http(
@@ -130,6 +153,7 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
         server, port = build_server(config, deps)
     except RuntimeError as exc:
         log.error("start failed", extra={"fields": {"error": str(exc)}})
+        deps.close()
         return 1
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -157,6 +181,7 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
     deps.health.enter_graceful_shutdown()
     log.info("draining", extra={"fields": {"grace_seconds": config.grace_seconds}})
     server.stop(config.grace_seconds).wait()
+    deps.close()
     if metrics_server is not None:
         metrics_server.shutdown()
     log.info("stopped")
@@ -167,7 +192,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console script ``evalstream-server``."""
     config = config_module.load(argv)
     configure_logging(config.log_level)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
     sys.exit(serve(config))
 
 

@@ -37,6 +37,7 @@ class Config:
     max_workers: int = 64
     max_images_per_batch: int = 10_000
     max_boxes_per_image: int = 10_000
+    max_points_per_chunk: int = 1_000_000
     grace_seconds: float = 10.0
     log_level: str = "info"
 
@@ -56,6 +57,7 @@ class Config:
             "max_workers",
             "max_images_per_batch",
             "max_boxes_per_image",
+            "max_points_per_chunk",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -63,6 +65,11 @@ class Config:
             problems.append(f"grace-seconds must be >= 0, got {self.grace_seconds}")
         if problems:
             raise ValueError("; ".join(problems))
+
+    @property
+    def database(self) -> Path:
+        """The embedded SQLite store: ``<data-dir>/evalstream.db``."""
+        return self.data_dir / "evalstream.db"
 
     @property
     def address(self) -> str:
@@ -93,6 +100,12 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
         "max_boxes_per_image",
         int,
         "predicted or ground-truth boxes per image",
+    ),
+    (
+        "--max-points-per-chunk",
+        "max_points_per_chunk",
+        int,
+        "loss points per StreamLoss chunk",
     ),
     ("--grace-seconds", "grace_seconds", float, "drain time for in-flight RPCs at shutdown"),
     ("--log-level", "log_level", str, "debug, info, warning or error"),

@@ -10,7 +10,7 @@ import grpc
 import numpy as np
 import pytest
 from evalstream import AsyncClient, Box, Client, ImageBoxes, errors
-from evalstream.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
+from evalstream.v1 import scoring_pb2, scoring_pb2_grpc
 from evalstream_server.metrics import boxes as domain
 
 # Hand-worked scene (IoU of [20,20,30,28] with [20,20,30,30] is 80/100 = 0.8).
@@ -278,13 +278,3 @@ def test_changing_options_mid_stream_is_refused(live_server) -> None:
     assert len(got) == 3
     err = errors.from_grpc(info.value)
     assert isinstance(err, errors.InvalidArgument) and err.violations[0].field == "options"
-
-
-def test_checkpoint_recording_is_unimplemented_until_runs_exist(live_server) -> None:
-    batch = scoring_pb2.BoxBatch(checkpoint=common_pb2.CheckpointRef(run_id="r", split=1, step=5))
-    with grpc.insecure_channel(live_server.target) as channel:
-        stub = scoring_pb2_grpc.ScoringStub(channel)
-        with pytest.raises(grpc.RpcError) as info:
-            list(stub.ScoreBoxes(iter([batch]), timeout=10))
-    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "checkpoint" in info.value.details()

@@ -153,20 +153,30 @@ class HyperFilter(_message.Message):
     def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[HyperValue, _Mapping]] = ...) -> None: ...
 
 class ListRunsRequest(_message.Message):
-    __slots__ = ("project", "statuses", "model", "hyperparameters", "page_size", "page_token")
+    __slots__ = ("project", "statuses", "model", "hyperparameters", "page_size", "page_token", "name")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     project: str
     statuses: _containers.RepeatedScalarFieldContainer[RunStatus]
     model: str
     hyperparameters: _containers.RepeatedCompositeFieldContainer[HyperFilter]
     page_size: int
     page_token: str
-    def __init__(self, project: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[RunStatus, str]]] = ..., model: _Optional[str] = ..., hyperparameters: _Optional[_Iterable[_Union[HyperFilter, _Mapping]]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    name: str
+    def __init__(self, project: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[RunStatus, str]]] = ..., model: _Optional[str] = ..., hyperparameters: _Optional[_Iterable[_Union[HyperFilter, _Mapping]]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class SetRunStatusRequest(_message.Message):
+    __slots__ = ("run_id", "status")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    status: RunStatus
+    def __init__(self, run_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ...) -> None: ...
 
 class ListRunsResponse(_message.Message):
     __slots__ = ("runs", "next_page_token")

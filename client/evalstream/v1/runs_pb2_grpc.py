@@ -49,6 +49,11 @@ class RunsStub:
                 request_serializer=evalstream_dot_v1_dot_runs__pb2.ListRunsRequest.SerializeToString,
                 response_deserializer=evalstream_dot_v1_dot_runs__pb2.ListRunsResponse.FromString,
                 _registered_method=True)
+        self.SetRunStatus = channel.unary_unary(
+                '/evalstream.v1.Runs/SetRunStatus',
+                request_serializer=evalstream_dot_v1_dot_runs__pb2.SetRunStatusRequest.SerializeToString,
+                response_deserializer=evalstream_dot_v1_dot_runs__pb2.Run.FromString,
+                _registered_method=True)
         self.StreamLoss = channel.stream_stream(
                 '/evalstream.v1.Runs/StreamLoss',
                 request_serializer=evalstream_dot_v1_dot_runs__pb2.LossChunk.SerializeToString,
@@ -110,6 +115,13 @@ class RunsServicer:
 
     def ListRuns(self, request, context):
         """Runs of a project, filtered and paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRunStatus(self, request, context):
+        """Sets a run's status (finished, failed, killed, or running again).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -188,6 +200,11 @@ def add_RunsServicer_to_server(servicer, server):
                     servicer.ListRuns,
                     request_deserializer=evalstream_dot_v1_dot_runs__pb2.ListRunsRequest.FromString,
                     response_serializer=evalstream_dot_v1_dot_runs__pb2.ListRunsResponse.SerializeToString,
+            ),
+            'SetRunStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRunStatus,
+                    request_deserializer=evalstream_dot_v1_dot_runs__pb2.SetRunStatusRequest.FromString,
+                    response_serializer=evalstream_dot_v1_dot_runs__pb2.Run.SerializeToString,
             ),
             'StreamLoss': grpc.stream_stream_rpc_method_handler(
                     servicer.StreamLoss,
@@ -311,6 +328,33 @@ class Runs:
             '/evalstream.v1.Runs/ListRuns',
             evalstream_dot_v1_dot_runs__pb2.ListRunsRequest.SerializeToString,
             evalstream_dot_v1_dot_runs__pb2.ListRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRunStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalstream.v1.Runs/SetRunStatus',
+            evalstream_dot_v1_dot_runs__pb2.SetRunStatusRequest.SerializeToString,
+            evalstream_dot_v1_dot_runs__pb2.Run.FromString,
             options,
             channel_credentials,
             insecure,

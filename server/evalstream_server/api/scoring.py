@@ -10,6 +10,7 @@ import grpc
 from evalstream.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
 
 from evalstream_server.api._status import abort, invalid, unknown_field_violations
+from evalstream_server.api.runs import SPLIT_NAMES, store_abort
 from evalstream_server.metrics import bands
 from evalstream_server.metrics.boxes import (
     DEFAULT_IOU_THRESHOLDS,
@@ -26,8 +27,23 @@ from evalstream_server.metrics.boxes import (
     validate_options,
 )
 from evalstream_server.observability import ServiceMetrics
+from evalstream_server.store import NotFound, SpecimenRecord, Store, StoreError
+
+FIGURES = ("precision", "recall", "f1", "mean_iou")
 
 DEFAULT_PR_CURVE_POINTS = 101
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The run, split and step a stream's scores are recorded under."""
+
+    run_id: str
+    split: str
+    step: int
+
+    def __str__(self) -> str:
+        return f"run {self.run_id!r} {self.split} step {self.step}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +57,9 @@ class ScoringLimits:
 class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
     """Streams scores back batch by batch; options are fixed by a stream's first batch."""
 
-    def __init__(self, *, limits: ScoringLimits, metrics: ServiceMetrics) -> None:
+    def __init__(self, *, limits: ScoringLimits, metrics: ServiceMetrics, store: Store) -> None:
         self._limits = limits
+        self._store = store
         self._boxes_scored = metrics.items_scored.labels("boxes")
         self._images_scored = metrics.items_scored.labels("box_images")
 
@@ -60,7 +77,8 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
         self, request_iterator: Iterator[scoring_pb2.BoxBatch], context: grpc.ServicerContext
     ) -> Iterator[scoring_pb2.BoxResult]:
         accumulator: BoxAccumulator | None = None
-        first_options: scoring_pb2.BoxOptions | None = None
+        first_options = scoring_pb2.BoxOptions()  # set by the first batch
+        checkpoint: Checkpoint | None = None
         for batch_index, batch in enumerate(request_iterator):
             violations = unknown_field_violations(batch, "") + unknown_field_violations(
                 batch.options, "options"
@@ -86,13 +104,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
                     ],
                 )
             if batch.HasField("checkpoint"):
-                abort(
-                    context,
-                    grpc.StatusCode.UNIMPLEMENTED,
-                    "checkpoint: recording scores into a run is not available in this server "
-                    "version (the Runs store has not been built yet); send the batch without "
-                    "a checkpoint",
-                )
+                checkpoint = self._checkpoint(batch.checkpoint, checkpoint, batch_index, context)
             images = _images_from_pb(batch.images)
             violations = validate_images(
                 images,
@@ -104,8 +116,97 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
             score = accumulator.update(images, check=False)  # validated above
             self._images_scored.inc(len(images))
             self._boxes_scored.inc(sum(len(i.predictions) + len(i.ground_truth) for i in images))
-            assert first_options is not None
+            if batch.HasField("checkpoint") and checkpoint is not None:
+                self._record(checkpoint, batch_index, images, score, accumulator, context)
             yield _result_to_pb(batch_index, score, accumulator, first_options)
+
+    def _checkpoint(
+        self,
+        pb: common_pb2.CheckpointRef,
+        current: Checkpoint | None,
+        batch_index: int,
+        context: grpc.ServicerContext,
+    ) -> Checkpoint:
+        """The checkpoint a batch names: a known run, a split, a step; one per stream."""
+        violations = []
+        if pb.split not in SPLIT_NAMES:
+            violations.append(
+                FieldViolation("checkpoint.split", "must be train, validation or test")
+            )
+        if pb.step < 0:
+            violations.append(FieldViolation("checkpoint.step", f"step {pb.step} is negative"))
+        if violations:
+            invalid(context, violations)
+        named = Checkpoint(pb.run_id, SPLIT_NAMES[pb.split], pb.step)
+        if current is not None:
+            if named != current:
+                invalid(
+                    context,
+                    [
+                        FieldViolation(
+                            "checkpoint",
+                            f"batch {batch_index} names {named}, but the stream evaluates "
+                            f"{current}: one stream scores one checkpoint",
+                        )
+                    ],
+                )
+            return current
+        try:
+            self._store.get_run(pb.run_id)
+        except NotFound:
+            abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"checkpoint.run_id: run {pb.run_id!r} not found",
+                [FieldViolation("checkpoint.run_id", f"run {pb.run_id!r} not found")],
+            )
+        return named
+
+    def _record(
+        self,
+        checkpoint: Checkpoint,
+        batch_index: int,
+        images: Sequence[ImageBoxes],
+        score: BatchScore,
+        accumulator: BoxAccumulator,
+        context: grpc.ServicerContext,
+    ) -> None:
+        """Records the stream's running figures as the checkpoint's metrics, and each image."""
+        thresholds = accumulator.options.iou_thresholds
+        metrics = {
+            f"bbox_{name}@{t:g}": value
+            for t, counts in zip(thresholds, accumulator.running, strict=True)
+            for name in FIGURES
+            if (value := getattr(counts, name)()) is not None
+        }
+        specimens = [
+            SpecimenRecord(
+                specimen_id=image.image_id or f"batch{batch_index}-image{index}",
+                predicted_boxes=tuple(
+                    (b.x1, b.y1, b.x2, b.y2, b.label, b.confidence) for b in image.predictions
+                ),
+                ground_truth_boxes=tuple(
+                    (b.x1, b.y1, b.x2, b.y2, b.label, b.confidence) for b in image.ground_truth
+                ),
+                scores={
+                    f"{name}@{t:g}": value
+                    for t, counts in zip(thresholds, match.counts, strict=True)
+                    for name in FIGURES
+                    if (value := getattr(counts, name)()) is not None
+                },
+            )
+            for index, (image, match) in enumerate(zip(images, score.images, strict=True))
+        ]
+        try:
+            if metrics:
+                self._store.log_checkpoint(
+                    checkpoint.run_id, checkpoint.split, checkpoint.step, metrics
+                )
+            self._store.record_specimens(
+                checkpoint.run_id, checkpoint.split, checkpoint.step, specimens
+            )
+        except StoreError as exc:
+            store_abort(context, exc)
 
 
 # ------------------------------------------------------------------ translation

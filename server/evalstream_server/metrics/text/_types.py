@@ -43,7 +43,7 @@ class Score:
 
 @dataclass(frozen=True, slots=True)
 class TextBatchScores:
-    """The answer of one ``update``: per-pair scores (in input order) and the batch's corpus scores."""
+    """The answer of one ``update``: per-pair scores (input order) and batch corpus scores."""
 
     pairs: tuple[tuple[Score, ...], ...]
     batch: tuple[Score, ...]

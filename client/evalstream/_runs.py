@@ -1,0 +1,544 @@
+"""Runs from the client side: the Run handle and its background loss streamer.
+
+`Run.log` never blocks the training step in the normal case: it appends to a
+bounded in-memory buffer and returns. A background thread cuts the buffer into
+chunks, streams them over `Runs.StreamLoss`, and forgets a chunk only when the
+server acks it as durable. If the stream breaks (server restart, network), the
+thread reconnects with exponential back-off and resends every unacked chunk;
+the server's writes are idempotent per (run, split, series, step), so a resend
+changes nothing.
+
+Buffer policy: the buffer holds at most `max_buffer_points` points, counting
+those sent but not yet acked. When it is full, `log` blocks up to
+`buffer_timeout` seconds (default 30) for room, counting each wait in
+`stats.buffer_full_waits`; `on_full="drop"` drops the new points instead,
+counting them in `stats.points_dropped`. Refused chunks (e.g. a negative step)
+are not resent; they are kept in `Run.refusals` and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from evalstream.errors import DeadlineExceeded, ResourceExhausted, from_grpc
+from evalstream.v1 import common_pb2, runs_pb2
+
+if TYPE_CHECKING:
+    from evalstream.v1 import runs_pb2_grpc
+
+log = logging.getLogger("evalstream.client")
+
+SPLITS = {
+    "train": common_pb2.SPLIT_TRAIN,
+    "validation": common_pb2.SPLIT_VALIDATION,
+    "test": common_pb2.SPLIT_TEST,
+}
+SPLIT_NAMES = {v: k for k, v in SPLITS.items()}
+TASKS = {
+    "": runs_pb2.TASK_UNSPECIFIED,
+    "phrase_grounding": runs_pb2.TASK_PHRASE_GROUNDING,
+    "vqa": runs_pb2.TASK_VQA,
+    "other": runs_pb2.TASK_OTHER,
+}
+TASK_NAMES = {v: k for k, v in TASKS.items()}
+STATUSES = {
+    "running": runs_pb2.RUN_STATUS_RUNNING,
+    "finished": runs_pb2.RUN_STATUS_FINISHED,
+    "failed": runs_pb2.RUN_STATUS_FAILED,
+    "killed": runs_pb2.RUN_STATUS_KILLED,
+}
+STATUS_NAMES = {v: k for k, v in STATUSES.items()}
+
+HyperValue = bool | int | float | str
+
+
+def _split(name: str) -> Any:
+    try:
+        return SPLITS[name]
+    except KeyError:
+        raise ValueError(f"split {name!r} is not one of {', '.join(SPLITS)}") from None
+
+
+def hyper_pb(value: HyperValue) -> runs_pb2.HyperValue:
+    if isinstance(value, bool):
+        return runs_pb2.HyperValue(bool_value=value)
+    if isinstance(value, int):
+        return runs_pb2.HyperValue(int_value=value)
+    if isinstance(value, float):
+        return runs_pb2.HyperValue(float_value=value)
+    if isinstance(value, str):
+        return runs_pb2.HyperValue(string_value=value)
+    raise TypeError(
+        f"hyperparameter values are bool, int, float or str, not {type(value).__name__}"
+    )
+
+
+def hyper_value(pb: runs_pb2.HyperValue) -> HyperValue | None:
+    kind = pb.WhichOneof("kind")
+    return None if kind is None else getattr(pb, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run as the server knows it. Times are seconds since the epoch."""
+
+    id: str
+    project: str
+    name: str
+    model: str
+    task: str
+    status: str
+    hyperparameters: Mapping[str, HyperValue]
+    derived: Mapping[str, HyperValue]
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_pb(cls, pb: runs_pb2.Run) -> RunInfo:
+        return cls(
+            id=pb.id,
+            project=pb.project,
+            name=pb.name,
+            model=pb.model,
+            task=TASK_NAMES.get(pb.task, ""),
+            status=STATUS_NAMES.get(pb.status, ""),
+            hyperparameters={
+                k: v for k, p in pb.hyperparameters.items() if (v := hyper_value(p)) is not None
+            },
+            derived={k: v for k, p in pb.derived.items() if (v := hyper_value(p)) is not None},
+            created_at=pb.created_at.ToNanoseconds() / 1e9,
+            updated_at=pb.updated_at.ToNanoseconds() / 1e9,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One series of a run (possibly downsampled); `total_points` counts all stored points."""
+
+    split: str
+    name: str
+    steps: tuple[int, ...]
+    values: tuple[float, ...]
+    wall_times: tuple[float, ...]
+    total_points: int
+
+    @classmethod
+    def from_pb(cls, pb: runs_pb2.Series) -> Series:
+        return cls(
+            SPLIT_NAMES.get(pb.split, ""),
+            pb.name,
+            tuple(pb.steps),
+            tuple(pb.values),
+            tuple(pb.wall_times),
+            pb.total_points,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A chunk the server refused (not resent): its sequence number, reason and field."""
+
+    sequence: int
+    reason: str
+    field: str
+
+
+@dataclass
+class LoggerStats:
+    """Counters of a run's loss streamer."""
+
+    points_logged: int = 0
+    points_acked: int = 0
+    points_dropped: int = 0
+    chunks_sent: int = 0
+    chunks_resent: int = 0
+    chunks_refused: int = 0
+    reconnects: int = 0
+    buffer_full_waits: int = 0
+
+
+@dataclass
+class _Key:
+    split: Any
+    series: str
+    steps: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    walls: list[float] = field(default_factory=list)
+
+
+class LossStreamer:
+    """Buffers points and streams them in the background until acked (see the module docs)."""
+
+    def __init__(
+        self,
+        stub: runs_pb2_grpc.RunsStub,
+        run_id: str,
+        *,
+        chunk_points: int = 10_000,
+        max_buffer_points: int = 1_000_000,
+        buffer_timeout: float = 30.0,
+        on_full: str = "block",
+        stream_timeout: float = 3600.0,
+        max_backoff: float = 5.0,
+        stats: LoggerStats | None = None,
+        refusals: list[Refusal] | None = None,
+    ) -> None:
+        if on_full not in ("block", "drop"):
+            raise ValueError(f"on_full must be 'block' or 'drop', not {on_full!r}")
+        self._stub = stub
+        self._run_id = run_id
+        self._chunk_points = chunk_points
+        self._max_points = max_buffer_points
+        self._buffer_timeout = buffer_timeout
+        self._on_full = on_full
+        self._stream_timeout = stream_timeout
+        self._max_backoff = max_backoff
+        self._cond = threading.Condition()
+        self._buffer: dict[tuple[int, str], _Key] = {}
+        self._buffered = 0
+        self._unacked: OrderedDict[int, runs_pb2.LossChunk] = OrderedDict()
+        self._unacked_points = 0
+        self._sequence = 0
+        self._closing = False
+        self._done = False
+        self.stats = LoggerStats() if stats is None else stats
+        self.refusals: list[Refusal] = [] if refusals is None else refusals
+        self._thread = threading.Thread(
+            target=self._run, name=f"evalstream-loss-{run_id}", daemon=True
+        )
+        self._thread.start()
+
+    # ------------------------------------------------------------ producer side
+
+    def add(
+        self,
+        split: Any,
+        series: str,
+        steps: Sequence[int],
+        values: Sequence[float],
+        walls: Sequence[float] | None,
+    ) -> None:
+        n = len(steps)
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("this run's logger is closed")
+            if self._buffered + self._unacked_points + n > self._max_points:
+                if self._on_full == "drop":
+                    self.stats.points_dropped += n
+                    return
+                self.stats.buffer_full_waits += 1
+                room = self._cond.wait_for(
+                    lambda: (
+                        self._buffered + self._unacked_points + n <= self._max_points or self._done
+                    ),
+                    timeout=self._buffer_timeout,
+                )
+                if not room:
+                    raise ResourceExhausted(
+                        f"loss buffer full: {self._buffered + self._unacked_points} points not yet "
+                        f"acknowledged after {self._buffer_timeout} s (is the server reachable?)",
+                        code="RESOURCE_EXHAUSTED",
+                    )
+            key = self._buffer.get((split, series))
+            if key is None:
+                key = self._buffer[(split, series)] = _Key(split, series)
+            key.steps.extend(steps)
+            key.values.extend(values)
+            if walls is not None:
+                key.walls.extend(walls)
+            self._buffered += n
+            self.stats.points_logged += n
+            self._cond.notify_all()
+
+    def flush(self, timeout: float | None) -> None:
+        with self._cond:
+            ok = self._cond.wait_for(
+                lambda: (self._buffered == 0 and not self._unacked) or self._done, timeout
+            )
+            if not ok:
+                raise DeadlineExceeded(
+                    f"flush: {self._buffered + self._unacked_points} points "
+                    f"not acknowledged after {timeout} s",
+                    code="DEADLINE_EXCEEDED",
+                )
+
+    def close(self, timeout: float | None) -> None:
+        try:
+            self.flush(timeout)
+        finally:
+            with self._cond:
+                self._closing = True
+                self._cond.notify_all()
+            self._thread.join(timeout=5)
+
+    # ------------------------------------------------------------ the stream
+
+    def _cut(self) -> runs_pb2.LossChunk | None:
+        """Takes up to chunk_points points of one series out of the buffer (lock held)."""
+        for k, key in self._buffer.items():
+            if not key.steps:
+                continue
+            n = min(len(key.steps), self._chunk_points)
+            with_walls = len(key.walls) == len(key.steps)
+            self._sequence += 1
+            chunk = runs_pb2.LossChunk(
+                sequence=self._sequence,
+                run_id=self._run_id,
+                split=key.split,
+                series=key.series,
+                steps=key.steps[:n],
+                values=key.values[:n],
+                wall_times=key.walls[:n] if with_walls else [],
+            )
+            del key.steps[:n], key.values[:n]
+            if with_walls:
+                del key.walls[:n]
+            else:
+                key.walls.clear()
+            if not key.steps:
+                del self._buffer[k]
+            self._buffered -= n
+            self._unacked[chunk.sequence] = chunk
+            self._unacked_points += n
+            return chunk
+        return None
+
+    def _requests(
+        self, resend: list[runs_pb2.LossChunk], stop: threading.Event
+    ) -> Iterator[runs_pb2.LossChunk]:
+        for old in resend:
+            self.stats.chunks_resent += 1
+            yield old
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._buffered > 0 or self._closing or stop.is_set())
+                if stop.is_set():
+                    return
+                chunk = self._cut()
+                if chunk is None:
+                    if self._closing:
+                        return
+                    continue
+            self.stats.chunks_sent += 1
+            yield chunk
+
+    def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            with self._cond:
+                if self._closing and self._buffered == 0 and not self._unacked:
+                    break
+                resend = list(self._unacked.values())
+            stop = threading.Event()
+            try:
+                call = self._stub.StreamLoss(
+                    self._requests(resend, stop), timeout=self._stream_timeout
+                )
+            except ValueError:  # the client's channel was closed: nothing more can be sent
+                break
+            try:
+                for ack in call:
+                    self._acked(ack)
+                    backoff = 0.05
+            except grpc.RpcError as exc:
+                error = from_grpc(exc)
+                with self._cond:
+                    closing = self._closing and self._buffered == 0 and not self._unacked
+                if closing:
+                    break
+                self.stats.reconnects += 1
+                log.warning(
+                    "loss stream to the server broke (%s); resending unacked chunks", error.code
+                )
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+            finally:
+                stop.set()
+                with self._cond:
+                    self._cond.notify_all()
+                call.cancel()
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+
+    def _acked(self, ack: runs_pb2.LossAck) -> None:
+        with self._cond:
+            chunk = self._unacked.pop(ack.sequence, None)
+            if chunk is None:
+                return
+            n = len(chunk.steps)
+            self._unacked_points -= n
+            if ack.accepted:
+                self.stats.points_acked += n
+            else:
+                self.stats.chunks_refused += 1
+                self.refusals.append(Refusal(ack.sequence, ack.reason, ack.field))
+                log.warning("the server refused loss chunk %d: %s", ack.sequence, ack.reason)
+            self._cond.notify_all()
+
+
+class Run:
+    """A handle on one run: log loss points and checkpoints, flush, finish.
+
+    Use it as a context manager: leaving the block flushes and marks the run
+    finished (failed when an exception escapes).
+
+    Example:
+        >>> hypers = {"learning_rate": 3e-4}
+        >>> with client.create_run("vqa", "run-1", hyperparameters=hypers) as run:  # doctest: +SKIP
+        ...     for step in range(1000):
+        ...         run.log(step, loss=train_step(), learning_rate=sched.get_last_lr()[0])
+        ...     run.log_checkpoint(1000, {"bbox_f1@0.5": 0.82}, split="validation")
+    """
+
+    def __init__(self, client: Any, info: RunInfo, **streamer_options: Any) -> None:
+        self._client = client
+        self.info = info
+        self._streamer_options = streamer_options
+        self._streamer: LossStreamer | None = None
+        self._lock = threading.Lock()
+        self._stats = LoggerStats()
+        self._refusals: list[Refusal] = []
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    def _logger(self) -> LossStreamer:
+        with self._lock:
+            if self._streamer is None:
+                self._streamer = LossStreamer(
+                    self._client._runs,
+                    self.info.id,
+                    stats=self._stats,
+                    refusals=self._refusals,
+                    **self._streamer_options,
+                )
+                self._client._open_runs.add(self)
+            return self._streamer
+
+    def _close_logger(self, timeout: float | None) -> None:
+        with self._lock:
+            streamer, self._streamer = self._streamer, None
+        self._client._open_runs.discard(self)
+        if streamer is not None:
+            streamer.close(timeout)
+
+    @property
+    def stats(self) -> LoggerStats:
+        """Counters of the background streamer (all zero before the first `log`)."""
+        return self._stats
+
+    @property
+    def refusals(self) -> list[Refusal]:
+        """Chunks the server refused, with its reasons."""
+        return list(self._refusals)
+
+    def log(
+        self, step: int, *, split: str = "train", wall_time: float | None = None, **series: float
+    ) -> None:
+        """Logs one step's values, e.g. ``run.log(10, loss=0.71, learning_rate=3e-4)``.
+
+        Returns at once; points are streamed in the background. NaN and infinite
+        values are sent as they are (they are evidence of divergence).
+        """
+        if not series:
+            raise ValueError("log needs at least one value, e.g. loss=0.5")
+        split_enum = _split(split)
+        wall = time.time() if wall_time is None else wall_time
+        logger = self._logger()
+        for name, value in series.items():
+            logger.add(split_enum, name, (step,), (float(value),), (wall,))
+
+    def log_many(
+        self,
+        steps: Sequence[int],
+        values: Sequence[float],
+        *,
+        split: str = "train",
+        series: str = "loss",
+        wall_times: Sequence[float] | None = None,
+    ) -> None:
+        """Logs many points of one series at once (e.g. backfilling history)."""
+        if len(steps) != len(values):
+            raise ValueError(f"{len(steps)} steps but {len(values)} values")
+        if wall_times is not None and len(wall_times) != len(steps):
+            raise ValueError(f"{len(wall_times)} wall times but {len(steps)} steps")
+        logger = self._logger()
+        steps_list = [int(s) for s in steps]
+        values_list = [float(v) for v in values]
+        walls = [float(w) for w in wall_times] if wall_times is not None else None
+        for start in range(0, len(steps_list), 100_000):
+            end = start + 100_000
+            logger.add(
+                _split(split),
+                series,
+                steps_list[start:end],
+                values_list[start:end],
+                walls[start:end] if walls else None,
+            )
+
+    def log_checkpoint(
+        self, step: int, metrics: Mapping[str, float], *, split: str = "validation"
+    ) -> int:
+        """Records evaluation metrics at a step (synchronous); returns how many were stored."""
+        for name, value in metrics.items():
+            if not math.isfinite(value):
+                raise ValueError(f"metric {name} is {value}; checkpoint metrics must be finite")
+        reply = self._client._unary(
+            self._client._runs.LogCheckpoint,
+            runs_pb2.LogCheckpointRequest(
+                run_id=self.id, split=_split(split), step=step, metrics=dict(metrics)
+            ),
+        )
+        return int(reply.stored)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Blocks until every logged point is acknowledged as durable.
+
+        Raises:
+            DeadlineExceeded: when points are still unacknowledged after `timeout` seconds.
+        """
+        if self._streamer is not None:
+            self._streamer.flush(timeout)
+
+    def finish(self, status: str = "finished", *, timeout: float | None = 60.0) -> RunInfo:
+        """Flushes, stops the streamer and sets the run's status."""
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        self._close_logger(timeout)
+        return self.set_status(status)
+
+    def set_status(self, status: str) -> RunInfo:
+        reply = self._client._unary(
+            self._client._runs.SetRunStatus,
+            runs_pb2.SetRunStatusRequest(run_id=self.id, status=STATUSES[status]),
+        )
+        self.info = RunInfo.from_pb(reply)
+        return self.info
+
+    def refresh(self) -> RunInfo:
+        """Reads the run again (status, derived hyperparameters)."""
+        self.info = self._client.get_run(self.id).info
+        return self.info
+
+    def curves(
+        self, *, splits: Sequence[str] = (), series: Sequence[str] = (), max_points: int = 0
+    ) -> list[Series]:
+        """The run's series, downsampled to `max_points` per series when > 0."""
+        return self._client.curves(self.id, splits=splits, series=series, max_points=max_points)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.finish("finished" if exc_type is None else "failed")

@@ -1,0 +1,7 @@
+"""Curve analysis: downsampling for charts (verdicts, early stopping and comparison build on it)."""
+
+from __future__ import annotations
+
+from evalstream_server.analysis.downsample import downsample_minmax
+
+__all__ = ["downsample_minmax"]

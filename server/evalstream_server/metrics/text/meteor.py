@@ -1,0 +1,369 @@
+"""METEOR as NLTK computes it, with the word look-ups memoised.
+
+Reference: NLTK's ``nltk.translate.meteor_score.meteor_score`` (nltk/nltk,
+nltk/translate/meteor_score.py), after Lavie & Agarwal (2007), "METEOR: An
+Automatic Metric for MT Evaluation with High Levels of Correlation with Human
+Judgments". Per pair the value agrees with ``meteor_score(references,
+prediction, alpha=, beta=, gamma=)`` on the same tokens to 1e-9
+(tests/metrics/text/test_meteor.py):
+
+* tokens: ``nltk.word_tokenize(text, preserve_line=True)`` as Hugging Face
+  ``evaluate``'s meteor tokenizes (``preserve_line`` skips Punkt sentence
+  splitting, so no Punkt data is needed), then lowercased (NLTK's
+  ``preprocess=str.lower``);
+* alignment in NLTK's three stages and order: exact words, then Porter stems
+  of the words left, then WordNet synonyms (lemma names without ``_`` of
+  ``wordnet.synsets(stem)``) of the stems left, each stage taking, from the
+  last hypothesis word backwards, the latest still free reference position;
+* score ``(1 - gamma * (chunks / matches) ** beta) * P R / (alpha P + (1 -
+  alpha) R)``, 0 where NLTK divides by zero (no match, or an empty side);
+* several references: the best score (``meteor_score`` takes the max).
+
+Aggregates (batch and running) are the mean of the per-pair scores
+(``agg:mean``), added pair by pair in stream order.
+
+WordNet must be loadable by NLTK: without it NLTK's number cannot be given, and
+:class:`WordNetMissing` says how to install it (never a different number).
+
+Speed (same numbers): NLTK calls ``wordnet.synsets`` and the Porter stemmer for
+every leftover word of every (prediction, reference) comparison; here
+tokenization, stems and synonym sets are memoised in bounded LRU caches, as is
+the score of a (prediction tokens, reference tokens, parameters) comparison.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from evalstream_server.metrics.bands import band
+from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
+from evalstream_server.metrics.text.registry import MeteorOptions
+
+__all__ = [
+    "TOKENIZER",
+    "MeteorAccumulator",
+    "WordNetMissing",
+    "meteor_signature",
+    "score_pair",
+    "tokenize",
+    "wordnet_available",
+]
+
+#: How texts are tokenized, as the signature states it.
+TOKENIZER = "nltk_word_tokenize(preserve_line)"
+
+_CACHE_SIZE = 1 << 16
+
+_INSTALL_HINT = (
+    "NLTK cannot load WordNet, which METEOR needs for synonym matching. Install it with "
+    "`make install` (runs scripts/install_wordnet.py), or `apt-get install wordnet-base "
+    "wordnet-sense-index` then `python scripts/install_wordnet.py`, or "
+    "`python -c \"import nltk; nltk.download('wordnet')\"`"
+)
+
+
+class WordNetMissing(RuntimeError):
+    """NLTK cannot load WordNet, so METEOR cannot be computed as NLTK does.
+
+    Example:
+        >>> str(WordNetMissing("no corpora/wordnet")).startswith("NLTK cannot load WordNet")
+        True
+    """
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(_INSTALL_HINT + (f" ({detail})" if detail else ""))
+
+
+def _wordnet() -> Any:
+    """NLTK's WordNet reader, loaded; raises WordNetMissing when it cannot be."""
+    from nltk.corpus import wordnet
+
+    try:
+        wordnet.ensure_loaded()
+    except LookupError as exc:
+        first = next((line.strip() for line in str(exc).splitlines() if "Resource" in line), "")
+        raise WordNetMissing(first or "wordnet not found") from exc
+    return wordnet
+
+
+def wordnet_available() -> bool:
+    """Whether NLTK can load WordNet (and so METEOR can be served).
+
+    Example:
+        >>> isinstance(wordnet_available(), bool)
+        True
+    """
+    try:
+        _wordnet()
+    except WordNetMissing:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple[str, str]:
+    import nltk
+
+    return str(nltk.__version__), str(_wordnet().get_version())
+
+
+@functools.lru_cache(maxsize=1)
+def _word_tokenize() -> Callable[..., list[str]]:
+    from nltk.tokenize import word_tokenize
+
+    return word_tokenize
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    from nltk.stem.porter import PorterStemmer
+
+    # meteor_score's default stemmer: PorterStemmer() in NLTK_EXTENSIONS mode.
+    return PorterStemmer()
+
+
+# Text on which NLTKWordTokenizer's rules reduce to str.split(): ASCII letters,
+# digits and whitespace only (no quote, punctuation, bracket or dash rule can
+# fire), and none of the MacIntyre contractions it splits inside a word
+# (CONTRACTIONS2: cannot, gimme, gonna, gotta, lemme, wanna; the others need an
+# apostrophe). Anything else goes to word_tokenize itself. Short VQA answers
+# are nearly all of this kind, and word_tokenize costs ~100 us per string.
+_PLAIN = re.compile(r"[A-Za-z0-9 \t\n]*")
+_CONTRACTED = re.compile(r"(?i)\b(?:cannot|gimme|gonna|gotta|lemme|wanna)\b")
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def tokenize(text: str) -> tuple[str, ...]:
+    """Lowercased ``word_tokenize(text, preserve_line=True)`` tokens.
+
+    Example:
+        >>> tokenize("Two dogs, sleeping.")
+        ('two', 'dogs', ',', 'sleeping', '.')
+        >>> tokenize("I cannot see 2 cats")
+        ('i', 'can', 'not', 'see', '2', 'cats')
+    """
+    if _PLAIN.fullmatch(text) and not _CONTRACTED.search(text):
+        return tuple(text.lower().split())
+    return tuple(t.lower() for t in _word_tokenize()(text, preserve_line=True))
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _stem(word: str) -> str:
+    return str(_stemmer().stem(word))
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _synonyms(word: str) -> frozenset[str]:
+    # _enum_wordnetsyn_match: lemma names without "_" of every synset, plus the word.
+    names = {
+        name
+        for synset in _wordnet().synsets(word)
+        for lemma in synset.lemmas()
+        if (name := lemma.name()).find("_") < 0
+    }
+    names.add(word)
+    return frozenset(names)
+
+
+def _positions(words: Sequence[tuple[int, str]]) -> dict[str, list[int]]:
+    # Reference word -> its indices in the leftover list, ascending.
+    out: dict[str, list[int]] = {}
+    for j, (_, w) in enumerate(words):
+        out.setdefault(w, []).append(j)
+    return out
+
+
+def _match(
+    hyp: list[tuple[int, str]], ref: list[tuple[int, str]], matches: list[tuple[int, int]]
+) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """NLTK's _match_enums: each hypothesis word, last first, takes the latest equal free one."""
+    where = _positions(ref)
+    hit_h: set[int] = set()
+    hit_r: set[int] = set()
+    for i in range(len(hyp) - 1, -1, -1):
+        positions = where.get(hyp[i][1])
+        if positions:
+            j = positions.pop()
+            hit_h.add(i)
+            hit_r.add(j)
+            matches.append((hyp[i][0], ref[j][0]))
+    if not hit_h:
+        return hyp, ref
+    return (
+        [p for i, p in enumerate(hyp) if i not in hit_h],
+        [p for j, p in enumerate(ref) if j not in hit_r],
+    )
+
+
+def _synonym_match(
+    hyp: list[tuple[int, str]], ref: list[tuple[int, str]], matches: list[tuple[int, int]]
+) -> None:
+    """NLTK's _enum_wordnetsyn_match: the latest free reference word among the synonyms."""
+    where = _positions(ref)
+    for i in range(len(hyp) - 1, -1, -1):
+        best_j = -1
+        best_word = ""
+        for syn in _synonyms(hyp[i][1]):
+            positions = where.get(syn)
+            if positions and positions[-1] > best_j:
+                best_j = positions[-1]
+                best_word = syn
+        if best_j >= 0:
+            where[best_word].pop()
+            matches.append((hyp[i][0], ref[best_j][0]))
+
+
+def _count_chunks(matches: Sequence[tuple[int, int]]) -> int:
+    # nltk.translate.meteor_score._count_chunks
+    i = 0
+    chunks = 1
+    while i < len(matches) - 1:
+        if (matches[i + 1][0] == matches[i][0] + 1) and (matches[i + 1][1] == matches[i][1] + 1):
+            i += 1
+            continue
+        i += 1
+        chunks += 1
+    return chunks
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _single(
+    hypothesis: tuple[str, ...], reference: tuple[str, ...], alpha: float, beta: float, gamma: float
+) -> float:
+    """NLTK's single_meteor_score on lowercased tokens."""
+    matches: list[tuple[int, int]] = []
+    hyp, ref = _match(list(enumerate(hypothesis)), list(enumerate(reference)), matches)
+    if hyp and ref:
+        hyp, ref = _match([(i, _stem(w)) for i, w in hyp], [(j, _stem(w)) for j, w in ref], matches)
+        if hyp and ref:
+            _synonym_match(hyp, ref, matches)
+    matches.sort(key=lambda pair: pair[0])
+    translation_length = len(hypothesis)
+    reference_length = len(reference)
+    matches_count = len(matches)
+    # The same float operations, in the same order, as single_meteor_score.
+    try:
+        precision = float(matches_count) / translation_length
+        recall = float(matches_count) / reference_length
+        fmean = (precision * recall) / (alpha * precision + (1 - alpha) * recall)
+        chunk_count = float(_count_chunks(matches))
+        frag_frac = chunk_count / matches_count
+    except ZeroDivisionError:
+        return 0.0
+    penalty = gamma * frag_frac**beta
+    return float((1 - penalty) * fmean)
+
+
+def score_pair(prediction: str, references: Sequence[str], *, options: MeteorOptions) -> float:
+    """NLTK's ``meteor_score`` of one prediction against its references.
+
+    Args:
+        prediction: The prediction text.
+        references: One or more reference texts.
+        options: alpha, beta and gamma.
+
+    Returns:
+        The best METEOR score over the references.
+
+    Raises:
+        ValueError: ``references`` is empty.
+        WordNetMissing: NLTK cannot load WordNet.
+
+    Example:
+        >>> round(score_pair("the cat sat on the mat", ["a cat sat on the mat"],
+        ...                  options=MeteorOptions()), 4)
+        0.83
+    """
+    if not references:
+        raise ValueError("a pair needs at least one reference")
+    hyp = tokenize(prediction)
+    a, b, g = options.alpha, options.beta, options.gamma
+    return max(_single(hyp, tokenize(ref), a, b, g) for ref in references)
+
+
+@functools.lru_cache(maxsize=64)
+def meteor_signature(options: MeteorOptions, *, aggregate: bool) -> str:
+    """The signature of METEOR scores under ``options``.
+
+    Example:
+        >>> meteor_signature(MeteorOptions(), aggregate=False)
+        'meteor|alpha:0.9|beta:3|gamma:0.5|tok:nltk_word_tokenize(preserve_line)|wordnet:3.0|version:nltk-3.10.4'
+    """
+    nltk_version, wordnet_version = _versions()
+    parts = [
+        "meteor",
+        f"alpha:{options.alpha:g}",
+        f"beta:{options.beta:g}",
+        f"gamma:{options.gamma:g}",
+        f"tok:{TOKENIZER}",
+        f"wordnet:{wordnet_version}",
+    ]
+    if aggregate:
+        parts.append("agg:mean")
+    parts.append(f"version:nltk-{nltk_version}")
+    return "|".join(parts)
+
+
+def _check_references(pairs: Sequence[TextPair]) -> None:
+    for i, pair in enumerate(pairs):
+        if not pair.references:
+            raise ValueError(f"pairs[{i}] has no references")
+
+
+class MeteorAccumulator:
+    """Running mean METEOR over one stream (not shared between threads).
+
+    Raises:
+        WordNetMissing: On construction, when NLTK cannot load WordNet.
+
+    Example:
+        >>> acc = MeteorAccumulator(options=MeteorOptions())
+        >>> pair = TextPair("the cat sat on the mat", ("a cat sat on the mat",))
+        >>> s = acc.update([pair]).pairs[0][0]
+        >>> s.name, round(s.value, 4), s.band
+        ('meteor', 0.83, 'excellent')
+    """
+
+    family = "meteor"
+
+    def __init__(self, *, options: MeteorOptions) -> None:
+        _wordnet()  # fail now, not on the first batch
+        self._options = options
+        self._sum = 0.0
+        self._count = 0
+
+    def _mean(self, total: float, n: int, reason: str) -> Score:
+        signature = meteor_signature(self._options, aggregate=True)
+        if n == 0:
+            return Score("meteor", None, "", signature, reason)
+        value = total / n
+        return Score("meteor", value, band("meteor", value), signature)
+
+    def update(self, pairs: Sequence[TextPair]) -> TextBatchScores:
+        """Scores a batch per pair, with the batch mean, and folds it into the running mean.
+
+        Raises:
+            ValueError: A pair has no references.
+            WordNetMissing: NLTK cannot load WordNet.
+        """
+        signature = meteor_signature(self._options, aggregate=False)
+        batch_sum = 0.0
+        per_pair: list[tuple[Score, ...]] = []
+        _check_references(pairs)  # before any state changes
+        for pair in pairs:
+            value = score_pair(pair.prediction, pair.references, options=self._options)
+            batch_sum += value
+            self._sum += value  # pair by pair: batch splits cannot change the sum
+            per_pair.append((Score("meteor", value, band("meteor", value), signature),))
+        self._count += len(pairs)
+        return TextBatchScores(
+            pairs=tuple(per_pair), batch=(self._mean(batch_sum, len(pairs), "empty batch"),)
+        )
+
+    @property
+    def running(self) -> tuple[Score, ...]:
+        """Mean per-pair METEOR over every pair so far."""
+        return (self._mean(self._sum, self._count, "no pairs scored yet"),)

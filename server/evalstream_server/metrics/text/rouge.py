@@ -1,0 +1,351 @@
+"""ROUGE-1, ROUGE-2, ROUGE-L (and ROUGE-Lsum) as Google's rouge-score computes them.
+
+Reference: rouge-score 0.1.2 (google-research/google-research, rouge/
+rouge_scorer.py, tokenize.py), which replicates Lin (2004), "ROUGE: A Package
+for Automatic Evaluation of Summaries". Per pair, each value agrees with
+``RougeScorer([...], use_stemmer=...).score_multi(references, prediction)`` to
+1e-9 (tests/metrics/text/test_rouge.py):
+
+* tokens: rouge-score's default tokenizer (lowercase, every run of characters
+  outside ``[a-z0-9]`` is a separator, so non-ASCII letters are dropped; with
+  the stemmer, NLTK's Porter stem of tokens longer than 3 characters);
+* rougeN: clipped n-gram overlap, precision over the prediction's n-grams and
+  recall over the reference's (each denominator at least 1);
+* rougeL: longest common subsequence; 0 when either side has no tokens;
+* rougeLsum (option): rouge-score's own summary-level union LCS over sentences
+  split on newlines (``split_summaries=False``);
+* F-measure: ``2PR / (P + R)``, 0 when ``P + R = 0``;
+* several references: per rouge type, the reference with the highest
+  F-measure (the first on ties, like ``np.argmax``) gives P, R and F.
+
+The product's headline is recall: each type's band is computed on recall, and
+carried by its precision and F-measure scores too (signature
+``headline:recall``). Batch and running aggregates are the mean of the per-pair
+values (``agg:mean``), added pair by pair in stream order so that any split of
+a stream into batches gives the same running value.
+
+Speed (same numbers): tokenization with stemming is memoised per string and
+Porter stems per word (bounded LRU caches); n-gram counts are cached with the
+tokens; the LCS length is computed bit-parallel on Python integers (Allison &
+Dix 1986; Hyyrö 2004) instead of rouge-score's O(mn) table; and a prediction is
+tokenized once, not once per reference.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nltk.stem.porter import PorterStemmer
+from rouge_score import rouge_scorer as _rs
+from rouge_score import tokenize as _rs_tokenize
+
+from evalstream_server.metrics.bands import band
+from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
+from evalstream_server.metrics.text.registry import RougeOptions
+
+__all__ = [
+    "RougeAccumulator",
+    "RougeValue",
+    "lcs_length",
+    "rouge_signature",
+    "rouge_types",
+    "score_pair",
+]
+
+_FIELDS = ("recall", "precision", "fmeasure")
+_CACHE_SIZE = 1 << 16
+
+# rouge-score's DefaultTokenizer builds porter.PorterStemmer() in its default
+# (NLTK_EXTENSIONS) mode; stem() is a pure function of the word.
+_STEMMER = PorterStemmer()
+
+
+@dataclass(frozen=True, slots=True)
+class RougeValue:
+    """One rouge type's precision, recall and F-measure for one pair."""
+
+    precision: float
+    recall: float
+    fmeasure: float
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _stem(word: str) -> str:
+    return str(_STEMMER.stem(word))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _tokens(text: str, use_stemmer: bool) -> tuple[str, ...]:
+    """rouge_score.tokenize.tokenize, memoised (same regexes, same order of steps)."""
+    text = text.lower()
+    text = _rs_tokenize.NON_ALPHANUM_RE.sub(" ", text)
+    tokens = _rs_tokenize.SPACES_RE.split(text)
+    if use_stemmer:
+        tokens = [_stem(x) if len(x) > 3 else x for x in tokens]
+    valid = _rs_tokenize.VALID_TOKEN_RE
+    return tuple(x for x in tokens if valid.match(x))
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    tokens: tuple[str, ...]
+    unigrams: Counter[str]
+    bigrams: Counter[tuple[str, str]]
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _features(text: str, use_stemmer: bool) -> _Text:
+    tokens = _tokens(text, use_stemmer)
+    return _Text(tokens, Counter(tokens), Counter(zip(tokens, tokens[1:], strict=False)))
+
+
+def _overlap(target: Counter[Any], prediction: Counter[Any]) -> int:
+    # rouge-score sums min counts over the target's n-grams; an n-gram missing
+    # on either side adds 0, so iterating the smaller side gives the same sum.
+    if len(prediction) < len(target):
+        target, prediction = prediction, target
+    total = 0
+    for gram, count in target.items():
+        other = prediction.get(gram)
+        if other:
+            total += count if count < other else other
+    return total
+
+
+def _fmeasure(precision: float, recall: float) -> float:
+    # rouge_score.scoring.fmeasure
+    if precision + recall > 0:
+        return 2 * precision * recall / (precision + recall)
+    return 0.0
+
+
+def _ngram_value(inter: int, target_count: int, prediction_count: int) -> RougeValue:
+    precision = inter / max(prediction_count, 1)
+    recall = inter / max(target_count, 1)
+    return RougeValue(precision, recall, _fmeasure(precision, recall))
+
+
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence, bit-parallel (Hyyrö 2004).
+
+    Example:
+        >>> lcs_length("the cat sat on the mat".split(), "the cat on a mat".split())
+        4
+    """
+    if len(a) < len(b):
+        a, b = b, a
+    if not b:
+        return 0
+    masks: dict[str, int] = {}
+    for i, tok in enumerate(a):
+        masks[tok] = masks.get(tok, 0) | (1 << i)
+    full = (1 << len(a)) - 1
+    v = full
+    for tok in b:
+        m = masks.get(tok)
+        if m:
+            u = v & m
+            v = ((v + u) | (v - u)) & full
+    return len(a) - v.bit_count()
+
+
+def _lcs_value(target: tuple[str, ...], prediction: tuple[str, ...]) -> RougeValue:
+    # rouge_scorer._score_lcs
+    if not target or not prediction:
+        return RougeValue(0.0, 0.0, 0.0)
+    lcs = lcs_length(target, prediction)
+    precision = lcs / len(prediction)
+    recall = lcs / len(target)
+    return RougeValue(precision, recall, _fmeasure(precision, recall))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _sentences(text: str, use_stemmer: bool) -> tuple[tuple[str, ...], ...]:
+    # RougeScorer.score's get_sents with split_summaries=False.
+    return tuple(_tokens(s, use_stemmer) for s in text.split("\n") if len(s))
+
+
+def _lsum_value(target: str, prediction: str, use_stemmer: bool) -> RougeValue:
+    # rouge-score's own summary-level LCS on (cached) tokens.
+    ref_sents = [list(s) for s in _sentences(target, use_stemmer)]
+    can_sents = [list(s) for s in _sentences(prediction, use_stemmer)]
+    s = _rs._summary_level_lcs(ref_sents, can_sents)
+    return RougeValue(float(s.precision), float(s.recall), float(s.fmeasure))
+
+
+def rouge_types(options: RougeOptions) -> tuple[str, ...]:
+    """The rouge types scored under ``options``.
+
+    Example:
+        >>> rouge_types(RougeOptions(rouge_lsum=True))
+        ('rouge1', 'rouge2', 'rougeL', 'rougeLsum')
+    """
+    return (
+        ("rouge1", "rouge2", "rougeL", "rougeLsum")
+        if options.rouge_lsum
+        else (
+            "rouge1",
+            "rouge2",
+            "rougeL",
+        )
+    )
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _single(target: str, prediction: str, options: RougeOptions) -> tuple[RougeValue, ...]:
+    """RougeScorer.score(target, prediction) for every type, in rouge_types order."""
+    stem = options.use_stemmer
+    t = _features(target, stem)
+    p = _features(prediction, stem)
+    out = [
+        _ngram_value(_overlap(t.unigrams, p.unigrams), len(t.tokens), len(p.tokens)),
+        _ngram_value(
+            _overlap(t.bigrams, p.bigrams),
+            max(len(t.tokens) - 1, 0),
+            max(len(p.tokens) - 1, 0),
+        ),
+        _lcs_value(t.tokens, p.tokens),
+    ]
+    if options.rouge_lsum:
+        out.append(_lsum_value(target, prediction, stem))
+    return tuple(out)
+
+
+def score_pair(
+    prediction: str, references: Sequence[str], *, options: RougeOptions
+) -> dict[str, RougeValue]:
+    """rouge-score's ``score_multi(references, prediction)``: the best-F reference per type.
+
+    Args:
+        prediction: The prediction.
+        references: One or more references.
+        options: Stemming and rougeLsum.
+
+    Returns:
+        Rouge type -> precision, recall, F-measure.
+
+    Raises:
+        ValueError: ``references`` is empty.
+
+    Example:
+        >>> v = score_pair("the cats sat", ["a cat sat", "dogs"], options=RougeOptions())
+        >>> v["rouge1"].recall, v["rouge1"].precision
+        (0.6666666666666666, 0.6666666666666666)
+    """
+    if not references:
+        raise ValueError("a pair needs at least one reference")
+    best = list(_single(references[0], prediction, options))
+    for ref in references[1:]:
+        for k, v in enumerate(_single(ref, prediction, options)):
+            if v.fmeasure > best[k].fmeasure:  # np.argmax keeps the first maximum
+                best[k] = v
+    return dict(zip(rouge_types(options), best, strict=True))
+
+
+@functools.lru_cache(maxsize=64)
+def rouge_signature(rouge_type: str, *, use_stemmer: bool, aggregate: bool) -> str:
+    """The signature of one rouge type's scores.
+
+    Example:
+        >>> rouge_signature("rouge1", use_stemmer=True, aggregate=True)
+        'rouge:rouge1|stem:yes|headline:recall|multi:best_f|agg:mean|version:rouge-score-0.1.2'
+    """
+    parts = [f"rouge:{rouge_type}", f"stem:{'yes' if use_stemmer else 'no'}"]
+    if rouge_type == "rougeLsum":
+        parts.append("split:newline")
+    parts += ["headline:recall", "multi:best_f"]
+    if aggregate:
+        parts.append("agg:mean")
+    parts.append(f"version:rouge-score-{importlib.metadata.version('rouge-score')}")
+    return "|".join(parts)
+
+
+def _check_references(pairs: Sequence[TextPair]) -> None:
+    for i, pair in enumerate(pairs):
+        if not pair.references:
+            raise ValueError(f"pairs[{i}] has no references")
+
+
+class RougeAccumulator:
+    """Running mean ROUGE over one stream (not shared between threads).
+
+    Example:
+        >>> acc = RougeAccumulator(options=RougeOptions())
+        >>> out = acc.update([TextPair("a cat sat", ("the cat sat",))])
+        >>> [(s.name, round(s.value, 4), s.band) for s in out.pairs[0][:3]]
+        ... # doctest: +NORMALIZE_WHITESPACE
+        [('rouge1_recall', 0.6667, 'high'), ('rouge1_precision', 0.6667, 'high'),
+         ('rouge1_fmeasure', 0.6667, 'high')]
+    """
+
+    family = "rouge"
+
+    def __init__(self, *, options: RougeOptions) -> None:
+        self._options = options
+        self._types = rouge_types(options)
+        self._sums = [0.0] * (len(self._types) * len(_FIELDS))
+        self._count = 0
+
+    def _scores(
+        self, values: Sequence[float | None], *, aggregate: bool, reason: str
+    ) -> tuple[Score, ...]:
+        out: list[Score] = []
+        stem = self._options.use_stemmer
+        for t, rouge_type in enumerate(self._types):
+            signature = rouge_signature(rouge_type, use_stemmer=stem, aggregate=aggregate)
+            recall = values[t * len(_FIELDS)]
+            label = "" if recall is None else band("rouge", recall)
+            for f, field in enumerate(_FIELDS):
+                value = values[t * len(_FIELDS) + f]
+                out.append(
+                    Score(
+                        f"{rouge_type}_{field}",
+                        value,
+                        label,
+                        signature,
+                        reason if value is None else "",
+                    )
+                )
+        return tuple(out)
+
+    def _mean(self, sums: Sequence[float], n: int, reason: str) -> tuple[Score, ...]:
+        values: list[float | None] = [s / n for s in sums] if n else [None] * len(sums)
+        return self._scores(values, aggregate=True, reason=reason)
+
+    def update(self, pairs: Sequence[TextPair]) -> TextBatchScores:
+        """Scores a batch per pair, with the batch mean, and folds it into the running mean.
+
+        Raises:
+            ValueError: A pair has no references.
+        """
+        batch_sums = [0.0] * len(self._sums)
+        per_pair: list[tuple[Score, ...]] = []
+        _check_references(pairs)  # before any state changes
+        for pair in pairs:
+            best = score_pair(pair.prediction, pair.references, options=self._options)
+            flat = [
+                x
+                for rouge_type in self._types
+                for x in (
+                    best[rouge_type].recall,
+                    best[rouge_type].precision,
+                    best[rouge_type].fmeasure,
+                )
+            ]
+            for k, x in enumerate(flat):
+                batch_sums[k] += x
+                self._sums[k] += x  # pair by pair: batch splits cannot change the sum
+            per_pair.append(self._scores(flat, aggregate=False, reason=""))
+        self._count += len(pairs)
+        batch = self._mean(batch_sums, len(pairs), "empty batch")
+        return TextBatchScores(pairs=tuple(per_pair), batch=batch)
+
+    @property
+    def running(self) -> tuple[Score, ...]:
+        """Mean per-pair ROUGE over every pair so far."""
+        return self._mean(self._sums, self._count, "no pairs scored yet")

@@ -1,0 +1,270 @@
+"""Domain types of the run store, its error tree and the ``Store`` protocol.
+
+Errors (one tree, mapped to gRPC codes in one place by the servicer)::
+
+    StoreError                 any store failure (e.g. the disk refused a commit)
+    ├── NotFound               a run (or other named thing) does not exist  -> NOT_FOUND
+    ├── AlreadyExists          a run name is taken in its project           -> ALREADY_EXISTS
+    ├── InvalidInput           bad input; ``.field`` names it               -> INVALID_ARGUMENT
+    ├── StoreClosed            the store was closed                         -> UNAVAILABLE
+    └── StoreOverloaded        the bounded write queue is full              -> RESOURCE_EXHAUSTED
+
+No grpc or protobuf here (STYLE.md 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+#: A hyperparameter (or verdict configuration) value.
+HyperValue = bool | int | float | str
+
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+TASKS: tuple[str, ...] = ("phrase_grounding", "vqa", "other", "")
+STATUSES: tuple[str, ...] = ("running", "finished", "failed", "killed")
+
+#: Longest accepted series name, in characters.
+MAX_SERIES_NAME = 128
+
+# (x1, y1, x2, y2, label or phrase, confidence)
+Box = tuple[float, float, float, float, str, float]
+
+
+class StoreError(Exception):
+    """Base of every error the store raises."""
+
+
+class NotFound(StoreError):
+    """The named thing does not exist, e.g. ``run 'r_123' not found``."""
+
+
+class AlreadyExists(StoreError):
+    """A unique name is taken, e.g. ``run named 'x' already exists in project 'p'``."""
+
+
+class InvalidInput(StoreError):
+    """The input is malformed; ``field`` names the offending field (may be "").
+
+    >>> err = InvalidInput("page token is malformed", field="page_token")
+    >>> (err.field, str(err))
+    ('page_token', 'page token is malformed')
+    """
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class StoreClosed(StoreError):
+    """The store was closed; no further calls are accepted."""
+
+
+class StoreOverloaded(StoreError):
+    """The bounded write queue is full; the caller should back off and retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """What a trainer says about a run it starts."""
+
+    project: str
+    name: str
+    model: str = ""
+    task: str = ""
+    hyperparameters: Mapping[str, HyperValue] = field(default_factory=dict)
+    verdict_config: Mapping[str, HyperValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A stored run. Times are seconds since the epoch."""
+
+    id: str
+    project: str
+    name: str
+    model: str
+    task: str
+    status: str
+    hyperparameters: Mapping[str, HyperValue]
+    verdict_config: Mapping[str, HyperValue]
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PointChunk:
+    """Points of one series: ``steps`` (int64, >= 0), ``values`` (float64), same length.
+
+    ``wall_times`` (float64 seconds since the epoch) is optional; when given it has
+    the same length. Steps need not be sorted nor unique (a later occurrence of a
+    step in the chunk wins, as if the points were applied one by one).
+    """
+
+    run_id: str
+    split: str
+    series: str
+    steps: np.ndarray
+    values: np.ndarray
+    wall_times: np.ndarray | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The outcome of one chunk, as if its points were applied one by one in order.
+
+    Attributes:
+        stored: Points that were new or replaced a different value.
+        duplicates: Points whose value (bit for bit; any NaN equals any NaN) was
+            already stored; they changed nothing. ``stored + duplicates`` is the
+            chunk's length.
+        changed: The subset of ``stored`` that replaced a different value.
+    """
+
+    stored: int
+    duplicates: int
+    changed: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesData:
+    """One merged series, sorted by step, one value per step (the latest write wins).
+
+    ``wall_times`` is None when no chunk of the series carried wall times; otherwise
+    points written without one have NaN there.
+    """
+
+    split: str
+    name: str
+    steps: np.ndarray
+    values: np.ndarray
+    wall_times: np.ndarray | None
+    total_points: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRow:
+    """Metrics logged for one (split, step); ``signatures`` maps metric -> signature."""
+
+    split: str
+    step: int
+    metrics: Mapping[str, float]
+    signatures: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SpecimenRecord:
+    """Ground truth beside prediction for one specimen at one evaluation step."""
+
+    specimen_id: str
+    prediction_text: str = ""
+    reference_texts: tuple[str, ...] = ()
+    predicted_boxes: tuple[Box, ...] = ()
+    ground_truth_boxes: tuple[Box, ...] = ()
+    scores: Mapping[str, float] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationStepRow:
+    """A step that has checkpoint metrics or specimens (or both)."""
+
+    split: str
+    step: int
+    specimens: int
+    metrics: Mapping[str, float]
+
+
+class Store(Protocol):
+    """The run store the servicers depend on (SQLiteStore is the embedded one)."""
+
+    def create_run(self, new: NewRun) -> RunRecord:
+        """Creates a run with status "running"; AlreadyExists when the name is taken."""
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run; NotFound when unknown."""
+        ...
+
+    def find_run(self, project: str, name: str) -> RunRecord:
+        """The run named ``name`` in ``project``; NotFound when unknown."""
+        ...
+
+    def list_runs(
+        self,
+        *,
+        project: str,
+        statuses: Sequence[str] = (),
+        model: str = "",
+        hyperparameters: Mapping[str, HyperValue] = {},
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> tuple[list[RunRecord], str]:
+        """One page of runs ordered by (created_at, id) and the next page token ("" at the end)."""
+        ...
+
+    def set_status(self, run_id: str, status: str) -> RunRecord:
+        """Sets the status; returns the updated run."""
+        ...
+
+    def write_points(self, chunk: PointChunk, *, timeout: float | None = None) -> WriteResult:
+        """Writes a chunk and returns once it is durable."""
+        ...
+
+    def submit_points(self, chunk: PointChunk) -> Future[WriteResult]:
+        """Queues a chunk; the future resolves once it is durable."""
+        ...
+
+    def read_series(
+        self, run_id: str, *, splits: Sequence[str] = (), series: Sequence[str] = ()
+    ) -> list[SeriesData]:
+        """The run's series (optionally filtered), merged and sorted by step."""
+        ...
+
+    def last_points(self, run_id: str, n: int = 1) -> list[SeriesData]:
+        """The last ``n`` points (by step) of every series of the run."""
+        ...
+
+    def log_checkpoint(
+        self,
+        run_id: str,
+        split: str,
+        step: int,
+        metrics: Mapping[str, float],
+        *,
+        signatures: Mapping[str, str] = {},
+    ) -> int:
+        """Upserts metrics of one checkpoint; returns how many were stored."""
+        ...
+
+    def checkpoints(self, run_id: str) -> list[CheckpointRow]:
+        """Every checkpoint of the run, sorted by split then step."""
+        ...
+
+    def record_specimens(
+        self, run_id: str, split: str, step: int, specimens: Sequence[SpecimenRecord]
+    ) -> int:
+        """Upserts specimens by id within (run, split, step); returns how many were stored."""
+        ...
+
+    def evaluation_steps(self, run_id: str, *, split: str = "") -> list[EvaluationStepRow]:
+        """Steps having checkpoint metrics or specimens, sorted by split then step."""
+        ...
+
+    def specimens(
+        self, run_id: str, split: str, step: int, *, page_size: int = 100, page_token: str = ""
+    ) -> tuple[list[SpecimenRecord], str]:
+        """One page of the specimens of an evaluation step and the next page token."""
+        ...
+
+    def data_version(self, run_id: str) -> int:
+        """A counter bumped on every durable write to the run."""
+        ...
+
+    def close(self) -> None:
+        """Makes queued writes durable, then closes; later calls raise StoreClosed."""
+        ...

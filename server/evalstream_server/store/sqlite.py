@@ -1,0 +1,1401 @@
+"""The embedded run store: one SQLite file in the data directory.
+
+Durability (what an ack promises)
+    The database runs in WAL mode with ``synchronous=FULL`` by default: every
+    COMMIT appends the transaction to the write-ahead log and fsyncs the log
+    before returning. ``write_points`` (and the future of ``submit_points``)
+    resolves only after the COMMIT of the transaction holding the chunk, so an
+    acked chunk survives a process crash *and* a power loss (as far as the disk
+    honours its flush). ``synchronous="NORMAL"`` is accepted for throw-away
+    deployments; it keeps crash safety but an OS crash or power loss may lose
+    the last acked transactions (SQLite then fsyncs only at checkpoints).
+
+Group commit
+    Every write (points, runs, statuses, checkpoints, specimens) goes through a
+    bounded queue to ONE writer thread with its own connection. The writer takes
+    everything queued (up to ``_MAX_BATCH`` operations), runs it in one
+    transaction (each operation in a SAVEPOINT, so one bad operation fails alone),
+    commits once (one fsync) and then resolves all the futures. Under load an
+    fsync is thus shared by many chunks of many streams. A full queue is refused
+    at once with StoreOverloaded (``submit_points``) or after a short wait (the
+    other writes). Readers use their own connection per thread: in WAL mode they
+    read a consistent snapshot beside the writer and never take its lock, and
+    ``busy_timeout`` covers the rare moments (recovery, another process) where
+    SQLite would otherwise answer "database is locked".
+
+Points
+    Stored in chunks of packed little-endian arrays per (run, split, series), see
+    ``schema.py``. A series is the merge of its chunks in write order; the latest
+    chunk wins for a step. Writes are idempotent per (run, split, series, step),
+    with ONE policy for a different value at a stored step: last write wins.
+
+    - Fast path (the common case): the chunk's steps are strictly increasing and
+      all greater than the series' largest stored step (kept in memory): the
+      chunk is appended as is, with no read and no per-point Python work.
+    - Otherwise the chunk is merged (numpy ``argsort``/``searchsorted``) against
+      the stored points of its step range to count duplicates and changes, and
+      only the new or changed points are appended as a *correction chunk*.
+      Stored chunks are never rewritten in place, so a resend costs one read.
+    - Runs of small chunks (e.g. one point per write) are compacted by the writer:
+      once a series ends with ``_COMPACT_AFTER`` chunks of fewer than
+      ``_SMALL_CHUNK`` points, those trailing chunks are merged into one (a
+      suffix of the write order, so "latest wins" is unchanged). A series of n
+      points thus stays at about n / ``_SMALL_CHUNK`` + ``_COMPACT_AFTER`` rows.
+
+    Values are stored bit for bit (NaN payloads and ±inf included); for
+    idempotency any NaN equals any NaN, and otherwise values compare by bits
+    (so 0.0 and -0.0 differ). A duplicate changes nothing (its wall time
+    included); a changed point takes the new value and the new wall time (NaN if
+    the new chunk has none).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import queue
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from evalstream_server.store import schema
+from evalstream_server.store._types import (
+    MAX_SERIES_NAME,
+    SPLITS,
+    STATUSES,
+    TASKS,
+    AlreadyExists,
+    CheckpointRow,
+    EvaluationStepRow,
+    HyperValue,
+    InvalidInput,
+    NewRun,
+    NotFound,
+    PointChunk,
+    RunRecord,
+    SeriesData,
+    SpecimenRecord,
+    StoreClosed,
+    StoreError,
+    StoreOverloaded,
+    WriteResult,
+)
+
+T = TypeVar("T")
+
+SYNCHRONOUS_LEVELS = ("EXTRA", "FULL", "NORMAL")
+# Large pages: point chunks are blobs of tens to hundreds of kB, and fewer, larger
+# pages cut the per-page overhead of both the WAL and the overflow chains. Only
+# applies to a new database (SQLite fixes the page size at creation in WAL mode).
+_PAGE_SIZE = 65536
+# Checkpoint the WAL into the database every ~64 MB rather than SQLite's ~4 MB:
+# fewer, larger checkpoints (each one fsyncs the database file under FULL).
+_WAL_AUTOCHECKPOINT_PAGES = 1024
+_JOURNAL_SIZE_LIMIT = 256 * 1024 * 1024
+_BUSY_TIMEOUT_MS = 30_000
+_MAX_BATCH = 256
+_SMALL_CHUNK = 4096
+_COMPACT_AFTER = 32
+_CONTROL_WAIT_S = 10.0
+_INT64_MAX = 2**63 - 1
+
+_I8 = np.dtype("<i8")
+_F8 = np.dtype("<f8")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _new_run_id() -> str:
+    return "r_" + secrets.token_hex(8)
+
+
+def _check_split(split: object, *, field: str = "split", allow_empty: bool = False) -> str:
+    if allow_empty and split == "":
+        return ""
+    if not isinstance(split, str) or split not in SPLITS:
+        raise InvalidInput(f"unknown split {split!r}; expected one of {list(SPLITS)}", field=field)
+    return split
+
+
+def _check_step(step: object, *, field: str = "step") -> int:
+    if isinstance(step, bool) or not isinstance(step, int | np.integer):
+        raise InvalidInput(f"step must be an integer, got {step!r}", field=field)
+    value = int(step)
+    if not 0 <= value <= _INT64_MAX:
+        raise InvalidInput(f"step {value} is not in [0, 2**63)", field=field)
+    return value
+
+
+def _check_page_size(page_size: object) -> int:
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+        raise InvalidInput(f"page size must be >= 1, got {page_size!r}", field="page_size")
+    return page_size
+
+
+def _check_hypers(values: Mapping[str, HyperValue], *, field: str) -> dict[str, HyperValue]:
+    if not isinstance(values, Mapping):
+        raise InvalidInput(f"{field} must be a mapping, got {type(values).__name__}", field=field)
+    out: dict[str, HyperValue] = {}
+    for key, value in values.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidInput(f"{field} key {key!r} must be a non-empty string", field=field)
+        if isinstance(value, bool | str | float):
+            out[key] = value
+        elif isinstance(value, int):
+            if not -(2**63) <= value <= _INT64_MAX:
+                raise InvalidInput(f"{field}[{key!r}] = {value} does not fit in int64", field=field)
+            out[key] = value
+        else:
+            raise InvalidInput(
+                f"{field}[{key!r}] has type {type(value).__name__}; "
+                "expected bool, int, float or str",
+                field=field,
+            )
+    return out
+
+
+def _hyper_key(value: HyperValue) -> tuple[str, float | int | None, str | None]:
+    """(kind, num, text) as stored in run_hyperparameters: numbers compare numerically."""
+    if isinstance(value, bool):
+        return "bool", int(value), None
+    if isinstance(value, int | float):
+        # NaN is stored (and compared) as NULL: a NaN filter matches nothing.
+        return "num", None if isinstance(value, float) and math.isnan(value) else value, None
+    return "str", None, value
+
+
+def _encode_token(kind: str, *values: object) -> str:
+    raw = json.dumps([kind, *values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def _decode_token(token: str, kind: str, types: tuple[type, ...]) -> list[Any]:
+    bad = InvalidInput(
+        f"page token {token[:40]!r} is malformed or not from this listing", field="page_token"
+    )
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error) as exc:
+        raise bad from exc
+    if not isinstance(decoded, list) or len(decoded) != len(types) + 1 or decoded[0] != kind:
+        raise bad
+    values = decoded[1:]
+    for value, typ in zip(values, types, strict=True):
+        if isinstance(value, bool) or not isinstance(value, typ):
+            raise bad
+    return values
+
+
+def _lastrowid(cursor: sqlite3.Cursor) -> int:
+    if cursor.lastrowid is None:  # never after an INSERT; keeps the type an int
+        raise StoreError("SQLite returned no row id after an INSERT")
+    return int(cursor.lastrowid)
+
+
+def _same_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise: equal bit patterns, or both NaN (any payload)."""
+    return (a.view(np.int64) == b.view(np.int64)) | (np.isnan(a) & np.isnan(b))
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """One stored chunk, decoded: sorted unique steps."""
+
+    id: int
+    steps: np.ndarray
+    values: np.ndarray
+    wall_times: np.ndarray | None
+
+
+def _decode_chunk(row: tuple[int, bytes, bytes, bytes | None]) -> _Chunk:
+    cid, steps, vals, walls = row
+    return _Chunk(
+        cid,
+        np.frombuffer(steps, dtype=_I8),
+        np.frombuffer(vals, dtype=_F8),
+        None if walls is None else np.frombuffer(walls, dtype=_F8),
+    )
+
+
+def _merge(chunks: Sequence[_Chunk]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Merges chunks given in write order: sorted unique steps, the latest chunk winning.
+
+    Chunks that follow each other (each one's steps above every earlier one's, the
+    common case) are simply concatenated; otherwise a stable sort by step keeps the
+    write order among equal steps and the last of each run of equal steps wins.
+    """
+    has_wall = any(c.wall_times is not None for c in chunks)
+    if not chunks:
+        empty_f = np.empty(0, dtype=np.float64)
+        return np.empty(0, dtype=np.int64), empty_f, None
+    steps = np.concatenate([c.steps for c in chunks]).astype(np.int64, copy=False)
+    values = np.concatenate([c.values for c in chunks]).astype(np.float64, copy=False)
+    walls: np.ndarray | None = None
+    if has_wall:
+        walls = np.concatenate(
+            [
+                c.wall_times if c.wall_times is not None else np.full(len(c.steps), np.nan)
+                for c in chunks
+            ]
+        ).astype(np.float64, copy=False)
+    nonempty = [c for c in chunks if len(c.steps)]
+    ordered = all(
+        int(nonempty[i].steps[0]) > int(nonempty[i - 1].steps[-1]) for i in range(1, len(nonempty))
+    )
+    # Each chunk is sorted, so consecutive chunks in step order mean the whole is.
+    if ordered:
+        return steps, values, walls
+    order = np.argsort(steps, kind="stable")
+    s = steps[order]
+    last = np.ones(len(s), dtype=bool)
+    last[:-1] = s[1:] != s[:-1]
+    keep = order[last]
+    return steps[keep], values[keep], None if walls is None else walls[keep]
+
+
+def _row_to_run(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        id=row[0],
+        project=row[1],
+        name=row[2],
+        model=row[3],
+        task=row[4],
+        status=row[5],
+        hyperparameters=json.loads(row[6]),
+        verdict_config=json.loads(row[7]),
+        created_at=row[8],
+        updated_at=row[9],
+    )
+
+
+_RUN_COLUMNS = (
+    "id, project, name, model, task, status, hyperparameters, verdict_config, "
+    "created_at, updated_at"
+)
+
+
+def _specimen_to_json(rec: SpecimenRecord) -> str:
+    return json.dumps(
+        {
+            "prediction_text": rec.prediction_text,
+            "reference_texts": list(rec.reference_texts),
+            "predicted_boxes": [list(b) for b in rec.predicted_boxes],
+            "ground_truth_boxes": [list(b) for b in rec.ground_truth_boxes],
+            "scores": dict(rec.scores),
+            "flags": list(rec.flags),
+        },
+        separators=(",", ":"),
+    )
+
+
+def _specimen_from_json(specimen_id: str, body: str) -> SpecimenRecord:
+    d = json.loads(body)
+    return SpecimenRecord(
+        specimen_id=specimen_id,
+        prediction_text=d["prediction_text"],
+        reference_texts=tuple(d["reference_texts"]),
+        predicted_boxes=tuple(
+            (float(b[0]), float(b[1]), float(b[2]), float(b[3]), str(b[4]), float(b[5]))
+            for b in d["predicted_boxes"]
+        ),
+        ground_truth_boxes=tuple(
+            (float(b[0]), float(b[1]), float(b[2]), float(b[3]), str(b[4]), float(b[5]))
+            for b in d["ground_truth_boxes"]
+        ),
+        scores={str(k): float(v) for k, v in d["scores"].items()},
+        flags=tuple(d["flags"]),
+    )
+
+
+def _check_specimen(rec: object, index: int) -> SpecimenRecord:
+    field = f"specimens[{index}]"
+    if not isinstance(rec, SpecimenRecord):
+        raise InvalidInput(f"{field} is a {type(rec).__name__}, not a SpecimenRecord", field=field)
+    if not isinstance(rec.specimen_id, str) or not rec.specimen_id:
+        raise InvalidInput(
+            f"{field}.specimen_id must be a non-empty string", field=f"{field}.specimen_id"
+        )
+    for name in ("predicted_boxes", "ground_truth_boxes"):
+        for j, box in enumerate(getattr(rec, name)):
+            if len(box) != 6:
+                raise InvalidInput(
+                    f"{field}.{name}[{j}] has {len(box)} fields; expected "
+                    "(x1, y1, x2, y2, label, confidence)",
+                    field=f"{field}.{name}",
+                )
+    return rec
+
+
+# --------------------------------------------------------------------------- writer state
+
+
+@dataclass(frozen=True, slots=True)
+class _ValidChunk:
+    """A validated chunk, packed in the caller's thread (a private copy of its arrays)."""
+
+    run_id: str
+    split: str
+    series: str
+    steps: bytes
+    values: bytes
+    wall_times: bytes | None
+    n: int
+    increasing: bool  # strictly increasing steps
+
+
+class _SeriesState:
+    """What the writer keeps in memory per series (writer thread only)."""
+
+    __slots__ = ("id", "max_step", "tail")
+
+    def __init__(self, sid: int, max_step: int, tail: list[tuple[int, int]]) -> None:
+        self.id = sid
+        self.max_step = max_step  # -1 while empty
+        self.tail = tail  # (chunk id, points) of the trailing small chunks, in write order
+
+
+class _Op(Generic[T]):
+    """One queued write: ``fn`` runs on the writer connection inside the batch transaction.
+
+    ``fn`` returns (result, bumps): ``bumps`` says whether the run's data changed.
+    """
+
+    __slots__ = ("fn", "future", "run_id")
+
+    def __init__(
+        self, fn: Callable[[sqlite3.Connection], tuple[T, bool]], future: Future[T], run_id: str
+    ) -> None:
+        self.fn = fn
+        self.future = future
+        self.run_id = run_id
+
+
+_STOP = object()
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class SQLiteStore:
+    """The embedded ``Store``: a SQLite file, WAL, one group-committing writer thread.
+
+    Args:
+        path: The database file (created with its parent directory if missing).
+        max_queue: Capacity of the write queue; beyond it writes are refused with
+            StoreOverloaded.
+        synchronous: SQLite's synchronous level: "FULL" (default: an ack survives
+            power loss), "EXTRA", or "NORMAL" (survives a process crash only).
+
+    >>> import tempfile, numpy as np
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     store = SQLiteStore(Path(d) / "evalstream.db")
+    ...     run = store.create_run(NewRun(project="p", name="baseline"))
+    ...     chunk = PointChunk(run.id, "train", "loss", np.arange(3), np.array([3.0, 2.0, 1.5]))
+    ...     first, again = store.write_points(chunk), store.write_points(chunk)
+    ...     series = store.read_series(run.id)
+    ...     store.close()
+    >>> first, again
+    (WriteResult(stored=3, duplicates=0, changed=0), WriteResult(stored=0, duplicates=3, changed=0))
+    >>> series[0].name, series[0].values.tolist()
+    ('loss', [3.0, 2.0, 1.5])
+    """
+
+    def __init__(self, path: Path, *, max_queue: int = 1024, synchronous: str = "FULL") -> None:
+        if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
+            raise InvalidInput(f"max_queue must be >= 1, got {max_queue!r}", field="max_queue")
+        level = synchronous.upper() if isinstance(synchronous, str) else ""
+        if level not in SYNCHRONOUS_LEVELS:
+            raise InvalidInput(
+                f"synchronous {synchronous!r} is not one of {list(SYNCHRONOUS_LEVELS)}",
+                field="synchronous",
+            )
+        self.path = Path(path)
+        self.synchronous = level
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._wconn = self._connect(writer=True)
+            schema.migrate(self._wconn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store at {str(self.path)!r}: {exc}") from exc
+
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max_queue)
+        self._lock = threading.Lock()  # guards _closed, enqueueing and _versions
+        self._closed = False
+        self._versions: dict[str, int] = {}
+        self._readers: list[sqlite3.Connection] = []
+        self._local = threading.local()
+        # Writer-thread state.
+        self._series: dict[tuple[str, str, str], _SeriesState] = {}
+        self._known_runs: set[str] = set()
+        self._writer = threading.Thread(
+            target=self._write_loop, name="evalstream-store-writer", daemon=True
+        )
+        self._writer.start()
+
+    @classmethod
+    def open(
+        cls, data_dir: Path, *, max_queue: int = 1024, synchronous: str = "FULL"
+    ) -> SQLiteStore:
+        """Opens (creating it) ``<data_dir>/evalstream.db``.
+
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     store = SQLiteStore.open(Path(d))
+        ...     store.path.name
+        ...     store.close()
+        'evalstream.db'
+        """
+        return cls(Path(data_dir) / "evalstream.db", max_queue=max_queue, synchronous=synchronous)
+
+    # ------------------------------------------------------------------ connections
+
+    def _connect(self, *, writer: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            str(self.path),
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=_BUSY_TIMEOUT_MS / 1000,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        if writer:
+            # page_size must precede the switch to WAL; it is a no-op on an existing database.
+            conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"cannot switch {str(self.path)!r} to WAL mode (got {mode!r})")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_AUTOCHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA journal_size_limit = {_JOURNAL_SIZE_LIMIT}")
+        else:
+            conn.execute("PRAGMA query_only = ON")
+        conn.execute("PRAGMA cache_size = -65536")  # 64 MB
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection (opened on first use)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._lock:
+                if self._closed:
+                    raise StoreClosed("the store is closed")
+                try:
+                    conn = self._connect(writer=False)
+                except sqlite3.Error as exc:
+                    raise StoreError(f"cannot open a read connection: {exc}") from exc
+                self._readers.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs ``fn`` in one read transaction (one consistent snapshot)."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        conn = self._reader()
+        try:
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.ProgrammingError as exc:
+            if self._closed:
+                raise StoreClosed("the store is closed") from exc
+            raise StoreError(f"read failed: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"read failed: {exc}") from exc
+
+    # ------------------------------------------------------------------ the writer
+
+    def _enqueue(self, op: _Op[Any], *, wait: float) -> None:
+        deadline = time.monotonic() + wait
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise StoreClosed("the store is closed")
+                try:
+                    self._queue.put_nowait(op)
+                    return
+                except queue.Full:
+                    pass
+            if time.monotonic() >= deadline:
+                raise StoreOverloaded(
+                    f"the store's write queue is full ({self._queue.maxsize} writes waiting); "
+                    "retry later"
+                )
+            time.sleep(0.002)
+
+    def _submit(self, fn: Callable[[sqlite3.Connection], tuple[T, bool]], run_id: str) -> Future[T]:
+        future: Future[T] = Future()
+        self._enqueue(_Op(fn, future, run_id), wait=_CONTROL_WAIT_S)
+        return future
+
+    def _write_loop(self) -> None:
+        stop = False
+        while not stop:
+            batch: list[_Op[Any]] = []
+            item = self._queue.get()
+            while True:
+                # _STOP is always the last item: close() refuses new writes before
+                # enqueueing it, so every write accepted before is in this loop.
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)  # type: ignore[arg-type]
+                if len(batch) >= _MAX_BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._commit(batch)
+        self._wconn.close()
+
+    def _commit(self, batch: list[_Op[Any]]) -> None:
+        ops = [op for op in batch if op.future.set_running_or_notify_cancel()]
+        if not ops:
+            return
+        conn = self._wconn
+        done: list[tuple[_Op[Any], Any, bool]] = []
+        failed: list[tuple[_Op[Any], BaseException]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for op in ops:
+                op.future.set_exception(StoreError(f"cannot start a write transaction: {exc}"))
+            return
+        try:
+            for op in ops:
+                conn.execute("SAVEPOINT op")
+                try:
+                    result, bumps = op.fn(conn)
+                except StoreError as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    failed.append((op, exc))
+                except Exception as exc:  # noqa: BLE001 - handed to the op's future
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    # The in-memory series state may be ahead of the rolled-back rows.
+                    self._series.clear()
+                    wrapped = StoreError(f"write failed: {exc}")
+                    wrapped.__cause__ = exc
+                    failed.append((op, wrapped))
+                else:
+                    conn.execute("RELEASE op")
+                    done.append((op, result, bumps))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            self._series.clear()
+            error = StoreError(f"commit failed, nothing of this batch was stored: {exc}")
+            for op in ops:
+                if not op.future.done():
+                    op.future.set_exception(error)
+            return
+        # Durable now: bump versions, then wake the callers.
+        with self._lock:
+            for op, _, bumps in done:
+                if bumps:
+                    self._versions[op.run_id] = self._versions.get(op.run_id, 0) + 1
+        for op, result, _ in done:
+            op.future.set_result(result)
+        for op, err in failed:
+            op.future.set_exception(err)
+
+    def _require_run(self, conn: sqlite3.Connection, run_id: str) -> None:
+        if run_id in self._known_runs:
+            return
+        if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+            raise NotFound(f"run {run_id!r} not found")
+        self._known_runs.add(run_id)
+
+    # ------------------------------------------------------------------ runs
+
+    def create_run(self, new: NewRun) -> RunRecord:
+        """Creates a run (status "running", id "r_" + 16 hex digits); durable on return.
+
+        Raises:
+            AlreadyExists: the project already has a run of that name.
+            InvalidInput: an empty project or name, an unknown task, a bad hyperparameter.
+        """
+        if not isinstance(new, NewRun):
+            raise InvalidInput(f"expected a NewRun, got {type(new).__name__}", field="run")
+        for name in ("project", "name"):
+            value = getattr(new, name)
+            if not isinstance(value, str) or not value:
+                raise InvalidInput(f"{name} must be a non-empty string, got {value!r}", field=name)
+        if not isinstance(new.model, str):
+            raise InvalidInput(f"model must be a string, got {new.model!r}", field="model")
+        if new.task not in TASKS:
+            raise InvalidInput(
+                f"unknown task {new.task!r}; expected one of {list(TASKS)}", field="task"
+            )
+        hypers = _check_hypers(new.hyperparameters, field="hyperparameters")
+        verdict = _check_hypers(new.verdict_config, field="verdict_config")
+
+        def fn(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
+            taken = conn.execute(
+                "SELECT 1 FROM runs WHERE project = ? AND name = ?", (new.project, new.name)
+            ).fetchone()
+            if taken is not None:
+                raise AlreadyExists(
+                    f"run named {new.name!r} already exists in project {new.project!r}"
+                )
+            now = time.time()
+            run = RunRecord(
+                id=_new_run_id(),
+                project=new.project,
+                name=new.name,
+                model=new.model,
+                task=new.task,
+                status="running",
+                hyperparameters=hypers,
+                verdict_config=verdict,
+                created_at=now,
+                updated_at=now,
+            )
+            conn.execute(
+                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.id,
+                    run.project,
+                    run.name,
+                    run.model,
+                    run.task,
+                    run.status,
+                    json.dumps(hypers),
+                    json.dumps(verdict),
+                    now,
+                    now,
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO run_hyperparameters (run_id, key, kind, num, text) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(run.id, k, *_hyper_key(v)) for k, v in hypers.items()],
+            )
+            self._known_runs.add(run.id)
+            return run, True
+
+        return self._submit(fn, "").result()
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run with this id.
+
+        Raises:
+            NotFound: no such run.
+        """
+
+        def fn(conn: sqlite3.Connection) -> RunRecord:
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"run {run_id!r} not found")
+            return _row_to_run(row)
+
+        return self._read(fn)
+
+    def find_run(self, project: str, name: str) -> RunRecord:
+        """The run named ``name`` in ``project``.
+
+        Raises:
+            NotFound: no such run.
+        """
+
+        def fn(conn: sqlite3.Connection) -> RunRecord:
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE project = ? AND name = ?", (project, name)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"run named {name!r} not found in project {project!r}")
+            return _row_to_run(row)
+
+        return self._read(fn)
+
+    def list_runs(
+        self,
+        *,
+        project: str,
+        statuses: Sequence[str] = (),
+        model: str = "",
+        hyperparameters: Mapping[str, HyperValue] = {},
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> tuple[list[RunRecord], str]:
+        """One page of runs, ordered by (created_at, id), and the next page's token.
+
+        ``project`` "" lists every project. Hyperparameter filters are equalities:
+        numbers compare numerically (``1 == 1.0``), booleans only equal booleans
+        (``True != 1``), strings exactly; a NaN filter matches nothing. The token is
+        "" on the last page; a page token stays valid while runs are added (runs
+        created later land on later pages).
+
+        Raises:
+            InvalidInput: unknown status, bad filter, page size < 1 or a bad page token.
+        """
+        for status in statuses:
+            if status not in STATUSES:
+                raise InvalidInput(
+                    f"unknown status {status!r}; expected one of {list(STATUSES)}", field="statuses"
+                )
+        filters = _check_hypers(hyperparameters, field="hyperparameters")
+        size = _check_page_size(page_size)
+        where: list[str] = []
+        args: list[Any] = []
+        if project:
+            where.append("project = ?")
+            args.append(project)
+        if statuses:
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            args.extend(statuses)
+        if model:
+            where.append("model = ?")
+            args.append(model)
+        for key, value in filters.items():
+            kind, num, text = _hyper_key(value)
+            column, operand = ("text", text) if kind == "str" else ("num", num)
+            where.append(
+                "EXISTS (SELECT 1 FROM run_hyperparameters h WHERE h.run_id = runs.id "
+                f"AND h.key = ? AND h.kind = ? AND h.{column} = ?)"
+            )
+            args.extend((key, kind, operand))
+        if page_token:
+            created, last_id = _decode_token(page_token, "runs", (float, str))
+            where.append("(created_at > ? OR (created_at = ? AND id > ?))")
+            args.extend((created, created, last_id))
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, id LIMIT ?"
+        args.append(size + 1)
+        rows = self._read(lambda conn: conn.execute(sql, args).fetchall())
+        runs = [_row_to_run(r) for r in rows[:size]]
+        token = _encode_token("runs", runs[-1].created_at, runs[-1].id) if len(rows) > size else ""
+        return runs, token
+
+    def set_status(self, run_id: str, status: str) -> RunRecord:
+        """Sets the run's status (any transition is allowed); durable on return.
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: unknown status.
+        """
+        if status not in STATUSES:
+            raise InvalidInput(
+                f"unknown status {status!r}; expected one of {list(STATUSES)}", field="status"
+            )
+
+        def fn(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
+            cur = conn.execute(
+                "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
+                (status, time.time(), run_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"run {run_id!r} not found")
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            return _row_to_run(row), True
+
+        return self._submit(fn, run_id).result()
+
+    # ------------------------------------------------------------------ points
+
+    @staticmethod
+    def _validate_chunk(chunk: PointChunk) -> _ValidChunk:
+        if not isinstance(chunk, PointChunk):
+            raise InvalidInput(f"expected a PointChunk, got {type(chunk).__name__}", field="chunk")
+        if not isinstance(chunk.run_id, str) or not chunk.run_id:
+            raise InvalidInput(
+                f"run id must be a non-empty string, got {chunk.run_id!r}", field="run_id"
+            )
+        _check_split(chunk.split)
+        if not isinstance(chunk.series, str) or not 1 <= len(chunk.series) <= MAX_SERIES_NAME:
+            raise InvalidInput(
+                f"series name must have 1 to {MAX_SERIES_NAME} characters, "
+                f"got {chunk.series!r:.160}",
+                field="series",
+            )
+        steps = np.asarray(chunk.steps)
+        values = np.asarray(chunk.values)
+        if steps.ndim != 1:
+            raise InvalidInput(
+                f"steps must be one-dimensional, got shape {steps.shape}", field="steps"
+            )
+        if values.ndim != 1:
+            raise InvalidInput(
+                f"values must be one-dimensional, got shape {values.shape}", field="values"
+            )
+        n = len(steps)
+        if len(values) != n:
+            raise InvalidInput(f"{n} steps but {len(values)} values", field="values")
+        if n and steps.dtype.kind not in "iu":
+            raise InvalidInput(f"steps must be integers, got dtype {steps.dtype}", field="steps")
+        if n and values.dtype.kind not in "fiu":
+            raise InvalidInput(f"values must be numbers, got dtype {values.dtype}", field="values")
+        if n and steps.dtype.kind == "u" and int(steps.max()) > _INT64_MAX:
+            raise InvalidInput(f"step {int(steps.max())} does not fit in int64", field="steps")
+        # tobytes() copies: later changes to the caller's arrays cannot reach the store.
+        s = steps.astype(_I8, copy=False)
+        if n and int(s.min()) < 0:
+            bad = int(np.argmax(s < 0))
+            raise InvalidInput(f"step {int(s[bad])} at index {bad} is negative", field="steps")
+        walls: bytes | None = None
+        if chunk.wall_times is not None:
+            w = np.asarray(chunk.wall_times)
+            if w.ndim != 1 or len(w) != n:
+                raise InvalidInput(f"{n} steps but {w.size} wall times", field="wall_times")
+            if n and w.dtype.kind not in "fiu":
+                raise InvalidInput(
+                    f"wall times must be numbers, got dtype {w.dtype}", field="wall_times"
+                )
+            walls = w.astype(_F8, copy=False).tobytes()
+        increasing = n < 2 or bool((s[1:] > s[:-1]).all())
+        return _ValidChunk(
+            run_id=chunk.run_id,
+            split=chunk.split,
+            series=chunk.series,
+            steps=s.tobytes(),
+            values=values.astype(_F8, copy=False).tobytes(),
+            wall_times=walls,
+            n=n,
+            increasing=increasing,
+        )
+
+    def submit_points(self, chunk: PointChunk) -> Future[WriteResult]:
+        """Queues a chunk; the future resolves with its WriteResult once it is durable.
+
+        Never raises: every failure arrives through the future (InvalidInput for a bad
+        chunk, NotFound for an unknown run, StoreOverloaded when the queue is full,
+        StoreClosed after close, StoreError when the commit failed), so that one bad
+        chunk does not end a stream.
+        """
+        future: Future[WriteResult] = Future()
+        try:
+            valid = self._validate_chunk(chunk)
+            self._enqueue(
+                _Op(lambda conn: self._write_chunk(conn, valid), future, valid.run_id), wait=0
+            )
+        except StoreError as exc:
+            future.set_exception(exc)
+        return future
+
+    def write_points(self, chunk: PointChunk, *, timeout: float | None = None) -> WriteResult:
+        """Writes a chunk and returns once it is durable (``submit_points(chunk).result(timeout)``).
+
+        Raises:
+            InvalidInput: a malformed chunk (``.field`` says which part).
+            NotFound: unknown run.
+            StoreOverloaded: the write queue is full.
+            TimeoutError: not durable within ``timeout`` s (it may still become durable).
+        """
+        return self.submit_points(chunk).result(timeout)
+
+    def _series_state(self, conn: sqlite3.Connection, key: tuple[str, str, str]) -> _SeriesState:
+        state = self._series.get(key)
+        if state is not None:
+            return state
+        row = conn.execute(
+            "SELECT id FROM series WHERE run_id = ? AND split = ? AND name = ?", key
+        ).fetchone()
+        if row is None:
+            sid = _lastrowid(
+                conn.execute("INSERT INTO series (run_id, split, name) VALUES (?, ?, ?)", key)
+            )
+            state = _SeriesState(sid, -1, [])
+        else:
+            sid = row[0]
+            top = conn.execute(
+                "SELECT max(max_step) FROM point_chunks WHERE series_id = ?", (sid,)
+            ).fetchone()[0]
+            recent = conn.execute(
+                "SELECT id, n FROM point_chunks WHERE series_id = ? ORDER BY id DESC LIMIT ?",
+                (sid, _COMPACT_AFTER),
+            ).fetchall()
+            tail: list[tuple[int, int]] = []
+            for cid, n in recent:
+                if n >= _SMALL_CHUNK:
+                    break
+                tail.append((cid, n))
+            tail.reverse()
+            state = _SeriesState(sid, -1 if top is None else int(top), tail)
+        self._series[key] = state
+        return state
+
+    def _append(
+        self,
+        conn: sqlite3.Connection,
+        state: _SeriesState,
+        steps: bytes,
+        values: bytes,
+        walls: bytes | None,
+        lo: int,
+        hi: int,
+        n: int,
+    ) -> None:
+        cid = _lastrowid(
+            conn.execute(
+                "INSERT INTO point_chunks "
+                "(series_id, min_step, max_step, n, steps, vals, wall_times) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (state.id, lo, hi, n, steps, values, walls),
+            )
+        )
+        state.max_step = max(state.max_step, hi)
+        if n >= _SMALL_CHUNK:
+            state.tail = []
+            return
+        state.tail.append((cid, n))
+        if len(state.tail) >= _COMPACT_AFTER:
+            self._compact_tail(conn, state)
+
+    def _compact_tail(self, conn: sqlite3.Connection, state: _SeriesState) -> None:
+        """Merges the series' trailing small chunks (a suffix of its write order) into one."""
+        ids = [cid for cid, _ in state.tail]
+        marks = ", ".join("?" * len(ids))
+        rows = conn.execute(
+            f"SELECT id, steps, vals, wall_times FROM point_chunks "
+            f"WHERE id IN ({marks}) ORDER BY id",
+            ids,
+        ).fetchall()
+        steps, values, walls = _merge([_decode_chunk(r) for r in rows])
+        conn.execute(f"DELETE FROM point_chunks WHERE id IN ({marks})", ids)
+        n = len(steps)
+        cid = _lastrowid(
+            conn.execute(
+                "INSERT INTO point_chunks "
+                "(series_id, min_step, max_step, n, steps, vals, wall_times) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    state.id,
+                    int(steps[0]),
+                    int(steps[-1]),
+                    n,
+                    steps.astype(_I8).tobytes(),
+                    values.astype(_F8).tobytes(),
+                    None if walls is None else walls.astype(_F8).tobytes(),
+                ),
+            )
+        )
+        state.tail = [(cid, n)] if n < _SMALL_CHUNK else []
+
+    def _write_chunk(
+        self, conn: sqlite3.Connection, chunk: _ValidChunk
+    ) -> tuple[WriteResult, bool]:
+        self._require_run(conn, chunk.run_id)
+        state = self._series_state(conn, (chunk.run_id, chunk.split, chunk.series))
+        n = chunk.n
+        if n == 0:
+            return WriteResult(0, 0, 0), False
+        steps = np.frombuffer(chunk.steps, dtype=_I8)
+        if chunk.increasing and int(steps[0]) > state.max_step:
+            # Fast path: past everything stored, so every point is new.
+            self._append(
+                conn,
+                state,
+                chunk.steps,
+                chunk.values,
+                chunk.wall_times,
+                int(steps[0]),
+                int(steps[-1]),
+                n,
+            )
+            return WriteResult(n, 0, 0), True
+        values = np.frombuffer(chunk.values, dtype=_F8)
+        walls = None if chunk.wall_times is None else np.frombuffer(chunk.wall_times, dtype=_F8)
+
+        # Apply the chunk as if point by point: sort by step, keeping chunk order
+        # among equal steps; each point compares with what precedes it (the stored
+        # value for the first of its step, the previous point of the chunk otherwise).
+        order = np.argsort(steps, kind="stable")
+        s, v = steps[order], values[order]
+        first = np.ones(n, dtype=bool)
+        first[1:] = s[1:] != s[:-1]
+        last = np.ones(n, dtype=bool)
+        last[:-1] = first[1:]
+        unique = s[first]
+        lo, hi = int(unique[0]), int(unique[-1])
+        rows = conn.execute(
+            "SELECT id, steps, vals, wall_times FROM point_chunks "
+            "WHERE series_id = ? AND max_step >= ? AND min_step <= ? ORDER BY id",
+            (state.id, lo, hi),
+        ).fetchall()
+        old_steps, old_values, _ = _merge([_decode_chunk(r) for r in rows])
+        pos = np.searchsorted(old_steps, unique)
+        if len(old_steps):
+            pos_c = np.minimum(pos, len(old_steps) - 1)
+            found = (pos < len(old_steps)) & (old_steps[pos_c] == unique)
+            stored_at = old_values[pos_c]
+        else:
+            found = np.zeros(len(unique), dtype=bool)
+            stored_at = np.full(len(unique), np.nan)
+        before = np.empty(n, dtype=np.float64)
+        before[1:] = v[:-1]
+        has_before = np.ones(n, dtype=bool)
+        first_idx = np.flatnonzero(first)
+        before[first_idx] = stored_at
+        has_before[first_idx] = found
+        same = has_before & _same_values(v, before)
+        duplicates = int(same.sum())
+        changed = int((has_before & ~same).sum())
+        # What to store: the final value of each step where it differs from the stored one.
+        final_values = v[last]
+        write = ~found | ~_same_values(final_values, stored_at)
+        if write.any():
+            pick = order[last][write]
+            out_steps = unique[write]
+            self._append(
+                conn,
+                state,
+                out_steps.tobytes(),
+                final_values[write].tobytes(),
+                None if walls is None else walls[pick].tobytes(),
+                int(out_steps[0]),
+                int(out_steps[-1]),
+                len(out_steps),
+            )
+        stored = n - duplicates
+        return WriteResult(stored, duplicates, changed), bool(write.any())
+
+    def read_series(
+        self, run_id: str, *, splits: Sequence[str] = (), series: Sequence[str] = ()
+    ) -> list[SeriesData]:
+        """The run's series, each merged and sorted by step, one value per step.
+
+        Ordered by split (train, validation, test), then name. Empty filters mean all.
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: an unknown split.
+        """
+        for split in splits:
+            _check_split(split, field="splits")
+        return self._read(lambda conn: self._read_series(conn, run_id, splits, series, tail=0))
+
+    def last_points(self, run_id: str, n: int = 1) -> list[SeriesData]:
+        """The last ``n`` points (largest steps) of every series of the run.
+
+        ``total_points`` is then the number returned (at most ``n``), not the length
+        of the whole series.
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: n < 1.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidInput(f"n must be >= 1, got {n!r}", field="n")
+        return self._read(lambda conn: self._read_series(conn, run_id, (), (), tail=n))
+
+    def _read_series(
+        self,
+        conn: sqlite3.Connection,
+        run_id: str,
+        splits: Sequence[str],
+        names: Sequence[str],
+        *,
+        tail: int,
+    ) -> list[SeriesData]:
+        if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+            raise NotFound(f"run {run_id!r} not found")
+        rows = conn.execute(
+            "SELECT id, split, name FROM series WHERE run_id = ?", (run_id,)
+        ).fetchall()
+        wanted = [
+            r for r in rows if (not splits or r[1] in splits) and (not names or r[2] in names)
+        ]
+        wanted.sort(key=lambda r: (SPLITS.index(r[1]), r[2]))
+        out: list[SeriesData] = []
+        for sid, split, name in wanted:
+            if tail:
+                steps, values, walls = self._tail(conn, sid, tail)
+            else:
+                chunks = conn.execute(
+                    "SELECT id, steps, vals, wall_times FROM point_chunks "
+                    "WHERE series_id = ? ORDER BY id",
+                    (sid,),
+                ).fetchall()
+                steps, values, walls = _merge([_decode_chunk(r) for r in chunks])
+            out.append(SeriesData(split, name, steps, values, walls, len(steps)))
+        return out
+
+    @staticmethod
+    def _tail(
+        conn: sqlite3.Connection, sid: int, n: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The last n points of a series, reading only the chunks that can hold them.
+
+        Taking chunks by decreasing max step until they hold n distinct steps gives a
+        threshold T (the n-th largest of those steps): every point at or above T lives
+        in a chunk whose max step is >= T, so merging just those chunks (in write
+        order, for "latest wins") is exact.
+        """
+        metas = conn.execute(
+            "SELECT id, max_step FROM point_chunks WHERE series_id = ? ORDER BY max_step DESC",
+            (sid,),
+        ).fetchall()
+        loaded: dict[int, _Chunk] = {}
+
+        def load(ids: list[int]) -> None:
+            missing = [i for i in ids if i not in loaded]
+            if missing:
+                marks = ", ".join("?" * len(missing))
+                for row in conn.execute(
+                    f"SELECT id, steps, vals, wall_times FROM point_chunks WHERE id IN ({marks})",
+                    missing,
+                ):
+                    loaded[row[0]] = _decode_chunk(row)
+
+        threshold = -1
+        k = 1
+        while k < 2 * len(metas):
+            top = [m[0] for m in metas[:k]]
+            load(top)
+            distinct = np.unique(np.concatenate([loaded[i].steps for i in top]))
+            if len(distinct) >= n:
+                threshold = int(distinct[-n])
+                break
+            k *= 2
+        ids = sorted(m[0] for m in metas if m[1] >= threshold)
+        load(ids)
+        steps, values, walls = _merge([loaded[i] for i in ids])
+        keep = slice(max(0, len(steps) - n), None)
+        return steps[keep], values[keep], None if walls is None else walls[keep]
+
+    # ------------------------------------------------------------------ evaluations
+
+    def log_checkpoint(
+        self,
+        run_id: str,
+        split: str,
+        step: int,
+        metrics: Mapping[str, float],
+        *,
+        signatures: Mapping[str, str] = {},
+    ) -> int:
+        """Upserts metrics for (run, split, step); returns how many were stored. Durable on return.
+
+        A metric logged again replaces its value and signature (last write wins).
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: unknown split, negative step, a non-numeric metric, or a
+                signature for a metric not in ``metrics``.
+        """
+        _check_split(split)
+        step = _check_step(step)
+        rows: list[tuple[Any, ...]] = []
+        for name, value in metrics.items():
+            if not isinstance(name, str) or not name:
+                raise InvalidInput(
+                    f"metric name {name!r} must be a non-empty string", field="metrics"
+                )
+            if isinstance(value, bool) or not isinstance(
+                value, int | float | np.floating | np.integer
+            ):
+                raise InvalidInput(f"metric {name!r} = {value!r} is not a number", field="metrics")
+            number = float(value)
+            sig = signatures.get(name, "")
+            if not isinstance(sig, str):
+                raise InvalidInput(f"signature of {name!r} must be a string", field="signatures")
+            # SQLite stores NaN as NULL; NULL reads back as NaN.
+            rows.append((run_id, split, step, name, None if math.isnan(number) else number, sig))
+        extra = set(signatures) - set(metrics)
+        if extra:
+            raise InvalidInput(
+                f"signatures for metrics not logged: {sorted(extra)}", field="signatures"
+            )
+
+        def fn(conn: sqlite3.Connection) -> tuple[int, bool]:
+            self._require_run(conn, run_id)
+            conn.executemany(
+                "INSERT INTO checkpoint_metrics (run_id, split, step, metric, value, signature) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, split, step, metric) "
+                "DO UPDATE SET value = excluded.value, signature = excluded.signature",
+                rows,
+            )
+            return len(rows), bool(rows)
+
+        return self._submit(fn, run_id).result()
+
+    def checkpoints(self, run_id: str) -> list[CheckpointRow]:
+        """The run's checkpoint metrics, one row per (split, step), sorted by split then step.
+
+        Splits sort in SPLITS order (train, validation, test).
+
+        Raises:
+            NotFound: no such run.
+        """
+
+        def fn(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            self._check_run_exists(conn, run_id)
+            return conn.execute(
+                "SELECT split, step, metric, value, signature FROM checkpoint_metrics "
+                "WHERE run_id = ?",
+                (run_id,),
+            ).fetchall()
+
+        grouped: dict[tuple[str, int], tuple[dict[str, float], dict[str, str]]] = {}
+        for split, step, metric, value, signature in self._read(fn):
+            metrics, sigs = grouped.setdefault((split, step), ({}, {}))
+            metrics[metric] = math.nan if value is None else value
+            if signature:
+                sigs[metric] = signature
+        return [
+            CheckpointRow(split, step, metrics, sigs)
+            for (split, step), (metrics, sigs) in sorted(
+                grouped.items(), key=lambda kv: (SPLITS.index(kv[0][0]), kv[0][1])
+            )
+        ]
+
+    @staticmethod
+    def _check_run_exists(conn: sqlite3.Connection, run_id: str) -> None:
+        if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+            raise NotFound(f"run {run_id!r} not found")
+
+    def record_specimens(
+        self, run_id: str, split: str, step: int, specimens: Sequence[SpecimenRecord]
+    ) -> int:
+        """Upserts specimens by id within (run, split, step); returns how many. Durable on return.
+
+        A specimen recorded again replaces the stored record but keeps its place in
+        the paging order (first insertion).
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: unknown split, negative step, a record without an id or a bad box.
+        """
+        _check_split(split)
+        step = _check_step(step)
+        rows = [
+            (run_id, split, step, rec.specimen_id, _specimen_to_json(_check_specimen(rec, i)))
+            for i, rec in enumerate(specimens)
+        ]
+
+        def fn(conn: sqlite3.Connection) -> tuple[int, bool]:
+            self._require_run(conn, run_id)
+            conn.executemany(
+                "INSERT INTO specimens (run_id, split, step, specimen_id, body) "
+                "VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (run_id, split, step, specimen_id) DO UPDATE SET body = excluded.body",
+                rows,
+            )
+            return len(rows), bool(rows)
+
+        return self._submit(fn, run_id).result()
+
+    def evaluation_steps(self, run_id: str, *, split: str = "") -> list[EvaluationStepRow]:
+        """Steps with checkpoint metrics or specimens, sorted by split (SPLITS order) then step.
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: an unknown split.
+        """
+        _check_split(split, allow_empty=True)
+        cond = " AND split = ?" if split else ""
+        args: tuple[Any, ...] = (run_id, split) if split else (run_id,)
+
+        def fn(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            self._check_run_exists(conn, run_id)
+            metrics = conn.execute(
+                f"SELECT split, step, metric, value FROM checkpoint_metrics WHERE run_id = ?{cond}",
+                args,
+            ).fetchall()
+            counts = conn.execute(
+                f"SELECT split, step, count(*) FROM specimens WHERE run_id = ?{cond} "
+                "GROUP BY split, step",
+                args,
+            ).fetchall()
+            return metrics, counts
+
+        metric_rows, count_rows = self._read(fn)
+        steps: dict[tuple[str, int], tuple[int, dict[str, float]]] = {}
+        for sp, st, metric, value in metric_rows:
+            steps.setdefault((sp, st), (0, {}))[1][metric] = math.nan if value is None else value
+        for sp, st, count in count_rows:
+            steps[(sp, st)] = (count, steps.get((sp, st), (0, {}))[1])
+        return [
+            EvaluationStepRow(sp, st, count, metrics)
+            for (sp, st), (count, metrics) in sorted(
+                steps.items(), key=lambda kv: (SPLITS.index(kv[0][0]), kv[0][1])
+            )
+        ]
+
+    def specimens(
+        self, run_id: str, split: str, step: int, *, page_size: int = 100, page_token: str = ""
+    ) -> tuple[list[SpecimenRecord], str]:
+        """One page of an evaluation step's specimens (first-insertion order) and the next token.
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: unknown split, page size < 1 or a bad page token.
+        """
+        _check_split(split)
+        step = _check_step(step)
+        size = _check_page_size(page_size)
+        after = _decode_token(page_token, "specimens", (int,))[0] if page_token else 0
+
+        def fn(conn: sqlite3.Connection) -> list[Any]:
+            self._check_run_exists(conn, run_id)
+            return conn.execute(
+                "SELECT seq, specimen_id, body FROM specimens "
+                "WHERE run_id = ? AND split = ? AND step = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (run_id, split, step, after, size + 1),
+            ).fetchall()
+
+        rows = self._read(fn)
+        records = [_specimen_from_json(sid, body) for _, sid, body in rows[:size]]
+        token = _encode_token("specimens", rows[size - 1][0]) if len(rows) > size else ""
+        return records, token
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def data_version(self, run_id: str) -> int:
+        """A per-run counter bumped after every durable write that changed the run.
+
+        In memory: it starts at 0 for every run when the store opens (0 too for an
+        unknown run). Writes that change nothing (a resent chunk) do not bump it.
+        """
+        with self._lock:
+            return self._versions.get(run_id, 0)
+
+    def close(self) -> None:
+        """Makes every accepted write durable, then closes; later calls raise StoreClosed.
+
+        Closing twice is harmless.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        # Nothing can be enqueued any more, so _STOP is the last item the writer sees.
+        self._queue.put(_STOP)
+        self._writer.join()
+        with self._lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

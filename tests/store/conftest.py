@@ -1,0 +1,28 @@
+"""Fixtures of the store tests: a fresh SQLiteStore in a temporary directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from evalstream_server.store import NewRun, SQLiteStore
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "evalstream.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(db_path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def run_id(store: SQLiteStore) -> str:
+    return store.create_run(NewRun(project="p", name="run")).id
