@@ -19,6 +19,16 @@ import pytest
 from evalstream_server.app import Deps, build_server
 from evalstream_server.config import Config
 
+TINY_BERT_LAYER = 2
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-layer, 32-wide random BERT with a WordPiece tokenizer, max length 32 (no hub)."""
+    from evalstream_server.runtime.models import write_tiny_bert
+
+    return write_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert")
+
 
 @dataclass
 class LiveServer:
@@ -30,10 +40,28 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
-    """An in-process server on a free port. Parametrize indirectly with Config overrides."""
-    overrides = getattr(request, "param", {})
-    config = Config(port=0, metrics_port=-1, data_dir=tmp_path, **overrides)
+    """An in-process server on a free port, BERTScore off.
+
+    Parametrize indirectly with Config overrides.
+    """
+    overrides = {"bertscore_model": "none", **getattr(request, "param", {})}
+    yield from _live(tmp_path, overrides)
+
+
+@pytest.fixture
+def text_server(tmp_path: Path, tiny_bert_dir: Path) -> Iterator[LiveServer]:
+    """An in-process server whose BERTScore model is the tiny random BERT, ready to score."""
+    yield from _live(
+        tmp_path, {"bertscore_model": str(tiny_bert_dir), "bertscore_layer": TINY_BERT_LAYER}
+    )
+
+
+def _live(tmp_path: Path, overrides: dict[str, object]) -> Iterator[LiveServer]:
+    config = Config(port=0, metrics_port=-1, data_dir=tmp_path, **overrides)  # type: ignore[arg-type]
     deps = Deps.open(config)
+    if config.bertscore_model != "none" and not deps.bertscore.wait(120):
+        deps.close()
+        pytest.fail(f"BERTScore model did not load: {deps.bertscore.error}")
     server, port = build_server(config, deps)
     try:
         yield LiveServer(f"127.0.0.1:{port}", deps, server, config)
@@ -76,7 +104,9 @@ def _reader(sp: ServerProcess, ready: threading.Event) -> None:
     ready.set()
 
 
-def start_server(data_dir: Path, *, port: int = 0, extra: tuple[str, ...] = ()) -> ServerProcess:
+def start_server(
+    data_dir: Path, *, port: int = 0, extra: tuple[str, ...] = ("--bertscore-model", "none")
+) -> ServerProcess:
     """Starts `evalstream-server` and waits until it serves (fails the test otherwise)."""
     exe = Path(sys.executable).with_name("evalstream-server")
     env = {**os.environ, "EVALSTREAM_GRACE_SECONDS": "20"}

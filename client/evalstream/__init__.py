@@ -4,6 +4,8 @@ Needs only grpcio and protobuf. The public surface::
 
     Client, AsyncClient                  connections (context managers)
     Box, ImageBoxes                      box-scoring input
+    TextReport, TextResult, PairResult,
+    TextScore                            text-scoring results
     BoxResult, BoxReport, BoxScores,
     ImageResult, PrCurve, Figure         results (frozen dataclasses)
     Run, RunInfo, Series, LoggerStats,
@@ -24,7 +26,11 @@ from evalstream._types import (
     Figure,
     ImageBoxes,
     ImageResult,
+    PairResult,
     PrCurve,
+    TextReport,
+    TextResult,
+    TextScore,
 )
 from evalstream.errors import EvalstreamError
 
@@ -42,10 +48,14 @@ __all__ = [
     "ImageBoxes",
     "ImageResult",
     "LoggerStats",
+    "PairResult",
     "PrCurve",
     "Refusal",
     "Run",
     "RunInfo",
     "Series",
+    "TextReport",
+    "TextResult",
+    "TextScore",
     "errors",
 ]

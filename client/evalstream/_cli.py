@@ -2,6 +2,7 @@
 
     evalstream score-boxes --predictions P.jsonl --ground-truth G.jsonl [--iou 0.5,0.75]
                            [--confidence 0.3] [--pr-curve] [--json] [--target HOST:PORT]
+    evalstream score-text --predictions P.txt --references R.txt [--metrics bleu,rouge] [--json]
     evalstream health [--service NAME]
     evalstream runs list --project P | runs show RUN | runs import FILE --run RUN
 
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from evalstream._client import DEFAULT_BATCH_SIZE, DEFAULT_TARGET, Client
-from evalstream._types import Box, BoxReport, BoxScores, Figure, ImageBoxes
+from evalstream._types import Box, BoxReport, BoxScores, Figure, ImageBoxes, TextReport
 from evalstream.errors import EvalstreamError
 
 
@@ -172,6 +173,32 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per message")
     sb.add_argument("--json", action="store_true", help="print the full report as JSON")
 
+    st = sub.add_parser(
+        "score-text", help="score answers against references (BLEU, ROUGE, METEOR, BERTScore)"
+    )
+    st.add_argument(
+        "--predictions",
+        type=Path,
+        required=True,
+        help="one answer per line (.txt), or JSONL with prediction [and specimen_id]",
+    )
+    st.add_argument(
+        "--references",
+        type=Path,
+        required=True,
+        help="one reference per line (.txt), or JSONL with references: [...] per line",
+    )
+    st.add_argument(
+        "--metrics", default="", help="comma-separated: bleu,rouge,meteor,bertscore (default all)"
+    )
+    st.add_argument("--tokenize", default="13a", help="BLEU tokenizer: 13a, intl, zh, char, none")
+    st.add_argument("--lowercase", action="store_true", help="BLEU: lowercase")
+    st.add_argument("--no-stemmer", action="store_true", help="ROUGE: no Porter stemming")
+    st.add_argument("--rouge-lsum", action="store_true", help="ROUGE: add rougeLsum")
+    st.add_argument("--idf", action="store_true", help="BERTScore: idf weights from the references")
+    st.add_argument("--batch-size", type=int, default=64, help="pairs per message")
+    st.add_argument("--json", action="store_true", help="print the full report as JSON")
+
     h = sub.add_parser("health", help="print the server's health status; exit 0 only if SERVING")
     h.add_argument("--service", default="", help="service name ('' for the whole server)")
 
@@ -209,6 +236,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 return 0 if status == "SERVING" else 1
             if args.command == "runs":
                 return _runs_command(client, args, out)
+            if args.command == "score-text":
+                return _score_text(client, args, out)
             images = pair_images(
                 read_boxes(args.predictions, bbox_format=args.bbox_format),
                 read_boxes(args.ground_truth, bbox_format=args.bbox_format),
@@ -221,7 +250,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 pr_curve=args.pr_curve,
                 class_agnostic=args.class_agnostic,
             )
-    except (InputError, OSError) as exc:
+    except (InputError, OSError, ValueError) as exc:
         print(f"evalstream: {exc}", file=sys.stderr)
         return 2
     except EvalstreamError as exc:
@@ -231,6 +260,64 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         print(json.dumps(dataclasses.asdict(report), indent=2), file=out)
     else:
         print(format_report(report), file=out)
+    return 0
+
+
+def read_text_file(path: Path, key: str) -> tuple[list[Any], list[str]]:
+    """Lines of a .txt file, or `key` (and specimen_id) of each JSONL line."""
+    values: list[Any] = []
+    ids: list[str] = []
+    with path.open(encoding="utf-8") as f:
+        if path.suffix.lower() != ".jsonl":
+            for line in f:
+                values.append(line.rstrip("\n"))
+                ids.append("")
+            return values, ids
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+            if isinstance(record, str):
+                record = {key: record}
+            if not isinstance(record, dict) or key not in record:
+                raise InputError(f"{path}:{number}: expected an object with {key!r}")
+            values.append(record[key])
+            ids.append(str(record.get("specimen_id", record.get("id", ""))))
+    return values, ids
+
+
+def format_text_report(report: TextReport) -> str:
+    """The human-readable table of `evalstream score-text`."""
+    rows = [["score", "value", "band", "signature"]]
+    rows += [[s.name, str(s), s.band or s.reason, s.signature] for s in report.overall.values()]
+    return f"{report.pairs_total} pairs\n" + _table(rows)
+
+
+def _score_text(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    predictions, ids = read_text_file(args.predictions, "prediction")
+    references, _ = read_text_file(args.references, "references")
+    if len(predictions) != len(references):
+        raise InputError(f"{len(predictions)} predictions but {len(references)} references")
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] or None
+    report = client.score_text(
+        predictions,
+        references,
+        specimen_ids=ids,
+        metrics=metrics,
+        batch_size=args.batch_size,
+        bleu_tokenize=args.tokenize,
+        lowercase=args.lowercase,
+        use_stemmer=not args.no_stemmer,
+        rouge_lsum=args.rouge_lsum,
+        idf=args.idf,
+    )
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report), indent=2), file=out)
+    else:
+        print(format_text_report(report), file=out)
     return 0
 
 

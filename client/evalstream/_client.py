@@ -20,7 +20,15 @@ from evalstream._runs import (
     Series,
     hyper_pb,
 )
-from evalstream._types import BoxReport, BoxResult, ImageBoxes, ImageResult
+from evalstream._types import (
+    BoxReport,
+    BoxResult,
+    ImageBoxes,
+    ImageResult,
+    PairResult,
+    TextReport,
+    TextResult,
+)
 from evalstream.errors import AlreadyExists, EvalstreamError, NotFound, from_grpc
 from evalstream.v1 import runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
 
@@ -49,6 +57,71 @@ def _batched(images: Iterable[ImageBoxes], size: int) -> Iterator[list[ImageBoxe
     it = iter(images)
     while chunk := list(itertools.islice(it, size)):
         yield chunk
+
+
+_TEXT_DEFAULTS: dict[str, Any] = {
+    "bleu_tokenize": "13a",
+    "lowercase": False,
+    "smooth_method": "exp",
+    "smooth_value": None,
+    "use_stemmer": True,
+    "rouge_lsum": False,
+    "meteor_alpha": None,
+    "meteor_beta": None,
+    "meteor_gamma": None,
+    "idf": False,
+    "rescale_with_baseline": False,
+    "omit_pairs": False,
+}
+
+
+def _text_options(
+    metrics: Sequence[str] | None, options: Mapping[str, Any]
+) -> scoring_pb2.TextOptions:
+    unknown = sorted(set(options) - set(_TEXT_DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown text options {unknown}; valid: {', '.join(_TEXT_DEFAULTS)}")
+    return _convert.text_options(metrics=metrics, **{**_TEXT_DEFAULTS, **options})
+
+
+def _text_pairs(
+    predictions: Sequence[str],
+    references: Sequence[str] | Sequence[Sequence[str]],
+    specimen_ids: Sequence[str] | None,
+) -> list[tuple[str, Sequence[str], str]]:
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
+    if specimen_ids is not None and len(specimen_ids) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions but {len(specimen_ids)} specimen ids")
+    ids = specimen_ids or [""] * len(predictions)
+    return [
+        (p, (r,) if isinstance(r, str) else tuple(r), sid)
+        for p, r, sid in zip(predictions, references, ids, strict=True)
+    ]
+
+
+class _TextReport:
+    def __init__(self) -> None:
+        self.pairs: list[PairResult] = []
+        self.last: TextResult | None = None
+        self.batches = 0
+
+    def add(self, result: TextResult) -> None:
+        offset = len(self.pairs)
+        self.pairs.extend(
+            PairResult(offset + p.index, p.specimen_id, p.scores) for p in result.pairs
+        )
+        self.last = result
+        self.batches += 1
+
+    def report(self) -> TextReport:
+        last = self.last
+        return TextReport(
+            pairs=tuple(self.pairs),
+            overall=last.running if last else {},
+            pairs_total=last.pairs_total if last else 0,
+            batches=self.batches,
+        )
 
 
 def _health_request(service: str) -> bytes:
@@ -326,6 +399,67 @@ class Client:
         finally:
             call.cancel()
 
+    def stream_text(
+        self,
+        batches: Iterable[Sequence[tuple[str, Sequence[str], str]]],
+        *,
+        metrics: Sequence[str] | None = None,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> Iterator[TextResult]:
+        """Streams batches of (prediction, references, specimen id) to ScoreText.
+
+        Yields one result per batch: per-pair scores, the batch's corpus scores
+        and the running corpus scores of the stream. Options as `score_text`.
+        """
+        call = self._scoring.ScoreText(
+            _text_requests(batches, _text_options(metrics, options)),
+            timeout=timeout or self.stream_timeout,
+        )
+        try:
+            for response in call:
+                yield _convert.text_result(response)
+        except grpc.RpcError as exc:
+            raise from_grpc(exc) from exc
+        finally:
+            call.cancel()
+
+    def score_text(
+        self,
+        predictions: Sequence[str],
+        references: Sequence[str] | Sequence[Sequence[str]],
+        *,
+        metrics: Sequence[str] | None = None,
+        specimen_ids: Sequence[str] | None = None,
+        batch_size: int = 64,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> TextReport:
+        """Scores answers against references with BLEU, ROUGE, METEOR and BERTScore.
+
+        Args:
+            predictions: The model's answers.
+            references: One reference per answer, or a sequence of references each.
+            metrics: Any of "bleu", "rouge", "meteor", "bertscore"; default all four.
+            specimen_ids: Optional ids, echoed per pair.
+            batch_size: Pairs per message.
+            timeout: Deadline of the whole stream in seconds.
+            **options: bleu_tokenize ("13a", "intl", "zh", "char", "none"), lowercase,
+                smooth_method ("exp", "floor", "add-k", "none"), smooth_value,
+                use_stemmer (default True), rouge_lsum, meteor_alpha, meteor_beta,
+                meteor_gamma, idf, rescale_with_baseline, omit_pairs.
+
+        Returns:
+            Every pair's scores and the corpus scores over all pairs (`overall`).
+        """
+        pairs = _text_pairs(predictions, references, specimen_ids)
+        report = _TextReport()
+        for result in self.stream_text(
+            _text_batches(pairs, batch_size), metrics=metrics, timeout=timeout, **options
+        ):
+            report.add(result)
+        return report.report()
+
     def score_boxes(
         self,
         images: Iterable[ImageBoxes],
@@ -356,6 +490,24 @@ class Client:
         ):
             report.add(result)
         return report.report()
+
+
+def _text_requests(
+    batches: Iterable[Sequence[tuple[str, Sequence[str], str]]], options: scoring_pb2.TextOptions
+) -> Iterator[scoring_pb2.TextBatch]:
+    first: scoring_pb2.TextOptions | None = options
+    for batch in batches:
+        yield _convert.text_batch(batch, first)
+        first = None
+
+
+def _text_batches(
+    pairs: list[tuple[str, Sequence[str], str]], size: int
+) -> Iterator[list[tuple[str, Sequence[str], str]]]:
+    if size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {size}")
+    for start in range(0, len(pairs), size):
+        yield pairs[start : start + size]
 
 
 class AsyncClient:
@@ -443,6 +595,47 @@ class AsyncClient:
             raise from_grpc(exc) from exc
         finally:
             call.cancel()
+
+    async def stream_text(
+        self,
+        batches: Iterable[Sequence[tuple[str, Sequence[str], str]]],
+        *,
+        metrics: Sequence[str] | None = None,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> AsyncIterator[TextResult]:
+        """Async twin of `Client.stream_text`."""
+        call = self._scoring.ScoreText(
+            _text_requests(batches, _text_options(metrics, options)),
+            timeout=timeout or self.stream_timeout,
+        )
+        try:
+            async for response in call:
+                yield _convert.text_result(response)
+        except grpc.RpcError as exc:
+            raise from_grpc(exc) from exc
+        finally:
+            call.cancel()
+
+    async def score_text(
+        self,
+        predictions: Sequence[str],
+        references: Sequence[str] | Sequence[Sequence[str]],
+        *,
+        metrics: Sequence[str] | None = None,
+        specimen_ids: Sequence[str] | None = None,
+        batch_size: int = 64,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> TextReport:
+        """Async twin of `Client.score_text`."""
+        pairs = _text_pairs(predictions, references, specimen_ids)
+        report = _TextReport()
+        async for result in self.stream_text(
+            _text_batches(pairs, batch_size), metrics=metrics, timeout=timeout, **options
+        ):
+            report.add(result)
+        return report.report()
 
     async def score_boxes(
         self,

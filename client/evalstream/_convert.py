@@ -11,7 +11,10 @@ from evalstream._types import (
     Figure,
     ImageBoxes,
     ImageResult,
+    PairResult,
     PrCurve,
+    TextResult,
+    TextScore,
 )
 from evalstream.v1 import common_pb2, scoring_pb2
 
@@ -105,4 +108,89 @@ def box_result(pb: scoring_pb2.BoxResult) -> BoxResult:
         pr_curves=tuple(pr_curve(c) for c in pb.pr_curves),
         images_total=pb.images_total,
         boxes_total=pb.boxes_total,
+    )
+
+
+TEXT_METRICS = {
+    "bleu": scoring_pb2.TEXT_METRIC_BLEU,
+    "rouge": scoring_pb2.TEXT_METRIC_ROUGE,
+    "meteor": scoring_pb2.TEXT_METRIC_METEOR,
+    "bertscore": scoring_pb2.TEXT_METRIC_BERTSCORE,
+}
+
+
+def text_options(
+    *,
+    metrics: Sequence[str] | None,
+    bleu_tokenize: str,
+    lowercase: bool,
+    smooth_method: str,
+    smooth_value: float | None,
+    use_stemmer: bool,
+    rouge_lsum: bool,
+    meteor_alpha: float | None,
+    meteor_beta: float | None,
+    meteor_gamma: float | None,
+    idf: bool,
+    rescale_with_baseline: bool,
+    omit_pairs: bool,
+) -> scoring_pb2.TextOptions:
+    unknown = [m for m in metrics or () if m not in TEXT_METRICS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; valid: {', '.join(TEXT_METRICS)}")
+    options = scoring_pb2.TextOptions(
+        metrics=[TEXT_METRICS[m] for m in metrics or ()],
+        bleu=scoring_pb2.BleuOptions(
+            tokenize=bleu_tokenize, lowercase=lowercase, smooth_method=smooth_method
+        ),
+        rouge=scoring_pb2.RougeOptions(use_stemmer=use_stemmer, rouge_lsum=rouge_lsum),
+        bertscore=scoring_pb2.BertScoreOptions(
+            idf=idf, rescale_with_baseline=rescale_with_baseline
+        ),
+        omit_pairs=omit_pairs,
+    )
+    if smooth_value is not None:
+        options.bleu.smooth_value = smooth_value
+    for name, value in (("alpha", meteor_alpha), ("beta", meteor_beta), ("gamma", meteor_gamma)):
+        if value is not None:
+            setattr(options.meteor, name, value)
+    return options
+
+
+def text_batch(
+    pairs: Sequence[tuple[str, Sequence[str], str]], options: scoring_pb2.TextOptions | None
+) -> scoring_pb2.TextBatch:
+    batch = scoring_pb2.TextBatch(
+        pairs=[
+            scoring_pb2.TextPair(prediction=p, references=list(refs), specimen_id=sid)
+            for p, refs, sid in pairs
+        ]
+    )
+    if options is not None:
+        batch.options.CopyFrom(options)
+    return batch
+
+
+def text_score(pb: scoring_pb2.Score) -> TextScore:
+    f = pb.figure
+    return TextScore(
+        name=pb.name,
+        value=f.value if f.HasField("value") else None,
+        band=f.band,
+        signature=pb.signature,
+        reason=f.undefined_reason,
+        note=pb.note,
+    )
+
+
+def text_result(pb: scoring_pb2.TextResult) -> TextResult:
+    return TextResult(
+        batch_index=pb.batch_index,
+        pairs=tuple(
+            PairResult(p.index, p.specimen_id, {s.name: text_score(s) for s in p.scores})
+            for p in pb.pairs
+        ),
+        batch={s.name: text_score(s) for s in pb.batch},
+        running={s.name: text_score(s) for s in pb.running},
+        pairs_total=pb.pairs_total,
     )

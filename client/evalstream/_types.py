@@ -119,3 +119,48 @@ class BoxReport:
     images_total: int
     boxes_total: int
     batches: int
+
+
+@dataclass(frozen=True, slots=True)
+class TextScore:
+    """One text score: its value (None when undefined), band, signature and remarks."""
+
+    name: str
+    value: float | None
+    band: str = ""
+    signature: str = ""
+    reason: str = ""
+    note: str = ""
+
+    def __str__(self) -> str:
+        return "n/a" if self.value is None else f"{self.value:.4f}"
+
+
+@dataclass(frozen=True, slots=True)
+class PairResult:
+    """Sentence-level scores of one pair, by name."""
+
+    index: int
+    specimen_id: str
+    scores: dict[str, TextScore]
+
+
+@dataclass(frozen=True, slots=True)
+class TextResult:
+    """The answer to one ScoreText batch."""
+
+    batch_index: int
+    pairs: tuple[PairResult, ...]
+    batch: dict[str, TextScore]
+    running: dict[str, TextScore]
+    pairs_total: int
+
+
+@dataclass(frozen=True, slots=True)
+class TextReport:
+    """The outcome of `Client.score_text`: every pair, and corpus scores over all of them."""
+
+    pairs: tuple[PairResult, ...]
+    overall: dict[str, TextScore]
+    pairs_total: int
+    batches: int

@@ -12,6 +12,7 @@ exits 0.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import signal
 import sys
@@ -30,21 +31,23 @@ from evalstream_server import __version__
 from evalstream_server import config as config_module
 from evalstream_server.api.runs import RunsLimits, RunsServicer
 from evalstream_server.api.scoring import ScoringLimits, ScoringServicer
+from evalstream_server.api.text import TextLimits
 from evalstream_server.config import Config
+from evalstream_server.metrics.text.registry import warm_up
 from evalstream_server.observability import (
     ObservabilityInterceptor,
     ServiceMetrics,
     configure_logging,
 )
+from evalstream_server.runtime.bertscore import BertScoreRuntime, BertScoreSettings
 from evalstream_server.runtime.device import resolve_device
 from evalstream_server.store import SQLiteStore, Store
 
 log = logging.getLogger("evalstream.server")
 
-SERVICE_NAMES = (
-    scoring_pb2.DESCRIPTOR.services_by_name["Scoring"].full_name,
-    runs_pb2.DESCRIPTOR.services_by_name["Runs"].full_name,
-)
+SCORING_SERVICE = scoring_pb2.DESCRIPTOR.services_by_name["Scoring"].full_name
+RUNS_SERVICE = runs_pb2.DESCRIPTOR.services_by_name["Runs"].full_name
+SERVICE_NAMES = (SCORING_SERVICE, RUNS_SERVICE)
 
 
 @dataclass
@@ -52,20 +55,48 @@ class Deps:
     """What the servicers are handed. `Deps.open` builds the defaults; tests may swap parts."""
 
     store: Store
+    bertscore: BertScoreRuntime
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     health: health.HealthServicer = field(
         default_factory=lambda: health.HealthServicer(experimental_non_blocking=True)
     )
+    pool: concurrent.futures.ThreadPoolExecutor = field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(
+            16, thread_name_prefix="score"
+        )
+    )
 
     @classmethod
-    def open(cls, config: Config) -> Deps:
-        """Opens the store in the data directory (creating it) and fresh metrics."""
+    def open(cls, config: Config, *, device: str = "cpu") -> Deps:
+        """Opens the store in the data directory and starts loading the BERTScore model."""
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(store=SQLiteStore(config.database))
+        bertscore = BertScoreRuntime(
+            BertScoreSettings(
+                model=config.bertscore_model,
+                layer=None if config.bertscore_layer < 0 else config.bertscore_layer,
+                dtype=config.bertscore_dtype,
+                max_tokens_per_batch=config.bertscore_max_tokens,
+                max_delay_seconds=config.bertscore_max_delay_ms / 1000,
+                max_queue=config.bertscore_max_queue,
+            ),
+            device=device,
+            data_dir=config.data_dir,
+        )
+        deps = cls(store=SQLiteStore(config.database), bertscore=bertscore)
+        bertscore.start()
+        threading.Thread(target=_warm_text_metrics, name="warm-up", daemon=True).start()
+        return deps
 
     def close(self) -> None:
-        """Closes the store: queued writes become durable first."""
+        """Stops the batcher and closes the store: queued writes become durable first."""
+        self.bertscore.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()
+
+
+def _warm_text_metrics() -> None:
+    for problem in warm_up():
+        log.warning("text metric unavailable", extra={"fields": {"problem": problem}})
 
 
 def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
@@ -99,6 +130,13 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
             ),
             metrics=deps.metrics,
             store=deps.store,
+            bertscore=deps.bertscore,
+            text_limits=TextLimits(
+                max_pairs_per_batch=config.max_pairs_per_batch,
+                max_references=config.max_references_per_pair,
+                max_chars=config.max_chars_per_text,
+            ),
+            pool=deps.pool,
         ),
         server,
     )
@@ -122,8 +160,16 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
     if port == 0:
         raise RuntimeError(f"cannot listen on {config.address}: address in use or not available")
     server.start()
-    for name in ("", *SERVICE_NAMES):
-        deps.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    # Runs needs nothing more; Scoring (and the server as a whole) serves once
+    # the BERTScore model has loaded, or at once when BERTScore is disabled.
+    deps.health.set(RUNS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+
+    def settled(state: str) -> None:
+        if state in ("ready", "disabled"):
+            for name in ("", SCORING_SERVICE):
+                deps.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    deps.bertscore.on_settled(settled)
     return server, port
 
 
@@ -136,7 +182,7 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
         log.error("start failed", extra={"fields": {"error": str(exc)}})
         return 1
     try:
-        deps = Deps.open(config)
+        deps = Deps.open(config, device=device)
     except Exception as exc:  # noqa: BLE001 - reported, then exit 1
         log.error("start failed", extra={"fields": {"error": f"cannot open the store: {exc}"}})
         return 1
@@ -175,6 +221,14 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
             }
         },
     )
+    failed = threading.Event()
+
+    def model_settled(state: str) -> None:
+        if state == "failed":
+            failed.set()
+            stop.set()
+
+    deps.bertscore.on_settled(model_settled)
     # Event.wait without a timeout is not interruptible on every platform: poll.
     while not stop.wait(0.5):
         pass
@@ -185,7 +239,7 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
     if metrics_server is not None:
         metrics_server.shutdown()
     log.info("stopped")
-    return 0
+    return 1 if failed.is_set() else 0
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "fp32", "bf16", "fp16")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -38,6 +39,15 @@ class Config:
     max_images_per_batch: int = 10_000
     max_boxes_per_image: int = 10_000
     max_points_per_chunk: int = 1_000_000
+    max_pairs_per_batch: int = 1_000
+    max_references_per_pair: int = 16
+    max_chars_per_text: int = 10_000
+    bertscore_model: str = ""
+    bertscore_layer: int = -1
+    bertscore_dtype: str = "auto"
+    bertscore_max_tokens: int = 16_384
+    bertscore_max_delay_ms: float = 5.0
+    bertscore_max_queue: int = 4_096
     grace_seconds: float = 10.0
     log_level: str = "info"
 
@@ -58,9 +68,27 @@ class Config:
             "max_images_per_batch",
             "max_boxes_per_image",
             "max_points_per_chunk",
+            "max_pairs_per_batch",
+            "max_references_per_pair",
+            "max_chars_per_text",
+            "bertscore_max_tokens",
+            "bertscore_max_queue",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.bertscore_dtype not in DTYPES:
+            problems.append(
+                f"bertscore-dtype {self.bertscore_dtype!r} is not one of {', '.join(DTYPES)}"
+            )
+        if self.bertscore_layer < -1:
+            problems.append(
+                "bertscore-layer must be >= 0 (or -1 for the model's default), "
+                f"got {self.bertscore_layer}"
+            )
+        if self.bertscore_max_delay_ms < 0:
+            problems.append(
+                f"bertscore-max-delay-ms must be >= 0, got {self.bertscore_max_delay_ms}"
+            )
         if self.grace_seconds < 0:
             problems.append(f"grace-seconds must be >= 0, got {self.grace_seconds}")
         if problems:
@@ -106,6 +134,31 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
         "max_points_per_chunk",
         int,
         "loss points per StreamLoss chunk",
+    ),
+    ("--max-pairs-per-batch", "max_pairs_per_batch", int, "pairs per ScoreText batch"),
+    ("--max-references-per-pair", "max_references_per_pair", int, "references per text pair"),
+    ("--max-chars-per-text", "max_chars_per_text", int, "characters per prediction or reference"),
+    (
+        "--bertscore-model",
+        "bertscore_model",
+        str,
+        "BERTScore model: a local directory, a hub id, '' for the embedded "
+        "all-MiniLM-L6-v2 in <data-dir>/models, or 'none' to disable BERTScore",
+    ),
+    ("--bertscore-layer", "bertscore_layer", int, "layer matched (-1: the model's default)"),
+    (
+        "--bertscore-dtype",
+        "bertscore_dtype",
+        str,
+        "auto, fp32, bf16 (opt-in on CPU) or fp16 (CUDA)",
+    ),
+    ("--bertscore-max-tokens", "bertscore_max_tokens", int, "padded tokens per BERTScore batch"),
+    ("--bertscore-max-delay-ms", "bertscore_max_delay_ms", float, "batcher wait to fill a batch"),
+    (
+        "--bertscore-max-queue",
+        "bertscore_max_queue",
+        int,
+        "sentences waiting for the batcher; more get RESOURCE_EXHAUSTED",
     ),
     ("--grace-seconds", "grace_seconds", float, "drain time for in-flight RPCs at shutdown"),
     ("--log-level", "log_level", str, "debug, info, warning or error"),

@@ -9,7 +9,7 @@ import urllib.request
 import grpc
 import pytest
 from evalstream import Client, ImageBoxes, errors
-from evalstream.v1 import runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+from evalstream.v1 import runs_pb2, runs_pb2_grpc
 from evalstream_server.observability import JsonFormatter
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -117,10 +117,8 @@ def test_prometheus_endpoint_counts_rpcs_and_items(live_server) -> None:
 
 def test_unimplemented_methods_say_what_is_missing(live_server) -> None:
     with grpc.insecure_channel(live_server.target) as channel:
-        scoring = scoring_pb2_grpc.ScoringStub(channel)
         runs = runs_pb2_grpc.RunsStub(channel)
         calls = [
-            lambda: list(scoring.ScoreText(iter([scoring_pb2.TextBatch()]), timeout=5)),
             lambda: runs.GetVerdict(runs_pb2.GetVerdictRequest(), timeout=5),
             lambda: list(runs.WatchVerdict(runs_pb2.WatchVerdictRequest(), timeout=5)),
             lambda: runs.CompareRuns(runs_pb2.CompareRunsRequest(), timeout=5),

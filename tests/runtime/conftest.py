@@ -5,15 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from evalstream_server.runtime.models import LoadedModel, load_model, write_tiny_bert
+from evalstream_server.runtime.models import LoadedModel, load_model
 
-TINY_LAYER = 2
-
-
-@pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 3-layer, 32-wide random BERT with a WordPiece tokenizer, max length 32."""
-    return write_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert")
+TINY_LAYER = 2  # the tiny BERT itself is the session fixture tiny_bert_dir in tests/conftest.py
 
 
 @pytest.fixture(scope="session")

@@ -220,14 +220,16 @@ class TextBatch(_message.Message):
     def __init__(self, pairs: _Optional[_Iterable[_Union[TextPair, _Mapping]]] = ..., options: _Optional[_Union[TextOptions, _Mapping]] = ..., checkpoint: _Optional[_Union[_common_pb2.CheckpointRef, _Mapping]] = ...) -> None: ...
 
 class Score(_message.Message):
-    __slots__ = ("name", "figure", "signature")
+    __slots__ = ("name", "figure", "signature", "note")
     NAME_FIELD_NUMBER: _ClassVar[int]
     FIGURE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     name: str
     figure: _common_pb2.Figure
     signature: str
-    def __init__(self, name: _Optional[str] = ..., figure: _Optional[_Union[_common_pb2.Figure, _Mapping]] = ..., signature: _Optional[str] = ...) -> None: ...
+    note: str
+    def __init__(self, name: _Optional[str] = ..., figure: _Optional[_Union[_common_pb2.Figure, _Mapping]] = ..., signature: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
 class PairResult(_message.Message):
     __slots__ = ("index", "specimen_id", "scores")

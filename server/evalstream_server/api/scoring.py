@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,13 @@ from evalstream.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
 
 from evalstream_server.api._status import abort, invalid, unknown_field_violations
 from evalstream_server.api.runs import SPLIT_NAMES, store_abort
+from evalstream_server.api.text import (
+    TextLimits,
+    TextStream,
+    check_unknown,
+    pairs_from_pb,
+    result_to_pb,
+)
 from evalstream_server.metrics import bands
 from evalstream_server.metrics.boxes import (
     DEFAULT_IOU_THRESHOLDS,
@@ -26,7 +34,9 @@ from evalstream_server.metrics.boxes import (
     validate_images,
     validate_options,
 )
+from evalstream_server.metrics.text._types import TextBatchScores, TextPair
 from evalstream_server.observability import ServiceMetrics
+from evalstream_server.runtime.bertscore import BertScoreRuntime
 from evalstream_server.store import NotFound, SpecimenRecord, Store, StoreError
 
 FIGURES = ("precision", "recall", "f1", "mean_iou")
@@ -57,21 +67,94 @@ class ScoringLimits:
 class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
     """Streams scores back batch by batch; options are fixed by a stream's first batch."""
 
-    def __init__(self, *, limits: ScoringLimits, metrics: ServiceMetrics, store: Store) -> None:
+    def __init__(
+        self,
+        *,
+        limits: ScoringLimits,
+        metrics: ServiceMetrics,
+        store: Store,
+        bertscore: BertScoreRuntime,
+        text_limits: TextLimits,
+        pool: concurrent.futures.Executor,
+    ) -> None:
         self._limits = limits
         self._store = store
+        self._bertscore = bertscore
+        self._text_limits = text_limits
+        self._pool = pool
+        self._pairs_scored = metrics.items_scored.labels("text_pairs")
         self._boxes_scored = metrics.items_scored.labels("boxes")
         self._images_scored = metrics.items_scored.labels("box_images")
 
     def ScoreText(  # noqa: N802 (gRPC method name)
         self, request_iterator: Iterator[scoring_pb2.TextBatch], context: grpc.ServicerContext
     ) -> Iterator[scoring_pb2.TextResult]:
-        abort(
-            context,
-            grpc.StatusCode.UNIMPLEMENTED,
-            "ScoreText is not available in this server version: BLEU, ROUGE, METEOR and "
-            "BERTScore scoring has not been built yet (ScoreBoxes is available)",
-        )
+        stream: TextStream | None = None
+        checkpoint: Checkpoint | None = None
+        omit_pairs = False
+        for batch_index, batch in enumerate(request_iterator):
+            violations = check_unknown(batch)
+            if violations:
+                invalid(context, violations)
+            if stream is None:
+                stream = TextStream(
+                    limits=self._text_limits,
+                    bertscore=self._bertscore,
+                    pool=self._pool,
+                    context=context,
+                )
+                stream.start(batch.options)
+                omit_pairs = batch.options.omit_pairs
+            elif batch.HasField("options") and not stream.same_options(batch.options):
+                invalid(context, [_options_changed(batch_index)])
+            if batch.HasField("checkpoint"):
+                checkpoint = self._checkpoint(batch.checkpoint, checkpoint, batch_index, context)
+            pairs = pairs_from_pb(batch)
+            results = stream.score(pairs)
+            self._pairs_scored.inc(len(pairs))
+            if batch.HasField("checkpoint") and checkpoint is not None:
+                self._record_text(checkpoint, batch_index, pairs, results, stream, context)
+            yield result_to_pb(batch_index, pairs, results, stream, omit_pairs)
+
+    def _record_text(
+        self,
+        checkpoint: Checkpoint,
+        batch_index: int,
+        pairs: Sequence[TextPair],
+        results: dict[str, TextBatchScores],
+        stream: TextStream,
+        context: grpc.ServicerContext,
+    ) -> None:
+        """Records the stream's running text scores as the checkpoint's metrics, and each pair."""
+        running = [s for s in stream.running() if s.value is not None]
+        specimens = [
+            SpecimenRecord(
+                specimen_id=pair.specimen_id or f"batch{batch_index}-pair{i}",
+                prediction_text=pair.prediction,
+                reference_texts=pair.references,
+                scores={
+                    s.name: s.value
+                    for r in results.values()
+                    for s in r.pairs[i]
+                    if s.value is not None
+                },
+            )
+            for i, pair in enumerate(pairs)
+        ]
+        try:
+            if running:
+                self._store.log_checkpoint(
+                    checkpoint.run_id,
+                    checkpoint.split,
+                    checkpoint.step,
+                    {s.name: s.value for s in running if s.value is not None},
+                    signatures={s.name: s.signature for s in running},
+                )
+            self._store.record_specimens(
+                checkpoint.run_id, checkpoint.split, checkpoint.step, specimens
+            )
+        except StoreError as exc:
+            store_abort(context, exc)
 
     def ScoreBoxes(  # noqa: N802 (gRPC method name)
         self, request_iterator: Iterator[scoring_pb2.BoxBatch], context: grpc.ServicerContext
@@ -93,16 +176,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
                 accumulator = BoxAccumulator(options)
                 first_options = batch.options
             elif batch.HasField("options") and batch.options != first_options:
-                invalid(
-                    context,
-                    [
-                        FieldViolation(
-                            "options",
-                            f"batch {batch_index} changes the options set by the stream's "
-                            "first batch; start a new stream to score with other options",
-                        )
-                    ],
-                )
+                invalid(context, [_options_changed(batch_index)])
             if batch.HasField("checkpoint"):
                 checkpoint = self._checkpoint(batch.checkpoint, checkpoint, batch_index, context)
             images = _images_from_pb(batch.images)
@@ -210,6 +284,14 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
 
 
 # ------------------------------------------------------------------ translation
+
+
+def _options_changed(batch_index: int) -> FieldViolation:
+    return FieldViolation(
+        "options",
+        f"batch {batch_index} changes the options set by the stream's "
+        "first batch; start a new stream to score with other options",
+    )
 
 
 def _options_from_pb(pb: scoring_pb2.BoxOptions) -> BoxOptions:

@@ -31,7 +31,9 @@ class Score:
         value: The score (fractions in [0, 1]; BLEU is sacrebleu's score / 100), never NaN.
         band: Quality band from metrics.bands ("" when undefined).
         signature: How it was computed, sacrebleu-style "key:value|key:value".
-        reason: Why the value is undefined ("" when defined).
+        reason: Why the value is undefined; when the value is defined, a remark
+            that qualifies it (e.g. BERTScore's "truncated to 512 tokens: prediction"),
+            usually "".
     """
 
     name: str

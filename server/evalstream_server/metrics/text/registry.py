@@ -324,3 +324,25 @@ def validate_pairs(
             f"{last.description} (and {total - MAX_VIOLATIONS} more violations not listed)",
         )
     return out
+
+
+def warm_up() -> list[str]:
+    """Imports the reference libraries and loads WordNet, so the first stream is not slow.
+
+    Returns:
+        Problems found (e.g. WordNet missing), as messages; empty when all is well.
+    """
+    from evalstream_server.metrics.text._types import TextPair
+
+    problems = []
+    pair = [TextPair("a cat sat on the mat", ("the cat sat on a mat",))]
+    for family, options in (
+        ("bleu", BleuOptions()),
+        ("rouge", RougeOptions()),
+        ("meteor", MeteorOptions()),
+    ):
+        try:
+            make_accumulator(family, options).update(pair)
+        except RuntimeError as exc:  # WordNetMissing
+            problems.append(f"{family}: {exc}")
+    return problems
