@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from evalstream import errors
 from evalstream._client import AsyncClient, Client
-from evalstream._runs import LoggerStats, Refusal, Run, RunInfo, Series
+from evalstream._runs import AsyncRun, LoggerStats, Refusal, Run, RunInfo, Series
 from evalstream._types import (
     Box,
     BoxReport,
@@ -38,6 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient",
+    "AsyncRun",
     "Box",
     "BoxReport",
     "BoxResult",

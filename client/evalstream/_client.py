@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
@@ -12,12 +13,15 @@ import grpc.aio
 
 from evalstream import _convert
 from evalstream._runs import (
+    SPLITS,
     STATUSES,
     TASKS,
+    AsyncRun,
     HyperValue,
     Run,
     RunInfo,
     Series,
+    _SyncBridge,
     hyper_pb,
 )
 from evalstream._types import (
@@ -122,6 +126,56 @@ class _TextReport:
             pairs_total=last.pairs_total if last else 0,
             batches=self.batches,
         )
+
+
+def _create_request(
+    project: str,
+    name: str,
+    model: str,
+    task: str,
+    hyperparameters: Mapping[str, HyperValue] | None,
+) -> runs_pb2.CreateRunRequest:
+    if task not in TASKS:
+        raise ValueError(f"task {task!r} is not one of {', '.join(t for t in TASKS if t)}")
+    return runs_pb2.CreateRunRequest(
+        project=project,
+        name=name,
+        model=model,
+        task=TASKS[task],
+        hyperparameters={k: hyper_pb(v) for k, v in (hyperparameters or {}).items()},
+    )
+
+
+def _list_request(
+    project: str,
+    statuses: Sequence[str],
+    model: str,
+    hyperparameters: Mapping[str, HyperValue] | None,
+    page_size: int,
+    token: str,
+) -> runs_pb2.ListRunsRequest:
+    return runs_pb2.ListRunsRequest(
+        project=project,
+        statuses=[STATUSES[s] for s in statuses],
+        model=model,
+        hyperparameters=[
+            runs_pb2.HyperFilter(key=k, value=hyper_pb(v))
+            for k, v in (hyperparameters or {}).items()
+        ],
+        page_size=page_size,
+        page_token=token,
+    )
+
+
+def _curves_request(
+    run_id: str, splits: Sequence[str], series: Sequence[str], max_points: int
+) -> runs_pb2.GetCurvesRequest:
+    return runs_pb2.GetCurvesRequest(
+        run_id=run_id,
+        splits=[SPLITS[s] for s in splits],
+        series=list(series),
+        max_points=max_points,
+    )
 
 
 def _health_request(service: str) -> bytes:
@@ -241,15 +295,7 @@ class Client:
         Raises:
             AlreadyExists: the name is taken in the project and `resume` is False.
         """
-        if task not in TASKS:
-            raise ValueError(f"task {task!r} is not one of {', '.join(t for t in TASKS if t)}")
-        request = runs_pb2.CreateRunRequest(
-            project=project,
-            name=name,
-            model=model,
-            task=TASKS[task],
-            hyperparameters={k: hyper_pb(v) for k, v in (hyperparameters or {}).items()},
-        )
+        request = _create_request(project, name, model, task, hyperparameters)
         try:
             reply = self._unary(self._runs.CreateRun, request)
         except AlreadyExists:
@@ -286,17 +332,7 @@ class Client:
         while True:
             reply = self._unary(
                 self._runs.ListRuns,
-                runs_pb2.ListRunsRequest(
-                    project=project,
-                    statuses=[STATUSES[s] for s in statuses],
-                    model=model,
-                    hyperparameters=[
-                        runs_pb2.HyperFilter(key=k, value=hyper_pb(v))
-                        for k, v in (hyperparameters or {}).items()
-                    ],
-                    page_size=page_size,
-                    page_token=token,
-                ),
+                _list_request(project, statuses, model, hyperparameters, page_size, token),
             )
             yield from (RunInfo.from_pb(r) for r in reply.runs)
             token = reply.next_page_token
@@ -312,16 +348,8 @@ class Client:
         max_points: int = 0,
     ) -> list[Series]:
         """A run's series, each downsampled to `max_points` (min/max per bucket) when > 0."""
-        from evalstream._runs import SPLITS
-
         reply = self._unary(
-            self._runs.GetCurves,
-            runs_pb2.GetCurvesRequest(
-                run_id=run_id,
-                splits=[SPLITS[s] for s in splits],
-                series=list(series),
-                max_points=max_points,
-            ),
+            self._runs.GetCurves, _curves_request(run_id, splits, series, max_points)
         )
         return [Series.from_pb(s) for s in reply.series]
 
@@ -529,10 +557,11 @@ class AsyncClient:
         self.target = target
         self.timeout = timeout
         self.stream_timeout = stream_timeout
-        self._channel = grpc.aio.insecure_channel(
-            target, options=_channel_options(max_message_bytes)
-        )
+        self._options = _channel_options(max_message_bytes)
+        self._channel = grpc.aio.insecure_channel(target, options=self._options)
         self._scoring = scoring_pb2_grpc.ScoringStub(self._channel)
+        self._runs = runs_pb2_grpc.RunsStub(self._channel)
+        self._bridge: _SyncBridge | None = None
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -540,9 +569,94 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def close(self) -> None:
-        """Closes the channel; in-flight calls are cancelled."""
+    async def close(self, *, flush_timeout: float = 10.0) -> None:
+        """Flushes open runs (up to `flush_timeout` s each), then closes the channels."""
+        if self._bridge is not None:
+            await asyncio.to_thread(self._bridge.close, flush_timeout)
         await self._channel.close()
+
+    async def _unary(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return await method(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as exc:
+            raise from_grpc(exc) from exc
+
+    def _run_handle(self, pb: runs_pb2.Run, logger_options: Mapping[str, Any]) -> AsyncRun:
+        if self._bridge is None:
+            self._bridge = _SyncBridge(self.target, self._options)
+        return AsyncRun(self, self._bridge, RunInfo.from_pb(pb), **logger_options)
+
+    async def create_run(
+        self,
+        project: str,
+        name: str,
+        *,
+        model: str = "",
+        task: str = "",
+        hyperparameters: Mapping[str, HyperValue] | None = None,
+        resume: bool = False,
+        **logger_options: Any,
+    ) -> AsyncRun:
+        """Async twin of `Client.create_run`."""
+        try:
+            reply = await self._unary(
+                self._runs.CreateRun, _create_request(project, name, model, task, hyperparameters)
+            )
+        except AlreadyExists:
+            if not resume:
+                raise
+            return await self.find_run(project, name, **logger_options)
+        return self._run_handle(reply, logger_options)
+
+    async def get_run(self, run_id: str, **logger_options: Any) -> AsyncRun:
+        """Async twin of `Client.get_run`."""
+        reply = await self._unary(self._runs.GetRun, runs_pb2.GetRunRequest(run_id=run_id))
+        return self._run_handle(reply, logger_options)
+
+    async def find_run(self, project: str, name: str, **logger_options: Any) -> AsyncRun:
+        """Async twin of `Client.find_run`."""
+        reply = await self._unary(
+            self._runs.ListRuns, runs_pb2.ListRunsRequest(project=project, name=name)
+        )
+        if not reply.runs:
+            raise NotFound(f"run {name!r} not found in project {project!r}", code="NOT_FOUND")
+        return await self.get_run(reply.runs[0].id, **logger_options)
+
+    async def list_runs(
+        self,
+        project: str,
+        *,
+        statuses: Sequence[str] = (),
+        model: str = "",
+        hyperparameters: Mapping[str, HyperValue] | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[RunInfo]:
+        """Async twin of `Client.list_runs`."""
+        token = ""
+        while True:
+            reply = await self._unary(
+                self._runs.ListRuns,
+                _list_request(project, statuses, model, hyperparameters, page_size, token),
+            )
+            for r in reply.runs:
+                yield RunInfo.from_pb(r)
+            token = reply.next_page_token
+            if not token:
+                return
+
+    async def curves(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        max_points: int = 0,
+    ) -> list[Series]:
+        """Async twin of `Client.curves`."""
+        reply = await self._unary(
+            self._runs.GetCurves, _curves_request(run_id, splits, series, max_points)
+        )
+        return [Series.from_pb(s) for s in reply.series]
 
     async def health(self, service: str = "", *, timeout: float | None = None) -> str:
         """The server's health status for `service`: e.g. "SERVING"."""

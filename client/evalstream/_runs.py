@@ -542,3 +542,129 @@ class Run:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self.finish("finished" if exc_type is None else "failed")
+
+
+class _SyncBridge:
+    """The blocking channel an AsyncClient's runs stream loss over, from their own thread.
+
+    The loss streamer is a background thread either way; giving it a blocking
+    channel keeps it off the event loop entirely.
+    """
+
+    def __init__(self, target: str, options: list[tuple[str, Any]]) -> None:
+        self._channel = grpc.insecure_channel(target, options=options)
+        from evalstream.v1 import runs_pb2_grpc as grpc_module
+
+        self._runs = grpc_module.RunsStub(self._channel)
+        self._open_runs: set[Run] = set()
+
+    def close(self, flush_timeout: float) -> None:
+        for run in list(self._open_runs):
+            try:
+                run._close_logger(flush_timeout)
+            except Exception as exc:  # noqa: BLE001 - best effort at close
+                log.warning("closing run %s: %s", run.id, exc)
+        self._channel.close()
+
+
+class AsyncRun:
+    """The asyncio twin of `Run`.
+
+    `log` and `log_many` only append to the buffer and return (they never
+    await); when the buffer is full they raise `ResourceExhausted` at once
+    rather than block the event loop (or drop, with ``on_full="drop"``).
+    `flush`, `finish`, `log_checkpoint` and the readers are coroutines.
+    """
+
+    def __init__(
+        self, client: Any, bridge: _SyncBridge, info: RunInfo, **streamer_options: Any
+    ) -> None:
+        self._client = client
+        streamer_options.setdefault("buffer_timeout", 0.0)
+        self._run = Run(bridge, info, **streamer_options)
+
+    @property
+    def id(self) -> str:
+        return self._run.id
+
+    @property
+    def info(self) -> RunInfo:
+        return self._run.info
+
+    @property
+    def stats(self) -> LoggerStats:
+        return self._run.stats
+
+    @property
+    def refusals(self) -> list[Refusal]:
+        return self._run.refusals
+
+    def log(
+        self, step: int, *, split: str = "train", wall_time: float | None = None, **series: float
+    ) -> None:
+        """As `Run.log`; never awaits."""
+        self._run.log(step, split=split, wall_time=wall_time, **series)
+
+    def log_many(
+        self,
+        steps: Sequence[int],
+        values: Sequence[float],
+        *,
+        split: str = "train",
+        series: str = "loss",
+        wall_times: Sequence[float] | None = None,
+    ) -> None:
+        """As `Run.log_many`; never awaits."""
+        self._run.log_many(steps, values, split=split, series=series, wall_times=wall_times)
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Waits (without blocking the loop) until every logged point is acknowledged."""
+        import asyncio
+
+        await asyncio.to_thread(self._run.flush, timeout)
+
+    async def log_checkpoint(
+        self, step: int, metrics: Mapping[str, float], *, split: str = "validation"
+    ) -> int:
+        for name, value in metrics.items():
+            if not math.isfinite(value):
+                raise ValueError(f"metric {name} is {value}; checkpoint metrics must be finite")
+        reply = await self._client._unary(
+            self._client._runs.LogCheckpoint,
+            runs_pb2.LogCheckpointRequest(
+                run_id=self.id, split=_split(split), step=step, metrics=dict(metrics)
+            ),
+        )
+        return int(reply.stored)
+
+    async def set_status(self, status: str) -> RunInfo:
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        reply = await self._client._unary(
+            self._client._runs.SetRunStatus,
+            runs_pb2.SetRunStatusRequest(run_id=self.id, status=STATUSES[status]),
+        )
+        self._run.info = RunInfo.from_pb(reply)
+        return self._run.info
+
+    async def finish(self, status: str = "finished", *, timeout: float | None = 60.0) -> RunInfo:
+        """Flushes, stops the streamer and sets the run's status."""
+        import asyncio
+
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        await asyncio.to_thread(self._run._close_logger, timeout)
+        return await self.set_status(status)
+
+    async def curves(
+        self, *, splits: Sequence[str] = (), series: Sequence[str] = (), max_points: int = 0
+    ) -> list[Series]:
+        return list(
+            await self._client.curves(self.id, splits=splits, series=series, max_points=max_points)
+        )
+
+    async def __aenter__(self) -> AsyncRun:
+        return self
+
+    async def __aexit__(self, exc_type: object, *rest: object) -> None:
+        await self.finish("finished" if exc_type is None else "failed")

@@ -122,6 +122,7 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
         options=message_options,
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
+    deps.metrics.watch_batcher(deps.bertscore.stats)
     scoring_pb2_grpc.add_ScoringServicer_to_server(
         ScoringServicer(
             limits=ScoringLimits(

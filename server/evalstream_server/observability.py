@@ -99,12 +99,61 @@ class ServiceMetrics:
         prometheus_client.ProcessCollector(registry=r)
         prometheus_client.PlatformCollector(registry=r)
 
+    def watch_batcher(self, stats: Callable[[], Any]) -> None:
+        """Exports the BERTScore batcher's counters, read at each scrape.
+
+        `stats` returns a BatcherStats-like object (or None before the model loads).
+        """
+        self.registry.register(_BatcherCollector(stats))
+
     def serve_http(self, host: str, port: int) -> tuple[Any, int]:
         """Starts the /metrics endpoint; returns (http server, bound port)."""
         server, _thread = prometheus_client.start_http_server(
             port, addr=host, registry=self.registry
         )
         return server, server.server_port
+
+
+_BATCHER_GAUGES = {
+    "queue_depth": "Distinct sentences waiting for the BERTScore batcher.",
+    "inflight": "Distinct sentences in the batcher's current forward pass.",
+}
+_BATCHER_COUNTERS = {
+    "batches_run": "BERTScore forward passes that succeeded.",
+    "sentences_embedded": "Sentences embedded by the BERTScore model.",
+    "padded_tokens": "Padded tokens run through the model (batch size x longest sentence).",
+    "truncated": "Sentences cut to the model's maximum length.",
+    "oom_retries": "Batches halved and retried after an out-of-memory error.",
+    "dedup_hits": "Sentences that joined an identical one already queued or running.",
+    "cache_hits": "Sentences answered from the embedding cache.",
+    "cancelled_dropped": "Sentences dropped because every caller had cancelled.",
+    "rejected": "Sentences refused because the batcher queue was full.",
+    "failed": "Sentences whose embedding failed.",
+}
+
+
+class _BatcherCollector:
+    """Reads the batcher's counters at scrape time (no polling thread)."""
+
+    def __init__(self, stats: Callable[[], Any]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        current = self._stats()
+        for name, doc in _BATCHER_GAUGES.items():
+            yield GaugeMetricFamily(
+                f"evalstream_bertscore_batcher_{name}",
+                doc,
+                value=getattr(current, name, 0) if current else 0,
+            )
+        for name, doc in _BATCHER_COUNTERS.items():
+            yield CounterMetricFamily(
+                f"evalstream_bertscore_batcher_{name}",
+                doc,
+                value=getattr(current, name, 0) if current else 0,
+            )
 
 
 # ------------------------------------------------------------------ logging

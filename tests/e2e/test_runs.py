@@ -386,3 +386,27 @@ def test_client_refusals_are_reported_not_resent(live_server) -> None:
         assert run.stats.chunks_refused == 1
         assert run.refusals[0].field == "steps[1]"
         run.finish()
+
+
+def test_async_client_runs(live_server) -> None:
+    import asyncio
+
+    from evalstream import AsyncClient
+
+    async def scenario() -> tuple[list[int], str, list[str]]:
+        async with AsyncClient(live_server.target) as client:
+            async with await client.create_run(
+                "aproj", "async-run", hyperparameters={"lr": 0.1}
+            ) as run:
+                for step in range(300):
+                    run.log(step, loss=1.0 / (step + 1))
+                await run.log_checkpoint(300, {"f1": 0.5})
+                await run.flush(timeout=30)
+                series = await run.curves()
+            names = [r.name async for r in client.list_runs("aproj")]
+            again = await client.create_run("aproj", "async-run", resume=True)
+            return list(series[0].steps), (await client.get_run(again.id)).info.status, names
+
+    steps, status, names = asyncio.run(scenario())
+    assert steps == list(range(300))
+    assert status == "finished" and names == ["async-run"]

@@ -113,6 +113,8 @@ def test_prometheus_endpoint_counts_rpcs_and_items(live_server) -> None:
     assert 'evalstream_items_scored_total{family="boxes"} 6.0' in text  # 3 + 2 in A, 1 in B
     assert 'evalstream_items_scored_total{family="box_images"} 2.0' in text
     assert "process_cpu_seconds_total" in text
+    assert "evalstream_bertscore_batcher_queue_depth 0.0" in text
+    assert "evalstream_bertscore_batcher_oom_retries_total 0.0" in text
 
 
 def test_unimplemented_methods_say_what_is_missing(live_server) -> None:
