@@ -32,6 +32,7 @@ from evalstream._types import (
     TextResult,
     TextScore,
 )
+from evalstream._verdicts import Comparison, Verdict
 from evalstream.errors import EvalstreamError
 
 __version__ = "0.1.0"
@@ -44,6 +45,7 @@ __all__ = [
     "BoxResult",
     "BoxScores",
     "Client",
+    "Comparison",
     "EvalstreamError",
     "Figure",
     "ImageBoxes",
@@ -58,5 +60,6 @@ __all__ = [
     "TextReport",
     "TextResult",
     "TextScore",
+    "Verdict",
     "errors",
 ]

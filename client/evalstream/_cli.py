@@ -5,6 +5,7 @@
     evalstream score-text --predictions P.txt --references R.txt [--metrics bleu,rouge] [--json]
     evalstream health [--service NAME]
     evalstream runs list --project P | runs show RUN | runs import FILE --run RUN
+    evalstream runs verdict RUN | runs watch RUN | runs compare A B C
 
 Box files are JSON Lines. Each line is either one image,
 ``{"image_id": "img1", "boxes": [{"bbox": [x1, y1, x2, y2], "label": "dog", "confidence": 0.9}]}``,
@@ -28,6 +29,7 @@ from typing import Any, TextIO
 
 from evalstream._client import DEFAULT_BATCH_SIZE, DEFAULT_TARGET, Client
 from evalstream._types import Box, BoxReport, BoxScores, Figure, ImageBoxes, TextReport
+from evalstream._verdicts import Comparison, Verdict
 from evalstream.errors import EvalstreamError
 
 
@@ -214,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     rs = rsub.add_parser("show", help="one run: hyperparameters, derived values, last points")
     rs.add_argument("run", help="run id")
     rs.add_argument("--json", action="store_true")
+    rv = rsub.add_parser("verdict", help="diagnose a run: state, evidence, advice, where to stop")
+    rv.add_argument("run", help="run id")
+    rv.add_argument("--json", action="store_true")
+    rw = rsub.add_parser("watch", help="print the verdict, then each change, until the run ends")
+    rw.add_argument("run", help="run id")
+    rc = rsub.add_parser("compare", help="compare runs; changed variables are marked with *")
+    rc.add_argument("runs", nargs="+", help="run ids")
+    rc.add_argument("--baseline", default="", help="run the deltas are against (default the first)")
+    rc.add_argument("--json", action="store_true")
     ri = rsub.add_parser(
         "import", help="backfill points from CSV or JSONL (step, split, value[, series])"
     )
@@ -321,7 +332,89 @@ def _score_text(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def format_verdict(v: Verdict) -> str:
+    """A verdict as a few readable lines."""
+    state = v.state.upper() + (f" ({v.severity})" if v.severity else "")
+    lines = [f"{state} at step {v.as_of_step}: {v.summary}"]
+    numbers = {k: x for k, x in v.evidence.items() if x not in (None, ())}
+    if numbers:
+        lines.append(
+            "evidence: "
+            + ", ".join(
+                f"{k}={x:.4g}" if isinstance(x, float) else f"{k}={x}" for k, x in numbers.items()
+            )
+        )
+    es = v.early_stopping
+    if es.best_step is not None:
+        stop = "stop now" if es.should_stop else "keep going"
+        lines.append(
+            f"best {es.monitor} {es.best_value:.4g} at step {es.best_step} "
+            f"({es.evaluations_since_best} evaluations ago): {stop}"
+        )
+    for c in v.checkpoints:
+        lines.append(
+            f"checkpoint {c.step} {c.metric}: train {c.train_value} "
+            f"val {c.validation_value} -> {c.grade}"
+        )
+    lines += [f"advice: {a.text}" for a in v.advice]
+    lc = v.loss_context
+    if lc.get("initial_loss") is not None:
+        lines.append(
+            f"loss context: start {lc['initial_loss']:.4g} ({lc['initial_band']}), "
+            f"final {lc['final_loss']:.4g} ({lc['final_band']}); {lc['caveat']}"
+        )
+    return "\n".join(lines)
+
+
+def format_comparison(c: Comparison) -> str:
+    """The comparison table; hyperparameters that differ across runs are marked with *."""
+    keys = sorted({k for r in c.rows for k in r.hyperparameters})
+    metrics = sorted({m for r in c.rows for m in r.best_metrics})
+    head = ["run", "model"] + [f"{k}*" if k in c.differing else k for k in keys]
+    head += ["final train", "best val", "state"] + metrics
+
+    def num(x: float | None) -> str:
+        return "-" if x is None else f"{x:.4g}"
+
+    rows = [head] + [
+        [r.run_name or r.run_id, r.model]
+        + [str(r.hyperparameters.get(k, "-")) for k in keys]
+        + [num(r.final_train_loss), num(r.best_validation_loss), r.state]
+        + [num(r.best_metrics.get(m)) for m in metrics]
+        for r in c.rows
+    ]
+    out = [_table(rows)]
+    for p in c.pairs:
+        out.append(
+            f"{p.run_a} vs {p.run_b}: changed {', '.join(p.changed) or 'nothing'}"
+            + (f"  WARNING: {p.warning}" if p.warning else "")
+        )
+    out += [f"best {metric}: {rid} ({value:.4g})" for metric, (rid, value) in c.best.items()]
+    if c.incomparable:
+        out.append("not compared (signatures differ): " + ", ".join(c.incomparable))
+    return "\n".join(out)
+
+
 def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    if args.runs_command == "verdict":
+        v = client.verdict(args.run)
+        print(
+            json.dumps(dataclasses.asdict(v), indent=2) if args.json else format_verdict(v),
+            file=out,
+        )
+        return 0
+    if args.runs_command == "watch":
+        for v in client.watch(args.run):
+            print(format_verdict(v), file=out, flush=True)
+            print("", file=out, flush=True)
+        return 0
+    if args.runs_command == "compare":
+        c = client.compare(args.runs, baseline=args.baseline)
+        print(
+            json.dumps(dataclasses.asdict(c), indent=2) if args.json else format_comparison(c),
+            file=out,
+        )
+        return 0
     if args.runs_command == "list":
         runs = list(client.list_runs(args.project, statuses=args.status, model=args.model))
         if args.json:

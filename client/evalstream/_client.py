@@ -33,6 +33,7 @@ from evalstream._types import (
     TextReport,
     TextResult,
 )
+from evalstream._verdicts import Comparison, Verdict, verdict_config_pb
 from evalstream.errors import AlreadyExists, EvalstreamError, NotFound, from_grpc
 from evalstream.v1 import runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
 
@@ -175,6 +176,27 @@ def _curves_request(
         splits=[SPLITS[s] for s in splits],
         series=list(series),
         max_points=max_points,
+    )
+
+
+def _compare_request(
+    run_ids: Sequence[str],
+    project: str,
+    statuses: Sequence[str],
+    model: str,
+    hyperparameters: Mapping[str, HyperValue] | None,
+    baseline: str,
+) -> runs_pb2.CompareRunsRequest:
+    return runs_pb2.CompareRunsRequest(
+        run_ids=list(run_ids),
+        project=project,
+        statuses=[STATUSES[s] for s in statuses],
+        model=model,
+        hyperparameters=[
+            runs_pb2.HyperFilter(key=k, value=hyper_pb(v))
+            for k, v in (hyperparameters or {}).items()
+        ],
+        baseline_run_id=baseline,
     )
 
 
@@ -352,6 +374,51 @@ class Client:
             self._runs.GetCurves, _curves_request(run_id, splits, series, max_points)
         )
         return [Series.from_pb(s) for s in reply.series]
+
+    def verdict(self, run_id: str, **config: Any) -> Verdict:
+        """A run's diagnosis now; keyword arguments override its stored thresholds."""
+        reply = self._unary(
+            self._runs.GetVerdict,
+            runs_pb2.GetVerdictRequest(run_id=run_id, config=verdict_config_pb(config)),
+        )
+        return Verdict.from_pb(reply)
+
+    def watch(
+        self, run_id: str, *, timeout: float | None = None, **config: Any
+    ) -> Iterator[Verdict]:
+        """The current verdict, then each change of it, until the run finishes.
+
+        `timeout` bounds the whole watch (default: the client's stream timeout).
+        """
+        call = self._runs.WatchVerdict(
+            runs_pb2.WatchVerdictRequest(run_id=run_id, config=verdict_config_pb(config)),
+            timeout=timeout or self.stream_timeout,
+        )
+        try:
+            for reply in call:
+                yield Verdict.from_pb(reply)
+        except grpc.RpcError as exc:
+            raise from_grpc(exc) from exc
+        finally:
+            call.cancel()
+
+    def compare(
+        self,
+        run_ids: Sequence[str] = (),
+        *,
+        project: str = "",
+        statuses: Sequence[str] = (),
+        model: str = "",
+        hyperparameters: Mapping[str, HyperValue] | None = None,
+        baseline: str = "",
+    ) -> Comparison:
+        """Compares runs (by id, or a project's runs passing the filters)."""
+        return Comparison.from_pb(
+            self._unary(
+                self._runs.CompareRuns,
+                _compare_request(run_ids, project, statuses, model, hyperparameters, baseline),
+            )
+        )
 
     def __enter__(self) -> Client:
         return self
@@ -562,6 +629,48 @@ class AsyncClient:
         self._scoring = scoring_pb2_grpc.ScoringStub(self._channel)
         self._runs = runs_pb2_grpc.RunsStub(self._channel)
         self._bridge: _SyncBridge | None = None
+
+    async def verdict(self, run_id: str, **config: Any) -> Verdict:
+        """Async twin of `Client.verdict`."""
+        reply = await self._unary(
+            self._runs.GetVerdict,
+            runs_pb2.GetVerdictRequest(run_id=run_id, config=verdict_config_pb(config)),
+        )
+        return Verdict.from_pb(reply)
+
+    async def watch(
+        self, run_id: str, *, timeout: float | None = None, **config: Any
+    ) -> AsyncIterator[Verdict]:
+        """Async twin of `Client.watch`."""
+        call = self._runs.WatchVerdict(
+            runs_pb2.WatchVerdictRequest(run_id=run_id, config=verdict_config_pb(config)),
+            timeout=timeout or self.stream_timeout,
+        )
+        try:
+            async for reply in call:
+                yield Verdict.from_pb(reply)
+        except grpc.RpcError as exc:
+            raise from_grpc(exc) from exc
+        finally:
+            call.cancel()
+
+    async def compare(
+        self,
+        run_ids: Sequence[str] = (),
+        *,
+        project: str = "",
+        statuses: Sequence[str] = (),
+        model: str = "",
+        hyperparameters: Mapping[str, HyperValue] | None = None,
+        baseline: str = "",
+    ) -> Comparison:
+        """Async twin of `Client.compare`."""
+        return Comparison.from_pb(
+            await self._unary(
+                self._runs.CompareRuns,
+                _compare_request(run_ids, project, statuses, model, hyperparameters, baseline),
+            )
+        )
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from evalstream._verdicts import Verdict
 from evalstream.errors import DeadlineExceeded, ResourceExhausted, from_grpc
 from evalstream.v1 import common_pb2, runs_pb2
 
@@ -537,6 +538,14 @@ class Run:
         """The run's series, downsampled to `max_points` per series when > 0."""
         return self._client.curves(self.id, splits=splits, series=series, max_points=max_points)
 
+    def verdict(self, **config: Any) -> Verdict:
+        """The run's diagnosis now; keyword arguments override its thresholds (patience=5, ...)."""
+        return self._client.verdict(self.id, **config)  # type: ignore[no-any-return]
+
+    def watch(self, *, timeout: float | None = None, **config: Any) -> Iterator[Verdict]:
+        """The current verdict, then each change, until the run finishes (or `timeout` s)."""
+        return self._client.watch(self.id, timeout=timeout, **config)  # type: ignore[no-any-return]
+
     def __enter__(self) -> Run:
         return self
 
@@ -662,6 +671,14 @@ class AsyncRun:
         return list(
             await self._client.curves(self.id, splits=splits, series=series, max_points=max_points)
         )
+
+    async def verdict(self, **config: Any) -> Verdict:
+        """Async twin of `Run.verdict`."""
+        return await self._client.verdict(self.id, **config)  # type: ignore[no-any-return]
+
+    def watch(self, *, timeout: float | None = None, **config: Any) -> Any:
+        """Async twin of `Run.watch`: an async iterator of verdicts."""
+        return self._client.watch(self.id, timeout=timeout, **config)
 
     async def __aenter__(self) -> AsyncRun:
         return self

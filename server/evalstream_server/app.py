@@ -32,6 +32,7 @@ from evalstream_server import config as config_module
 from evalstream_server.api.runs import RunsLimits, RunsServicer
 from evalstream_server.api.scoring import ScoringLimits, ScoringServicer
 from evalstream_server.api.text import TextLimits
+from evalstream_server.api.verdicts import VerdictHub
 from evalstream_server.config import Config
 from evalstream_server.metrics.text.registry import warm_up
 from evalstream_server.observability import (
@@ -123,6 +124,7 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
     deps.metrics.watch_batcher(deps.bertscore.stats)
+    verdicts = VerdictHub(deps.store)
     scoring_pb2_grpc.add_ScoringServicer_to_server(
         ScoringServicer(
             limits=ScoringLimits(
@@ -138,6 +140,7 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
                 max_chars=config.max_chars_per_text,
             ),
             pool=deps.pool,
+            verdicts=verdicts,
         ),
         server,
     )
@@ -145,6 +148,7 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
         RunsServicer(
             store=deps.store,
             limits=RunsLimits(max_points_per_chunk=config.max_points_per_chunk),
+            verdicts=verdicts,
         ),
         server,
     )

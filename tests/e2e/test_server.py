@@ -9,7 +9,6 @@ import urllib.request
 import grpc
 import pytest
 from evalstream import Client, ImageBoxes, errors
-from evalstream.v1 import runs_pb2, runs_pb2_grpc
 from evalstream_server.observability import JsonFormatter
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -115,24 +114,6 @@ def test_prometheus_endpoint_counts_rpcs_and_items(live_server) -> None:
     assert "process_cpu_seconds_total" in text
     assert "evalstream_bertscore_batcher_queue_depth 0.0" in text
     assert "evalstream_bertscore_batcher_oom_retries_total 0.0" in text
-
-
-def test_unimplemented_methods_say_what_is_missing(live_server) -> None:
-    with grpc.insecure_channel(live_server.target) as channel:
-        runs = runs_pb2_grpc.RunsStub(channel)
-        calls = [
-            lambda: runs.GetVerdict(runs_pb2.GetVerdictRequest(), timeout=5),
-            lambda: list(runs.WatchVerdict(runs_pb2.WatchVerdictRequest(), timeout=5)),
-            lambda: runs.CompareRuns(runs_pb2.CompareRunsRequest(), timeout=5),
-        ]
-        for call in calls:
-            with pytest.raises(grpc.RpcError) as info:
-                call()
-            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-            assert "not available in this server version" in info.value.details()
-        # and the server still serves
-        with Client(live_server.target) as client:
-            assert client.score_boxes([IMAGE_A]).overall[0].tp == 2
 
 
 def test_one_log_line_per_rpc_without_payloads(

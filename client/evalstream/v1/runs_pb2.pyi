@@ -529,7 +529,7 @@ class ListEvaluationStepsRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., split: _Optional[_Union[_common_pb2.Split, str]] = ...) -> None: ...
 
 class EvaluationStep(_message.Message):
-    __slots__ = ("split", "step", "specimens", "metrics")
+    __slots__ = ("split", "step", "specimens", "metrics", "flag_counts", "actions")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -537,15 +537,36 @@ class EvaluationStep(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class FlagCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     SPLIT_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     SPECIMENS_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
+    FLAG_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
     split: _common_pb2.Split
     step: int
     specimens: int
     metrics: _containers.ScalarMap[str, float]
-    def __init__(self, split: _Optional[_Union[_common_pb2.Split, str]] = ..., step: _Optional[int] = ..., specimens: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    flag_counts: _containers.ScalarMap[str, int]
+    actions: _containers.RepeatedCompositeFieldContainer[FlagActions]
+    def __init__(self, split: _Optional[_Union[_common_pb2.Split, str]] = ..., step: _Optional[int] = ..., specimens: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., flag_counts: _Optional[_Mapping[str, int]] = ..., actions: _Optional[_Iterable[_Union[FlagActions, _Mapping]]] = ...) -> None: ...
+
+class FlagActions(_message.Message):
+    __slots__ = ("flag", "count", "advice")
+    FLAG_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    ADVICE_FIELD_NUMBER: _ClassVar[int]
+    flag: str
+    count: int
+    advice: _containers.RepeatedCompositeFieldContainer[Advice]
+    def __init__(self, flag: _Optional[str] = ..., count: _Optional[int] = ..., advice: _Optional[_Iterable[_Union[Advice, _Mapping]]] = ...) -> None: ...
 
 class ListEvaluationStepsResponse(_message.Message):
     __slots__ = ("steps",)

@@ -13,20 +13,25 @@ transaction; acks still come back in the order the chunks were sent.
 from __future__ import annotations
 
 import math
-import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import grpc
 import numpy as np
 from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc
 from google.protobuf import timestamp_pb2
 
+from evalstream_server.analysis.compare import Comparison, RunSummary, compare_runs
+from evalstream_server.analysis.diagnosis import action_items
 from evalstream_server.analysis.downsample import downsample_minmax
+from evalstream_server.analysis.verdict import Verdict, VerdictConfig
 from evalstream_server.api._status import abort, invalid
+from evalstream_server.api.verdicts import VerdictHub
 from evalstream_server.metrics.boxes import FieldViolation
 from evalstream_server.store import (
     AlreadyExists,
@@ -245,14 +250,16 @@ class _Pending:
     sequence: int
     future: Future[WriteResult] | None = None
     refusal: FieldViolation | None = None
+    chunk: PointChunk | None = None
 
 
 class RunsServicer(runs_pb2_grpc.RunsServicer):
     """Runs, loss ingestion, checkpoints and specimens over a Store."""
 
-    def __init__(self, *, store: Store, limits: RunsLimits) -> None:
+    def __init__(self, *, store: Store, limits: RunsLimits, verdicts: VerdictHub) -> None:
         self._store = store
         self._limits = limits
+        self._verdicts = verdicts
 
     # -------------------------------------------------------------- runs
 
@@ -367,6 +374,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
             )
         try:
             run = self._store.set_status(request.run_id, STATUS_NAMES[request.status])
+            self._verdicts.status_changed(run.id, run.status)
             return run_to_pb(run, _derived(run, self._store))
         except StoreError as exc:
             store_abort(context, exc)
@@ -376,10 +384,22 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
     def StreamLoss(  # noqa: N802
         self, request_iterator: Iterator[runs_pb2.LossChunk], context: grpc.ServicerContext
     ) -> Iterator[runs_pb2.LossAck]:
-        """Reads ahead up to `stream_window` chunks; yields their acks in order as they commit."""
-        pending: queue.Queue[_Pending | BaseException | None] = queue.Queue(
-            self._limits.stream_window
-        )
+        """Reads ahead up to `stream_window` chunks; yields their acks in order as they commit.
+
+        Two threads per stream: a reader that validates and submits chunks as they
+        arrive, and this handler, which yields the acks. The handler sleeps until the
+        OLDEST chunk is settled (the store's future calls back), not whenever a chunk
+        arrives: on a busy server every wake-up is a fight for the GIL, and a
+        stream sending one chunk at a time would otherwise wake its handler twice
+        per chunk.
+        """
+        window = self._limits.stream_window
+        lock = threading.Lock()
+        settled = threading.Condition(lock)  # the oldest item settled, or the reader ended
+        room = threading.Condition(lock)  # the window has room again
+        items: deque[_Pending] = deque()  # submitted, not yet acked; in stream order
+        # What ended the reader, once it has: None (the client half-closed) or the error.
+        ended: list[BaseException | None] = []
         known_runs: set[str] = set()
 
         def submit(chunk: runs_pb2.LossChunk) -> _Pending:
@@ -398,44 +418,68 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
             walls = (
                 np.asarray(chunk.wall_times, dtype=np.float64) if len(chunk.wall_times) else None
             )
-            item.future = self._store.submit_points(
-                PointChunk(
-                    run_id=chunk.run_id,
-                    split=SPLIT_NAMES[chunk.split],
-                    series=chunk.series or DEFAULT_SERIES,
-                    steps=np.asarray(chunk.steps, dtype=np.int64),
-                    values=np.asarray(chunk.values, dtype=np.float64),
-                    wall_times=walls,
-                )
+            item.chunk = PointChunk(
+                run_id=chunk.run_id,
+                split=SPLIT_NAMES[chunk.split],
+                series=chunk.series or DEFAULT_SERIES,
+                steps=np.asarray(chunk.steps, dtype=np.int64),
+                values=np.asarray(chunk.values, dtype=np.float64),
+                wall_times=walls,
             )
+            item.future = self._store.submit_points(item.chunk)
             return item
 
-        def put(item: _Pending | BaseException | None) -> bool:
-            while context.is_active():
-                try:
-                    pending.put(item, timeout=0.25)
-                    return True
-                except queue.Full:
-                    continue
-            return False
+        def wake(_: object = None) -> None:
+            with lock:
+                settled.notify()
+
+        def add(item: _Pending) -> bool:
+            with lock:
+                while len(items) >= window:
+                    if not context.is_active():
+                        return False
+                    room.wait(0.25)
+                items.append(item)
+                if item.future is None:
+                    settled.notify()
+            if item.future is not None:
+                # Runs at once when already done (e.g. refused for a full queue).
+                item.future.add_done_callback(wake)
+            return True
 
         def read() -> None:
+            end: BaseException | None = None
             try:
                 for chunk in request_iterator:
-                    if not put(submit(chunk)):
+                    if not add(submit(chunk)):
                         return
-                put(None)
             except BaseException as exc:  # noqa: BLE001 - handed to the responding thread
-                put(exc)
+                end = exc
+            with lock:
+                ended.append(end)
+                settled.notify()
+
+        def next_item() -> _Pending | BaseException | None:
+            """The oldest item once settled; or how the reader ended; or None when cancelled."""
+            waited_since = time.monotonic()
+            with lock:
+                while True:
+                    if items:
+                        head = items[0]
+                        if head.future is None or head.future.done():
+                            items.popleft()
+                            room.notify()
+                            return head
+                        if time.monotonic() - waited_since > self._limits.ack_timeout_seconds:
+                            return head  # its result() raises TimeoutError, as before
+                    elif ended:
+                        return ended[0]
+                    if not settled.wait(0.25) and not context.is_active():
+                        return None  # cancelled, expired or the server is stopping
 
         threading.Thread(target=read, name="stream-loss-reader", daemon=True).start()
         while True:
-            try:
-                item = pending.get(timeout=0.25)
-            except queue.Empty:
-                if context.is_active():
-                    continue
-                return  # cancelled, expired or the server is stopping
+            item = next_item()
             if item is None:
                 return
             if isinstance(item, BaseException):
@@ -454,7 +498,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
                 continue
             assert item.future is not None  # noqa: S101 - set whenever refusal is None
             try:
-                result = item.future.result(timeout=self._limits.ack_timeout_seconds)
+                result = item.future.result(timeout=0)
             except StoreOverloaded as exc:
                 yield runs_pb2.LossAck(
                     sequence=item.sequence, accepted=False, reason=str(exc), field=""
@@ -468,6 +512,9 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
                 continue
             except StoreError as exc:
                 store_abort(context, exc)
+            if result.stored and item.chunk is not None:
+                c = item.chunk
+                self._verdicts.points(c.run_id, c.split, c.series, c.steps, c.values)
             yield runs_pb2.LossAck(
                 sequence=item.sequence,
                 accepted=True,
@@ -504,6 +551,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
             )
         except StoreError as exc:
             store_abort(context, exc)
+        self._verdicts.checkpoints_changed(request.run_id)
         return runs_pb2.LogCheckpointResponse(stored=stored)
 
     # -------------------------------------------------------------- reading
@@ -564,17 +612,40 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
             )
         except StoreError as exc:
             store_abort(context, exc)
-        return runs_pb2.ListEvaluationStepsResponse(
-            steps=[
-                runs_pb2.EvaluationStep(
-                    split=SPLIT_ENUMS[r.split],
-                    step=r.step,
-                    specimens=r.specimens,
-                    metrics=dict(r.metrics),
-                )
-                for r in rows
-            ]
-        )
+        response = runs_pb2.ListEvaluationStepsResponse()
+        for r in rows:
+            step = response.steps.add(
+                split=SPLIT_ENUMS[r.split],
+                step=r.step,
+                specimens=r.specimens,
+                metrics=dict(r.metrics),
+            )
+            if r.specimens:
+                try:
+                    counts = self._flag_counts(request.run_id, r.split, r.step)
+                except StoreError as exc:
+                    store_abort(context, exc)
+                step.flag_counts.update(counts)
+                for flag, n, advice in action_items(counts):
+                    step.actions.add(
+                        flag=flag,
+                        count=n,
+                        advice=[runs_pb2.Advice(action=a.action, text=a.text) for a in advice],
+                    )
+        return response
+
+    def _flag_counts(self, run_id: str, split: str, step: int) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        token = ""
+        while True:
+            page, token = self._store.specimens(
+                run_id, split, step, page_size=MAX_PAGE, page_token=token
+            )
+            for specimen in page:
+                for flag in specimen.flags:
+                    counts[flag] = counts.get(flag, 0) + 1
+            if not token:
+                return counts
 
     def GetSpecimens(  # noqa: N802
         self, request: runs_pb2.GetSpecimensRequest, context: grpc.ServicerContext
@@ -599,24 +670,98 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
             specimens=[specimen_to_pb(r) for r in records], next_page_token=token
         )
 
-    # -------------------------------------------------------------- later issues
+    # -------------------------------------------------------------- verdicts
 
-    def GetVerdict(self, request: Any, context: grpc.ServicerContext) -> NoReturn:  # noqa: N802
-        _missing(context, "GetVerdict", "curve diagnosis (verdicts)")
+    def _overrides(
+        self, pb: runs_pb2.VerdictConfig, context: grpc.ServicerContext
+    ) -> Mapping[str, object]:
+        overrides: Mapping[str, object] = _verdict_config(pb)
+        try:
+            VerdictConfig.from_mapping(overrides)
+        except ValueError as exc:
+            invalid(context, [FieldViolation("config", str(exc))])
+        return overrides
 
-    def WatchVerdict(self, request: Any, context: grpc.ServicerContext) -> NoReturn:  # noqa: N802
-        _missing(context, "WatchVerdict", "live verdict updates")
+    def GetVerdict(
+        self, request: runs_pb2.GetVerdictRequest, context: grpc.ServicerContext
+    ) -> runs_pb2.Verdict:  # noqa: N802
+        overrides = self._overrides(request.config, context)
+        try:
+            verdict = self._verdicts.verdict(request.run_id, overrides)
+        except StoreError as exc:
+            store_abort(context, exc)
+        except ValueError as exc:
+            invalid(context, [FieldViolation("config", str(exc))])
+        return verdict_to_pb(request.run_id, verdict)
 
-    def CompareRuns(self, request: Any, context: grpc.ServicerContext) -> NoReturn:  # noqa: N802
-        _missing(context, "CompareRuns", "run comparison")
+    def WatchVerdict(  # noqa: N802
+        self, request: runs_pb2.WatchVerdictRequest, context: grpc.ServicerContext
+    ) -> Iterator[runs_pb2.Verdict]:
+        overrides = self._overrides(request.config, context)
+        try:
+            for verdict in self._verdicts.watch(
+                request.run_id, overrides, active=context.is_active
+            ):
+                yield verdict_to_pb(request.run_id, verdict)
+        except StoreError as exc:
+            store_abort(context, exc)
 
-
-def _missing(context: grpc.ServicerContext, method: str, what: str) -> NoReturn:
-    abort(
-        context,
-        grpc.StatusCode.UNIMPLEMENTED,
-        f"Runs.{method} is not available in this server version: {what} has not been built yet",
-    )
+    def CompareRuns(  # noqa: N802
+        self, request: runs_pb2.CompareRunsRequest, context: grpc.ServicerContext
+    ) -> runs_pb2.CompareRunsResponse:
+        run_ids = list(request.run_ids)
+        try:
+            if not run_ids:
+                if not request.project:
+                    invalid(context, [FieldViolation("run_ids", "give run ids, or a project")])
+                listing = self.ListRuns(
+                    runs_pb2.ListRunsRequest(
+                        project=request.project,
+                        statuses=request.statuses,
+                        model=request.model,
+                        hyperparameters=request.hyperparameters,
+                        page_size=MAX_PAGE,
+                    ),
+                    context,
+                )
+                run_ids = [r.id for r in listing.runs]
+            if not run_ids:
+                abort(
+                    context,
+                    grpc.StatusCode.NOT_FOUND,
+                    f"no runs match in project {request.project!r}",
+                )
+            if len(set(run_ids)) != len(run_ids):
+                invalid(context, [FieldViolation("run_ids", "a run is listed twice")])
+            summaries = []
+            for run_id in run_ids:
+                run = self._store.get_run(run_id)
+                summaries.append(
+                    RunSummary(
+                        run_id=run.id,
+                        name=run.name,
+                        model=run.model,
+                        hyperparameters=run.hyperparameters,
+                        series=self._store.read_series(run.id, series=(DEFAULT_SERIES,)),
+                        checkpoints=self._store.checkpoints(run.id),
+                        verdict_config=run.verdict_config,
+                        state=self._verdicts.verdict(run.id).state,
+                    )
+                )
+        except StoreError as exc:
+            store_abort(context, exc)
+        if request.baseline_run_id and request.baseline_run_id not in run_ids:
+            invalid(
+                context,
+                [
+                    FieldViolation(
+                        "baseline_run_id",
+                        f"{request.baseline_run_id!r} is not among the runs compared",
+                    )
+                ],
+            )
+        comparison = compare_runs(summaries, baseline_run_id=request.baseline_run_id or None)
+        return comparison_to_pb(comparison)
 
 
 def _box_pb(box: tuple[float, float, float, float, str, float]) -> runs_pb2.SpecimenBox:
@@ -634,3 +779,100 @@ def specimen_to_pb(r: SpecimenRecord) -> runs_pb2.Specimen:
         scores=dict(r.scores),
         flags=list(r.flags),
     )
+
+
+# ------------------------------------------------------------------ verdicts to proto
+
+RUN_STATES = {
+    "insufficient_data": runs_pb2.RUN_STATE_INSUFFICIENT_DATA,
+    "healthy": runs_pb2.RUN_STATE_HEALTHY,
+    "underfitting": runs_pb2.RUN_STATE_UNDERFITTING,
+    "overfitting": runs_pb2.RUN_STATE_OVERFITTING,
+    "not_learning": runs_pb2.RUN_STATE_NOT_LEARNING,
+    "unstable": runs_pb2.RUN_STATE_UNSTABLE,
+    "diverged": runs_pb2.RUN_STATE_DIVERGED,
+}
+GRADES = {
+    "": runs_pb2.CHECKPOINT_GRADE_UNSPECIFIED,
+    "healthy": runs_pb2.CHECKPOINT_GRADE_HEALTHY,
+    "overfitting": runs_pb2.CHECKPOINT_GRADE_OVERFITTING,
+    "severe_overfitting": runs_pb2.CHECKPOINT_GRADE_SEVERE_OVERFITTING,
+}
+
+
+def _set_optional(message: object, **values: object) -> None:
+    for name, value in values.items():
+        if value is not None:
+            setattr(message, name, value)
+
+
+def verdict_to_pb(run_id: str, v: Verdict) -> runs_pb2.Verdict:
+    pb = runs_pb2.Verdict(
+        run_id=run_id,
+        state=RUN_STATES.get(v.state, runs_pb2.RUN_STATE_UNSPECIFIED),
+        severity=v.severity,
+        summary=v.summary,
+        advice=[runs_pb2.Advice(action=a.action, text=a.text) for a in v.advice],
+        as_of_step=v.as_of_step,
+    )
+    e = v.evidence
+    _set_optional(
+        pb.evidence,
+        train_relative_decrease=e.train_relative_decrease,
+        train_recent_slope=e.train_recent_slope,
+        validation_recent_slope=e.validation_recent_slope,
+        gap=e.gap,
+        gap_trend=e.gap_trend,
+        best_validation_step=e.best_validation_step,
+        first_nonfinite_step=e.first_nonfinite_step,
+    )
+    pb.evidence.spike_steps.extend(e.spike_steps)
+    for c in v.checkpoints:
+        cv = pb.checkpoints.add(step=c.step, metric=c.metric, grade=GRADES.get(c.grade, 0))
+        _set_optional(cv, train_value=c.train_value, validation_value=c.validation_value, gap=c.gap)
+    es = v.early_stopping
+    pb.early_stopping.monitor = es.monitor
+    pb.early_stopping.mode = es.mode
+    pb.early_stopping.evaluations_since_best = es.evaluations_since_best
+    pb.early_stopping.steps_since_best = es.steps_since_best
+    pb.early_stopping.should_stop = es.should_stop
+    _set_optional(pb.early_stopping, best_step=es.best_step, best_value=es.best_value)
+    lc = v.loss_context
+    pb.loss_context.initial_band = lc.initial_band
+    pb.loss_context.final_band = lc.final_band
+    pb.loss_context.caveat = lc.caveat
+    _set_optional(pb.loss_context, initial_loss=lc.initial_loss, final_loss=lc.final_loss)
+    return pb
+
+
+def comparison_to_pb(c: Comparison) -> runs_pb2.CompareRunsResponse:
+    pb = runs_pb2.CompareRunsResponse(
+        differing=list(c.differing),
+        pairs=[
+            runs_pb2.PairChange(
+                run_a=p.run_a, run_b=p.run_b, changed=list(p.changed), warning=p.warning
+            )
+            for p in c.pairs
+        ],
+        best=[runs_pb2.BestRun(metric=b.metric, run_id=b.run_id, value=b.value) for b in c.best],
+        baseline_run_id=c.baseline_run_id,
+        incomparable=list(c.incomparable),
+    )
+    for r in c.rows:
+        row = pb.rows.add(
+            run_id=r.run_id,
+            run_name=r.run_name,
+            model=r.model,
+            hyperparameters={k: hyper_to_pb(v) for k, v in r.hyperparameters.items()},
+            best_metrics=dict(r.best_metrics),
+            deltas=dict(r.deltas),
+            state=RUN_STATES.get(r.state, runs_pb2.RUN_STATE_UNSPECIFIED),
+        )
+        _set_optional(
+            row,
+            final_train_loss=r.final_train_loss,
+            best_train_loss=r.best_train_loss,
+            final_validation_loss=r.final_validation_loss,
+            best_validation_loss=r.best_validation_loss,
+        )
+    return pb

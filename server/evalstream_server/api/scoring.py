@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -10,6 +11,11 @@ from dataclasses import dataclass
 import grpc
 from evalstream.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
 
+from evalstream_server.analysis.diagnosis import (
+    SpecimenDiagnosis,
+    diagnose_boxes,
+    diagnose_text,
+)
 from evalstream_server.api._status import abort, invalid, unknown_field_violations
 from evalstream_server.api.runs import SPLIT_NAMES, store_abort
 from evalstream_server.api.text import (
@@ -19,6 +25,7 @@ from evalstream_server.api.text import (
     pairs_from_pb,
     result_to_pb,
 )
+from evalstream_server.api.verdicts import VerdictHub
 from evalstream_server.metrics import bands
 from evalstream_server.metrics.boxes import (
     DEFAULT_IOU_THRESHOLDS,
@@ -76,7 +83,9 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
         bertscore: BertScoreRuntime,
         text_limits: TextLimits,
         pool: concurrent.futures.Executor,
+        verdicts: VerdictHub,
     ) -> None:
+        self._verdicts = verdicts
         self._limits = limits
         self._store = store
         self._bertscore = bertscore
@@ -141,6 +150,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
             )
             for i, pair in enumerate(pairs)
         ]
+        specimens = with_flags(specimens, diagnose_text(specimens))
         try:
             if running:
                 self._store.log_checkpoint(
@@ -155,6 +165,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
             )
         except StoreError as exc:
             store_abort(context, exc)
+        self._verdicts.checkpoints_changed(checkpoint.run_id)
 
     def ScoreBoxes(  # noqa: N802 (gRPC method name)
         self, request_iterator: Iterator[scoring_pb2.BoxBatch], context: grpc.ServicerContext
@@ -271,6 +282,8 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
             )
             for index, (image, match) in enumerate(zip(images, score.images, strict=True))
         ]
+        agnostic = accumulator.options.class_agnostic
+        specimens = with_flags(specimens, diagnose_boxes(specimens, class_agnostic=agnostic))
         try:
             if metrics:
                 self._store.log_checkpoint(
@@ -281,9 +294,19 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
             )
         except StoreError as exc:
             store_abort(context, exc)
+        self._verdicts.checkpoints_changed(checkpoint.run_id)
 
 
 # ------------------------------------------------------------------ translation
+
+
+def with_flags(
+    specimens: list[SpecimenRecord], diagnoses: Sequence[SpecimenDiagnosis]
+) -> list[SpecimenRecord]:
+    """The specimens with their diagnosis flags (advanced evaluation)."""
+    return [
+        dataclasses.replace(s, flags=d.flags) for s, d in zip(specimens, diagnoses, strict=True)
+    ]
 
 
 def _options_changed(batch_index: int) -> FieldViolation:

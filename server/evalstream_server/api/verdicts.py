@@ -1,0 +1,170 @@
+"""Live verdicts: one incremental analyzer per watched run, fed as chunks commit.
+
+An analyzer is built from the store the first time a run's verdict is asked
+for (GetVerdict or WatchVerdict) and then kept in memory (least recently used
+runs are dropped beyond `max_runs`), fed with every chunk of that run right
+after its commit, so a verdict costs a look at a bounded summary, not a pass
+over the run's points. Runs nobody asked about are not analysed at all: ingest
+does not pay for verdicts no one reads.
+
+A watcher is pushed a verdict when it *changes*: its state, severity, the early
+stopping advice (best step, should-stop) or a checkpoint grade. The push
+happens on the thread that committed the chunk's ack, so it follows the ack by
+the cost of one verdict (about a millisecond).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from evalstream_server.analysis.verdict import RunAnalyzer, Verdict, VerdictConfig, build_analyzer
+from evalstream_server.store import Store
+
+FINISHED = ("finished", "failed", "killed")
+
+
+def verdict_key(v: Verdict) -> tuple[object, ...]:
+    """What counts as a change for watchers."""
+    es = v.early_stopping
+    return (
+        v.state,
+        v.severity,
+        es.best_step,
+        es.should_stop,
+        tuple((c.step, c.metric, c.grade) for c in v.checkpoints),
+    )
+
+
+@dataclass
+class _Watched:
+    analyzer: RunAnalyzer
+    config: VerdictConfig
+    version: int = 0
+    ended: bool = False
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    watchers: int = 0
+
+
+class VerdictHub:
+    """Keeps analyzers of runs being looked at, and wakes their watchers."""
+
+    def __init__(self, store: Store, *, max_runs: int = 1024) -> None:
+        self._store = store
+        self._max_runs = max_runs
+        self._lock = threading.Lock()
+        self._runs: OrderedDict[str, _Watched] = OrderedDict()
+
+    def _config(self, run_id: str) -> VerdictConfig:
+        run = self._store.get_run(run_id)  # NotFound propagates
+        return VerdictConfig.from_mapping(run.verdict_config)
+
+    def _entry(self, run_id: str) -> _Watched:
+        with self._lock:
+            entry = self._runs.get(run_id)
+            if entry is not None and not entry.analyzer.stale:
+                self._runs.move_to_end(run_id)
+                return entry
+        config = self._config(run_id)
+        analyzer = build_analyzer(
+            self._store.read_series(run_id), self._store.checkpoints(run_id), config
+        )
+        with self._lock:
+            old = self._runs.get(run_id)
+            if old is not None:
+                old.analyzer, old.config = analyzer, config
+                entry = old
+            else:
+                entry = self._runs[run_id] = _Watched(analyzer, config)
+                while len(self._runs) > self._max_runs:
+                    victim, gone = next(iter(self._runs.items()))
+                    if gone.watchers:  # never evict a watched run
+                        self._runs.move_to_end(victim)
+                        break
+                    del self._runs[victim]
+            self._runs.move_to_end(run_id)
+        return entry
+
+    def verdict(self, run_id: str, overrides: Mapping[str, object] = {}) -> Verdict:
+        """The run's verdict now, with `overrides` over its stored thresholds.
+
+        Raises:
+            NotFound: unknown run. ValueError: bad overrides (the message names them).
+        """
+        entry = self._entry(run_id)
+        config = entry.config.merged(overrides) if overrides else entry.config
+        return entry.analyzer.verdict(config)
+
+    # ------------------------------------------------------------ feeding
+
+    def _notify(self, run_id: str, mutate: Callable[[_Watched], object]) -> None:
+        with self._lock:
+            entry = self._runs.get(run_id)
+        if entry is None:
+            return
+        with entry.cond:
+            mutate(entry)
+            entry.version += 1
+            entry.cond.notify_all()
+
+    def points(
+        self, run_id: str, split: str, series: str, steps: np.ndarray, values: np.ndarray
+    ) -> None:
+        """A chunk of this run committed."""
+        self._notify(run_id, lambda e: e.analyzer.add_points(split, series, steps, values))
+
+    def checkpoints_changed(self, run_id: str) -> None:
+        """Checkpoint metrics of this run changed (LogCheckpoint or a scored batch)."""
+        with self._lock:
+            known = run_id in self._runs
+        if known:
+            rows = self._store.checkpoints(run_id)
+            self._notify(run_id, lambda e: e.analyzer.set_checkpoints(rows))
+
+    def status_changed(self, run_id: str, status: str) -> None:
+        """The run's status changed: a finished run ends its watches."""
+        if status in FINISHED:
+            self._notify(run_id, lambda e: setattr(e, "ended", True))
+
+    # ------------------------------------------------------------ watching
+
+    def watch(
+        self,
+        run_id: str,
+        overrides: Mapping[str, object],
+        *,
+        active: Callable[[], bool],
+        poll: float = 0.25,
+    ) -> Iterator[Verdict]:
+        """The current verdict, then each change, until the run finishes or `active()` is False."""
+        entry = self._entry(run_id)
+        finished = self._store.get_run(run_id).status in FINISHED
+        with entry.cond:
+            entry.watchers += 1
+        try:
+            last = self.verdict(run_id, overrides)
+            yield last
+            if finished:
+                return
+            seen = entry.version
+            while active():
+                with entry.cond:
+                    entry.cond.wait_for(
+                        lambda e=entry, s=seen: e.version != s or e.ended,  # type: ignore[misc]
+                        timeout=poll,
+                    )
+                    seen, ended = entry.version, entry.ended
+                current = self.verdict(run_id, overrides)
+                if verdict_key(current) != verdict_key(last):
+                    last = current
+                    yield current
+                if ended:
+                    return
+                entry = self._entry(run_id)  # rebuilt if it went stale
+        finally:
+            with entry.cond:
+                entry.watchers -= 1

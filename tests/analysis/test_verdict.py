@@ -1,0 +1,224 @@
+"""Verdict rules (one test per rule), config, incremental state, properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from evalstream_server.analysis.verdict import (
+    ADVICE,
+    STATES,
+    IncrementalCurveState,
+    RunAnalyzer,
+    VerdictConfig,
+    build_analyzer,
+    verdict_from_series,
+)
+from evalstream_server.store._types import CheckpointRow, SeriesData
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+STEPS = np.arange(10, 10_010, 10)
+EVALS = np.arange(500, 10_001, 500)
+
+
+def _s(split: str, steps: np.ndarray, values: np.ndarray) -> SeriesData:
+    return SeriesData(split, "loss", steps, np.asarray(values, dtype=float), None, len(steps))
+
+
+def _decay(
+    steps: np.ndarray, start: float = 2.5, floor: float = 0.3, tau: float = 1500
+) -> np.ndarray:
+    return floor + (start - floor) * np.exp(-steps / tau)
+
+
+def _noise(values: np.ndarray, level: float, seed: int = 0) -> np.ndarray:
+    return values * (1 + level * np.random.default_rng(seed).standard_normal(len(values)))
+
+
+def _verdict(train: np.ndarray | None, val: np.ndarray | None = None, **cfg: object):  # type: ignore[no-untyped-def]
+    return verdict_from_series(
+        None if train is None else _s("train", STEPS, train),
+        None if val is None else _s("validation", EVALS, val),
+        (),
+        VerdictConfig.from_mapping(cfg),
+    )
+
+
+def test_verdict_healthy_learning_and_plateau() -> None:
+    v = _verdict(_noise(_decay(STEPS), 0.03), _decay(EVALS) * 1.05)
+    assert v.state == "healthy" and v.advice == () and v.severity == ""
+    assert v.loss_context.initial_band == "typical_untrained"
+    v2 = _verdict(_decay(STEPS, tau=8000))
+    assert v2.state == "healthy" and v2.summary.startswith("Learning")
+
+
+def test_verdict_insufficient_data() -> None:
+    v = verdict_from_series(_s("train", STEPS[:5], _decay(STEPS[:5])), None)
+    assert v.state == "insufficient_data"
+    assert verdict_from_series(None, None).state == "insufficient_data"
+
+
+def test_verdict_diverged_nan() -> None:
+    train = _decay(STEPS)
+    train[700] = np.nan
+    v = _verdict(train)
+    assert v.state == "diverged" and v.evidence.first_nonfinite_step == int(STEPS[700])
+    assert [a.action for a in v.advice] == [a.action for a in ADVICE["diverged"]]
+
+
+def test_verdict_diverged_blow_up() -> None:
+    train = _decay(STEPS)
+    train[800:] *= np.exp(np.arange(200) / 40)
+    assert _verdict(train).state == "diverged"
+
+
+def test_verdict_unstable_spikes() -> None:
+    train = _noise(_decay(STEPS), 0.02)
+    train[[400, 650]] *= 4.0
+    v = _verdict(train)
+    assert v.state == "unstable" and v.evidence.spike_steps == (int(STEPS[400]), int(STEPS[650]))
+    assert _verdict(train, spike_sigma=1e6).state == "healthy"
+
+
+def test_verdict_spikes_in_warmup_ignored() -> None:
+    train = _noise(_decay(STEPS), 0.02)
+    train[40] *= 4.0  # step 410 < 5% of 10000
+    assert _verdict(train).state == "healthy"
+
+
+def test_verdict_not_learning() -> None:
+    v = _verdict(_noise(np.full(len(STEPS), 2.3), 0.02))
+    assert v.state == "not_learning" and v.advice[0].action == "check_learning_rate"
+
+
+def test_verdict_overfitting_with_severity_and_stop_step() -> None:
+    val = 0.5 + 0.3 * ((EVALS - 4000) / 6000.0) ** 2
+    v = _verdict(_decay(STEPS, floor=0.05), val)
+    assert v.state == "overfitting" and v.severity in ("moderate", "severe")
+    assert v.evidence.best_validation_step == 4000
+    assert v.advice[0].action == "stop_earlier" and "4000" in v.advice[0].text
+    assert v.early_stopping.best_step == 4000 and v.early_stopping.should_stop
+    assert v.evidence.gap_trend is not None and v.evidence.gap_trend > 0
+
+
+def test_verdict_overfitting_mild() -> None:
+    val = 0.5 + 0.04 * np.clip((EVALS - 5000) / 5000.0, 0, None)
+    v = _verdict(_decay(STEPS, floor=0.05), val)
+    assert (v.state, v.severity) == ("overfitting", "mild")
+
+
+def test_verdict_overfitting_from_checkpoints_only() -> None:
+    table = [(500, 0.75, 0.72), (1000, 0.85, 0.80), (1500, 0.92, 0.78), (2000, 0.97, 0.74)]
+    rows = [CheckpointRow("train", s, {"f1": t}, {}) for s, t, _ in table]
+    rows += [CheckpointRow("validation", s, {"f1": v}, {}) for s, _, v in table]
+    v = verdict_from_series(None, None, rows, VerdictConfig(monitor="validation/f1", mode="max"))
+    assert (v.state, v.severity) == ("overfitting", "severe")
+    assert [c.grade for c in v.checkpoints][-2:] == ["overfitting", "severe_overfitting"]
+    assert v.early_stopping.best_step == 1000 and v.as_of_step == 2000
+
+
+def test_verdict_underfitting() -> None:
+    train = 2.5 * (1 - 0.2 * (1 - np.exp(-STEPS / 1000)))
+    val = 2.5 * (1 - 0.2 * (1 - np.exp(-EVALS / 1000))) * 1.02
+    v = _verdict(_noise(train, 0.02), val)
+    assert v.state == "underfitting" and v.advice[0].action == "train_longer"
+
+
+def test_verdict_evidence_numbers() -> None:
+    v = _verdict(_decay(STEPS), _decay(EVALS) + 0.1)
+    ev = v.evidence
+    assert ev.train_relative_decrease is not None and ev.train_relative_decrease > 0.5
+    assert ev.gap == pytest.approx(0.1, abs=0.01)
+    assert ev.train_recent_slope is not None and ev.train_recent_slope < 0
+    assert v.as_of_step == 10_000 and v.state in STATES
+
+
+def test_config_from_mapping_and_validate() -> None:
+    cfg = VerdictConfig.from_mapping({"patience": 5, "min_delta": 1, "warmup_steps": 100})
+    assert (cfg.patience, cfg.min_delta, cfg.warmup_steps) == (5, 1.0, 100)
+    with pytest.raises(ValueError, match="unknown verdict config key.*bogus"):
+        VerdictConfig.from_mapping({"bogus": 1})
+    with pytest.raises(ValueError, match="patience must be int"):
+        VerdictConfig.from_mapping({"patience": "3"})
+    assert cfg.merged({"mode": "max"}).mode == "max" and cfg.mode == "min"
+    assert VerdictConfig().validate() == []
+    assert VerdictConfig(overfit_gap=0.3, severe_overfit_gap=0.2).validate()
+    with pytest.raises(ValueError, match="invalid verdict config"):
+        RunAnalyzer(VerdictConfig(mode="x"))
+
+
+def test_incremental_matches_from_scratch() -> None:
+    train = _noise(_decay(STEPS), 0.05, seed=3)
+    val = 0.5 + 0.3 * ((EVALS - 4000) / 6000.0) ** 2
+    whole = verdict_from_series(_s("train", STEPS, train), _s("validation", EVALS, val))
+    inc = RunAnalyzer(VerdictConfig())
+    rng = np.random.default_rng(1)
+    cuts = np.sort(rng.choice(np.arange(1, len(STEPS)), size=30, replace=False))
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(STEPS)], strict=True):
+        assert inc.add_points("train", "loss", STEPS[lo:hi], train[lo:hi])
+    inc.add_points("validation", "loss", EVALS, val)
+    assert inc.verdict() == whole
+
+
+def test_incremental_bucket_merging_keeps_bounded_state() -> None:
+    state = IncrementalCurveState(buckets=64)
+    steps = np.arange(100_000)
+    assert state.update(steps[:50_001], np.ones(50_001))
+    assert state.update(steps[50_001:], np.ones(49_999))
+    snap = state.snapshot()
+    assert 32 <= len(snap.x) <= 65 and snap.raw_steps is None and state.count == 100_000
+    assert snap.x[0] < snap.x[-1] and np.allclose(snap.y, 1.0)
+
+
+def test_stale_on_out_of_order_points() -> None:
+    analyzer = build_analyzer([_s("train", STEPS, _decay(STEPS))], [], VerdictConfig())
+    assert not analyzer.add_points("train", "loss", np.array([50]), np.array([1.0]))
+    assert analyzer.stale
+    assert not analyzer.add_points("train", "loss", np.array([20_000]), np.array([1.0]))
+
+
+def test_unsorted_chunk_is_sorted_last_write_wins() -> None:
+    state = IncrementalCurveState()
+    assert state.update(np.array([3, 1, 2, 3]), np.array([9.0, 1.0, 2.0, 3.0]))
+    assert (state.first_step, state.last_step, state.last_value, state.count) == (1, 3, 3.0, 3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), level=st.floats(0.0, 0.05), floor=st.floats(0.0, 0.3))
+def test_property_only_improving_is_never_overfitting(
+    seed: int, level: float, floor: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    train = np.minimum.accumulate(_noise(_decay(STEPS, floor=floor + 0.01), level, seed))
+    val = np.minimum.accumulate(
+        _decay(EVALS, floor=floor + 0.05) * (1 + 0.05 * rng.random(len(EVALS)))
+    )
+    assert _verdict(train, val).state != "overfitting"
+
+
+CANONICAL = {
+    "healthy": (_decay(STEPS), _decay(EVALS) * 1.05),
+    "overfitting": (_decay(STEPS, floor=0.05), 0.5 + 0.3 * ((EVALS - 4000) / 6000.0) ** 2),
+    "not_learning": (np.full(len(STEPS), 2.3), np.full(len(EVALS), 2.4)),
+    "underfitting": (
+        2.5 * (1 - 0.2 * (1 - np.exp(-STEPS / 1000))),
+        2.5 * (1 - 0.2 * (1 - np.exp(-EVALS / 1000))) * 1.02,
+    ),
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    state=st.sampled_from(sorted(CANONICAL)),
+    seed=st.integers(0, 10_000),
+    amplitude=st.floats(0.0, 0.02),
+)
+def test_property_noise_below_threshold_keeps_state(
+    state: str, seed: int, amplitude: float
+) -> None:
+    # Bounded noise (|e| <= 2%) can never reach the spike threshold (6 sigmas and 25%).
+    train, val = CANONICAL[state]
+    rng = np.random.default_rng(seed)
+    noisy = train * (1 + amplitude * rng.uniform(-1, 1, len(train)))
+    assert _verdict(train, val).state == state
+    assert _verdict(noisy, val).state == state
