@@ -34,8 +34,8 @@ class Config:
     data_dir: Path = Path("evalstream-data")
     device: str = "auto"
     max_message_bytes: int = 64 * 1024 * 1024
-    max_concurrent_rpcs: int = 64
-    max_workers: int = 64
+    max_concurrent_rpcs: int = 256
+    max_workers: int = 256
     max_images_per_batch: int = 10_000
     max_boxes_per_image: int = 10_000
     max_points_per_chunk: int = 1_000_000
