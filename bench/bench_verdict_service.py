@@ -93,10 +93,16 @@ def bench_watch(target: str, *, watchers: int = 100, rounds: int = 5) -> dict[st
             ready = threading.Barrier(watchers + 1)
             lock = threading.Lock()
 
-            def watch(i: int) -> None:
+            def watch(
+                i: int,
+                run_id: str,
+                ready: threading.Barrier,
+                lock: threading.Lock,
+                arrived: dict[int, float],
+            ) -> None:
                 with Client(target) as c:
                     first = True
-                    for v in c.watch(run.id, timeout=120):
+                    for v in c.watch(run_id, timeout=120):
                         if first:
                             first = False
                             ready.wait(30)
@@ -106,7 +112,8 @@ def bench_watch(target: str, *, watchers: int = 100, rounds: int = 5) -> dict[st
                                 arrived[i] = time.perf_counter()
 
             threads = [
-                threading.Thread(target=watch, args=(i,), daemon=True) for i in range(watchers)
+                threading.Thread(target=watch, args=(i, run.id, ready, lock, arrived), daemon=True)
+                for i in range(watchers)
             ]
             for t in threads:
                 t.start()
@@ -126,7 +133,7 @@ def bench_watch(target: str, *, watchers: int = 100, rounds: int = 5) -> dict[st
                                        values=val[val_steps >= cut].tolist()),
                 ]  # fmt: skip
                 acked = 0.0
-                for ack in stub.StreamLoss(iter(chunks), timeout=60):
+                for _ack in stub.StreamLoss(iter(chunks), timeout=60):
                     acked = time.perf_counter()  # the second ack: the chunk that shows the rise
             deadline = time.perf_counter() + 10
             while len(arrived) < watchers and time.perf_counter() < deadline:
@@ -160,7 +167,8 @@ def run_verdict_bench(args: argparse.Namespace) -> None:
             server.close()
     print("\nverdicts (through the service)")
     print(
-        f"  GetVerdict, 1,000,000 train + 1,000 validation points: first call {g['cold_ms']:.0f} ms "
+        "  GetVerdict, 1,000,000 train + 1,000 validation points: "
+        f"first call {g['cold_ms']:.0f} ms "
         f"(builds the analyzer), then p50 {g['p50_ms']:.2f} ms, p99 {g['p99_ms']:.2f} ms unchanged "
         f"data; with a new point before each call p50 {g['fresh_p50_ms']:.2f} ms, "
         f"p99 {g['fresh_p99_ms']:.2f} ms (target p99 <= 20 ms: "
