@@ -1,5 +1,7 @@
 # evalstream server image. The steps are the Makefile's: `make install EXTRAS=server`
-# (torch first, then the project), then `evalstream-server` as `make serve` runs it.
+# (torch first, then the project, then WordNet for METEOR), `make model` (the default
+# BERTScore model into /data/models; a named volume starts with it, a bind mount must
+# run `make model DATA_DIR=...` itself), then `evalstream-server` as `make serve` runs it.
 #
 #   docker build -t evalstream .                          # CPU torch
 #   docker build --build-arg TORCH=cuda -t evalstream .   # CUDA torch from PyPI
@@ -19,6 +21,7 @@ COPY pyproject.toml README.md Makefile ./
 COPY protos ./protos
 COPY client ./client
 COPY server ./server
+COPY scripts ./scripts
 
 ENV VENV=/opt/venv
 RUN case "$TORCH" in \
@@ -27,7 +30,8 @@ RUN case "$TORCH" in \
       *) echo "TORCH must be cpu or cuda" >&2; exit 1 ;; \
     esac \
     && make install VENV=$VENV EXTRAS=server TORCH_SPEC="$spec" \
-    && mkdir -p /data && chown evalstream /data
+    && mkdir -p /data && make model VENV=$VENV EXTRAS=server DATA_DIR=/data \
+    && chown -R evalstream /data
 
 ENV PATH=/opt/venv/bin:$PATH \
     EVALSTREAM_HOST=0.0.0.0 \
