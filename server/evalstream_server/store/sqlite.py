@@ -23,6 +23,30 @@ Group commit
     ``busy_timeout`` covers the rare moments (recovery, another process) where
     SQLite would otherwise answer "database is locked".
 
+    A batch first runs without per-operation savepoints (each SAVEPOINT and
+    RELEASE is a statement, and every statement hands the GIL away and has to
+    win it back, which is what a busy server makes slow). Should any operation
+    fail, the whole transaction is rolled back, the writer's caches dropped, and
+    the batch run again with a SAVEPOINT per operation, so that the failure stays
+    the failing operation's own, as before. In that optimistic run, the appends of
+    the fast path (one row each) are also gathered and inserted by ONE multi-row
+    INSERT (``_flush``) before anything that could read them and before COMMIT:
+    the writer, which has the GIL only a fraction of the time on a busy server,
+    then asks for it once per batch rather than once per chunk.
+
+Checkpoints
+    SQLite's automatic checkpoint would run inside the COMMIT of whichever batch
+    crosses the threshold, copying tens of MB into the database and fsyncing it
+    while every caller of that batch waits. It is off (``wal_autocheckpoint=0``);
+    a checkpointer thread with its own connection runs PASSIVE checkpoints
+    (which never block the writer or the readers) every
+    ``_CHECKPOINT_INTERVAL_S`` after a commit. The log can only restart from its
+    beginning when a write transaction starts with every frame copied back; a
+    writer that never pauses may not give the checkpointer that moment, so once
+    the log holds more than ``_WAL_RESET_FRAMES`` frames the writer finishes the
+    checkpoint itself, between two batches. Checkpoints do not change what an
+    ack promises: the COMMIT's fsync of the log does.
+
 Points
     Stored in chunks of packed little-endian arrays per (run, split, series), see
     ``schema.py``. A series is the merge of its chunks in write order; the latest
@@ -98,12 +122,17 @@ SYNCHRONOUS_LEVELS = ("EXTRA", "FULL", "NORMAL")
 # pages cut the per-page overhead of both the WAL and the overflow chains. Only
 # applies to a new database (SQLite fixes the page size at creation in WAL mode).
 _PAGE_SIZE = 65536
-# Checkpoint the WAL into the database every ~64 MB rather than SQLite's ~4 MB:
-# fewer, larger checkpoints (each one fsyncs the database file under FULL).
-_WAL_AUTOCHECKPOINT_PAGES = 1024
+# The checkpointer thread's period (see "Checkpoints" above), and the log size
+# (frames of _PAGE_SIZE: 4096 is 256 MB) past which the writer completes the
+# checkpoint itself so that the log restarts.
+_CHECKPOINT_INTERVAL_S = 0.25
+_WAL_RESET_FRAMES = 4096
 _JOURNAL_SIZE_LIMIT = 256 * 1024 * 1024
 _BUSY_TIMEOUT_MS = 30_000
 _MAX_BATCH = 256
+# Rows per multi-row INSERT of deferred appends: 8 parameters a row, well below
+# SQLite's 32766 parameters per statement.
+_FLUSH_ROWS = 512
 _SMALL_CHUNK = 4096
 _COMPACT_AFTER = 32
 _CONTROL_WAIT_S = 10.0
@@ -371,14 +400,20 @@ class _Op(Generic[T]):
     ``fn`` returns (result, bumps): ``bumps`` says whether the run's data changed.
     """
 
-    __slots__ = ("fn", "future", "run_id")
+    __slots__ = ("fn", "future", "points", "run_id")
 
     def __init__(
-        self, fn: Callable[[sqlite3.Connection], tuple[T, bool]], future: Future[T], run_id: str
+        self,
+        fn: Callable[[sqlite3.Connection], tuple[T, bool]],
+        future: Future[T],
+        run_id: str,
+        *,
+        points: bool = False,
     ) -> None:
         self.fn = fn
         self.future = future
         self.run_id = run_id
+        self.points = points  # a point chunk write: may defer its INSERT (see _append)
 
 
 _STOP = object()
@@ -438,9 +473,29 @@ class SQLiteStore:
         # Writer-thread state.
         self._series: dict[tuple[str, str, str], _SeriesState] = {}
         self._known_runs: set[str] = set()
+        # Shared by the writer and the checkpointer; plain ints, each written by one thread.
+        self._commits = 0  # committed batches (writer)
+        # Fast-path appends not inserted yet (None: insert at once), and the id the next
+        # one gets (None: read max(id) first). Writer thread only.
+        self._deferred: list[tuple[Any, ...]] | None = None
+        self._next_chunk_id: int | None = None
+        self._wal_frames = 0  # frames in the log at the last checkpoint (both)
+        self._stop_checkpoints = threading.Event()
+        try:
+            ckpt_conn = self._connect(writer=False, checkpointer=True)
+        except sqlite3.Error as exc:
+            self._wconn.close()
+            raise StoreError(f"cannot open the store at {str(self.path)!r}: {exc}") from exc
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop,
+            args=(ckpt_conn,),
+            name="evalstream-store-checkpointer",
+            daemon=True,
+        )
         self._writer = threading.Thread(
             target=self._write_loop, name="evalstream-store-writer", daemon=True
         )
+        self._checkpointer.start()
         self._writer.start()
 
     @classmethod
@@ -460,7 +515,7 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ connections
 
-    def _connect(self, *, writer: bool) -> sqlite3.Connection:
+    def _connect(self, *, writer: bool, checkpointer: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(
             str(self.path),
             isolation_level=None,
@@ -475,8 +530,10 @@ class SQLiteStore:
             if str(mode).lower() != "wal":
                 raise StoreError(f"cannot switch {str(self.path)!r} to WAL mode (got {mode!r})")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_AUTOCHECKPOINT_PAGES}")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread's job
             conn.execute(f"PRAGMA journal_size_limit = {_JOURNAL_SIZE_LIMIT}")
+        elif checkpointer:
+            return conn  # reads only the log and writes only pages: needs no cache
         else:
             conn.execute("PRAGMA query_only = ON")
         conn.execute("PRAGMA cache_size = -65536")  # 64 MB
@@ -560,7 +617,75 @@ class SQLiteStore:
                     break
             if batch:
                 self._commit(batch)
+                if self._wal_frames > _WAL_RESET_FRAMES:
+                    self._finish_checkpoint()
+        self._stop_checkpoints.set()
+        self._checkpointer.join()
         self._wconn.close()
+
+    def _checkpoint_loop(self, conn: sqlite3.Connection) -> None:
+        """The checkpointer thread: a PASSIVE checkpoint after new commits, at most every period."""
+        seen = 0
+        try:
+            while not self._stop_checkpoints.wait(_CHECKPOINT_INTERVAL_S):
+                commits = self._commits
+                if commits == seen:
+                    continue
+                seen = commits
+                try:
+                    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:
+                    continue  # e.g. another process checkpointing: next period
+                self._wal_frames = int(frames)
+        finally:
+            conn.close()
+
+    def _finish_checkpoint(self) -> None:
+        """In the writer, between batches: copies the rest of the log so that it can restart."""
+        try:
+            busy, _, _ = self._wconn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:
+            return
+        if not busy:
+            self._wal_frames = 0
+
+    @staticmethod
+    def _failure(exc: Exception) -> StoreError:
+        """What an operation's future gets for an exception raised by its ``fn``."""
+        if isinstance(exc, StoreError):
+            return exc
+        wrapped = StoreError(f"write failed: {exc}")
+        wrapped.__cause__ = exc
+        return wrapped
+
+    def _rollback(self) -> None:
+        """Rolls the open transaction back and drops what the writer cached from it."""
+        try:
+            if self._wconn.in_transaction:
+                self._wconn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        # The in-memory state may be ahead of the rolled-back rows.
+        self._series.clear()
+        self._known_runs.clear()
+        self._deferred = None
+        self._next_chunk_id = None
+
+    def _flush(self, conn: sqlite3.Connection) -> None:
+        """Inserts the deferred fast-path appends (in id order), in as few statements as fit."""
+        rows = self._deferred
+        if not rows:
+            return
+        self._deferred = []
+        self._next_chunk_id = None
+        for lo in range(0, len(rows), _FLUSH_ROWS):
+            part = rows[lo : lo + _FLUSH_ROWS]
+            conn.execute(
+                "INSERT INTO point_chunks "
+                "(id, series_id, min_step, max_step, n, steps, vals, wall_times) VALUES "
+                + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(part)),
+                [value for row in part for value in row],
+            )
 
     def _commit(self, batch: list[_Op[Any]]) -> None:
         ops = [op for op in batch if op.future.set_running_or_notify_cancel()]
@@ -576,32 +701,37 @@ class SQLiteStore:
                 op.future.set_exception(StoreError(f"cannot start a write transaction: {exc}"))
             return
         try:
+            # Optimistic: no savepoints, appends deferred (see "Group commit" above).
+            first_failure: Exception | None = None
+            self._deferred = []
+            self._next_chunk_id = None
             for op in ops:
-                conn.execute("SAVEPOINT op")
                 try:
+                    if not op.points:
+                        self._flush(conn)
                     result, bumps = op.fn(conn)
-                except StoreError as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    failed.append((op, exc))
-                except Exception as exc:  # noqa: BLE001 - handed to the op's future
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    # The in-memory series state may be ahead of the rolled-back rows.
-                    self._series.clear()
-                    wrapped = StoreError(f"write failed: {exc}")
-                    wrapped.__cause__ = exc
-                    failed.append((op, wrapped))
-                else:
-                    conn.execute("RELEASE op")
-                    done.append((op, result, bumps))
+                except Exception as exc:  # noqa: BLE001 - rerun below, isolated
+                    first_failure = exc
+                    break
+                done.append((op, result, bumps))
+            if first_failure is None:
+                try:
+                    self._flush(conn)
+                except Exception as exc:  # noqa: BLE001 - rerun below, isolated
+                    first_failure = exc
+            self._deferred = None
+            if first_failure is not None:
+                self._rollback()
+                done = []
+                if len(ops) == 1:
+                    # Alone in its batch: the rollback was its savepoint; nothing to commit.
+                    ops[0].future.set_exception(self._failure(first_failure))
+                    return
+                conn.execute("BEGIN IMMEDIATE")
+                done, failed = self._run_isolated(conn, ops)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            self._series.clear()
+            self._rollback()
             error = StoreError(f"commit failed, nothing of this batch was stored: {exc}")
             for op in ops:
                 if not op.future.done():
@@ -612,10 +742,33 @@ class SQLiteStore:
             for op, _, bumps in done:
                 if bumps:
                     self._versions[op.run_id] = self._versions.get(op.run_id, 0) + 1
+        self._commits += 1
         for op, result, _ in done:
             op.future.set_result(result)
         for op, err in failed:
             op.future.set_exception(err)
+
+    def _run_isolated(
+        self, conn: sqlite3.Connection, ops: list[_Op[Any]]
+    ) -> tuple[list[tuple[_Op[Any], Any, bool]], list[tuple[_Op[Any], BaseException]]]:
+        """Runs each operation in its own SAVEPOINT: a failing one is undone alone."""
+        done: list[tuple[_Op[Any], Any, bool]] = []
+        failed: list[tuple[_Op[Any], BaseException]] = []
+        for op in ops:
+            conn.execute("SAVEPOINT op")
+            try:
+                result, bumps = op.fn(conn)
+            except Exception as exc:  # noqa: BLE001 - handed to the op's future
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                if not isinstance(exc, StoreError):
+                    # The in-memory series state may be ahead of the rolled-back rows.
+                    self._series.clear()
+                failed.append((op, self._failure(exc)))
+            else:
+                conn.execute("RELEASE op")
+                done.append((op, result, bumps))
+        return done, failed
 
     def _require_run(self, conn: sqlite3.Connection, run_id: str) -> None:
         if run_id in self._known_runs:
@@ -890,7 +1043,8 @@ class SQLiteStore:
         try:
             valid = self._validate_chunk(chunk)
             self._enqueue(
-                _Op(lambda conn: self._write_chunk(conn, valid), future, valid.run_id), wait=0
+                _Op(lambda conn: self._write_chunk(conn, valid), future, valid.run_id, points=True),
+                wait=0,
             )
         except StoreError as exc:
             future.set_exception(exc)
@@ -911,6 +1065,7 @@ class SQLiteStore:
         state = self._series.get(key)
         if state is not None:
             return state
+        self._flush(conn)
         row = conn.execute(
             "SELECT id FROM series WHERE run_id = ? AND split = ? AND name = ?", key
         ).fetchone()
@@ -949,20 +1104,33 @@ class SQLiteStore:
         hi: int,
         n: int,
     ) -> None:
-        cid = _lastrowid(
-            conn.execute(
-                "INSERT INTO point_chunks "
-                "(series_id, min_step, max_step, n, steps, vals, wall_times) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (state.id, lo, hi, n, steps, values, walls),
+        row = (state.id, lo, hi, n, steps, values, walls)
+        if self._deferred is not None:
+            # Deferred to _flush. The ids are the ones SQLite would give (max + 1, in
+            # order): the batch holds the write lock, and every other insert into
+            # point_chunks flushes first and makes the next id be read again.
+            if self._next_chunk_id is None:
+                top = conn.execute("SELECT max(id) FROM point_chunks").fetchone()[0]
+                self._next_chunk_id = 1 if top is None else int(top) + 1
+            cid = self._next_chunk_id
+            self._next_chunk_id = cid + 1
+            self._deferred.append((cid, *row))
+        else:
+            cid = _lastrowid(
+                conn.execute(
+                    "INSERT INTO point_chunks "
+                    "(series_id, min_step, max_step, n, steps, vals, wall_times) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
             )
-        )
         state.max_step = max(state.max_step, hi)
         if n >= _SMALL_CHUNK:
             state.tail = []
             return
         state.tail.append((cid, n))
         if len(state.tail) >= _COMPACT_AFTER:
+            self._flush(conn)
             self._compact_tail(conn, state)
 
     def _compact_tail(self, conn: sqlite3.Connection, state: _SeriesState) -> None:
@@ -1031,6 +1199,7 @@ class SQLiteStore:
         last[:-1] = first[1:]
         unique = s[first]
         lo, hi = int(unique[0]), int(unique[-1])
+        self._flush(conn)  # the stored points it compares with may still be deferred
         rows = conn.execute(
             "SELECT id, steps, vals, wall_times FROM point_chunks "
             "WHERE series_id = ? AND max_step >= ? AND min_step <= ? ORDER BY id",
