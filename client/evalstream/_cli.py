@@ -21,9 +21,10 @@ import argparse
 import csv
 import dataclasses
 import json
+import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -158,6 +159,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--target", default=DEFAULT_TARGET, help=f"server address (default {DEFAULT_TARGET})"
     )
     p.add_argument("--timeout", type=float, default=600.0, help="deadline in seconds (default 600)")
+    sec = p.add_argument_group(
+        "security", "each option's variable is read when the option is not given"
+    )
+    sec.add_argument(
+        "--token",
+        default=None,
+        help="bearer token (env EVALSTREAM_TOKEN; prefer it: options show in ps)",
+    )
+    sec.add_argument(
+        "--ca", type=Path, default=None, help="CA bundle, PEM; turns TLS on (env EVALSTREAM_CA)"
+    )
+    sec.add_argument(
+        "--cert",
+        type=Path,
+        default=None,
+        help="client certificate, PEM, for mTLS (env EVALSTREAM_CERT)",
+    )
+    sec.add_argument("--key", type=Path, default=None, help="client key, PEM (env EVALSTREAM_KEY)")
+    sec.add_argument("--tls", action="store_true", help="TLS with the system's roots (no --ca)")
+    sec.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow sending the token in plaintext to a non-loopback host",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     sb = sub.add_parser("score-boxes", help="score predicted boxes against ground truth")
@@ -235,12 +260,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _security(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Client security options from flags, else EVALSTREAM_TOKEN/_CA/_CERT/_KEY."""
+
+    def pick(flag: object, variable: str) -> Any:
+        return flag if flag is not None else (environ.get(variable) or None)
+
+    return {
+        "token": pick(args.token, "EVALSTREAM_TOKEN"),
+        "ca": pick(args.ca, "EVALSTREAM_CA"),
+        "client_cert": pick(args.cert, "EVALSTREAM_CERT"),
+        "client_key": pick(args.key, "EVALSTREAM_KEY"),
+        "tls": True if args.tls else None,
+        "insecure": args.insecure,
+    }
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Console script ``evalstream``; returns the exit code."""
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
     try:
-        with Client(args.target, timeout=args.timeout, stream_timeout=args.timeout) as client:
+        with Client(
+            args.target,
+            timeout=args.timeout,
+            stream_timeout=args.timeout,
+            **_security(args, os.environ),
+        ) as client:
             if args.command == "health":
                 status = client.health(args.service)
                 print(status, file=out)

@@ -24,6 +24,7 @@ from evalstream._runs import (
     _SyncBridge,
     hyper_pb,
 )
+from evalstream._transport import PemSource, make_transport
 from evalstream._types import (
     BoxReport,
     BoxResult,
@@ -268,6 +269,12 @@ class Client:
     `stream_timeout` for streams, unless a call passes its own. Errors are
     raised as `evalstream.errors.EvalstreamError` subclasses.
 
+    Security: `token` is sent as ``authorization: Bearer <token>`` on every
+    call. TLS is on when `ca` (the server's CA bundle, a path or PEM bytes) or
+    `client_cert` and `client_key` (for mTLS) are given, or with ``tls=True``
+    (the system's roots). A token is refused on a plaintext channel to a
+    non-loopback host unless ``insecure=True``.
+
     Example:
         >>> with Client("localhost:50051") as client:  # doctest: +SKIP
         ...     report = client.score_boxes(images, iou_thresholds=[0.5])
@@ -281,11 +288,26 @@ class Client:
         timeout: float = DEFAULT_TIMEOUT,
         stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
         max_message_bytes: int = _MAX_MESSAGE_BYTES,
+        token: str | None = None,
+        ca: PemSource | None = None,
+        client_cert: PemSource | None = None,
+        client_key: PemSource | None = None,
+        tls: bool | None = None,
+        insecure: bool = False,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.stream_timeout = stream_timeout
-        self._channel = grpc.insecure_channel(target, options=_channel_options(max_message_bytes))
+        self._transport = make_transport(
+            target,
+            token=token,
+            ca=ca,
+            client_cert=client_cert,
+            client_key=client_key,
+            tls=tls,
+            insecure=insecure,
+        )
+        self._channel = self._transport.channel(target, _channel_options(max_message_bytes))
         self._scoring = scoring_pb2_grpc.ScoringStub(self._channel)
         self._runs = runs_pb2_grpc.RunsStub(self._channel)
         self._open_runs: set[Run] = set()
@@ -620,12 +642,27 @@ class AsyncClient:
         timeout: float = DEFAULT_TIMEOUT,
         stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
         max_message_bytes: int = _MAX_MESSAGE_BYTES,
+        token: str | None = None,
+        ca: PemSource | None = None,
+        client_cert: PemSource | None = None,
+        client_key: PemSource | None = None,
+        tls: bool | None = None,
+        insecure: bool = False,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.stream_timeout = stream_timeout
         self._options = _channel_options(max_message_bytes)
-        self._channel = grpc.aio.insecure_channel(target, options=self._options)
+        self._transport = make_transport(
+            target,
+            token=token,
+            ca=ca,
+            client_cert=client_cert,
+            client_key=client_key,
+            tls=tls,
+            insecure=insecure,
+        )
+        self._channel = self._transport.aio_channel(target, self._options)
         self._scoring = scoring_pb2_grpc.ScoringStub(self._channel)
         self._runs = runs_pb2_grpc.RunsStub(self._channel)
         self._bridge: _SyncBridge | None = None
@@ -692,7 +729,7 @@ class AsyncClient:
 
     def _run_handle(self, pb: runs_pb2.Run, logger_options: Mapping[str, Any]) -> AsyncRun:
         if self._bridge is None:
-            self._bridge = _SyncBridge(self.target, self._options)
+            self._bridge = _SyncBridge(self.target, self._options, self._transport)
         return AsyncRun(self, self._bridge, RunInfo.from_pb(pb), **logger_options)
 
     async def create_run(

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from evalstream._transport import Transport
 from evalstream._verdicts import Verdict
 from evalstream.errors import DeadlineExceeded, ResourceExhausted, from_grpc
 from evalstream.v1 import common_pb2, runs_pb2
@@ -560,8 +561,8 @@ class _SyncBridge:
     channel keeps it off the event loop entirely.
     """
 
-    def __init__(self, target: str, options: list[tuple[str, Any]]) -> None:
-        self._channel = grpc.insecure_channel(target, options=options)
+    def __init__(self, target: str, options: list[tuple[str, Any]], transport: Transport) -> None:
+        self._channel = transport.channel(target, options)  # TLS and token as the client's
         from evalstream.v1 import runs_pb2_grpc as grpc_module
 
         self._runs = grpc_module.RunsStub(self._channel)

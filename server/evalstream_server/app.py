@@ -20,6 +20,7 @@ import threading
 from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 import grpc
@@ -29,10 +30,12 @@ from grpc_reflection.v1alpha import reflection
 
 from evalstream_server import __version__
 from evalstream_server import config as config_module
+from evalstream_server.api._scope import ScopedStore
 from evalstream_server.api.runs import RunsLimits, RunsServicer
 from evalstream_server.api.scoring import ScoringLimits, ScoringServicer
 from evalstream_server.api.text import TextLimits
 from evalstream_server.api.verdicts import VerdictHub
+from evalstream_server.auth import AuthInterceptor, TokenFileError, TokenTable
 from evalstream_server.config import Config
 from evalstream_server.metrics.text.registry import warm_up
 from evalstream_server.observability import (
@@ -100,14 +103,70 @@ def _warm_text_metrics() -> None:
         log.warning("text metric unavailable", extra={"fields": {"problem": problem}})
 
 
+def load_tokens(config: Config) -> TokenTable | None:
+    """The accepted tokens, or None (authentication off, logged loudly).
+
+    Raises:
+        RuntimeError: the tokens file is unreadable or malformed.
+    """
+    try:
+        tokens = TokenTable.from_config(config.auth_tokens_file, config.admin_token)
+    except TokenFileError as exc:
+        raise RuntimeError(str(exc)) from exc
+    if tokens is None:
+        reason = (
+            "--no-auth: every caller may read and write every project"
+            if config.no_auth
+            else "no tokens configured: authentication is off; loopback only"
+        )
+        log.warning("AUTHENTICATION IS DISABLED", extra={"fields": {"reason": reason}})
+    return tokens
+
+
+def server_credentials(config: Config) -> grpc.ServerCredentials | None:
+    """TLS credentials (client certificates required with a client CA), or None for plaintext.
+
+    Raises:
+        RuntimeError: a certificate, key or CA file cannot be read.
+    """
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+
+    def read(path: Path, what: str) -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise RuntimeError(f"cannot read the {what} {path}: {exc.strerror}") from exc
+
+    pair = (read(config.tls_key, "TLS key"), read(config.tls_cert, "TLS certificate"))
+    client_ca = (
+        read(config.tls_client_ca, "client CA") if config.tls_client_ca is not None else None
+    )
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
 def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
     """Builds and starts the gRPC server; returns it with the bound port.
 
     Health is SERVING for "" and every evalstream service once this returns.
 
+    Security: the tokens configured turn authentication on (`evalstream_server.auth`);
+    with none, or with ``--no-auth``, it is off and a WARNING "AUTHENTICATION IS
+    DISABLED" is logged. TLS is served when a certificate is configured, and
+    client certificates are required when a client CA is.
+
     Raises:
-        RuntimeError: when the address cannot be bound.
+        RuntimeError: when the address cannot be bound, the tokens file or a TLS
+            file cannot be read, or the configuration would expose the server
+            (plaintext or unauthenticated on a non-loopback host: `Config.exposure_problems`).
     """
+    problems = config.exposure_problems()
+    if problems:
+        raise RuntimeError("; ".join(problems))
+    tokens = load_tokens(config)
+    credentials = server_credentials(config)
     message_options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
@@ -119,12 +178,14 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
     ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
-        interceptors=[ObservabilityInterceptor(deps.metrics)],
+        # Observability first (outermost): refused calls are counted and logged too.
+        interceptors=[ObservabilityInterceptor(deps.metrics), AuthInterceptor(tokens)],
         options=message_options,
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
     deps.metrics.watch_batcher(deps.bertscore.stats)
     verdicts = VerdictHub(deps.store)
+    scoped = ScopedStore(deps.store)  # what servicers see: the caller's projects only
     scoring_pb2_grpc.add_ScoringServicer_to_server(
         ScoringServicer(
             limits=ScoringLimits(
@@ -132,7 +193,7 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
                 max_boxes_per_image=config.max_boxes_per_image,
             ),
             metrics=deps.metrics,
-            store=deps.store,
+            store=scoped,
             bertscore=deps.bertscore,
             text_limits=TextLimits(
                 max_pairs_per_batch=config.max_pairs_per_batch,
@@ -146,7 +207,7 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
     )
     runs_pb2_grpc.add_RunsServicer_to_server(
         RunsServicer(
-            store=deps.store,
+            store=scoped,
             limits=RunsLimits(max_points_per_chunk=config.max_points_per_chunk),
             verdicts=verdicts,
         ),
@@ -159,7 +220,10 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
     for name in ("", *SERVICE_NAMES):
         deps.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     try:
-        port = server.add_insecure_port(config.address)
+        if credentials is None:
+            port = server.add_insecure_port(config.address)
+        else:
+            port = server.add_secure_port(config.address, credentials)
     except RuntimeError as exc:
         raise RuntimeError(f"cannot listen on {config.address}: {exc}") from exc
     if port == 0:
@@ -181,6 +245,10 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
 def serve(config: Config, *, stop: threading.Event | None = None) -> int:
     """Runs the server until SIGTERM/SIGINT (or `stop`), then drains. Returns the exit code."""
     stop = stop or threading.Event()
+    problems = config.exposure_problems()  # before loading anything
+    if problems:
+        log.error("start failed", extra={"fields": {"error": "; ".join(problems)}})
+        return 1
     try:
         device = resolve_device(config.device)
     except ValueError as exc:
@@ -222,7 +290,9 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
                 "address": f"{config.host}:{port}",
                 "data_dir": str(config.data_dir),
                 "device": device,
-                "tls": False,
+                "tls": config.tls,
+                "mtls": config.tls_client_ca is not None,
+                "auth": "tokens" if config.tokens_configured else "off",
             }
         },
     )

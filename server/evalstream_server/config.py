@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,10 @@ from pathlib import Path
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+#: Shortest accepted --admin-token: an unsalted SHA-256 is only safe for high-entropy tokens.
+MIN_TOKEN_CHARS = 32
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,6 +55,14 @@ class Config:
     bertscore_max_queue: int = 4_096
     grace_seconds: float = 10.0
     log_level: str = "info"
+    # Security (see evalstream_server.auth). The admin token is a secret: never in repr.
+    auth_tokens_file: Path | None = None
+    admin_token: str = dataclasses.field(default="", repr=False)
+    no_auth: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    insecure: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -91,6 +104,17 @@ class Config:
             )
         if self.grace_seconds < 0:
             problems.append(f"grace-seconds must be >= 0, got {self.grace_seconds}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            problems.append("tls-cert and tls-key go together: give both or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            problems.append("tls-client-ca (mTLS) needs tls-cert and tls-key")
+        if self.no_auth and self.tokens_configured:
+            problems.append("no-auth contradicts auth-tokens-file / admin-token: drop one of them")
+        if self.admin_token and len(self.admin_token) < MIN_TOKEN_CHARS:
+            problems.append(
+                f"admin-token must have at least {MIN_TOKEN_CHARS} random characters "
+                "(mint one with: python -m evalstream_server.auth mint --name admin --role admin)"
+            )
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -100,13 +124,94 @@ class Config:
         return self.data_dir / "evalstream.db"
 
     @property
+    def tokens_configured(self) -> bool:
+        """Whether a tokens file or an admin token is configured (authentication is then on)."""
+        return self.auth_tokens_file is not None or bool(self.admin_token)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the gRPC port serves TLS (with client certificates when tls_client_ca is set)."""
+        return self.tls_cert is not None
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the gRPC host is a loopback address (only this machine can connect).
+
+        Example:
+            >>> Config(host="127.0.0.1").loopback, Config(host="localhost").loopback
+            (True, True)
+            >>> Config(host="::1").loopback, Config(host="0.0.0.0").loopback
+            (True, False)
+        """
+        return is_loopback(self.host)
+
+    def exposure_problems(self) -> list[str]:
+        """Why the server must not start as configured; empty when it may.
+
+        Plaintext and unauthenticated serving are allowed by default only on a
+        loopback host. Elsewhere plaintext needs ``--insecure`` (e.g. behind a
+        TLS-terminating proxy) and serving without tokens needs ``--no-auth``.
+
+        Example:
+            >>> Config(host="127.0.0.1").exposure_problems()
+            []
+            >>> len(Config(host="0.0.0.0").exposure_problems())
+            2
+            >>> Config(host="0.0.0.0", insecure=True, no_auth=True).exposure_problems()
+            []
+        """
+        if self.loopback:
+            return []
+        problems = []
+        if not self.tls and not self.insecure:
+            problems.append(
+                f"refusing plaintext gRPC on the non-loopback host {self.host!r}: give "
+                "--tls-cert and --tls-key, or --insecure (e.g. behind a TLS-terminating proxy)"
+            )
+        if not self.tokens_configured and not self.no_auth:
+            problems.append(
+                f"refusing to serve the non-loopback host {self.host!r} without "
+                "authentication: give --auth-tokens-file or EVALSTREAM_ADMIN_TOKEN, or --no-auth"
+            )
+        return problems
+
+    @property
     def address(self) -> str:
         """The gRPC listen address, e.g. ``127.0.0.1:50051`` (IPv6 hosts bracketed)."""
         host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
         return f"{host}:{self.port}"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only: ``localhost``, 127.0.0.0/8 or ``::1``.
+
+    Other names are not resolved: they count as non-loopback.
+
+    Example:
+        >>> is_loopback("127.0.0.2"), is_loopback("[::1]"), is_loopback("example.com")
+        (True, True, False)
+    """
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(raw)
+
+
 # (flag, field, type, help). The variable is EVALSTREAM_ + flag in upper snake case.
+# Flags of type bool take no value on the command line; their variable takes 1/0,
+# true/false, yes/no or on/off.
 _FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("--host", "host", str, "gRPC listen address"),
     ("--port", "port", int, "gRPC port (0 picks a free one)"),
@@ -162,6 +267,28 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ),
     ("--grace-seconds", "grace_seconds", float, "drain time for in-flight RPCs at shutdown"),
     ("--log-level", "log_level", str, "debug, info, warning or error"),
+    (
+        "--auth-tokens-file",
+        "auth_tokens_file",
+        Path,
+        "JSON file of token hashes, roles and projects (python -m evalstream_server.auth mint)",
+    ),
+    (
+        "--admin-token",
+        "admin_token",
+        str,
+        "one admin token for every project; prefer the variable (a flag shows in ps)",
+    ),
+    ("--no-auth", "no_auth", bool, "serve without authentication (logged loudly at start)"),
+    ("--tls-cert", "tls_cert", Path, "server certificate chain (PEM); turns TLS on"),
+    ("--tls-key", "tls_key", Path, "server private key (PEM)"),
+    (
+        "--tls-client-ca",
+        "tls_client_ca",
+        Path,
+        "CA bundle (PEM) of client certificates; makes them required (mTLS)",
+    ),
+    ("--insecure", "insecure", bool, "allow plaintext gRPC on a non-loopback host"),
 )
 
 
@@ -183,13 +310,24 @@ def parser() -> argparse.ArgumentParser:
         "EVALSTREAM_* variable named in its help.",
     )
     defaults = Config()
-    for flag, field, _type, help_text in _FLAGS:
+    for flag, field, type_, help_text in _FLAGS:
+        if type_ is bool:
+            p.add_argument(
+                flag,
+                dest=field,
+                default=None,
+                action="store_const",
+                const="1",
+                help=f"{help_text} (env {env_name(flag)}=1)",
+            )
+            continue
+        default = "none" if field == "admin_token" else getattr(defaults, field)
         p.add_argument(
             flag,
             dest=field,
             default=None,
             metavar=field.split("_")[-1].upper(),
-            help=f"{help_text} (default {getattr(defaults, field)}; env {env_name(flag)})",
+            help=f"{help_text} (default {default}; env {env_name(flag)})",
         )
     return p
 
@@ -219,9 +357,10 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if raw is None or raw == "":
             continue
         try:
-            values[field] = type_(raw)
+            values[field] = _bool(raw) if type_ is bool else type_(raw)
         except ValueError:
-            p.error(f"{source}: {raw!r} is not a valid {type_.__name__}")
+            shown = "(hidden)" if field == "admin_token" else repr(raw)
+            p.error(f"{source}: {shown} is not a valid {type_.__name__}")
     try:
         return Config(**values)  # type: ignore[arg-type]
     except ValueError as exc:

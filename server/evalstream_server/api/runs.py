@@ -30,6 +30,7 @@ from evalstream_server.analysis.compare import Comparison, RunSummary, compare_r
 from evalstream_server.analysis.diagnosis import action_items
 from evalstream_server.analysis.downsample import downsample_minmax
 from evalstream_server.analysis.verdict import Verdict, VerdictConfig
+from evalstream_server.api._scope import ProjectDenied
 from evalstream_server.api._status import abort, invalid
 from evalstream_server.api.verdicts import VerdictHub
 from evalstream_server.metrics.boxes import FieldViolation
@@ -198,6 +199,8 @@ def store_abort(context: grpc.ServicerContext, exc: StoreError) -> NoReturn:
         abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, StoreClosed):
         abort(context, grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
+    if isinstance(exc, ProjectDenied):
+        abort(context, grpc.StatusCode.PERMISSION_DENIED, str(exc))
     raise exc
 
 
@@ -687,6 +690,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
     ) -> runs_pb2.Verdict:  # noqa: N802
         overrides = self._overrides(request.config, context)
         try:
+            self._store.get_run(request.run_id)  # the caller's scope: the hub's cache has none
             verdict = self._verdicts.verdict(request.run_id, overrides)
         except StoreError as exc:
             store_abort(context, exc)
@@ -699,6 +703,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
     ) -> Iterator[runs_pb2.Verdict]:
         overrides = self._overrides(request.config, context)
         try:
+            self._store.get_run(request.run_id)  # the caller's scope: the hub's cache has none
             for verdict in self._verdicts.watch(
                 request.run_id, overrides, active=context.is_active
             ):

@@ -1,0 +1,214 @@
+"""Project scopes: the store as the current caller may see it.
+
+Servicers get a `ScopedStore` instead of the store itself, so every read or
+write that names a run or a project passes one check, whichever method (or
+thread: StreamLoss's reader) makes it:
+
+- a run outside the caller's projects raises ``NotFound`` with the very message
+  of a run that does not exist (``run 'r_123' not found``): a caller cannot
+  tell another project's run from no run, so run ids cannot be probed;
+- a project outside them (CreateRun, ListRuns, a lookup by name) raises
+  `ProjectDenied`, mapped to PERMISSION_DENIED: the caller named the project
+  itself, so refusing reveals nothing.
+
+The caller is `auth.current_principal()`. A principal whose patterns include
+``*`` (an admin token, or authentication off) skips the checks entirely.
+A run's project never changes, so it is cached (bounded) after the first look.
+A method of the Store protocol that this class does not implement fails loudly
+(tests compare the two), rather than passing through unscoped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from evalstream_server.auth import Principal, current_principal
+from evalstream_server.store import (
+    CheckpointRow,
+    EvaluationStepRow,
+    NewRun,
+    NotFound,
+    PointChunk,
+    RunRecord,
+    SeriesData,
+    SpecimenRecord,
+    Store,
+    StoreError,
+    WriteResult,
+)
+from evalstream_server.store._types import HyperValue
+
+
+class ProjectDenied(StoreError):
+    """The caller's token does not cover the project it named (-> PERMISSION_DENIED)."""
+
+
+def require_project(principal: Principal, project: str) -> None:
+    """Raises `ProjectDenied` unless `principal` may touch `project`.
+
+    Example:
+        >>> require_project(Principal("ci", "read", ("vision-*",)), "nlp")
+        Traceback (most recent call last):
+        ...
+        evalstream_server.api._scope.ProjectDenied: token 'ci' may not access project 'nlp'
+    """
+    if not principal.can_access(project):
+        raise ProjectDenied(f"token {principal.name!r} may not access project {project!r}")
+
+
+class ScopedStore:
+    """A `Store` that answers as if runs outside the caller's projects did not exist."""
+
+    def __init__(self, store: Store, *, cache_size: int = 65_536) -> None:
+        self._store = store
+        self._cache_size = cache_size
+        self._projects: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"ScopedStore does not scope {name!r}: add it to evalstream_server/api/_scope.py "
+            "(every store method a servicer calls must check the caller's projects)"
+        )
+
+    # ------------------------------------------------------------ checks
+
+    def _project_of(self, run_id: str) -> str:
+        with self._lock:
+            project = self._projects.get(run_id)
+            if project is not None:
+                self._projects.move_to_end(run_id)
+                return project
+        project = self._store.get_run(run_id).project  # NotFound propagates
+        self._remember(run_id, project)
+        return project
+
+    def _remember(self, run_id: str, project: str) -> None:
+        with self._lock:
+            self._projects[run_id] = project
+            while len(self._projects) > self._cache_size:
+                self._projects.popitem(last=False)
+
+    def _run(self, run_id: str) -> None:
+        principal = current_principal()
+        if principal.all_projects:
+            return
+        if not principal.can_access(self._project_of(run_id)):
+            raise NotFound(f"run {run_id!r} not found")
+
+    def _project(self, project: str) -> None:
+        require_project(current_principal(), project)
+
+    # ------------------------------------------------------------ runs
+
+    def create_run(self, new: NewRun) -> RunRecord:
+        self._project(new.project)
+        return self._store.create_run(new)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        principal = current_principal()
+        run = self._store.get_run(run_id)
+        self._remember(run.id, run.project)
+        if not principal.can_access(run.project):
+            raise NotFound(f"run {run_id!r} not found")
+        return run
+
+    def find_run(self, project: str, name: str) -> RunRecord:
+        self._project(project)
+        return self._store.find_run(project, name)
+
+    def list_runs(
+        self,
+        *,
+        project: str,
+        statuses: Sequence[str] = (),
+        model: str = "",
+        hyperparameters: Mapping[str, HyperValue] = {},
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> tuple[list[RunRecord], str]:
+        self._project(project)
+        return self._store.list_runs(
+            project=project,
+            statuses=statuses,
+            model=model,
+            hyperparameters=hyperparameters,
+            page_size=page_size,
+            page_token=page_token,
+        )
+
+    def set_status(self, run_id: str, status: str) -> RunRecord:
+        self._run(run_id)
+        return self._store.set_status(run_id, status)
+
+    # ------------------------------------------------------------ points
+
+    def write_points(self, chunk: PointChunk, *, timeout: float | None = None) -> WriteResult:
+        self._run(chunk.run_id)
+        return self._store.write_points(chunk, timeout=timeout)
+
+    def submit_points(self, chunk: PointChunk) -> Future[WriteResult]:
+        try:
+            self._run(chunk.run_id)
+        except NotFound as exc:
+            refused: Future[WriteResult] = Future()
+            refused.set_exception(exc)
+            return refused
+        return self._store.submit_points(chunk)
+
+    def read_series(
+        self, run_id: str, *, splits: Sequence[str] = (), series: Sequence[str] = ()
+    ) -> list[SeriesData]:
+        self._run(run_id)
+        return self._store.read_series(run_id, splits=splits, series=series)
+
+    def last_points(self, run_id: str, n: int = 1) -> list[SeriesData]:
+        self._run(run_id)
+        return self._store.last_points(run_id, n)
+
+    # ------------------------------------------------------------ checkpoints, specimens
+
+    def log_checkpoint(
+        self,
+        run_id: str,
+        split: str,
+        step: int,
+        metrics: Mapping[str, float],
+        *,
+        signatures: Mapping[str, str] = {},
+    ) -> int:
+        self._run(run_id)
+        return self._store.log_checkpoint(run_id, split, step, metrics, signatures=signatures)
+
+    def checkpoints(self, run_id: str) -> list[CheckpointRow]:
+        self._run(run_id)
+        return self._store.checkpoints(run_id)
+
+    def record_specimens(
+        self, run_id: str, split: str, step: int, specimens: Sequence[SpecimenRecord]
+    ) -> int:
+        self._run(run_id)
+        return self._store.record_specimens(run_id, split, step, specimens)
+
+    def evaluation_steps(self, run_id: str, *, split: str = "") -> list[EvaluationStepRow]:
+        self._run(run_id)
+        return self._store.evaluation_steps(run_id, split=split)
+
+    def specimens(
+        self, run_id: str, split: str, step: int, *, page_size: int = 100, page_token: str = ""
+    ) -> tuple[list[SpecimenRecord], str]:
+        self._run(run_id)
+        return self._store.specimens(
+            run_id, split, step, page_size=page_size, page_token=page_token
+        )
+
+    def data_version(self, run_id: str) -> int:
+        self._run(run_id)
+        return self._store.data_version(run_id)
+
+    def close(self) -> None:
+        """Does nothing: the store belongs to whoever opened it (`Deps`)."""
