@@ -42,7 +42,7 @@ test: model
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
-bench: install
+bench: model
 	$(BIN)/python bench/run.py $(ARGS)
 
 # Regenerate the Python code and .pyi stubs from protos/ (the test
