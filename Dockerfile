@@ -5,7 +5,13 @@
 #
 #   docker build -t evalstream .                          # CPU torch
 #   docker build --build-arg TORCH=cuda -t evalstream .   # CUDA torch from PyPI
-#   docker run -p 50051:50051 -p 9464:9464 -v evalstream-data:/data evalstream
+#   docker run -p 50051:50051 -p 9464:9464 -v evalstream-data:/data \
+#       -v /etc/evalstream:/etc/evalstream:ro \
+#       -e EVALSTREAM_AUTH_TOKENS_FILE=/etc/evalstream/tokens.json \
+#       -e EVALSTREAM_TLS_CERT=/etc/evalstream/server.pem -e EVALSTREAM_TLS_KEY=/etc/evalstream/server.key \
+#       evalstream
+# The image listens on 0.0.0.0, so the server refuses to start without tokens
+# (or an explicit --no-auth) and TLS (or an explicit --insecure): see README, Security.
 FROM python:3.11-slim
 
 ARG TORCH=cpu
