@@ -31,6 +31,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_boxes_inprocess import make_detections, run_inprocess, run_pycocotools  # noqa: E402
+from bench_text_service import add_arguments as add_text_arguments  # noqa: E402
+from bench_text_service import run_text_bench  # noqa: E402
 from evalstream import Box as ClientBox  # noqa: E402
 from evalstream import Client  # noqa: E402
 from evalstream import ImageBoxes as ClientImage  # noqa: E402
@@ -84,6 +86,20 @@ class _Server:
         self.proc.wait(30)
 
 
+def run_runs_bench(args: argparse.Namespace) -> None:
+    """The Runs service against the issue's targets (bench_runs_service.py), through the service."""
+    import bench_runs_service
+
+    print()
+    print(
+        "runs, through the service (each on a fresh evalstream-server, synchronous=FULL; "
+        f"{os.cpu_count()} cores shared by server and load generators):"
+    )
+    results = bench_runs_service.run_all(seconds=args.runs_seconds)
+    for line in bench_runs_service.format_report(results):
+        print(f"  {line}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -92,7 +108,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--only",
+        choices=("boxes", "runs", "text"),
+        default=None,
+        help="one part only (default all)",
+    )
+    parser.add_argument("--runs-seconds", type=float, default=5.0, help="per runs measurement")
+    add_text_arguments(parser)
     args = parser.parse_args(argv)
+    if args.only == "runs":
+        run_runs_bench(args)
+        return
+    if args.only == "text":
+        run_text_bench(args)
+        return
 
     images, coco_gt, coco_dt = make_detections(args.images, args.seed)
     n_boxes = sum(len(i.predictions) + len(i.ground_truth) for i in images)
@@ -167,6 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, seconds in rows:
         rate, ratio = n_boxes / seconds, reference / seconds
         print(f"{name:{width}}  {seconds:9.3f}  {rate:11,.0f}  {ratio:13.2f}x")
+    if args.only is None:
+        run_runs_bench(args)
+        run_text_bench(args)
 
 
 if __name__ == "__main__":

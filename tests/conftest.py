@@ -44,7 +44,7 @@ def live_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Live
 
     Parametrize indirectly with Config overrides.
     """
-    overrides = {"bertscore_model": "none", **getattr(request, "param", {})}
+    overrides = {"bertscore_model": "none", "text_workers": 0, **getattr(request, "param", {})}
     yield from _live(tmp_path, overrides)
 
 
@@ -52,7 +52,12 @@ def live_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Live
 def text_server(tmp_path: Path, tiny_bert_dir: Path) -> Iterator[LiveServer]:
     """An in-process server whose BERTScore model is the tiny random BERT, ready to score."""
     yield from _live(
-        tmp_path, {"bertscore_model": str(tiny_bert_dir), "bertscore_layer": TINY_BERT_LAYER}
+        tmp_path,
+        {
+            "bertscore_model": str(tiny_bert_dir),
+            "bertscore_layer": TINY_BERT_LAYER,
+            "text_workers": 0,
+        },
     )
 
 
@@ -105,7 +110,10 @@ def _reader(sp: ServerProcess, ready: threading.Event) -> None:
 
 
 def start_server(
-    data_dir: Path, *, port: int = 0, extra: tuple[str, ...] = ("--bertscore-model", "none")
+    data_dir: Path,
+    *,
+    port: int = 0,
+    extra: tuple[str, ...] = ("--bertscore-model", "none", "--text-workers", "0"),
 ) -> ServerProcess:
     """Starts `evalstream-server` and waits until it serves (fails the test otherwise)."""
     exe = Path(sys.executable).with_name("evalstream-server")
@@ -120,7 +128,7 @@ def start_server(
     sp = ServerProcess(proc)
     ready = threading.Event()
     threading.Thread(target=_reader, args=(sp, ready), daemon=True).start()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not ready.wait(0.1):
         if time.monotonic() > deadline:
             proc.kill()
@@ -128,7 +136,25 @@ def start_server(
     if not sp.target:
         proc.wait(5)
         pytest.fail("server exited before serving:\n" + "".join(sp.raw))
+    wait_serving(sp.target, deadline)
     return sp
+
+
+def wait_serving(target: str, deadline: float) -> None:
+    """Waits until the whole server's health is SERVING (models and text metrics loaded)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    pytest.fail(f"server at {target} did not turn SERVING in time")
 
 
 def free_port() -> int:

@@ -33,7 +33,7 @@ from evalstream_server import config as config_module
 from evalstream_server.api._scope import ScopedStore
 from evalstream_server.api.runs import RunsLimits, RunsServicer
 from evalstream_server.api.scoring import ScoringLimits, ScoringServicer
-from evalstream_server.api.text import TextLimits
+from evalstream_server.api.text import CpuWorkers, TextLimits, default_workers
 from evalstream_server.api.verdicts import VerdictHub
 from evalstream_server.auth import AuthInterceptor, TokenFileError, TokenTable
 from evalstream_server.config import Config
@@ -64,6 +64,8 @@ class Deps:
     health: health.HealthServicer = field(
         default_factory=lambda: health.HealthServicer(experimental_non_blocking=True)
     )
+    workers: CpuWorkers | None = None
+    text_ready: threading.Event = field(default_factory=threading.Event)
     pool: concurrent.futures.ThreadPoolExecutor = field(
         default_factory=lambda: concurrent.futures.ThreadPoolExecutor(
             16, thread_name_prefix="score"
@@ -86,21 +88,35 @@ class Deps:
             device=device,
             data_dir=config.data_dir,
         )
-        deps = cls(store=SQLiteStore(config.database), bertscore=bertscore)
+        workers = default_workers() if config.text_workers < 0 else config.text_workers
+        deps = cls(
+            store=SQLiteStore(config.database),
+            bertscore=bertscore,
+            workers=CpuWorkers(workers) if workers >= 1 else None,
+        )
         bertscore.start()
-        threading.Thread(target=_warm_text_metrics, name="warm-up", daemon=True).start()
+        threading.Thread(
+            target=_warm_text_metrics, args=(deps.text_ready,), name="warm-up", daemon=True
+        ).start()
         return deps
 
     def close(self) -> None:
-        """Stops the batcher and closes the store: queued writes become durable first."""
+        """Stops the batcher and workers, and closes the store (queued writes become durable)."""
         self.bertscore.close()
+        if self.workers is not None:
+            self.workers.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()
 
 
-def _warm_text_metrics() -> None:
-    for problem in warm_up():
-        log.warning("text metric unavailable", extra={"fields": {"problem": problem}})
+def _warm_text_metrics(done: threading.Event) -> None:
+    # Imports NLTK, sacrebleu and rouge-score and loads WordNet once, before any
+    # stream does: concurrent first imports of NLTK can deadlock on its module locks.
+    try:
+        for problem in warm_up():
+            log.warning("text metric unavailable", extra={"fields": {"problem": problem}})
+    finally:
+        done.set()
 
 
 def load_tokens(config: Config) -> TokenTable | None:
@@ -202,6 +218,8 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
             ),
             pool=deps.pool,
             verdicts=verdicts,
+            text_ready=deps.text_ready,
+            workers=deps.workers,
         ),
         server,
     )
@@ -233,10 +251,15 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
     # the BERTScore model has loaded, or at once when BERTScore is disabled.
     deps.health.set(RUNS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
 
+    def serving() -> None:
+        deps.text_ready.wait()
+        for name in ("", SCORING_SERVICE):
+            deps.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("ready", extra={"fields": {"bertscore": deps.bertscore.state}})
+
     def settled(state: str) -> None:
         if state in ("ready", "disabled"):
-            for name in ("", SCORING_SERVICE):
-                deps.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            threading.Thread(target=serving, name="scoring-ready", daemon=True).start()
 
     deps.bertscore.on_settled(settled)
     return server, port

@@ -47,6 +47,7 @@ class Config:
     max_pairs_per_batch: int = 1_000
     max_references_per_pair: int = 16
     max_chars_per_text: int = 10_000
+    text_workers: int = -1
     bertscore_model: str = ""
     bertscore_layer: int = -1
     bertscore_dtype: str = "auto"
@@ -243,6 +244,13 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("--max-pairs-per-batch", "max_pairs_per_batch", int, "pairs per ScoreText batch"),
     ("--max-references-per-pair", "max_references_per_pair", int, "references per text pair"),
     ("--max-chars-per-text", "max_chars_per_text", int, "characters per prediction or reference"),
+    (
+        "--text-workers",
+        "text_workers",
+        int,
+        "processes computing BLEU/ROUGE/METEOR beside the handler threads "
+        "(-1: one per core beyond the first, at most 4; 0: none)",
+    ),
     (
         "--bertscore-model",
         "bertscore_model",

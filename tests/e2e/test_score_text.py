@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from pathlib import Path
 
 import grpc
@@ -256,3 +257,39 @@ def test_cli_score_text(live_server, tmp_path: Path) -> None:
     assert main([*base, "--metrics", "meteor", "--json"], out=out) == 0
     report = json.loads(out.getvalue())
     assert report["pairs_total"] == 2 and "meteor" in report["overall"]
+
+
+@pytest.mark.parametrize("live_server", [{"text_workers": 1}], indirect=True)
+def test_worker_processes_give_the_same_numbers(live_server) -> None:
+    """Batches large enough to be shared with a worker process score exactly as in-process."""
+    from evalstream_server.metrics.text._types import TextPair
+    from evalstream_server.metrics.text.registry import (
+        BleuOptions,
+        MeteorOptions,
+        RougeOptions,
+        make_accumulator,
+    )
+
+    workers = live_server.deps.workers
+    assert workers is not None
+    deadline = time.monotonic() + 120
+    while not workers.usable and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers.usable, "the worker process did not warm up"
+    preds = [f"{p} number {i}" for i, p in enumerate(PREDICTIONS * 12)]
+    refs = [[f"{r} number {i}" for r in rs] for i, rs in enumerate(REFERENCES * 12)]
+    with Client(live_server.target) as client:
+        report = client.score_text(preds, refs, metrics=["bleu", "rouge", "meteor"], batch_size=72)
+    pairs = [TextPair(p, tuple(r)) for p, r in zip(preds, refs, strict=True)]
+    for family, options in (
+        ("bleu", BleuOptions()),
+        ("rouge", RougeOptions()),
+        ("meteor", MeteorOptions()),
+    ):
+        acc = make_accumulator(family, options)
+        want = acc.update(pairs)
+        for got_pair, want_scores in zip(report.pairs, want.pairs, strict=True):
+            for score in want_scores:
+                assert got_pair.scores[score.name].value == score.value, (family, score.name)
+        for score in acc.running:
+            assert report.overall[score.name].value == score.value

@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-
 from evalstream import Box, Client, ImageBoxes, errors
 from evalstream._cli import main
 
@@ -164,7 +163,6 @@ def test_specimen_flags_and_action_items(live_server) -> None:
         ImageBoxes("fp", (Box(50, 50, 60, 60, "cup", 0.8),), ()),
     ]
     import grpc
-
     from evalstream._convert import box_batch, box_options
     from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc, scoring_pb2_grpc
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import math
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from evalstream_server.analysis.diagnosis import (
 from evalstream_server.api._status import abort, invalid, unknown_field_violations
 from evalstream_server.api.runs import SPLIT_NAMES, store_abort
 from evalstream_server.api.text import (
+    CpuWorkers,
     TextLimits,
     TextStream,
     check_unknown,
@@ -84,8 +86,12 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
         text_limits: TextLimits,
         pool: concurrent.futures.Executor,
         verdicts: VerdictHub,
+        text_ready: threading.Event,
+        workers: CpuWorkers | None = None,
     ) -> None:
         self._verdicts = verdicts
+        self._text_ready = text_ready
+        self._workers = workers
         self._limits = limits
         self._store = store
         self._bertscore = bertscore
@@ -111,7 +117,14 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
                     bertscore=self._bertscore,
                     pool=self._pool,
                     context=context,
+                    workers=self._workers,
                 )
+                if not self._text_ready.wait(self._text_limits.warm_up_timeout_seconds):
+                    abort(
+                        context,
+                        grpc.StatusCode.UNAVAILABLE,
+                        "the text metrics are still loading (NLTK, WordNet); retry shortly",
+                    )
                 stream.start(batch.options)
                 omit_pairs = batch.options.omit_pairs
             elif batch.HasField("options") and not stream.same_options(batch.options):

@@ -3,14 +3,27 @@
 Protobuf stops here: batches become `TextPair`s, options become the registry's
 option dataclasses, and each family's accumulator (metrics/text) does the math.
 BERTScore runs on the shared dynamic batcher; while it embeds, the CPU metrics
-of the same batch are computed on this thread.
+of the same batch are computed on this thread and, on a machine with more than
+one core, in worker processes (`CpuWorkers`): a batch's pairs are split, each
+worker computes the per-pair statistics of its share (pure functions of the
+pair: ``pair_values`` of bleu, rouge, meteor) and the accumulator, which stays
+in this process, folds them in pair order. Per-pair scores and running
+aggregates are the same numbers as scoring on one thread.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Sequence
+import functools
+import importlib
+import math
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import grpc
 from evalstream.v1 import common_pb2, scoring_pb2
@@ -39,6 +52,128 @@ METRIC_FAMILIES = {
 }
 
 
+#: Smallest batch whose CPU metrics are shared with worker processes (below it,
+#: the round trip costs more than it saves).
+MIN_PAIRS_TO_SHARE = 32
+
+#: Most worker processes (one core stays with the gRPC threads).
+MAX_CPU_WORKERS = 4
+
+
+class _Folding(Protocol):
+    def fold(self, pairs: Sequence[TextPair], values: Sequence[Any]) -> TextBatchScores: ...
+
+
+def _pair_values(family: str) -> Callable[..., list[Any]]:
+    # bleu, rouge and meteor each export pair_values(pairs, *, options), a
+    # module-level function: it pickles by name, so workers import only metrics.
+    module = importlib.import_module(f"evalstream_server.metrics.text.{family}")
+    return module.pair_values  # type: ignore[no-any-return]
+
+
+def _exit_with_parent(parent: int) -> None:
+    # Worker initializer: a server killed outright (SIGKILL, OOM) cannot shut its
+    # pool down, and a worker blocked on its queue would then live on.
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _warm_worker() -> bool:
+    # Imports and WordNet, before the worker is given pairs.
+    from evalstream_server.metrics.text import bleu, meteor, rouge  # noqa: F401
+
+    return meteor.wordnet_available()
+
+
+class CpuWorkers:
+    """Worker processes computing BLEU, ROUGE and METEOR per-pair statistics.
+
+    Spawned (never forked: the server has gRPC threads) on first use; until they
+    have imported the metrics and loaded WordNet, `share` declines and batches
+    are scored on the handler thread alone. A broken pool is never retried.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
+        self._ready = threading.Event()
+        self._broken = False
+        warm = [self._pool.submit(_warm_worker) for _ in range(workers)]
+
+        def settle() -> None:
+            try:
+                for future in warm:
+                    future.result()
+            except Exception:  # noqa: BLE001 - a pool that cannot warm up is not used
+                self._broken = True
+            self._ready.set()
+
+        threading.Thread(target=settle, name="cpu-workers-warm", daemon=True).start()
+
+    def close(self) -> None:
+        """Stops the worker processes (queued shares are cancelled)."""
+        self._broken = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def usable(self) -> bool:
+        return self._ready.is_set() and not self._broken
+
+    def share(
+        self, family: str, options: object, pairs: Sequence[TextPair]
+    ) -> tuple[Sequence[TextPair], list[concurrent.futures.Future[list[Any]]]]:
+        """Submits all but this thread's share of ``pairs``; returns (that share, futures)."""
+        if not self.usable or len(pairs) < MIN_PAIRS_TO_SHARE:
+            return pairs, []
+        size = -(-len(pairs) // (self.workers + 1))
+        try:
+            futures = [
+                self._pool.submit(
+                    _pair_values(family), list(pairs[start : start + size]), options=options
+                )
+                for start in range(size, len(pairs), size)
+            ]
+        except (RuntimeError, concurrent.futures.BrokenExecutor):  # shut down or broken
+            self._broken = True
+            return pairs, []
+        return pairs[:size], futures
+
+    def gather(
+        self,
+        family: str,
+        options: object,
+        pairs: Sequence[TextPair],
+        local: list[Any],
+        futures: list[concurrent.futures.Future[list[Any]]],
+    ) -> list[Any]:
+        """This thread's values followed by the workers', in pair order."""
+        values = list(local)
+        for future in futures:
+            try:
+                values.extend(future.result())
+            except concurrent.futures.BrokenExecutor:
+                # A dead worker: compute its share here (same function, same numbers).
+                self._broken = True
+                values.extend(_pair_values(family)(pairs[len(values) :], options=options))
+                return values
+        return values
+
+
+def default_workers() -> int:
+    """Worker processes for the CPU text metrics: one per core beyond the first, at most 4."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(MAX_CPU_WORKERS, (cores or 1) - 1)
+
+
 @dataclass(frozen=True, slots=True)
 class TextLimits:
     """Per-message limits of ScoreText (configured by flags)."""
@@ -47,6 +182,7 @@ class TextLimits:
     max_references: int = 16
     max_chars: int = 10_000
     bertscore_timeout_seconds: float = 300.0
+    warm_up_timeout_seconds: float = 120.0
 
 
 def _families(pb: scoring_pb2.TextOptions) -> tuple[list[str], list[FieldViolation]]:
@@ -92,6 +228,14 @@ def family_options(pb: scoring_pb2.TextOptions) -> dict[str, object]:
 
 
 def score_to_pb(score: Score) -> scoring_pb2.Score:
+    """The proto of a score (memoised: per-pair scores repeat; callers copy, never mutate)."""
+    # The sign is part of the key: 0.0 == -0.0 would otherwise share an entry.
+    negative = score.value is not None and math.copysign(1.0, score.value) < 0
+    return _score_pb(score, negative)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _score_pb(score: Score, negative: bool) -> scoring_pb2.Score:
     if score.value is None:
         figure = common_pb2.Figure(undefined_reason=score.reason or "undefined")
         note = ""
@@ -111,6 +255,7 @@ class TextStream:
         bertscore: BertScoreRuntime,
         pool: concurrent.futures.Executor,
         context: grpc.ServicerContext,
+        workers: CpuWorkers | None = None,
     ) -> None:
         self._limits = limits
         self._bertscore = bertscore
@@ -118,6 +263,9 @@ class TextStream:
         self._context = context
         self._options_pb: scoring_pb2.TextOptions | None = None
         self._accumulators: dict[str, TextAccumulator] = {}
+        self._family_options: dict[str, object] = {}
+        self._workers: CpuWorkers | None = None
+        self._shared_workers = workers
         self.pairs_total = 0
 
     def start(self, pb: scoring_pb2.TextOptions) -> None:
@@ -138,6 +286,9 @@ class TextStream:
                 self._accumulators[family] = make_accumulator(family, options[family])
             except RuntimeError as exc:  # WordNetMissing: never a silently different number
                 abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"{family}: {exc}")
+            self._family_options[family] = options[family]
+        if self._family_options:
+            self._workers = self._shared_workers
         self._options_pb = pb
 
     def _bertscore_accumulator(self, pb: scoring_pb2.BertScoreOptions) -> TextAccumulator:
@@ -188,11 +339,7 @@ class TextStream:
         pending = None
         if "bertscore" in self._accumulators:
             pending = self._pool.submit(self._accumulators["bertscore"].update, pairs)
-        results = {
-            family: acc.update(pairs)
-            for family, acc in self._accumulators.items()
-            if family != "bertscore"
-        }
+        results = self._score_cpu(pairs)
         if pending is not None:
             try:
                 results["bertscore"] = pending.result()
@@ -206,6 +353,22 @@ class TextStream:
                 abort(context, grpc.StatusCode.CANCELLED, "bertscore: the call was cancelled")
         self.pairs_total += len(pairs)
         return {f: results[f] for f in self._accumulators}
+
+    def _score_cpu(self, pairs: Sequence[TextPair]) -> dict[str, TextBatchScores]:
+        # BLEU, ROUGE, METEOR: shares go to the workers first, then this thread
+        # computes its own, then every family folds its values in pair order.
+        workers = self._workers
+        if workers is None:
+            return {f: self._accumulators[f].update(pairs) for f in self._family_options}
+        shared = {f: workers.share(f, o, pairs) for f, o in self._family_options.items()}
+        results = {}
+        for family, options in self._family_options.items():
+            mine, futures = shared[family]
+            local = _pair_values(family)(mine, options=options)
+            values = workers.gather(family, options, pairs, local, futures)
+            accumulator: _Folding = self._accumulators[family]  # type: ignore[assignment]
+            results[family] = accumulator.fold(pairs, values)
+        return results
 
     def running(self) -> list[Score]:
         return [s for acc in self._accumulators.values() for s in acc.running]

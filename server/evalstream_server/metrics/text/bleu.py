@@ -24,22 +24,32 @@ count of its first pair).
 Speed: statistics are computed once per pair and serve both the sentence and
 the corpus score (sacrebleu's two calls each extract them), and tokenization
 with n-gram extraction is memoised per string in a bounded LRU cache, using
-sacrebleu's own tokenizers and n-gram extraction.
+sacrebleu's own tokenizers (n-grams counted as its extract_all_word_ngrams
+counts them). Text on which none of 13a's rules acts skips its regular
+expressions: its tokens are then str.split()'s, as 13a's would be.
 """
 
 from __future__ import annotations
 
 import functools
+import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from sacrebleu.metrics.bleu import BLEU
-from sacrebleu.metrics.helpers import extract_all_word_ngrams
 
 from evalstream_server.metrics.bands import band
 from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
 from evalstream_server.metrics.text.registry import BleuOptions
 
-__all__ = ["BleuAccumulator", "BleuStats", "bleu_signature", "pair_stats", "score_from_stats"]
+__all__ = [
+    "BleuAccumulator",
+    "BleuStats",
+    "bleu_signature",
+    "pair_stats",
+    "pair_values",
+    "score_from_stats",
+]
 
 #: sacrebleu's default maximum n-gram order.
 MAX_NGRAM_ORDER = 4
@@ -57,15 +67,36 @@ def _tokenizer(tokenize: str) -> BLEU:
     return BLEU(tokenize=tokenize)
 
 
+# Characters on which one of sacrebleu's 13a rules acts: its punctuation class
+# ([{-~[-`!-&(-+:-@/], i.e. every ASCII symbol but the apostrophe), period,
+# comma and dash (the digit rules), and "&" / "<" of the entity and <skipped>
+# replacements. Text without any of them is only re-spaced by 13a (newlines
+# become spaces, runs of spaces collapse, then str.split), so its tokens are
+# str.split()'s: short VQA answers are nearly all of this kind.
+_13A_ACTIVE = re.compile(r"[\{-\~\[-\`!-\&\(-\+\:-\@\/\.,\-]")
+
+
+def _count_ngrams(tokens: Sequence[str]) -> Counter[tuple[str, ...]]:
+    # The same counts as sacrebleu's extract_all_word_ngrams (n = 1..4), built
+    # with zip; key order differs, which no sum over them can see.
+    counts: Counter[tuple[str, ...]] = Counter(zip(tokens, strict=False))
+    for n in range(2, MAX_NGRAM_ORDER + 1):
+        counts.update(zip(*(tokens[k:] for k in range(n)), strict=False))
+    return counts
+
+
 @functools.lru_cache(maxsize=_NGRAM_CACHE_SIZE)
 def _ngrams(tokenize: str, lowercase: bool, text: str) -> tuple[Mapping[tuple[str, ...], int], int]:
     """sacrebleu's n-grams (1..4) and length of one segment (a shared Counter: never mutate)."""
     # BLEU._preprocess_segment: optional lowercase, then tokenize(sent.rstrip()).
     if lowercase:
         text = text.lower()
-    tokenized = _tokenizer(tokenize).tokenizer(text.rstrip())
-    counts, length = extract_all_word_ngrams(tokenized, 1, MAX_NGRAM_ORDER)
-    return counts, length
+    text = text.rstrip()
+    if tokenize == "13a" and not _13A_ACTIVE.search(text):
+        tokens = text.split()
+    else:
+        tokens = _tokenizer(tokenize).tokenizer(text).split()
+    return _count_ngrams(tokens), len(tokens)
 
 
 def _closest_ref_len(hyp_len: int, ref_lens: Sequence[int]) -> int:
@@ -187,6 +218,23 @@ def bleu_signature(options: BleuOptions, *, nrefs: int | None, effective_order: 
     return str(metric.get_signature().format())
 
 
+def _check_references(pairs: Sequence[TextPair]) -> None:
+    for i, pair in enumerate(pairs):
+        if not pair.references:
+            raise ValueError(f"pairs[{i}] has no references")
+
+
+def pair_values(pairs: Sequence[TextPair], *, options: BleuOptions) -> list[BleuStats]:
+    """Each pair's statistics, as `BleuAccumulator.fold` takes them (picklable: a worker
+    process can compute them).
+
+    Example:
+        >>> pair_values([TextPair("the cat sat", ("the cat sat down",))], options=BleuOptions())
+        [(3, 4, 3, 2, 1, 0, 3, 2, 1, 0)]
+    """
+    return [pair_stats(p.prediction, p.references, options=options) for p in pairs]
+
+
 class BleuAccumulator:
     """Running sacrebleu BLEU over one stream (not shared between threads).
 
@@ -220,14 +268,19 @@ class BleuAccumulator:
         Raises:
             ValueError: A pair has no references.
         """
+        _check_references(pairs)
+        return self.fold(pairs, pair_values(pairs, options=self._options))
+
+    def fold(self, pairs: Sequence[TextPair], values: Sequence[BleuStats]) -> TextBatchScores:
+        """As `update`, from ``pair_values(pairs)`` computed elsewhere (e.g. another process)."""
+        _check_references(pairs)
+        if len(values) != len(pairs):
+            raise ValueError(f"{len(values)} values for {len(pairs)} pairs")
         options = self._options
         batch_stats = [0] * (2 + 2 * MAX_NGRAM_ORDER)
         per_pair: list[tuple[Score, ...]] = []
         batch_nrefs: int | None = len(pairs[0].references) if pairs else 0
-        for i, pair in enumerate(pairs):
-            if not pair.references:
-                raise ValueError(f"pairs[{i}] has no references")
-            stats = pair_stats(pair.prediction, pair.references, options=options)
+        for pair, stats in zip(pairs, values, strict=True):
             for k, x in enumerate(stats):
                 batch_stats[k] += x
             value = score_from_stats(stats, options=options, effective_order=True)

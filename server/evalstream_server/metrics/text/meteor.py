@@ -34,6 +34,7 @@ the score of a (prediction tokens, reference tokens, parameters) comparison.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -47,6 +48,7 @@ __all__ = [
     "MeteorAccumulator",
     "WordNetMissing",
     "meteor_signature",
+    "pair_values",
     "score_pair",
     "tokenize",
     "wordnet_available",
@@ -132,6 +134,7 @@ def _stemmer() -> Any:
 # apostrophe). Anything else goes to word_tokenize itself. Short VQA answers
 # are nearly all of this kind, and word_tokenize costs ~100 us per string.
 _PLAIN = re.compile(r"[A-Za-z0-9 \t\n]*")
+_PLAIN_PERIOD = re.compile(r"([A-Za-z0-9 \t\n]+)\.[ \t\n]*")
 _CONTRACTED = re.compile(r"(?i)\b(?:cannot|gimme|gonna|gotta|lemme|wanna)\b")
 
 
@@ -147,6 +150,11 @@ def tokenize(text: str) -> tuple[str, ...]:
     """
     if _PLAIN.fullmatch(text) and not _CONTRACTED.search(text):
         return tuple(text.lower().split())
+    # The same with one final period: only the final-period rule fires, and it
+    # splits the period off ("a dog." -> "a", "dog", ".").
+    ended = _PLAIN_PERIOD.fullmatch(text)
+    if ended and not _CONTRACTED.search(text):
+        return (*ended.group(1).lower().split(), ".")
     return tuple(t.lower() for t in _word_tokenize()(text, preserve_line=True))
 
 
@@ -155,15 +163,75 @@ def _stem(word: str) -> str:
     return str(_stemmer().stem(word))
 
 
+# A lemma name's optional syntactic marker, as NLTK's _synset_from_pos_and_line strips it.
+_MARKER = re.compile(r"(.*?)(\([^()]*\))?$")
+
+
+@functools.lru_cache(maxsize=8)
+def _data_fd(pos: str) -> int | None:
+    """A read-only descriptor of WordNet's data file for ``pos``; None when not a plain file."""
+    wordnet = _wordnet()
+    try:
+        path = wordnet.root.join(f"data.{wordnet._FILEMAP[pos]}").path
+        return os.open(path, os.O_RDONLY)
+    except (AttributeError, KeyError, OSError):  # a zipped corpus, or another NLTK
+        return None
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _synset_names(pos: str, offset: int) -> tuple[str, ...] | None:
+    """The lemma names of the synset at ``offset`` in the ``pos`` data file (None: ask NLTK).
+
+    What ``wordnet.synset_from_pos_and_offset(pos, offset).lemma_names()`` gives,
+    without building the Synset (its gloss, pointers and frames): NLTK's cold
+    look-up parses whole lines through a pure-Python reader.
+    """
+    fd = _data_fd(pos)
+    if fd is None:
+        return None
+    # pread: no shared file position, so threads need no lock.
+    line = os.pread(fd, 4096, offset)
+    while b"\n" not in line and len(line) % 4096 == 0 and line:
+        more = os.pread(fd, 65536, offset + len(line))
+        if not more:
+            break
+        line += more
+    fields = line.split(b"\n", 1)[0].decode("utf-8").split()
+    # offset lex_filenum ss_type w_cnt (hex) then w_cnt (word, lex_id) pairs.
+    if len(fields) < 4 or fields[0] != f"{offset:08d}":
+        return None
+    count = int(fields[3], 16)
+    words = fields[4 : 4 + 2 * count : 2]
+    if len(words) != count:
+        return None
+    return tuple(_MARKER.match(w).group(1) for w in words)  # type: ignore[union-attr]
+
+
+def _synset_lemma_names(word: str) -> list[str]:
+    """Lemma names of every synset of ``wordnet.synsets(word)``, in NLTK's order."""
+    wordnet = _wordnet()
+    lemma = word.lower()
+    try:
+        index = wordnet._lemma_pos_offset_map
+        morphy = wordnet._morphy
+        pos_list = ("n", "v", "a", "r")  # nltk.corpus.reader.wordnet.POS_LIST
+        names: list[str] = []
+        for p in pos_list:
+            for form in morphy(lemma, p, True):
+                for offset in index.get(form, {}).get(p, ()):
+                    found = _synset_names(p, offset)
+                    if found is None:
+                        raise LookupError(offset)
+                    names.extend(found)
+        return names
+    except (AttributeError, LookupError):  # fall back to NLTK's own synsets
+        return [lem.name() for synset in wordnet.synsets(word) for lem in synset.lemmas()]
+
+
 @functools.lru_cache(maxsize=1 << 17)
 def _synonyms(word: str) -> frozenset[str]:
     # _enum_wordnetsyn_match: lemma names without "_" of every synset, plus the word.
-    names = {
-        name
-        for synset in _wordnet().synsets(word)
-        for lemma in synset.lemmas()
-        if (name := lemma.name()).find("_") < 0
-    }
+    names = {name for name in _synset_lemma_names(word) if name.find("_") < 0}
     names.add(word)
     return frozenset(names)
 
@@ -235,12 +303,19 @@ def _single(
 ) -> float:
     """NLTK's single_meteor_score on lowercased tokens."""
     matches: list[tuple[int, int]] = []
-    hyp, ref = _match(list(enumerate(hypothesis)), list(enumerate(reference)), matches)
-    if hyp and ref:
-        hyp, ref = _match([(i, _stem(w)) for i, w in hyp], [(j, _stem(w)) for j, w in ref], matches)
+    if hypothesis == reference:
+        # Exact matching, last word first, each taking the latest equal free
+        # position, aligns equal sequences word for word (common in VQA).
+        matches = [(i, i) for i in range(len(hypothesis))]
+    else:
+        hyp, ref = _match(list(enumerate(hypothesis)), list(enumerate(reference)), matches)
         if hyp and ref:
-            _synonym_match(hyp, ref, matches)
-    matches.sort(key=lambda pair: pair[0])
+            hyp, ref = _match(
+                [(i, _stem(w)) for i, w in hyp], [(j, _stem(w)) for j, w in ref], matches
+            )
+            if hyp and ref:
+                _synonym_match(hyp, ref, matches)
+        matches.sort(key=lambda pair: pair[0])
     translation_length = len(hypothesis)
     reference_length = len(reference)
     matches_count = len(matches)
@@ -313,6 +388,19 @@ def _check_references(pairs: Sequence[TextPair]) -> None:
             raise ValueError(f"pairs[{i}] has no references")
 
 
+def pair_values(pairs: Sequence[TextPair], *, options: MeteorOptions) -> list[float]:
+    """Each pair's METEOR, as `MeteorAccumulator.fold` takes them (picklable: a worker
+    process can compute them).
+
+    Example:
+        >>> [round(v, 4) for v in pair_values(
+        ...     [TextPair("the cat sat on the mat", ("a cat sat on the mat",))],
+        ...     options=MeteorOptions())]
+        [0.83]
+    """
+    return [score_pair(p.prediction, p.references, options=options) for p in pairs]
+
+
 class MeteorAccumulator:
     """Running mean METEOR over one stream (not shared between threads).
 
@@ -349,12 +437,18 @@ class MeteorAccumulator:
             ValueError: A pair has no references.
             WordNetMissing: NLTK cannot load WordNet.
         """
+        _check_references(pairs)  # before any state changes
+        return self.fold(pairs, pair_values(pairs, options=self._options))
+
+    def fold(self, pairs: Sequence[TextPair], values: Sequence[float]) -> TextBatchScores:
+        """As `update`, from ``pair_values(pairs)`` computed elsewhere (e.g. another process)."""
+        _check_references(pairs)
+        if len(values) != len(pairs):
+            raise ValueError(f"{len(values)} values for {len(pairs)} pairs")
         signature = meteor_signature(self._options, aggregate=False)
         batch_sum = 0.0
         per_pair: list[tuple[Score, ...]] = []
-        _check_references(pairs)  # before any state changes
-        for pair in pairs:
-            value = score_pair(pair.prediction, pair.references, options=self._options)
+        for value in values:
             batch_sum += value
             self._sum += value  # pair by pair: batch splits cannot change the sum
             per_pair.append((Score("meteor", value, band("meteor", value), signature),))

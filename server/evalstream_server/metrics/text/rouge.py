@@ -52,6 +52,7 @@ __all__ = [
     "RougeAccumulator",
     "RougeValue",
     "lcs_length",
+    "pair_values",
     "rouge_signature",
     "rouge_types",
     "score_pair",
@@ -271,6 +272,24 @@ def _check_references(pairs: Sequence[TextPair]) -> None:
             raise ValueError(f"pairs[{i}] has no references")
 
 
+def pair_values(pairs: Sequence[TextPair], *, options: RougeOptions) -> list[tuple[float, ...]]:
+    """Each pair's (recall, precision, F) per rouge type, flat in `rouge_types` order, as
+    `RougeAccumulator.fold` takes them (picklable: a worker process can compute them).
+
+    Example:
+        >>> pair_values([TextPair("a cat sat", ("the cat sat",))], options=RougeOptions())[0][:3]
+        (0.6666666666666666, 0.6666666666666666, 0.6666666666666666)
+    """
+    types = rouge_types(options)
+    out = []
+    for pair in pairs:
+        best = score_pair(pair.prediction, pair.references, options=options)
+        out.append(
+            tuple(x for t in types for x in (best[t].recall, best[t].precision, best[t].fmeasure))
+        )
+    return out
+
+
 class RougeAccumulator:
     """Running mean ROUGE over one stream (not shared between threads).
 
@@ -288,6 +307,18 @@ class RougeAccumulator:
     def __init__(self, *, options: RougeOptions) -> None:
         self._options = options
         self._types = rouge_types(options)
+        # Per rouge type: its signature and its score names, for per-pair (False)
+        # and aggregate (True) scores (built once: every pair repeats them).
+        self._named = {
+            aggregate: tuple(
+                (
+                    rouge_signature(t, use_stemmer=options.use_stemmer, aggregate=aggregate),
+                    tuple(f"{t}_{field}" for field in _FIELDS),
+                )
+                for t in self._types
+            )
+            for aggregate in (False, True)
+        }
         self._sums = [0.0] * (len(self._types) * len(_FIELDS))
         self._count = 0
 
@@ -295,22 +326,14 @@ class RougeAccumulator:
         self, values: Sequence[float | None], *, aggregate: bool, reason: str
     ) -> tuple[Score, ...]:
         out: list[Score] = []
-        stem = self._options.use_stemmer
-        for t, rouge_type in enumerate(self._types):
-            signature = rouge_signature(rouge_type, use_stemmer=stem, aggregate=aggregate)
-            recall = values[t * len(_FIELDS)]
+        k = 0
+        for signature, names in self._named[aggregate]:
+            recall = values[k]
             label = "" if recall is None else band("rouge", recall)
-            for f, field in enumerate(_FIELDS):
-                value = values[t * len(_FIELDS) + f]
-                out.append(
-                    Score(
-                        f"{rouge_type}_{field}",
-                        value,
-                        label,
-                        signature,
-                        reason if value is None else "",
-                    )
-                )
+            for name in names:
+                value = values[k]
+                out.append(Score(name, value, label, signature, reason if value is None else ""))
+                k += 1
         return tuple(out)
 
     def _mean(self, sums: Sequence[float], n: int, reason: str) -> tuple[Score, ...]:
@@ -323,20 +346,17 @@ class RougeAccumulator:
         Raises:
             ValueError: A pair has no references.
         """
+        _check_references(pairs)  # before any state changes
+        return self.fold(pairs, pair_values(pairs, options=self._options))
+
+    def fold(self, pairs: Sequence[TextPair], values: Sequence[Sequence[float]]) -> TextBatchScores:
+        """As `update`, from ``pair_values(pairs)`` computed elsewhere (e.g. another process)."""
+        _check_references(pairs)
+        if len(values) != len(pairs):
+            raise ValueError(f"{len(values)} values for {len(pairs)} pairs")
         batch_sums = [0.0] * len(self._sums)
         per_pair: list[tuple[Score, ...]] = []
-        _check_references(pairs)  # before any state changes
-        for pair in pairs:
-            best = score_pair(pair.prediction, pair.references, options=self._options)
-            flat = [
-                x
-                for rouge_type in self._types
-                for x in (
-                    best[rouge_type].recall,
-                    best[rouge_type].precision,
-                    best[rouge_type].fmeasure,
-                )
-            ]
+        for flat in values:
             for k, x in enumerate(flat):
                 batch_sums[k] += x
                 self._sums[k] += x  # pair by pair: batch splits cannot change the sum
