@@ -332,7 +332,9 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
         pass
     deps.health.enter_graceful_shutdown()
     log.info("draining", extra={"fields": {"grace_seconds": config.grace_seconds}})
-    server.stop(config.grace_seconds).wait()
+    # grpcio can fail to finish stop() after a request that did not deserialize:
+    # wait for the grace period and a little more, then go on shutting down.
+    server.stop(config.grace_seconds).wait(config.grace_seconds + 5)
     deps.close()
     if metrics_server is not None:
         metrics_server.shutdown()

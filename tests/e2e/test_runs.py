@@ -410,3 +410,47 @@ def test_async_client_runs(live_server) -> None:
     steps, status, names = asyncio.run(scenario())
     assert steps == list(range(300))
     assert status == "finished" and names == ["async-run"]
+
+
+def test_stream_reader_connections_do_not_pile_up(live_server, stub) -> None:
+    """StreamLoss reads the store from short-lived threads; their connections are closed."""
+    run = _create(stub, name="many-streams")
+    for i in range(40):
+        _stream(
+            stub,
+            [runs_pb2.LossChunk(sequence=1, run_id=run.id, split=TRAIN, steps=[i], values=[1.0])],
+        )
+    store = live_server.deps.store
+    inner = getattr(store, "_store", store)  # the scoped store wraps the SQLite one
+    assert len(inner._readers) < 20
+
+
+def test_huge_values_in_errors_are_cut(stub) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        stub.GetRun(runs_pb2.GetRunRequest(run_id="a" * 10_001), timeout=10)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert len(info.value.details()) <= 1000
+
+
+def test_invalid_verdict_config_is_invalid_argument(stub) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        stub.CreateRun(
+            runs_pb2.CreateRunRequest(
+                project="p", name="bad-config", verdict_config=runs_pb2.VerdictConfig(mode="up")
+            ),
+            timeout=10,
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert errors.from_grpc(info.value).violations[0].field == "verdict_config"
+    run = _create(stub, name="ok-config")
+    with pytest.raises(grpc.RpcError) as info:
+        list(
+            stub.WatchVerdict(
+                runs_pb2.WatchVerdictRequest(
+                    run_id=run.id, config=runs_pb2.VerdictConfig(mode="up")
+                ),
+                timeout=10,
+            )
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert errors.from_grpc(info.value).violations[0].field == "config"

@@ -19,6 +19,15 @@ from grpc_status import rpc_status
 from evalstream_server.metrics.boxes import FieldViolation
 
 MAX_VIOLATIONS = 100
+# Error messages echo the bad values; a huge value must not make the status
+# itself exceed gRPC's metadata limit (16 KiB), which would turn the answer into
+# RESOURCE_EXHAUSTED: messages and violations are capped.
+MAX_MESSAGE = 1000
+MAX_FIELD = 120
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 8] + "...(cut)"
 
 
 def abort(
@@ -28,13 +37,13 @@ def abort(
     violations: Iterable[FieldViolation] = (),
 ) -> NoReturn:
     """Ends the RPC with `code`, `message` and, when given, BadRequest field violations."""
-    status = status_pb2.Status(code=code.value[0], message=message)
+    status = status_pb2.Status(code=code.value[0], message=_cap(message, MAX_MESSAGE))
     violations = list(violations)
     if violations:
         detail = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
+                    field=_cap(v.field, MAX_FIELD), description=_cap(v.description, MAX_FIELD)
                 )
                 for v in violations[:MAX_VIOLATIONS]
             ]

@@ -134,6 +134,15 @@ def _verdict_config(pb: runs_pb2.VerdictConfig) -> dict[str, bool | int | float 
     return {fd.name: value for fd, value in pb.ListFields()}
 
 
+def verdict_config_violations(values: Mapping[str, object], path: str) -> list[FieldViolation]:
+    """Problems with verdict thresholds (unknown keys, wrong types, bad values)."""
+    try:
+        problems = VerdictConfig.from_mapping(values).validate()
+    except ValueError as exc:
+        return [FieldViolation(path, str(exc))]
+    return [FieldViolation(path, p) for p in problems]
+
+
 def _derived(run: RunRecord, store: Store) -> dict[str, bool | int | float | str]:
     """Values derived from the run: learning-rate ends and steps per epoch."""
     derived: dict[str, bool | int | float | str] = {}
@@ -277,6 +286,9 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
         if request.task not in TASK_NAMES:
             violations.append(FieldViolation("task", f"unknown task {request.task}"))
         hypers = _hypers(request.hyperparameters, "hyperparameters", violations)
+        violations += verdict_config_violations(
+            _verdict_config(request.verdict_config), "verdict_config"
+        )
         if violations:
             invalid(context, violations)
         try:
@@ -679,10 +691,9 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
         self, pb: runs_pb2.VerdictConfig, context: grpc.ServicerContext
     ) -> Mapping[str, object]:
         overrides: Mapping[str, object] = _verdict_config(pb)
-        try:
-            VerdictConfig.from_mapping(overrides)
-        except ValueError as exc:
-            invalid(context, [FieldViolation("config", str(exc))])
+        violations = verdict_config_violations(overrides, "config")
+        if violations:
+            invalid(context, violations)
         return overrides
 
     def GetVerdict(
@@ -710,6 +721,14 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
                 yield verdict_to_pb(request.run_id, verdict)
         except StoreError as exc:
             store_abort(context, exc)
+        except ValueError as exc:  # the run's stored thresholds do not validate
+            abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"verdict_config: {exc}")
+
+    def _state(self, run_id: str) -> str | None:
+        try:
+            return self._verdicts.verdict(run_id).state
+        except ValueError:  # stored thresholds that do not validate: no state, not an error
+            return None
 
     def CompareRuns(  # noqa: N802
         self, request: runs_pb2.CompareRunsRequest, context: grpc.ServicerContext
@@ -750,7 +769,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
                         series=self._store.read_series(run.id, series=(DEFAULT_SERIES,)),
                         checkpoints=self._store.checkpoints(run.id),
                         verdict_config=run.verdict_config,
-                        state=self._verdicts.verdict(run.id).state,
+                        state=self._state(run.id),
                     )
                 )
         except StoreError as exc:

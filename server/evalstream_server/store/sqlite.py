@@ -468,7 +468,10 @@ class SQLiteStore:
         self._lock = threading.Lock()  # guards _closed, enqueueing and _versions
         self._closed = False
         self._versions: dict[str, int] = {}
-        self._readers: list[sqlite3.Connection] = []
+        # Each reading thread's connection, with its thread: a connection whose
+        # thread has ended is closed when the next one opens (stream handlers and
+        # their reader threads come and go; their connections must not pile up).
+        self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._local = threading.local()
         # Writer-thread state.
         self._series: dict[tuple[str, str, str], _SeriesState] = {}
@@ -546,11 +549,21 @@ class SQLiteStore:
             with self._lock:
                 if self._closed:
                     raise StoreClosed("the store is closed")
+                live = []
+                for thread, old in self._readers:
+                    if thread.is_alive():
+                        live.append((thread, old))
+                    else:
+                        try:
+                            old.close()
+                        except sqlite3.Error:
+                            pass
+                self._readers = live
                 try:
                     conn = self._connect(writer=False)
                 except sqlite3.Error as exc:
                     raise StoreError(f"cannot open a read connection: {exc}") from exc
-                self._readers.append(conn)
+                self._readers.append((threading.current_thread(), conn))
             self._local.conn = conn
         return conn
 
@@ -1557,7 +1570,7 @@ class SQLiteStore:
         self._writer.join()
         with self._lock:
             readers, self._readers = self._readers, []
-        for conn in readers:
+        for _thread, conn in readers:
             try:
                 conn.close()
             except sqlite3.Error:
