@@ -42,6 +42,15 @@ test: model
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
+# Fault, fuzz and load tests (tests/stress): short form as CI runs it, and the
+# long form (10,000 fuzz examples per RPC, 20 SIGKILL cycles, 5-minute soak).
+.PHONY: stress stress-long
+stress: install
+	EVALSTREAM_STRESS=short $(BIN)/python -m pytest --timeout 1800 tests/stress $(ARGS)
+
+stress-long: install
+	EVALSTREAM_STRESS=long $(BIN)/python -m pytest --timeout 14400 tests/stress $(ARGS)
+
 bench: model
 	$(BIN)/python bench/run.py $(ARGS)
 
