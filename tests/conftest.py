@@ -68,6 +68,7 @@ def _live(tmp_path: Path, overrides: dict[str, object]) -> Iterator[LiveServer]:
         deps.close()
         pytest.fail(f"BERTScore model did not load: {deps.bertscore.error}")
     server, port = build_server(config, deps)
+    wait_serving(f"127.0.0.1:{port}", time.monotonic() + 120)
     try:
         yield LiveServer(f"127.0.0.1:{port}", deps, server, config)
     finally:

@@ -37,6 +37,7 @@ from evalstream_server.api.text import CpuWorkers, TextLimits, default_workers
 from evalstream_server.api.verdicts import VerdictHub
 from evalstream_server.auth import AuthInterceptor, TokenFileError, TokenTable
 from evalstream_server.config import Config
+from evalstream_server.limits import HEADROOM, ConcurrencyLimit
 from evalstream_server.metrics.text.registry import warm_up
 from evalstream_server.observability import (
     ObservabilityInterceptor,
@@ -193,11 +194,18 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
         ("grpc.so_reuseport", 0),
     ]
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
+        futures.ThreadPoolExecutor(
+            max_workers=max(config.max_workers, config.max_concurrent_rpcs) + HEADROOM,
+            thread_name_prefix="rpc",
+        ),
         # Observability first (outermost): refused calls are counted and logged too.
-        interceptors=[ObservabilityInterceptor(deps.metrics), AuthInterceptor(tokens)],
+        interceptors=[
+            ObservabilityInterceptor(deps.metrics),
+            ConcurrencyLimit(config.max_concurrent_rpcs),
+            AuthInterceptor(tokens),
+        ],
         options=message_options,
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs + HEADROOM,
     )
     deps.metrics.watch_batcher(deps.bertscore.stats)
     verdicts = VerdictHub(deps.store)

@@ -131,3 +131,40 @@ def test_one_log_line_per_rpc_without_payloads(
     assert line["duration_ms"] >= 0
     assert line["peer"].startswith("ipv4:127.0.0.1:")
     assert secret_id not in json.dumps(line)
+
+
+@pytest.mark.parametrize("live_server", [{"max_concurrent_rpcs": 2}], indirect=True)
+def test_over_the_limit_is_resource_exhausted_fast_while_health_answers(live_server) -> None:
+    import threading
+    import time
+
+    release = threading.Event()
+    opened = threading.Barrier(3)
+
+    def hold() -> None:
+        def batches():
+            yield [IMAGE_A]
+            opened.wait(10)
+            release.wait(20)
+
+        with Client(live_server.target) as client:
+            for _ in client.stream_boxes(batches()):
+                pass
+
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        opened.wait(10)
+        with Client(live_server.target) as client:
+            start = time.perf_counter()
+            with pytest.raises(errors.ResourceExhausted):
+                client.score_boxes([IMAGE_A])
+            assert time.perf_counter() - start < 1.0
+            assert client.health() == "SERVING"
+    finally:
+        release.set()
+        for t in threads:
+            t.join(20)
+    with Client(live_server.target) as client:  # the slots are free again
+        assert client.score_boxes([IMAGE_A]).overall[0].tp == 2
