@@ -17,7 +17,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,8 +90,10 @@ class Deps:
             data_dir=config.data_dir,
         )
         workers = default_workers() if config.text_workers < 0 else config.text_workers
+        metrics = ServiceMetrics()
         deps = cls(
-            store=SQLiteStore(config.database),
+            store=SQLiteStore(config.database, on_commit=metrics.store_commit_seconds.observe),
+            metrics=metrics,
             bertscore=bertscore,
             workers=CpuWorkers(workers) if workers >= 1 else None,
         )
@@ -208,6 +210,27 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
         maximum_concurrent_rpcs=config.max_concurrent_rpcs + HEADROOM,
     )
     deps.metrics.watch_batcher(deps.bertscore.stats)
+    gauges: dict[str, tuple[str, Callable[[], float]]] = {
+        "evalstream_grpc_server_max_concurrent_rpcs": (
+            "The concurrency limit (--max-concurrent-rpcs).",
+            lambda: config.max_concurrent_rpcs,
+        ),
+        "evalstream_bertscore_batcher_queue_capacity": (
+            "Sentences the BERTScore batcher may hold waiting (--bertscore-max-queue).",
+            lambda: config.bertscore_max_queue,
+        ),
+    }
+    if isinstance(deps.store, SQLiteStore):
+        sqlite_store = deps.store
+        gauges["evalstream_store_queue_depth"] = (
+            "Writes waiting for the store's writer thread.",
+            lambda: sqlite_store.queue_depth(),
+        )
+        gauges["evalstream_store_queue_capacity"] = (
+            "The most writes that may wait for the store's writer thread.",
+            lambda: sqlite_store.queue_capacity,
+        )
+    deps.metrics.watch_gauges(gauges)
     verdicts = VerdictHub(deps.store)
     scoped = ScopedStore(deps.store)  # what servicers see: the caller's projects only
     scoring_pb2_grpc.add_ScoringServicer_to_server(
@@ -236,6 +259,7 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
             store=scoped,
             limits=RunsLimits(max_points_per_chunk=config.max_points_per_chunk),
             verdicts=verdicts,
+            observe_ack=deps.metrics.ingest_ack_seconds.observe,
         ),
         server,
     )

@@ -96,6 +96,18 @@ class ServiceMetrics:
             ("family",),
             registry=r,
         )
+        self.store_commit_seconds = Histogram(
+            "evalstream_store_commit_seconds",
+            "One store write transaction, BEGIN to COMMIT (the WAL fsync included), in seconds.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ingest_ack_seconds = Histogram(
+            "evalstream_ingest_ack_seconds",
+            "A loss chunk received to its ack sent (durable), in seconds.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         prometheus_client.ProcessCollector(registry=r)
         prometheus_client.PlatformCollector(registry=r)
 
@@ -105,6 +117,10 @@ class ServiceMetrics:
         `stats` returns a BatcherStats-like object (or None before the model loads).
         """
         self.registry.register(_BatcherCollector(stats))
+
+    def watch_gauges(self, gauges: dict[str, tuple[str, Callable[[], float]]]) -> None:
+        """Exports gauges read at each scrape: name -> (help, read)."""
+        self.registry.register(_GaugeCollector(gauges))
 
     def serve_http(self, host: str, port: int) -> tuple[Any, int]:
         """Starts the /metrics endpoint; returns (http server, bound port)."""
@@ -130,6 +146,19 @@ _BATCHER_COUNTERS = {
     "rejected": "Sentences refused because the batcher queue was full.",
     "failed": "Sentences whose embedding failed.",
 }
+
+
+class _GaugeCollector:
+    """Gauges whose values are read at scrape time."""
+
+    def __init__(self, gauges: dict[str, tuple[str, Callable[[], float]]]) -> None:
+        self._gauges = gauges
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        for name, (doc, read) in self._gauges.items():
+            yield GaugeMetricFamily(name, doc, value=read())
 
 
 class _BatcherCollector:

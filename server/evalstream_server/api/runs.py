@@ -16,9 +16,9 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NoReturn
 
 import grpc
@@ -263,15 +263,24 @@ class _Pending:
     future: Future[WriteResult] | None = None
     refusal: FieldViolation | None = None
     chunk: PointChunk | None = None
+    received: float = field(default_factory=time.perf_counter)
 
 
 class RunsServicer(runs_pb2_grpc.RunsServicer):
     """Runs, loss ingestion, checkpoints and specimens over a Store."""
 
-    def __init__(self, *, store: Store, limits: RunsLimits, verdicts: VerdictHub) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        limits: RunsLimits,
+        verdicts: VerdictHub,
+        observe_ack: Callable[[float], None] = lambda seconds: None,
+    ) -> None:
         self._store = store
         self._limits = limits
         self._verdicts = verdicts
+        self._observe_ack = observe_ack  # seconds from a chunk's receipt to its durable ack
 
     # -------------------------------------------------------------- runs
 
@@ -530,6 +539,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
             if result.stored and item.chunk is not None:
                 c = item.chunk
                 self._verdicts.points(c.run_id, c.split, c.series, c.steps, c.values)
+            self._observe_ack(time.perf_counter() - item.received)
             yield runs_pb2.LossAck(
                 sequence=item.sequence,
                 accepted=True,

@@ -446,7 +446,14 @@ class SQLiteStore:
     ('loss', [3.0, 2.0, 1.5])
     """
 
-    def __init__(self, path: Path, *, max_queue: int = 1024, synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_queue: int = 1024,
+        synchronous: str = "FULL",
+        on_commit: Callable[[float], None] | None = None,
+    ) -> None:
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
             raise InvalidInput(f"max_queue must be >= 1, got {max_queue!r}", field="max_queue")
         level = synchronous.upper() if isinstance(synchronous, str) else ""
@@ -465,6 +472,7 @@ class SQLiteStore:
             raise StoreError(f"cannot open the store at {str(self.path)!r}: {exc}") from exc
 
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max_queue)
+        self._on_commit = on_commit  # seconds from BEGIN to COMMIT of each transaction
         self._lock = threading.Lock()  # guards _closed, enqueueing and _versions
         self._closed = False
         self._versions: dict[str, int] = {}
@@ -707,6 +715,7 @@ class SQLiteStore:
         conn = self._wconn
         done: list[tuple[_Op[Any], Any, bool]] = []
         failed: list[tuple[_Op[Any], BaseException]] = []
+        began = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -751,6 +760,8 @@ class SQLiteStore:
                     op.future.set_exception(error)
             return
         # Durable now: bump versions, then wake the callers.
+        if self._on_commit is not None:
+            self._on_commit(time.perf_counter() - began)
         with self._lock:
             for op, _, bumps in done:
                 if bumps:
@@ -1575,6 +1586,15 @@ class SQLiteStore:
                 conn.close()
             except sqlite3.Error:
                 pass
+
+    def queue_depth(self) -> int:
+        """Writes waiting for the writer thread (for metrics)."""
+        return self._queue.qsize()
+
+    @property
+    def queue_capacity(self) -> int:
+        """The most writes that may wait (`max_queue`)."""
+        return self._queue.maxsize
 
     def __enter__(self) -> SQLiteStore:
         return self
