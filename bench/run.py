@@ -17,12 +17,9 @@ are boxes (predictions + ground truth) per second, best of `--repeat` runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,9 +27,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _server import Server  # noqa: E402
 from bench_boxes_inprocess import make_detections, run_inprocess, run_pycocotools  # noqa: E402
 from bench_text_service import add_arguments as add_text_arguments  # noqa: E402
 from bench_text_service import run_text_bench  # noqa: E402
+from bench_verdict_service import run_verdict_bench  # noqa: E402
 from evalstream import Box as ClientBox  # noqa: E402
 from evalstream import Client  # noqa: E402
 from evalstream import ImageBoxes as ClientImage  # noqa: E402
@@ -41,49 +40,6 @@ from evalstream_server.metrics.boxes import BoxOptions  # noqa: E402
 
 def _best(repeat: int, run: Callable[[], float]) -> float:
     return min(run() for _ in range(repeat))
-
-
-class _Server:
-    """`evalstream-server` on free ports, as a child process."""
-
-    def __init__(self, data_dir: Path) -> None:
-        exe = Path(sys.executable).with_name("evalstream-server")
-        self.proc = subprocess.Popen(
-            [
-                str(exe),
-                "--port",
-                "0",
-                "--metrics-port",
-                "-1",
-                "--data-dir",
-                str(data_dir),
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.target = ""
-        ready = threading.Event()
-
-        def read() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if entry.get("msg") == "serving":
-                    self.target = entry["address"]
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        if not ready.wait(60) or not self.target:
-            self.proc.kill()
-            raise RuntimeError("evalstream-server did not start")
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(30)
 
 
 def run_runs_bench(args: argparse.Namespace) -> None:
@@ -110,11 +66,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--only",
-        choices=("boxes", "runs", "text"),
+        choices=("boxes", "runs", "text", "verdicts"),
         default=None,
         help="one part only (default all)",
     )
     parser.add_argument("--runs-seconds", type=float, default=5.0, help="per runs measurement")
+    parser.add_argument("--watchers", type=int, default=100, help="WatchVerdict watchers")
+    parser.add_argument("--rounds", type=int, default=5, help="WatchVerdict rounds")
     add_text_arguments(parser)
     args = parser.parse_args(argv)
     if args.only == "runs":
@@ -122,6 +80,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.only == "text":
         run_text_bench(args)
+        return
+    if args.only == "verdicts":
+        run_verdict_bench(args)
         return
 
     images, coco_gt, coco_dt = make_detections(args.images, args.seed)
@@ -164,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     data_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"evalstream-bench-{os.getpid()}"
-    server = _Server(data_dir)
+    server = Server(data_dir, ("--bertscore-model", "none", "--text-workers", "0"))
     try:
         with Client(server.target) as client:
 
@@ -199,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:{width}}  {seconds:9.3f}  {rate:11,.0f}  {ratio:13.2f}x")
     if args.only is None:
         run_runs_bench(args)
+        run_verdict_bench(args)
         run_text_bench(args)
 
 
