@@ -34,10 +34,8 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -47,6 +45,9 @@ from typing import Any
 import grpc
 import numpy as np
 from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import Server  # noqa: E402
 
 STREAM_LOSS = "/evalstream.v1.Runs/StreamLoss"
 # Steps start here so that every step of a bench series is a 4-byte varint
@@ -59,58 +60,23 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 # --------------------------------------------------------------------------- server
 
 
-class RunsServer:
+class RunsServer(Server):
     """`evalstream-server` on a free port, as a child process, on a fresh data directory.
 
     Args:
         extra_args: More server flags, e.g. ("--max-concurrent-rpcs", "256").
-        command: The command that starts the server; default this environment's
-            ``evalstream-server``.
     """
 
-    def __init__(
-        self, *, extra_args: Sequence[str] = (), command: Sequence[str] | None = None
-    ) -> None:
+    def __init__(self, *, extra_args: Sequence[str] = ()) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="evalstream-runs-bench-"))
-        if command is None:
-            command = [str(Path(sys.executable).with_name("evalstream-server"))]
-        self.proc = subprocess.Popen(
-            [
-                *command,
-                "--port",
-                "0",
-                "--metrics-port",
-                "-1",
-                "--data-dir",
-                str(self.data_dir),
-                # The runs figures need no text model (and loading one would take CPU).
-                "--bertscore-model",
-                "none",
-                *extra_args,
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.target = ""
-        ready = threading.Event()
-
-        def read() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if entry.get("msg") == "serving":
-                    self.target = entry["address"]
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        if not ready.wait(60) or not self.target:
-            self.proc.kill()
+        try:
+            # The runs figures need no text model (and loading one would take CPU).
+            super().__init__(
+                self.data_dir, ("--bertscore-model", "none", "--text-workers", "0", *extra_args)
+            )
+        except RuntimeError:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-            raise RuntimeError("evalstream-server did not start")
+            raise
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the server has used so far."""
@@ -142,12 +108,7 @@ class RunsServer:
         return str(run.id)
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        super().close()
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
