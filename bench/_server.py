@@ -54,6 +54,26 @@ class Server:
         if not ready.wait(timeout) or not self.target:
             self.proc.kill()
             raise RuntimeError("evalstream-server did not start")
+        self._wait_serving(timeout)
+
+    def _wait_serving(self, timeout: float) -> None:
+        """Waits for health SERVING: the model and the text metrics have loaded, so
+        no warm-up competes with what is measured."""
+        import time
+
+        from evalstream import Client
+
+        deadline = time.monotonic() + timeout
+        with Client(self.target) as client:
+            while time.monotonic() < deadline:
+                try:
+                    if client.health() == "SERVING":
+                        return
+                except Exception:  # noqa: BLE001 - not up yet
+                    pass
+                time.sleep(0.1)
+        self.proc.kill()
+        raise RuntimeError("evalstream-server did not turn SERVING")
 
     def close(self) -> None:
         self.proc.terminate()
