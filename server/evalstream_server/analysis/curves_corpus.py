@@ -32,7 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from evalstream_server.analysis.verdict import Verdict, VerdictConfig, verdict_from_series
+from evalstream_server.analysis.verdict import (
+    STATES,
+    Verdict,
+    VerdictConfig,
+    verdict_from_series,
+)
 from evalstream_server.store._types import SeriesData
 
 __all__ = [
@@ -46,15 +51,8 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 
-CORPUS_STATES: tuple[str, ...] = (
-    "insufficient_data",
-    "healthy",
-    "underfitting",
-    "overfitting",
-    "not_learning",
-    "unstable",
-    "diverged",
-)
+#: Every verdict state has curves in the corpus.
+CORPUS_STATES: tuple[str, ...] = STATES
 
 
 @dataclass(frozen=True, slots=True, eq=False)
