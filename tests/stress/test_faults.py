@@ -25,6 +25,7 @@ import pytest
 from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc
 
 from ..conftest import free_port, start_server
+from ..e2e.test_durability import _check
 from .conftest import StressSettings, record
 
 pytestmark = pytest.mark.stress
@@ -67,21 +68,6 @@ def _writer(
                     acked.update(zip(steps, values, strict=True))
     except grpc.RpcError:
         pass  # the server died or drained: what was acked is in `acked`
-
-
-def _check(target: str, run_id: str, acked: dict[str, dict[int, float]]) -> None:
-    big = [("grpc.max_receive_message_length", 512 * 1024 * 1024)]
-    with grpc.insecure_channel(target, options=big) as channel:
-        curves = runs_pb2_grpc.RunsStub(channel).GetCurves(
-            runs_pb2.GetCurvesRequest(run_id=run_id), timeout=60
-        )
-    stored = {s.name: dict(zip(s.steps, s.values, strict=True)) for s in curves.series}
-    for series, points in acked.items():
-        have = stored.get(series, {})
-        missing = [step for step in points if step not in have]
-        assert not missing, f"{series}: {len(missing)} acked points lost, e.g. step {missing[0]}"
-        wrong = [step for step, value in points.items() if have[step] != value]
-        assert not wrong, f"{series}: values changed at steps {wrong[:5]}"
 
 
 def _integrity(db: Path) -> str:
