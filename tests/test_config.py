@@ -50,6 +50,10 @@ def test_flag_wins_over_environment() -> None:
         ([], {"EVALSTREAM_PORT": "70000"}, "port 70000"),
         (["--device", "tpu"], {}, "device 'tpu'"),
         (["--max-images-per-batch", "0"], {}, "max-images-per-batch"),
+        (["--quality-gauges-max-runs", "0"], {}, "quality-gauges-max-runs must be in [1, 1000]"),
+        ([], {"EVALSTREAM_QUALITY_GAUGES_MAX_RUNS": "1001"}, "got 1001"),
+        (["--quality-gauges-max-runs", "ten"], {}, "--quality-gauges-max-runs"),
+        ([], {"EVALSTREAM_QUALITY_GAUGES": "maybe"}, "EVALSTREAM_QUALITY_GAUGES"),
     ],
 )
 def test_bad_values_name_the_setting(
@@ -63,3 +67,25 @@ def test_bad_values_name_the_setting(
 
 def test_ipv6_address_is_bracketed() -> None:
     assert config.Config(host="::1", port=5).address == "[::1]:5"
+
+
+def test_quality_gauges_are_off_by_default() -> None:
+    c = config.load([], {})
+    assert (c.quality_gauges, c.quality_gauges_max_runs) == (False, 50)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["--quality-gauges", "--quality-gauges-max-runs", "1000"], {}),
+        ([], {"EVALSTREAM_QUALITY_GAUGES": "on", "EVALSTREAM_QUALITY_GAUGES_MAX_RUNS": "1000"}),
+        (["--quality-gauges-max-runs", "1000"], {"EVALSTREAM_QUALITY_GAUGES": "1"}),
+    ],
+)
+def test_quality_gauges_flag_and_environment(argv: list[str], env: dict[str, str]) -> None:
+    c = config.load(argv, env)
+    assert (c.quality_gauges, c.quality_gauges_max_runs) == (True, config.MAX_QUALITY_GAUGES_RUNS)
+
+
+def test_quality_gauges_environment_can_turn_them_off() -> None:
+    assert config.load([], {"EVALSTREAM_QUALITY_GAUGES": "false"}).quality_gauges is False

@@ -19,6 +19,9 @@ DTYPES = ("auto", "fp32", "bf16", "fp16")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 #: Shortest accepted --admin-token: an unsalted SHA-256 is only safe for high-entropy tokens.
 MIN_TOKEN_CHARS = 32
+#: Largest --quality-gauges-max-runs: bounds the label cardinality of the run gauges, and
+#: stays below the VerdictHub's 1024 cached analyzers so a scrape never evicts its own runs.
+MAX_QUALITY_GAUGES_RUNS = 1000
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -64,6 +67,9 @@ class Config:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     insecure: bool = False
+    # Model-quality gauges per running run (evalstream_server.quality); off by default.
+    quality_gauges: bool = False
+    quality_gauges_max_runs: int = 50
 
     def __post_init__(self) -> None:
         problems = []
@@ -105,6 +111,11 @@ class Config:
             )
         if self.grace_seconds < 0:
             problems.append(f"grace-seconds must be >= 0, got {self.grace_seconds}")
+        if not 1 <= self.quality_gauges_max_runs <= MAX_QUALITY_GAUGES_RUNS:
+            problems.append(
+                f"quality-gauges-max-runs must be in [1, {MAX_QUALITY_GAUGES_RUNS}], "
+                f"got {self.quality_gauges_max_runs}"
+            )
         if (self.tls_cert is None) != (self.tls_key is None):
             problems.append("tls-cert and tls-key go together: give both or neither")
         if self.tls_client_ca is not None and self.tls_cert is None:
@@ -297,6 +308,19 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
         "CA bundle (PEM) of client certificates; makes them required (mTLS)",
     ),
     ("--insecure", "insecure", bool, "allow plaintext gRPC on a non-loopback host"),
+    (
+        "--quality-gauges",
+        "quality_gauges",
+        bool,
+        "export each running run's latest losses, gap and verdict state on /metrics "
+        "(project and run names become label values)",
+    ),
+    (
+        "--quality-gauges-max-runs",
+        "quality_gauges_max_runs",
+        int,
+        f"most runs the quality gauges export, newest first (1 to {MAX_QUALITY_GAUGES_RUNS})",
+    ),
 )
 
 
