@@ -16,6 +16,16 @@ Tables:
   steps, float64 values and (optional) float64 wall times as blobs, sorted by
   step and unique within the chunk. A series is the merge of its chunks in
   ``id`` (= write) order, the latest chunk winning for a step.
+
+  Implicit steps (version 4): when a chunk's ``n`` steps are evenly spaced
+  (``n`` <= 2, or ``min_step + k * stride`` for k in 0..n-1 with
+  ``stride = (max_step - min_step) / (n - 1)``, an exact integer; stride 1 is
+  the usual run of consecutive training steps) the ``steps`` blob is EMPTY
+  (zero bytes) and the steps are rebuilt from ``min_step``, ``max_step`` and
+  ``n``. An empty blob with ``n`` > 0 means exactly that and nothing else; any
+  other chunk carries its ``8 * n``-byte blob as before, so the rows of older
+  databases (always explicit) read unchanged. Writers store a chunk
+  implicitly whenever it qualifies, halving what a loss point costs on disk.
 - ``checkpoint_metrics``: one row per (run, split, step, metric); a NULL value is
   a NaN (SQLite stores NaN as NULL).
 - ``specimens``: one row per (run, split, step, specimen id); the record as JSON;
@@ -100,6 +110,11 @@ MIGRATIONS: tuple[Sequence[str], ...] = (
             UNIQUE (run_id, split, step, specimen_id)
         )""",
     ),
+    # 3 -> 4: implicit steps in point_chunks (see above). No DDL: the rows of
+    # version 3 are valid rows of version 4. The bump is there for the other
+    # direction: a version-3 server would read an empty steps blob as no steps
+    # and pair the values with the wrong steps, so it must refuse the database.
+    (),
 )
 
 #: The version this code writes.

@@ -50,8 +50,12 @@ Checkpoints
 Points
     Stored in chunks of packed little-endian arrays per (run, split, series), see
     ``schema.py``. A series is the merge of its chunks in write order; the latest
-    chunk wins for a step. Writes are idempotent per (run, split, series, step),
-    with ONE policy for a different value at a stored step: last write wins.
+    chunk wins for a step. A chunk whose steps are evenly spaced (consecutive, the
+    usual loss curve, or a constant stride such as an evaluation every 500 steps)
+    is stored with an EMPTY steps blob, rebuilt from (min_step, max_step, n) when
+    read: the disk then takes 8 bytes a point instead of 16. Writes are idempotent
+    per (run, split, series, step), with ONE policy for a different value at a
+    stored step: last write wins.
 
     - Fast path (the common case): the chunk's steps are strictly increasing and
       all greater than the series' largest stored step (kept in memory): the
@@ -237,6 +241,51 @@ def _same_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a.view(np.int64) == b.view(np.int64)) | (np.isnan(a) & np.isnan(b))
 
 
+def _is_progression(steps: np.ndarray) -> bool:
+    """Whether strictly increasing int64 steps are evenly spaced (one or two points always are).
+
+    Such steps are determined by (first, last, count), and are stored with an empty
+    steps blob. Constant time for the usual case: strictly increasing integers that
+    span ``n - 1`` are consecutive. Otherwise one pass, and only when the span is a
+    multiple of ``n - 1``.
+
+    >>> _is_progression(np.array([7, 8, 9])), _is_progression(np.array([0, 500, 1000]))
+    (True, True)
+    >>> _is_progression(np.array([0, 1, 4])), _is_progression(np.array([0, 1, 3]))
+    (False, False)
+    """
+    n = len(steps)
+    if n <= 2:
+        return True
+    span = int(steps[-1]) - int(steps[0])
+    if span == n - 1:
+        return True
+    if span % (n - 1):
+        return False
+    return bool((np.diff(steps) == span // (n - 1)).all())
+
+
+def _steps_blob(steps: np.ndarray) -> bytes:
+    """The stored steps blob of strictly increasing steps: empty when evenly spaced."""
+    return b"" if _is_progression(steps) else steps.astype(_I8, copy=False).tobytes()
+
+
+def _implicit_steps(lo: int, hi: int, n: int) -> np.ndarray:
+    """The steps of a chunk stored with an empty steps blob: n evenly spaced from lo to hi.
+
+    >>> _implicit_steps(5, 8, 4).tolist(), _implicit_steps(0, 1000, 3).tolist()
+    ([5, 6, 7, 8], [0, 500, 1000])
+    """
+    if n == 1:
+        return np.array([lo], dtype=np.int64)
+    # lo + stride * i never exceeds hi < 2**63: no overflow (np.arange(lo, hi + 1) could).
+    return lo + (hi - lo) // (n - 1) * np.arange(n, dtype=np.int64)
+
+
+# The columns _decode_chunk takes, in its order.
+_CHUNK_COLUMNS = "id, min_step, max_step, n, steps, vals, wall_times"
+
+
 @dataclass(frozen=True, slots=True)
 class _Chunk:
     """One stored chunk, decoded: sorted unique steps."""
@@ -247,11 +296,12 @@ class _Chunk:
     wall_times: np.ndarray | None
 
 
-def _decode_chunk(row: tuple[int, bytes, bytes, bytes | None]) -> _Chunk:
-    cid, steps, vals, walls = row
+def _decode_chunk(row: tuple[int, int, int, int, bytes, bytes, bytes | None]) -> _Chunk:
+    """A row of ``_CHUNK_COLUMNS``, decoded; an empty steps blob means evenly spaced steps."""
+    cid, lo, hi, n, steps, vals, walls = row
     return _Chunk(
         cid,
-        np.frombuffer(steps, dtype=_I8),
+        _implicit_steps(lo, hi, n) if n and not steps else np.frombuffer(steps, dtype=_I8),
         np.frombuffer(vals, dtype=_F8),
         None if walls is None else np.frombuffer(walls, dtype=_F8),
     )
@@ -381,6 +431,7 @@ class _ValidChunk:
     wall_times: bytes | None
     n: int
     increasing: bool  # strictly increasing steps
+    implicit: bool  # increasing and evenly spaced: stored with an empty steps blob
 
 
 class _SeriesState:
@@ -1053,6 +1104,7 @@ class SQLiteStore:
             wall_times=walls,
             n=n,
             increasing=increasing,
+            implicit=increasing and _is_progression(s),
         )
 
     def submit_points(self, chunk: PointChunk) -> Future[WriteResult]:
@@ -1162,8 +1214,7 @@ class SQLiteStore:
         ids = [cid for cid, _ in state.tail]
         marks = ", ".join("?" * len(ids))
         rows = conn.execute(
-            f"SELECT id, steps, vals, wall_times FROM point_chunks "
-            f"WHERE id IN ({marks}) ORDER BY id",
+            f"SELECT {_CHUNK_COLUMNS} FROM point_chunks WHERE id IN ({marks}) ORDER BY id",
             ids,
         ).fetchall()
         steps, values, walls = _merge([_decode_chunk(r) for r in rows])
@@ -1179,7 +1230,7 @@ class SQLiteStore:
                     int(steps[0]),
                     int(steps[-1]),
                     n,
-                    steps.astype(_I8).tobytes(),
+                    _steps_blob(steps),
                     values.astype(_F8).tobytes(),
                     None if walls is None else walls.astype(_F8).tobytes(),
                 ),
@@ -1201,7 +1252,7 @@ class SQLiteStore:
             self._append(
                 conn,
                 state,
-                chunk.steps,
+                b"" if chunk.implicit else chunk.steps,
                 chunk.values,
                 chunk.wall_times,
                 int(steps[0]),
@@ -1225,7 +1276,7 @@ class SQLiteStore:
         lo, hi = int(unique[0]), int(unique[-1])
         self._flush(conn)  # the stored points it compares with may still be deferred
         rows = conn.execute(
-            "SELECT id, steps, vals, wall_times FROM point_chunks "
+            f"SELECT {_CHUNK_COLUMNS} FROM point_chunks "
             "WHERE series_id = ? AND max_step >= ? AND min_step <= ? ORDER BY id",
             (state.id, lo, hi),
         ).fetchall()
@@ -1256,7 +1307,7 @@ class SQLiteStore:
             self._append(
                 conn,
                 state,
-                out_steps.tobytes(),
+                _steps_blob(out_steps),
                 final_values[write].tobytes(),
                 None if walls is None else walls[pick].tobytes(),
                 int(out_steps[0]),
@@ -1319,8 +1370,7 @@ class SQLiteStore:
                 steps, values, walls = self._tail(conn, sid, tail)
             else:
                 chunks = conn.execute(
-                    "SELECT id, steps, vals, wall_times FROM point_chunks "
-                    "WHERE series_id = ? ORDER BY id",
+                    f"SELECT {_CHUNK_COLUMNS} FROM point_chunks WHERE series_id = ? ORDER BY id",
                     (sid,),
                 ).fetchall()
                 steps, values, walls = _merge([_decode_chunk(r) for r in chunks])
@@ -1349,7 +1399,7 @@ class SQLiteStore:
             if missing:
                 marks = ", ".join("?" * len(missing))
                 for row in conn.execute(
-                    f"SELECT id, steps, vals, wall_times FROM point_chunks WHERE id IN ({marks})",
+                    f"SELECT {_CHUNK_COLUMNS} FROM point_chunks WHERE id IN ({marks})",
                     missing,
                 ):
                     loaded[row[0]] = _decode_chunk(row)
