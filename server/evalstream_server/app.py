@@ -44,6 +44,7 @@ from evalstream_server.observability import (
     ServiceMetrics,
     configure_logging,
 )
+from evalstream_server.quality import install_quality_gauges
 from evalstream_server.runtime.bertscore import BertScoreRuntime, BertScoreSettings
 from evalstream_server.runtime.device import resolve_device
 from evalstream_server.store import SQLiteStore, Store
@@ -232,6 +233,14 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
         )
     deps.metrics.watch_gauges(gauges)
     verdicts = VerdictHub(deps.store)
+    # Every project's running runs (not `scoped`): /metrics is the operator's view.
+    install_quality_gauges(
+        deps.metrics,
+        deps.store,
+        verdicts,
+        enabled=config.quality_gauges,
+        max_runs=config.quality_gauges_max_runs,
+    )
     scoped = ScopedStore(deps.store)  # what servicers see: the caller's projects only
     scoring_pb2_grpc.add_ScoringServicer_to_server(
         ScoringServicer(

@@ -11,6 +11,7 @@ import pytest
 from evalstream import Client, ImageBoxes, errors
 from evalstream_server.observability import JsonFormatter
 from google.protobuf import descriptor_pb2
+from prometheus_client import generate_latest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -168,3 +169,31 @@ def test_over_the_limit_is_resource_exhausted_fast_while_health_answers(live_ser
             t.join(20)
     with Client(live_server.target) as client:  # the slots are free again
         assert client.score_boxes([IMAGE_A]).overall[0].tp == 2
+
+
+@pytest.mark.parametrize("live_server", [{"quality_gauges": True}], indirect=True)
+def test_quality_gauges_export_a_running_runs_latest_losses(live_server) -> None:
+    with Client(live_server.target) as client:
+        run = client.create_run("vision", "gauged")
+        for step in range(1, 4):
+            run.log(step, loss=1.0 / step)
+        run.log(3, loss=0.9, split="validation")
+        run.flush(30)
+        registry = live_server.deps.metrics.registry
+        labels = {"project": "vision", "run_id": run.id, "run_name": "gauged"}
+        assert registry.get_sample_value("evalstream_run_train_loss", labels) == 1.0 / 3
+        assert registry.get_sample_value("evalstream_run_validation_loss", labels) == 0.9
+        assert registry.get_sample_value("evalstream_run_validation_step", labels) == 3.0
+        run.finish()
+        # Finished runs are no longer exported.
+        assert registry.get_sample_value("evalstream_run_train_loss", labels) is None
+
+
+def test_quality_gauges_are_off_by_default(live_server) -> None:
+    with Client(live_server.target) as client:
+        run = client.create_run("vision", "plain")
+        run.log(1, loss=0.5)
+        run.flush(30)
+        text = generate_latest(live_server.deps.metrics.registry).decode()
+        assert "evalstream_run_" not in text
+        run.finish()
