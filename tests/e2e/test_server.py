@@ -11,9 +11,9 @@ import pytest
 from evalstream import Client, ImageBoxes, errors
 from evalstream_server.observability import JsonFormatter
 from google.protobuf import descriptor_pb2
-from prometheus_client import generate_latest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client import generate_latest
 
 from .test_score_boxes import IMAGE_A, IMAGE_B
 
