@@ -4,12 +4,21 @@
 form (what CI runs), `make stress-long` the long one. Figures each test measured
 (codes seen, latencies, RSS) are collected in `FIGURES` and printed at the end of
 the run, so a CI log carries them.
+
+The short form is deterministic, so that CI sees the same inputs on every run and
+a landing is never blocked by a bug that a new random draw happened to find:
+Hypothesis is derandomized (its seed comes from each test's source) and every
+other random choice (kill moments, payloads) comes from `SHORT_SEED`. The long
+form searches: its seed is drawn at random and printed in the report header and
+the figures; EVALSTREAM_STRESS_SEED=<seed> replays a run (Hypothesis included).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,8 +27,14 @@ import grpc
 import pytest
 from evalstream_server.app import Deps, build_server
 from evalstream_server.config import Config
+from hypothesis import HealthCheck, settings
+from hypothesis import seed as hypothesis_seed
+
+from ..conftest import wait_serving
 
 MODES = ("short", "long")
+# The short form's seed: fixed, so that CI runs the same inputs every time.
+SHORT_SEED = 20261126
 
 
 @dataclass(frozen=True)
@@ -32,10 +47,38 @@ class StressSettings:
     kill_streams: int
     soak_seconds: float
     concurrent_streams: int
+    seed: int = SHORT_SEED  # every random choice of the run derives from it
+
+    @property
+    def derandomized(self) -> bool:
+        """True in the short form: Hypothesis draws the same examples on every run."""
+        return self.mode == "short"
+
+    def hypothesis(self, max_examples: int) -> Callable[[Callable], Callable]:
+        """`@settings` (and `@seed`) for a `@given` test of this run.
+
+        Short: derandomized, no example database, so every run tries the same
+        examples. Long: a random search that starts from `seed`, so a failure
+        found once is found again with EVALSTREAM_STRESS_SEED=<seed>.
+        """
+        chosen = settings(
+            max_examples=max_examples,
+            deadline=None,
+            database=None,
+            derandomize=self.derandomized,
+            suppress_health_check=list(HealthCheck),
+        )
+
+        def apply(test: Callable) -> Callable:
+            test = chosen(test)
+            return test if self.derandomized else hypothesis_seed(self.seed)(test)
+
+        return apply
 
 
 SHORT = StressSettings("short", 1000, 5, 16, 30.0, 64)
 LONG = StressSettings("long", 10_000, 20, 16, 300.0, 64)
+_SETTINGS = pytest.StashKey["StressSettings | None"]()
 
 # test id -> list of lines to print in the terminal summary
 FIGURES: dict[str, list[str]] = {}
@@ -47,17 +90,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "stress: fault, fuzz and load tests (EVALSTREAM_STRESS=short|long)"
     )
+    # Chosen once per session (the long form's seed is drawn here) and shown in
+    # the report header, so that even a run killed before its summary names its seed.
+    config.stash[_SETTINGS] = _from_environment()
 
 
-@pytest.fixture(scope="session")
-def stress() -> StressSettings:
-    """The settings of this run; skips the test when EVALSTREAM_STRESS is unset."""
+def _from_environment() -> StressSettings | None:
     mode = os.environ.get("EVALSTREAM_STRESS", "")
     if mode not in MODES:
-        pytest.skip(
-            "stress test: set EVALSTREAM_STRESS=short (CI, `make stress`) or "
-            "long (`make stress-long`) to run it"
-        )
+        return None
     chosen = SHORT if mode == "short" else LONG
     examples = os.environ.get("EVALSTREAM_STRESS_EXAMPLES")  # a quicker local run
     if examples:
@@ -65,6 +106,41 @@ def stress() -> StressSettings:
     soak = os.environ.get("EVALSTREAM_STRESS_SOAK_SECONDS")
     if soak:
         chosen = replace(chosen, soak_seconds=float(soak))
+    seed = os.environ.get("EVALSTREAM_STRESS_SEED")  # replays a run
+    if seed:
+        chosen = replace(chosen, seed=int(seed))
+    elif mode == "long":
+        chosen = replace(chosen, seed=random.SystemRandom().randrange(2**32))
+    return chosen
+
+
+def _describe(stress: StressSettings) -> str:
+    search = (
+        "Hypothesis derandomized"
+        if stress.derandomized
+        else f"Hypothesis random search from seed {stress.seed}"
+    )
+    return (
+        f"mode {stress.mode}, seed {stress.seed} ({search}); replay with "
+        f"EVALSTREAM_STRESS={stress.mode} EVALSTREAM_STRESS_SEED={stress.seed}"
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    stress = config.stash.get(_SETTINGS, None)
+    return None if stress is None else f"evalstream stress: {_describe(stress)}"
+
+
+@pytest.fixture(scope="session")
+def stress(pytestconfig: pytest.Config) -> StressSettings:
+    """The settings of this run; skips the test when EVALSTREAM_STRESS is unset."""
+    chosen = pytestconfig.stash.get(_SETTINGS, None)
+    if chosen is None:
+        pytest.skip(
+            "stress test: set EVALSTREAM_STRESS=short (CI, `make stress`) or "
+            "long (`make stress-long`) to run it"
+        )
+    record("run", _describe(chosen))
     return chosen
 
 
@@ -84,7 +160,11 @@ STOP_WAIT_S = 10.0
 
 @contextmanager
 def open_server(data_dir: Path, overrides: dict[str, object], name: str) -> Iterator[StressServer]:
-    """An in-process server on a free port; waits for the BERTScore model when there is one."""
+    """An in-process server on a free port, yielded once its health answers SERVING.
+
+    Without that wait the first examples of a fuzz run could meet NOT_SERVING
+    (the text metrics still loading) and fail the "health answers SERVING" check.
+    """
     config = Config(port=0, metrics_port=-1, data_dir=data_dir, **overrides)  # type: ignore[arg-type]
     deps = Deps.open(config)
     if config.bertscore_model != "none" and not deps.bertscore.wait(120):
@@ -92,6 +172,7 @@ def open_server(data_dir: Path, overrides: dict[str, object], name: str) -> Iter
         pytest.fail(f"BERTScore model did not load: {deps.bertscore.error}")
     server, port = build_server(config, deps)
     try:
+        wait_serving(f"127.0.0.1:{port}", time.monotonic() + 120)
         yield StressServer(f"127.0.0.1:{port}", deps, server, config)
     finally:
         if not server.stop(0).wait(STOP_WAIT_S):

@@ -1,10 +1,11 @@
 """SIGKILL at random moments under 16 streams, SIGTERM drain, and shutdown after hostile input.
 
 The approach of tests/e2e/test_durability.py, harder: 16 streams, 5 cycles
-(short) or 20 (long) of SIGKILL at a random moment, restart on the same data
-directory; after each cycle every acked point must be stored with its value and
-`PRAGMA integrity_check` must say ok. Then SIGTERM mid-ingestion: exit 0 and
-nothing acked lost.
+(short) or 20 (long) of SIGKILL at a random moment (drawn from the run's seed:
+the same moments in every short run), restart on the same data directory; after
+each cycle every acked point must be stored with its value and `PRAGMA
+integrity_check` must say ok. Then SIGTERM mid-ingestion: exit 0 and nothing
+acked lost.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from .conftest import StressSettings, record
 pytestmark = pytest.mark.stress
 
 CHUNK = 200
-SEED = 20261126
 
 
 def _writer(
@@ -99,7 +99,7 @@ def test_sigkill_cycles_lose_no_acked_point(tmp_path: Path, stress: StressSettin
     server = start_server(data, port=port)
     run_id = _new_run(server.target, "sigkill")
     acked: dict[str, dict[int, float]] = {f"s{i}": {} for i in range(stress.kill_streams)}
-    rng = random.Random(SEED)
+    rng = random.Random(stress.seed)
     moments: list[float] = []
     per_cycle: list[int] = []
     try:
@@ -131,7 +131,7 @@ def test_sigkill_cycles_lose_no_acked_point(tmp_path: Path, stress: StressSettin
     record(
         "sigkill",
         f"{stress.kill_cycles} cycles x {stress.kill_streams} streams, kill moments "
-        f"{', '.join(f'{m:.2f}' for m in moments)} s (seed {SEED}); acked points per cycle "
+        f"{', '.join(f'{m:.2f}' for m in moments)} s (seed {stress.seed}); acked points per cycle "
         f"{per_cycle}, {sum(per_cycle)} in all, 0 lost, integrity_check ok every cycle",
     )
 

@@ -16,7 +16,9 @@ without touching this file. Each RPC gets two kinds of input:
 
 Streams send 1-3 messages. Every answer must be a deliberate one: never
 UNKNOWN, never INTERNAL, never a hang (DEADLINE_EXCEEDED), and health must
-answer SERVING after every example.
+answer SERVING after every example. The short form (CI) is derandomized: every
+run tries the same examples (only the seeded run's id differs); the long form is
+a random search from the run's printed seed (see conftest.py).
 
 What gRPC answers before a handler runs: a request that does not parse as the
 method's message type (random bytes, invalid UTF-8 in a proto3 string field,
@@ -30,6 +32,7 @@ OUT_OF_RANGE must carry google.rpc.BadRequest field violations.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import struct
 import sys
@@ -45,7 +48,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message_factory
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ..conftest import TINY_BERT_LAYER
@@ -278,6 +281,15 @@ def messages(desc: _descriptor.Descriptor, pool: Pool, depth: int = 0) -> st.Sea
     return st.fixed_dictionaries({}, optional=optional).map(build)  # type: ignore[arg-type]
 
 
+def wire(desc: _descriptor.Descriptor, pool: Pool) -> st.SearchStrategy[bytes]:
+    """`messages(desc)`, serialized with map entries in key order.
+
+    upb's own map order differs from process to process, so a plain
+    SerializeToString() would send the same example as different bytes in two runs.
+    """
+    return messages(desc, pool).map(lambda m: m.SerializeToString(deterministic=True))
+
+
 # ------------------------------------------------------------------ raw bytes
 
 
@@ -325,7 +337,7 @@ def invalid_utf8(desc: _descriptor.Descriptor, depth: int = 0) -> st.SearchStrat
 
 def raw_inputs(desc: _descriptor.Descriptor, pool: Pool) -> st.SearchStrategy[bytes]:
     """Bytes a well-behaved client never sends."""
-    valid = messages(desc, pool).map(lambda m: m.SerializeToString())
+    valid = wire(desc, pool)
     unknown_field = st.tuples(
         st.integers(1000, 536_870_911), st.sampled_from([0, 1, 2, 5]), st.binary(max_size=16)
     ).map(
@@ -451,6 +463,19 @@ def seed(target: str) -> Pool:
     return pool
 
 
+def _masked(request: bytes, run_id: bytes) -> bytes:
+    """`request` with the seeded run's id, random in each run, replaced by a constant.
+
+    Also where a truncated message ends inside the id: ids share only their
+    2-character prefix, so 3 or more of its characters at the end are that id's.
+    """
+    masked = request.replace(run_id, b"RUN")
+    for k in range(len(run_id) - 1, 2, -1):
+        if masked.endswith(run_id[:k]):
+            return masked[:-k] + b"RUN"
+    return masked
+
+
 def _healthy(channel: grpc.Channel) -> bool:
     reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
     return reply.status == health_pb2.HealthCheckResponse.SERVING
@@ -484,11 +509,11 @@ def _fuzz(
 ) -> None:
     pool = seed(stress_server.target)
     desc = method.input_type
-    one = messages(desc, pool).map(lambda m: m.SerializeToString())
+    one = wire(desc, pool)
     if kind == "raw":
         one = raw_inputs(desc, pool)
         # A stream mixes well-formed messages with the hostile one.
-        one_or_valid = st.one_of(one, messages(desc, pool).map(lambda m: m.SerializeToString()))
+        one_or_valid = st.one_of(one, wire(desc, pool))
     else:
         one_or_valid = one
     count = 1 if not method.client_streaming else 3
@@ -497,16 +522,16 @@ def _fuzz(
     bad: list[str] = []
     bare: list[str] = []
     channel = grpc.insecure_channel(stress_server.target, options=CHANNEL_OPTIONS)
+    # A digest of the inputs tried, the seeded run's (random) id left out: two
+    # short-form runs that print the same digest tried the same examples.
+    tried = hashlib.sha256()
+    run_id = pool.strings[0].encode()
 
-    @settings(
-        max_examples=stress.fuzz_examples,
-        deadline=None,
-        database=None,
-        derandomize=False,
-        suppress_health_check=list(HealthCheck),
-    )
+    @stress.hypothesis(max_examples=stress.fuzz_examples)
     @given(inputs)
     def check(requests: list[bytes]) -> None:
+        for one_request in requests:
+            tried.update(b"%d:" % len(one_request) + _masked(one_request, run_id))
         outcome = call(channel, method, requests)
         pre_handler = outcome.code == grpc.StatusCode.INTERNAL and outcome.details == PRE_HANDLER
         label = "INTERNAL(pre-handler deserialization)" if pre_handler else outcome.code.name
@@ -532,7 +557,8 @@ def _fuzz(
         name = f"{method.containing_service.name}.{method.name}[{kind}]"
         record(
             "fuzz",
-            f"{name}: {sum(codes.values())} examples in {elapsed:.1f} s; codes {dict(codes)}"
+            f"{name}: {sum(codes.values())} examples (digest {tried.hexdigest()[:12]}) "
+            f"in {elapsed:.1f} s; codes {dict(codes)}"
             + (f"; {len(bare)} without field violations, e.g. {bare[0]}" if bare else ""),
         )
     assert not bare, bare[:5]
@@ -552,12 +578,7 @@ def test_fuzz_created_runs_stay_readable(stress_server, stress: StressSettings) 
     codes: Counter[str] = Counter()
     channel = grpc.insecure_channel(stress_server.target, options=CHANNEL_OPTIONS)
 
-    @settings(
-        max_examples=max(stress.fuzz_examples // 4, 50),
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @stress.hypothesis(max_examples=max(stress.fuzz_examples // 4, 50))
     @given(messages(runs_pb2.CreateRunRequest.DESCRIPTOR, pool))
     def check(request: runs_pb2.CreateRunRequest) -> None:
         codes["examples"] += 1

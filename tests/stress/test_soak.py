@@ -2,8 +2,9 @@
 
 30 s in the short form, 5 minutes in the long one. Load: loss streams, box
 scoring with a checkpoint (specimens written), text scoring (BLEU, ROUGE),
-curve reads, run listing and creation, refused inputs; loss streams move on to
-a fresh run every 20,000 points so that what one request loads stays bounded. RSS is read from
+curve reads, run listing and creation, refused inputs, in an order and with
+payloads drawn from the run's seed; loss streams move on to a fresh run every
+20,000 points so that what one request loads stays bounded. RSS is read from
 /proc/<pid>/status (VmRSS) every 2 s. The baseline is the sample after a
 fifth of the time (imports, caches and SQLite's page cache warm by then); the
 last sample may exceed it by at most max(64 MiB, 25%).
@@ -75,8 +76,10 @@ def _loss(target: str, series: str, stop: threading.Event, errors: list[str]) ->
                 errors.append(f"StreamLoss {exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
 
 
-def _mixed(target: str, run_id: str, stop: threading.Event, errors: list[str], seed: int) -> None:
-    rng = random.Random(seed)
+def _mixed(
+    target: str, run_id: str, stop: threading.Event, errors: list[str], worker: int, seed: int
+) -> None:
+    rng = random.Random(f"{seed}-{worker}")  # its own sequence per worker, fixed by the seed
     step = 0
     with grpc.insecure_channel(target) as channel:
         runs = runs_pb2_grpc.RunsStub(channel)
@@ -132,7 +135,7 @@ def _mixed(target: str, run_id: str, stop: threading.Event, errors: list[str], s
                     runs.ListRuns(runs_pb2.ListRunsRequest(project="soak"), timeout=60)
                 elif kind == 4:
                     runs.CreateRun(
-                        runs_pb2.CreateRunRequest(project="soak", name=f"r{seed}-{n}"), timeout=60
+                        runs_pb2.CreateRunRequest(project="soak", name=f"r{worker}-{n}"), timeout=60
                     )
                 else:
                     try:  # a refusal: errors must not leak either
@@ -168,7 +171,9 @@ def test_soak_rss_growth_is_bounded(tmp_path: Path, stress: StressSettings) -> N
             threading.Thread(target=_loss, args=(server.target, f"s{i}", stop, errors))
             for i in range(4)
         ] + [
-            threading.Thread(target=_mixed, args=(server.target, run_id, stop, errors, i))
+            threading.Thread(
+                target=_mixed, args=(server.target, run_id, stop, errors, i, stress.seed)
+            )
             for i in range(4)
         ]
         for t in threads:
@@ -195,7 +200,8 @@ def test_soak_rss_growth_is_bounded(tmp_path: Path, stress: StressSettings) -> N
         f"{stress.soak_seconds:.0f} s, {len(samples)} samples: RSS first {first / MIB:.1f} MiB, "
         f"after warm-up ({stress.soak_seconds / 5:.0f} s) {warm / MIB:.1f} MiB, "
         f"last {last / MIB:.1f} MiB, max {peak / MIB:.1f} MiB; growth since warm-up "
-        f"{(last - warm) / MIB:+.1f} MiB (allowed {allowed / MIB:.0f}); {len(errors)} errors",
+        f"{(last - warm) / MIB:+.1f} MiB (allowed {allowed / MIB:.0f}); {len(errors)} errors; "
+        f"seed {stress.seed}",
     )
     step = max(1, len(samples) // 15)
     record(
