@@ -42,8 +42,11 @@ test: model
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
-# Fault, fuzz and load tests (tests/stress): short form as CI runs it, and the
-# long form (10,000 fuzz examples per RPC, 20 SIGKILL cycles, 5-minute soak).
+# Fault, fuzz and load tests (tests/stress): the short form as CI runs it
+# (deterministic: Hypothesis derandomized, other random choices from a fixed seed),
+# and the long form (10,000 fuzz examples per RPC, 20 SIGKILL cycles, 5-minute
+# soak), a random search whose seed the run prints; EVALSTREAM_STRESS_SEED=<seed>
+# replays it.
 .PHONY: stress stress-long
 stress: install
 	EVALSTREAM_STRESS=short $(BIN)/python -m pytest --timeout 1800 tests/stress $(ARGS)
