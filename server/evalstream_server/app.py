@@ -12,19 +12,22 @@ exits 0.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 import grpc
 from evalstream.v1 import runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -45,11 +48,13 @@ from evalstream_server.observability import (
     configure_logging,
 )
 from evalstream_server.quality import install_quality_gauges
+from evalstream_server.rpc import AdaptingServer
 from evalstream_server.runtime.bertscore import BertScoreRuntime, BertScoreSettings
 from evalstream_server.runtime.device import resolve_device
 from evalstream_server.store import SQLiteStore, Store
 
 log = logging.getLogger("evalstream.server")
+T = TypeVar("T")
 
 SCORING_SERVICE = scoring_pb2.DESCRIPTOR.services_by_name["Scoring"].full_name
 RUNS_SERVICE = runs_pb2.DESCRIPTOR.services_by_name["Runs"].full_name
@@ -167,10 +172,63 @@ def server_credentials(config: Config) -> grpc.ServerCredentials | None:
     )
 
 
-def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
+class RunningServer:
+    """The asyncio gRPC server, running on an event loop of its own thread.
+
+    `stop` matches ``grpc.Server.stop``: it returns an event set once the server
+    has stopped (in-flight calls got ``grace`` seconds, then were cancelled).
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.server: aio.Server | None = None
+        self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="grpc-aio", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
+
+    def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Runs ``fn()`` on the server's loop and returns its result (from another thread)."""
+        return asyncio.run_coroutine_threadsafe(_call(fn), self.loop).result()
+
+    def stop(self, grace: float | None) -> threading.Event:
+        """Stops accepting calls; cancels those still running after `grace` s."""
+        if self._stopped.is_set() or self.server is None:
+            self._end()
+            return self._stopped
+        server = self.server
+
+        async def stop() -> None:
+            await server.stop(grace)
+
+        future = asyncio.run_coroutine_threadsafe(stop(), self.loop)
+        future.add_done_callback(lambda _: self._end())
+        return self._stopped
+
+    def _end(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self._stopped.set()
+
+
+async def _call(fn: Callable[[], Awaitable[T]]) -> T:
+    return await fn()
+
+
+def build_server(config: Config, deps: Deps) -> tuple[RunningServer, int]:
     """Builds and starts the gRPC server; returns it with the bound port.
 
-    Health is SERVING for "" and every evalstream service once this returns.
+    Health is SERVING for the Runs service once this returns, and for "" and
+    Scoring once the text metrics (and the BERTScore model, if any) are loaded.
 
     Security: the tokens configured turn authentication on (`evalstream_server.auth`);
     with none, or with ``--no-auth``, it is off and a WARNING "AUTHENTICATION IS
@@ -187,6 +245,22 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
         raise RuntimeError("; ".join(problems))
     tokens = load_tokens(config)
     credentials = server_credentials(config)
+    running = RunningServer()
+    try:
+        port = running.call(lambda: _start(config, deps, tokens, credentials, running))
+    except BaseException:
+        running.stop(0)
+        raise
+    return running, port
+
+
+async def _start(
+    config: Config,
+    deps: Deps,
+    tokens: TokenTable | None,
+    credentials: grpc.ServerCredentials | None,
+    running: RunningServer,
+) -> int:
     message_options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
@@ -196,20 +270,26 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.so_reuseport", 0),
     ]
-    server = grpc.server(
-        futures.ThreadPoolExecutor(
-            max_workers=max(config.max_workers, config.max_concurrent_rpcs) + HEADROOM,
-            thread_name_prefix="rpc",
-        ),
+    # Synchronous servicers run here (`rpc.sync_to_async`); StreamLoss runs on the loop.
+    handler_pool = futures.ThreadPoolExecutor(
+        max_workers=max(config.max_workers, config.max_concurrent_rpcs) + HEADROOM,
+        thread_name_prefix="rpc",
+    )
+    server = aio.server(
         # Observability first (outermost): refused calls are counted and logged too.
         interceptors=[
             ObservabilityInterceptor(deps.metrics),
-            ConcurrencyLimit(config.max_concurrent_rpcs),
+            ConcurrencyLimit(
+                config.max_concurrent_rpcs, per_token=config.max_concurrent_rpcs_per_token
+            ),
             AuthInterceptor(tokens),
         ],
         options=message_options,
         maximum_concurrent_rpcs=config.max_concurrent_rpcs + HEADROOM,
     )
+    running.server = server
+    running.pool = handler_pool
+    adapting = AdaptingServer(server, handler_pool)
     deps.metrics.watch_batcher(deps.bertscore.stats)
     gauges: dict[str, tuple[str, Callable[[], float]]] = {
         "evalstream_grpc_server_max_concurrent_rpcs": (
@@ -261,7 +341,7 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
             text_ready=deps.text_ready,
             workers=deps.workers,
         ),
-        server,
+        adapting,
     )
     runs_pb2_grpc.add_RunsServicer_to_server(
         RunsServicer(
@@ -269,10 +349,11 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
             limits=RunsLimits(max_points_per_chunk=config.max_points_per_chunk),
             verdicts=verdicts,
             observe_ack=deps.metrics.ingest_ack_seconds.observe,
+            pool=handler_pool,
         ),
-        server,
+        adapting,
     )
-    health_pb2_grpc.add_HealthServicer_to_server(deps.health, server)
+    health_pb2_grpc.add_HealthServicer_to_server(deps.health, adapting)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
@@ -287,7 +368,7 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
         raise RuntimeError(f"cannot listen on {config.address}: {exc}") from exc
     if port == 0:
         raise RuntimeError(f"cannot listen on {config.address}: address in use or not available")
-    server.start()
+    await server.start()
     # Runs needs nothing more; Scoring (and the server as a whole) serves once
     # the BERTScore model has loaded, or at once when BERTScore is disabled.
     deps.health.set(RUNS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
@@ -303,7 +384,7 @@ def build_server(config: Config, deps: Deps) -> tuple[grpc.Server, int]:
             threading.Thread(target=serving, name="scoring-ready", daemon=True).start()
 
     deps.bertscore.on_settled(settled)
-    return server, port
+    return port
 
 
 def serve(config: Config, *, stop: threading.Event | None = None) -> int:

@@ -38,10 +38,8 @@ Policy (the README's "Security" section says the same):
   "missing"/"unknown token") and the method, never the value.
 
 The caller's identity reaches servicers as a `Principal` through a ContextVar
-set by the interceptor around the handler (`current_principal`). Streaming
-handlers run their generator inside a copied context; a thread that consumes a
-call's request stream (StreamLoss reads ahead on its own thread) gets the
-principal when it takes a message from the stream.
+(`current_principal`) that the interceptor sets in the call's asyncio task;
+synchronous servicers run in a copy of that context in their handler thread.
 
 Minting a token (prints the token once, and the JSON entry to add)::
 
@@ -66,12 +64,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
+from grpc import aio
+
+from evalstream_server.rpc import behavior, rebuild
 
 log = logging.getLogger("evalstream.auth")
 
@@ -422,98 +423,52 @@ def bearer_token(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | No
     return token
 
 
-def _factory(handler: grpc.RpcMethodHandler) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """The handler's behaviour and the grpc factory that builds a handler of the same kind."""
-    if handler.request_streaming and handler.response_streaming:
-        return handler.stream_stream, grpc.stream_stream_rpc_method_handler
-    if handler.request_streaming:
-        return handler.stream_unary, grpc.stream_unary_rpc_method_handler
-    if handler.response_streaming:
-        return handler.unary_stream, grpc.unary_stream_rpc_method_handler
-    return handler.unary_unary, grpc.unary_unary_rpc_method_handler
-
-
-def _rebuild(handler: grpc.RpcMethodHandler, behavior: Callable[..., Any]) -> grpc.RpcMethodHandler:
-    _, factory = _factory(handler)
-    return factory(
-        behavior,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
-
-
 def _refusal(
     handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str
 ) -> grpc.RpcMethodHandler:
     """A handler of the same kind that ends the call with `code` without running the method."""
     if handler.response_streaming:
 
-        def refuse_stream(_request: object, context: grpc.ServicerContext) -> Iterator[object]:
-            context.abort(code, message)
-            yield from ()  # pragma: no cover - abort raises; this makes it a generator
+        async def refuse_stream(
+            _request: object, context: aio.ServicerContext
+        ) -> AsyncIterator[object]:
+            await context.abort(code, message)
+            yield None  # pragma: no cover - abort raises; this makes it an async generator
 
-        return _rebuild(handler, refuse_stream)
+        return rebuild(handler, refuse_stream)
 
-    def refuse(_request: object, context: grpc.ServicerContext) -> NoReturn:
-        context.abort(code, message)
+    async def refuse(_request: object, context: aio.ServicerContext) -> NoReturn:
+        await context.abort(code, message)
         raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
-    return _rebuild(handler, refuse)
-
-
-class _Requests:
-    """A call's request stream; whichever thread takes a message acts as the caller."""
-
-    def __init__(self, requests: Iterator[Any], principal: Principal) -> None:
-        self._requests = requests
-        self._principal = principal
-
-    def __iter__(self) -> _Requests:
-        return self
-
-    def __next__(self) -> Any:
-        if _PRINCIPAL.get() is not self._principal:
-            _PRINCIPAL.set(self._principal)
-        return next(self._requests)
-
-
-class _Responses:
-    """A streaming handler's responses, each produced inside the call's context."""
-
-    def __init__(self, ctx: contextvars.Context, responses: Iterator[Any]) -> None:
-        self._ctx = ctx
-        self._responses = responses
-
-    def __iter__(self) -> _Responses:
-        return self
-
-    def __next__(self) -> Any:
-        return self._ctx.run(next, self._responses)
+    return rebuild(handler, refuse)
 
 
 def _as_principal(handler: grpc.RpcMethodHandler, principal: Principal) -> grpc.RpcMethodHandler:
-    """The handler, run with `principal` as `current_principal` (streams included)."""
-    inner, _ = _factory(handler)
-    streaming_in = handler.request_streaming
+    """The handler, run with `principal` as `current_principal` (streams included).
 
-    def arguments(request: Any) -> Any:
-        return _Requests(request, principal) if streaming_in else request
+    Each call runs in its own asyncio task, whose context the variable is set in;
+    handler threads run in a copy of it (`evalstream_server.rpc.sync_to_async`).
+    """
+    inner = behavior(handler)
 
     if handler.response_streaming:
 
-        def run_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            ctx = acting_as(principal)
-            return _Responses(ctx, ctx.run(inner, arguments(request), context))
+        async def run_stream(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+            _PRINCIPAL.set(principal)
+            async for response in inner(request, context):
+                yield response
 
-        return _rebuild(handler, run_stream)
+        return rebuild(handler, run_stream)
 
-    def run(request: Any, context: grpc.ServicerContext) -> Any:
-        return acting_as(principal).run(inner, arguments(request), context)
+    async def run(request: Any, context: aio.ServicerContext) -> Any:
+        _PRINCIPAL.set(principal)
+        return await inner(request, context)
 
-    return _rebuild(handler, run)
+    return rebuild(handler, run)
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
+class AuthInterceptor(aio.ServerInterceptor):
     """Checks the bearer token and role of every call before its handler runs.
 
     Args:
@@ -528,12 +483,12 @@ class AuthInterceptor(grpc.ServerInterceptor):
     def enabled(self) -> bool:
         return self._tokens is not None
 
-    def intercept_service(
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method.startswith(OPEN_PREFIXES):
             return handler

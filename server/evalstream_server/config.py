@@ -43,6 +43,7 @@ class Config:
     device: str = "auto"
     max_message_bytes: int = 64 * 1024 * 1024
     max_concurrent_rpcs: int = 256
+    max_concurrent_rpcs_per_token: int = 0
     max_workers: int = 256
     max_images_per_batch: int = 10_000
     max_boxes_per_image: int = 10_000
@@ -108,6 +109,12 @@ class Config:
         if self.bertscore_max_delay_ms < 0:
             problems.append(
                 f"bertscore-max-delay-ms must be >= 0, got {self.bertscore_max_delay_ms}"
+            )
+        if not 0 <= self.max_concurrent_rpcs_per_token <= self.max_concurrent_rpcs:
+            problems.append(
+                "max-concurrent-rpcs-per-token must be in [0, max-concurrent-rpcs "
+                f"({self.max_concurrent_rpcs})] (0: no per-token limit), "
+                f"got {self.max_concurrent_rpcs_per_token}"
             )
         if self.grace_seconds < 0:
             problems.append(f"grace-seconds must be >= 0, got {self.grace_seconds}")
@@ -237,6 +244,12 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
         "max_concurrent_rpcs",
         int,
         "RPCs served at once; more are refused with RESOURCE_EXHAUSTED",
+    ),
+    (
+        "--max-concurrent-rpcs-per-token",
+        "max_concurrent_rpcs_per_token",
+        int,
+        "RPCs one bearer token may have in flight (0: no per-token limit)",
     ),
     ("--max-workers", "max_workers", int, "handler threads"),
     ("--max-images-per-batch", "max_images_per_batch", int, "images per ScoreBoxes batch"),

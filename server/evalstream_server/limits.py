@@ -1,96 +1,125 @@
-"""The server's concurrency limit, enforced so that health keeps answering.
+"""The server's concurrency limits, enforced so that health keeps answering.
 
-gRPC's own ``maximum_concurrent_rpcs`` counts every RPC, health checks
-included: at the limit a load balancer's or Docker's health check would be
-refused and a busy server restarted. Here the limit applies to the evalstream
-services only; ``grpc.health.v1`` is exempt and has a few threads of its own
-(the handler pool is the limit plus `HEADROOM`, and gRPC's limit is set just
-above it as a backstop). A refused call answers RESOURCE_EXHAUSTED at once,
-before its handler runs, and is counted like any other RPC.
+Two limits, both on calls in flight (a stream counts for its whole life):
+
+- in total (``--max-concurrent-rpcs``): gRPC's own ``maximum_concurrent_rpcs``
+  counts every RPC, health checks included, so at the limit a load balancer's
+  or Docker's health check would be refused and a busy server restarted. Here
+  the limit applies to the evalstream services only; ``grpc.health.v1`` is
+  exempt (the handler pool is the limit plus `HEADROOM`, and gRPC's limit is
+  set just above it as a backstop);
+- per bearer token (``--max-concurrent-rpcs-per-token``): one team's runaway
+  job cannot take every slot from the others. Calls without a token (auth off,
+  or refused later as UNAUTHENTICATED) share one budget. Tokens are kept only
+  as SHA-256 digests, like the tokens file.
+
+A refused call answers RESOURCE_EXHAUSTED at once, before its handler runs (and
+before authentication), and is counted like any other RPC.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from grpc import aio
+
+from evalstream_server.auth import bearer_token
+from evalstream_server.rpc import behavior, rebuild
 
 HEADROOM = 16  # threads beyond the limit: health checks and fast refusals
 _EXEMPT = ("/grpc.health.v1.Health/",)
 
 
-class ConcurrencyLimit(grpc.ServerInterceptor):
-    """Refuses RPCs beyond `limit` in flight with RESOURCE_EXHAUSTED (health exempt)."""
+class ConcurrencyLimit(aio.ServerInterceptor):
+    """Refuses calls beyond `limit` in flight, or `per_token` for one token (health exempt).
 
-    def __init__(self, limit: int) -> None:
+    Args:
+        limit: calls in flight in total.
+        per_token: calls in flight per bearer token; 0 means no per-token limit.
+    """
+
+    def __init__(self, limit: int, *, per_token: int = 0) -> None:
         self._limit = limit
+        self._per_token = per_token
         self._in_flight = 0
+        self._by_token: dict[bytes, int] = {}
         self._lock = threading.Lock()
 
-    def _enter(self) -> bool:
+    def in_flight(self, token: str | None = None) -> int:
+        """Calls in flight, in total or for one token."""
+        with self._lock:
+            if token is None:
+                return self._in_flight
+            return self._by_token.get(_key(token), 0)
+
+    def _enter(self, key: bytes) -> str | None:
+        """Takes a slot; returns why not when at a limit."""
         with self._lock:
             if self._in_flight >= self._limit:
-                return False
+                return (
+                    f"the server is at its limit of {self._limit} concurrent calls; "
+                    "retry with back-off"
+                )
+            held = self._by_token.get(key, 0)
+            if self._per_token and held >= self._per_token:
+                return (
+                    f"this token has {held} calls in flight, its limit "
+                    "(--max-concurrent-rpcs-per-token); finish or cancel some, or retry "
+                    "with back-off"
+                )
             self._in_flight += 1
-            return True
+            self._by_token[key] = held + 1
+            return None
 
-    def _leave(self) -> None:
+    def _leave(self, key: bytes) -> None:
         with self._lock:
             self._in_flight -= 1
+            held = self._by_token[key] - 1
+            if held:
+                self._by_token[key] = held
+            else:
+                del self._by_token[key]
 
-    def intercept_service(
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(_EXEMPT):
             return handler
-        limit = self._limit
-
-        def refuse(context: grpc.ServicerContext) -> None:
-            context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the server is at its limit of {limit} concurrent calls; retry with back-off",
-            )
+        key = _key(bearer_token(handler_call_details.invocation_metadata))
+        inner = behavior(handler)
 
         if handler.response_streaming:
-            behavior = handler.unary_stream or handler.stream_stream
 
-            def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                if not self._enter():
-                    refuse(context)
+            async def streaming(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+                refusal = self._enter(key)
+                if refusal is not None:
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
                 try:
-                    yield from behavior(request, context)
+                    async for response in inner(request, context):
+                        yield response
                 finally:
-                    self._leave()
+                    self._leave(key)
 
-            wrapped: Callable[..., Any] = streaming
-        else:
-            behavior = handler.unary_unary or handler.stream_unary
+            return rebuild(handler, streaming)
 
-            def unary(request: Any, context: grpc.ServicerContext) -> Any:
-                if not self._enter():
-                    refuse(context)
-                try:
-                    return behavior(request, context)
-                finally:
-                    self._leave()
+        async def unary(request: Any, context: aio.ServicerContext) -> Any:
+            refusal = self._enter(key)
+            if refusal is not None:
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+            try:
+                return await inner(request, context)
+            finally:
+                self._leave(key)
 
-            wrapped = unary
+        return rebuild(handler, unary)
 
-        if handler.request_streaming and handler.response_streaming:
-            factory = grpc.stream_stream_rpc_method_handler
-        elif handler.request_streaming:
-            factory = grpc.stream_unary_rpc_method_handler
-        elif handler.response_streaming:
-            factory = grpc.unary_stream_rpc_method_handler
-        else:
-            factory = grpc.unary_unary_rpc_method_handler
-        return factory(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+
+def _key(token: str | None) -> bytes:
+    return b"" if token is None else hashlib.sha256(token.encode("utf-8")).digest()

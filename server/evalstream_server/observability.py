@@ -13,17 +13,21 @@ logged: they can hold user data and credentials.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
 import prometheus_client
+from grpc import aio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from evalstream_server.rpc import behavior, kind, rebuild
 
 _LATENCY_BUCKETS = (
     0.001,
@@ -225,18 +229,18 @@ def _split_method(full: str) -> tuple[str, str]:
     return service, method
 
 
-class ObservabilityInterceptor(grpc.ServerInterceptor):
+class ObservabilityInterceptor(aio.ServerInterceptor):
     """Counts, times and logs every RPC, streams included."""
 
     def __init__(self, metrics: ServiceMetrics) -> None:
         self._metrics = metrics
 
-    def intercept_service(
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
         if handler is None:
             return None
         full = handler_call_details.method
@@ -244,41 +248,18 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
             service, method = _split_method(full)
         except ValueError:
             return handler
-        if handler.request_streaming and handler.response_streaming:
-            kind, behavior, factory = (
-                "bidi_stream",
-                handler.stream_stream,
-                grpc.stream_stream_rpc_method_handler,
-            )
-        elif handler.request_streaming:
-            kind, behavior, factory = (
-                "client_stream",
-                handler.stream_unary,
-                grpc.stream_unary_rpc_method_handler,
-            )
-        elif handler.response_streaming:
-            kind, behavior, factory = (
-                "server_stream",
-                handler.unary_stream,
-                grpc.unary_stream_rpc_method_handler,
-            )
-        else:
-            kind, behavior, factory = (
-                "unary",
-                handler.unary_unary,
-                grpc.unary_unary_rpc_method_handler,
-            )
-        labels = (service, method, kind)
+        inner = behavior(handler)
+        labels = (service, method, kind(handler))
         m = self._metrics
 
-        def count_in(requests: Iterator[Any]) -> Iterator[Any]:
+        async def count_in(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
             received = m.msg_received.labels(*labels)
-            for request in requests:
+            async for request in requests:
                 received.inc()
                 yield request
 
         def finish(
-            context: grpc.ServicerContext, started: float, error: BaseException | None
+            context: aio.ServicerContext, started: float, error: BaseException | None
         ) -> None:
             code = _status_of(context, error)
             elapsed = time.perf_counter() - started
@@ -299,69 +280,60 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
                 },
             )
 
-        def begin() -> float:
+        def begin(request: Any) -> tuple[float, Any]:
             m.started.labels(*labels).inc()
             m.in_flight.labels(*labels).inc()
-            return time.perf_counter()
+            if handler.request_streaming:
+                request = count_in(request)
+            else:
+                m.msg_received.labels(*labels).inc()
+            return time.perf_counter(), request
 
         if handler.response_streaming:
 
-            def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                started = begin()
+            async def streaming(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+                started, request = begin(request)
                 sent = m.msg_sent.labels(*labels)
                 error: BaseException | None = None
-                if handler.request_streaming:
-                    request = count_in(request)
-                else:
-                    m.msg_received.labels(*labels).inc()
                 try:
-                    for response in behavior(request, context):
+                    async for response in inner(request, context):
                         sent.inc()
                         yield response
                 except BaseException as exc:
                     error = exc
-                    _hide_internal(context, exc, full)
+                    await _hide_internal(context, exc, full)
                     raise
                 finally:
                     finish(context, started, error)
 
-            wrapped: Callable[..., Any] = streaming
-        else:
+            return rebuild(handler, streaming)
 
-            def unary(request: Any, context: grpc.ServicerContext) -> Any:
-                started = begin()
-                error: BaseException | None = None
-                if handler.request_streaming:
-                    request = count_in(request)
-                else:
-                    m.msg_received.labels(*labels).inc()
-                try:
-                    response = behavior(request, context)
-                    m.msg_sent.labels(*labels).inc()
-                    return response
-                except BaseException as exc:
-                    error = exc
-                    _hide_internal(context, exc, full)
-                    raise
-                finally:
-                    finish(context, started, error)
+        async def unary(request: Any, context: aio.ServicerContext) -> Any:
+            started, request = begin(request)
+            error: BaseException | None = None
+            try:
+                response = await inner(request, context)
+                m.msg_sent.labels(*labels).inc()
+                return response
+            except BaseException as exc:
+                error = exc
+                await _hide_internal(context, exc, full)
+                raise
+            finally:
+                finish(context, started, error)
 
-            wrapped = unary
-
-        return factory(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return rebuild(handler, unary)
 
 
-def _hide_internal(context: grpc.ServicerContext, error: BaseException, method: str) -> None:
+async def _hide_internal(context: aio.ServicerContext, error: BaseException, method: str) -> None:
     """Turns an unexpected exception into INTERNAL with a reference, never a traceback.
 
     Refusals made with ``context.abort`` already carry their code and pass through;
-    so do cancellations (GeneratorExit) and interpreter exits.
+    so do cancellations and interpreter exits.
     """
-    if not isinstance(error, Exception) or isinstance(context.code(), grpc.StatusCode):
+    if not isinstance(error, Exception) or _code(context) is not None:
+        return
+    if isinstance(error, aio.AbortError):
         return
     reference = uuid.uuid4().hex[:12]
     _log.error(
@@ -369,19 +341,31 @@ def _hide_internal(context: grpc.ServicerContext, error: BaseException, method: 
         extra={"fields": {"method": method, "ref": reference}},
         exc_info=error,
     )
-    context.abort(
+    await context.abort(
         grpc.StatusCode.INTERNAL, f"internal error (reference {reference} in the server log)"
     )
 
 
-def _status_of(context: grpc.ServicerContext, error: BaseException | None) -> str:
-    """The status code name an RPC ended with."""
-    code = context.code() if hasattr(context, "code") else None
+def _code(context: aio.ServicerContext) -> grpc.StatusCode | None:
+    code = context.code()
     if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(code, int):  # aio reports a set code as the core's integer
+        return _CODES.get(code)
+    return None
+
+
+_CODES = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def _status_of(context: aio.ServicerContext, error: BaseException | None) -> str:
+    """The status code name an RPC ended with."""
+    code = _code(context)
+    if code is not None:
         return code.name
     if error is None:
         return "OK"
-    if isinstance(error, GeneratorExit):
+    if isinstance(error, (asyncio.CancelledError, GeneratorExit)):
         return "CANCELLED"
     return "UNKNOWN"
 

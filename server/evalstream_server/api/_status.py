@@ -14,6 +14,7 @@ import grpc
 from google.protobuf import unknown_fields
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
+from grpc import aio
 from grpc_status import rpc_status
 
 from evalstream_server.metrics.boxes import FieldViolation
@@ -30,13 +31,10 @@ def _cap(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 8] + "...(cut)"
 
 
-def abort(
-    context: grpc.ServicerContext,
-    code: grpc.StatusCode,
-    message: str,
-    violations: Iterable[FieldViolation] = (),
-) -> NoReturn:
-    """Ends the RPC with `code`, `message` and, when given, BadRequest field violations."""
+def rich_status(
+    code: grpc.StatusCode, message: str, violations: Iterable[FieldViolation] = ()
+) -> grpc.Status:
+    """`code` and `message` with, when given, BadRequest field violations as details."""
     status = status_pb2.Status(code=code.value[0], message=_cap(message, MAX_MESSAGE))
     violations = list(violations)
     if violations:
@@ -49,8 +47,30 @@ def abort(
             ]
         )
         status.details.add().Pack(detail)
-    context.abort_with_status(rpc_status.to_status(status))
+    return rpc_status.to_status(status)
+
+
+def abort(
+    context: grpc.ServicerContext,
+    code: grpc.StatusCode,
+    message: str,
+    violations: Iterable[FieldViolation] = (),
+) -> NoReturn:
+    """Ends the RPC with `code`, `message` and, when given, BadRequest field violations."""
+    context.abort_with_status(rich_status(code, message, violations))
     raise AssertionError("unreachable: abort_with_status raises")  # pragma: no cover
+
+
+async def abort_async(
+    context: aio.ServicerContext,
+    code: grpc.StatusCode,
+    message: str,
+    violations: Iterable[FieldViolation] = (),
+) -> NoReturn:
+    """`abort` for coroutine handlers."""
+    status = rich_status(code, message, violations)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+    raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
 
 def invalid(context: grpc.ServicerContext, violations: list[FieldViolation]) -> NoReturn:

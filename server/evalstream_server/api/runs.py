@@ -12,26 +12,27 @@ transaction; acks still come back in the order the chunks were sent.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextvars
 import math
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import grpc
 import numpy as np
 from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc
 from google.protobuf import timestamp_pb2
+from grpc import aio
 
 from evalstream_server.analysis.compare import Comparison, RunSummary, compare_runs
 from evalstream_server.analysis.diagnosis import action_items
 from evalstream_server.analysis.downsample import downsample_minmax
 from evalstream_server.analysis.verdict import Verdict, VerdictConfig
 from evalstream_server.api._scope import ProjectDenied
-from evalstream_server.api._status import abort, invalid
+from evalstream_server.api._status import abort, abort_async, invalid
 from evalstream_server.api.verdicts import VerdictHub
 from evalstream_server.metrics.boxes import FieldViolation
 from evalstream_server.store import (
@@ -84,7 +85,6 @@ class RunsLimits:
 
     max_points_per_chunk: int = 1_000_000
     stream_window: int = 64
-    ack_timeout_seconds: float = 60.0
 
 
 # ------------------------------------------------------------------ translation
@@ -194,23 +194,26 @@ def _series_to_pb(s: SeriesData, max_points: int) -> runs_pb2.Series:
     )
 
 
-def store_abort(context: grpc.ServicerContext, exc: StoreError) -> NoReturn:
+def store_status(exc: StoreError) -> tuple[grpc.StatusCode, str, list[FieldViolation]]:
+    """The status a store error answers with (re-raises what is not a domain error)."""
     if isinstance(exc, NotFound):
-        abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+        return grpc.StatusCode.NOT_FOUND, str(exc), []
     if isinstance(exc, AlreadyExists):
-        abort(context, grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        return grpc.StatusCode.ALREADY_EXISTS, str(exc), []
     if isinstance(exc, InvalidInput):
         field = getattr(exc, "field", "") or ""
-        abort(
-            context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), [FieldViolation(field, str(exc))]
-        )
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc), [FieldViolation(field, str(exc))]
     if isinstance(exc, StoreOverloaded):
-        abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), []
     if isinstance(exc, StoreClosed):
-        abort(context, grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
+        return grpc.StatusCode.UNAVAILABLE, "the server is shutting down", []
     if isinstance(exc, ProjectDenied):
-        abort(context, grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        return grpc.StatusCode.PERMISSION_DENIED, str(exc), []
     raise exc
+
+
+def store_abort(context: grpc.ServicerContext, exc: StoreError) -> NoReturn:
+    abort(context, *store_status(exc))
 
 
 def _page_size(value: int, field: str, violations: list[FieldViolation]) -> int:
@@ -250,9 +253,8 @@ def chunk_violations(chunk: runs_pb2.LossChunk, limits: RunsLimits) -> list[Fiel
         )
     if n and not violations:
         steps = np.asarray(chunk.steps, dtype=np.int64)
-        negative = np.flatnonzero(steps < 0)
-        if len(negative):
-            i = int(negative[0])
+        if steps.min() < 0:
+            i = int(np.flatnonzero(steps < 0)[0])
             violations.append(FieldViolation(f"steps[{i}]", f"step {int(steps[i])} is negative"))
     return violations
 
@@ -260,10 +262,41 @@ def chunk_violations(chunk: runs_pb2.LossChunk, limits: RunsLimits) -> list[Fiel
 @dataclass(slots=True)
 class _Pending:
     sequence: int
-    future: Future[WriteResult] | None = None
+    future: concurrent.futures.Future[WriteResult] | None = None
     refusal: FieldViolation | None = None
     chunk: PointChunk | None = None
     received: float = field(default_factory=time.perf_counter)
+
+
+async def _settled(future: concurrent.futures.Future[Any]) -> None:
+    """Waits, on the event loop, until the store's `future` (set by its writer thread) is done.
+
+    Lighter than ``asyncio.wrap_future``: no second future to copy the result into,
+    and only for the chunks a stream actually has to wait for.
+    """
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def wake(_: object) -> None:
+        try:
+            loop.call_soon_threadsafe(_set_done, waiter)
+        except RuntimeError:  # the loop closed: the stream is long gone
+            pass
+
+    future.add_done_callback(wake)
+    await waiter
+
+
+def _set_done(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """How a StreamLoss request stream ended: None when the client half-closed."""
+
+    error: BaseException | None
 
 
 class RunsServicer(runs_pb2_grpc.RunsServicer):
@@ -276,8 +309,10 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
         limits: RunsLimits,
         verdicts: VerdictHub,
         observe_ack: Callable[[float], None] = lambda seconds: None,
+        pool: concurrent.futures.Executor | None = None,
     ) -> None:
         self._store = store
+        self._pool = pool  # for StreamLoss's store reads (None: asyncio's default executor)
         self._limits = limits
         self._verdicts = verdicts
         self._observe_ack = observe_ack  # seconds from a chunk's receipt to its durable ack
@@ -405,147 +440,108 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
 
     # -------------------------------------------------------------- loss
 
-    def StreamLoss(  # noqa: N802
-        self, request_iterator: Iterator[runs_pb2.LossChunk], context: grpc.ServicerContext
-    ) -> Iterator[runs_pb2.LossAck]:
-        """Reads ahead up to `stream_window` chunks; yields their acks in order as they commit.
+    async def StreamLoss(  # noqa: N802
+        self, request_iterator: AsyncIterator[runs_pb2.LossChunk], context: aio.ServicerContext
+    ) -> AsyncIterator[runs_pb2.LossAck]:
+        """Acks each chunk once it is durable, in the order sent; reads up to `stream_window` ahead.
 
-        Two threads per stream: a reader that validates and submits chunks as they
-        arrive, and this handler, which yields the acks. The handler sleeps until the
-        OLDEST chunk is settled (the store's future calls back), not whenever a chunk
-        arrives: on a busy server every wake-up is a fight for the GIL, and a
-        stream sending one chunk at a time would otherwise wake its handler twice
-        per chunk.
+        A coroutine on the server's event loop, not a thread per stream: a reader
+        task validates each chunk as it arrives and hands it to the store's writer,
+        so that one group commit takes many chunks of many streams; this generator
+        awaits the oldest chunk's commit and yields its ack.
         """
-        window = self._limits.stream_window
-        lock = threading.Lock()
-        settled = threading.Condition(lock)  # the oldest item settled, or the reader ended
-        room = threading.Condition(lock)  # the window has room again
-        items: deque[_Pending] = deque()  # submitted, not yet acked; in stream order
-        # What ended the reader, once it has: None (the client half-closed) or the error.
-        ended: list[BaseException | None] = []
+        window: asyncio.Queue[_Pending | _Ended] = asyncio.Queue(self._limits.stream_window)
         known_runs: set[str] = set()
 
-        def submit(chunk: runs_pb2.LossChunk) -> _Pending:
-            item = _Pending(chunk.sequence)
-            violations = chunk_violations(chunk, self._limits)
-            if violations:
-                item.refusal = violations[0]
-                return item
-            if chunk.run_id not in known_runs:
-                try:
-                    self._store.get_run(chunk.run_id)
-                except NotFound:
-                    item.refusal = FieldViolation("run_id", f"run {chunk.run_id!r} not found")
-                    return item
-                known_runs.add(chunk.run_id)
-            walls = (
-                np.asarray(chunk.wall_times, dtype=np.float64) if len(chunk.wall_times) else None
-            )
-            item.chunk = PointChunk(
-                run_id=chunk.run_id,
-                split=SPLIT_NAMES[chunk.split],
-                series=chunk.series or DEFAULT_SERIES,
-                steps=np.asarray(chunk.steps, dtype=np.int64),
-                values=np.asarray(chunk.values, dtype=np.float64),
-                wall_times=walls,
-            )
-            item.future = self._store.submit_points(item.chunk)
-            return item
-
-        def wake(_: object = None) -> None:
-            with lock:
-                settled.notify()
-
-        def add(item: _Pending) -> bool:
-            with lock:
-                while len(items) >= window:
-                    if not context.is_active():
-                        return False
-                    room.wait(0.25)
-                items.append(item)
-                if item.future is None:
-                    settled.notify()
-            if item.future is not None:
-                # Runs at once when already done (e.g. refused for a full queue).
-                item.future.add_done_callback(wake)
-            return True
-
-        def read() -> None:
+        async def read() -> None:
             end: BaseException | None = None
             try:
-                for chunk in request_iterator:
-                    if not add(submit(chunk)):
-                        return
-            except BaseException as exc:  # noqa: BLE001 - handed to the responding thread
+                async for chunk in request_iterator:
+                    await window.put(await self._submit(chunk, known_runs))
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - handed to the responding side
                 end = exc
-            with lock:
-                ended.append(end)
-                settled.notify()
+            await window.put(_Ended(end))
 
-        def next_item() -> _Pending | BaseException | None:
-            """The oldest item once settled; or how the reader ended; or None when cancelled."""
-            waited_since = time.monotonic()
-            with lock:
-                while True:
-                    if items:
-                        head = items[0]
-                        if head.future is None or head.future.done():
-                            items.popleft()
-                            room.notify()
-                            return head
-                        if time.monotonic() - waited_since > self._limits.ack_timeout_seconds:
-                            return head  # its result() raises TimeoutError, as before
-                    elif ended:
-                        return ended[0]
-                    if not settled.wait(0.25) and not context.is_active():
-                        return None  # cancelled, expired or the server is stopping
+        reader = asyncio.create_task(read(), name="stream-loss-reader")
+        try:
+            while True:
+                item = await window.get()
+                if isinstance(item, _Ended):
+                    if item.error is None:
+                        return
+                    if isinstance(item.error, StoreError):
+                        await abort_async(context, *store_status(item.error))
+                    raise item.error
+                yield await self._ack(item, context)
+        finally:
+            reader.cancel()
 
-        threading.Thread(target=read, name="stream-loss-reader", daemon=True).start()
-        while True:
-            item = next_item()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                if isinstance(item, StoreError):
-                    store_abort(context, item)
-                if isinstance(item, grpc.RpcError) or not context.is_active():
-                    return
-                raise item
-            if item.refusal is not None:
-                yield runs_pb2.LossAck(
-                    sequence=item.sequence,
-                    accepted=False,
-                    reason=f"{item.refusal.field}: {item.refusal.description}",
-                    field=item.refusal.field,
-                )
-                continue
-            assert item.future is not None  # noqa: S101 - set whenever refusal is None
+    async def _submit(self, chunk: runs_pb2.LossChunk, known_runs: set[str]) -> _Pending:
+        """Validates a chunk and queues it for the store (refusals are settled at once)."""
+        item = _Pending(chunk.sequence)
+        violations = chunk_violations(chunk, self._limits)
+        if violations:
+            item.refusal = violations[0]
+            return item
+        if chunk.run_id not in known_runs:
+            # A read: off the loop, in the caller's context (the store checks its projects).
+            ctx = contextvars.copy_context()
+            loop = asyncio.get_running_loop()
             try:
-                result = item.future.result(timeout=0)
-            except StoreOverloaded as exc:
-                yield runs_pb2.LossAck(
-                    sequence=item.sequence, accepted=False, reason=str(exc), field=""
-                )
-                continue
-            except (NotFound, InvalidInput) as exc:
-                field = getattr(exc, "field", "") or "run_id"
-                yield runs_pb2.LossAck(
-                    sequence=item.sequence, accepted=False, reason=str(exc), field=field
-                )
-                continue
-            except StoreError as exc:
-                store_abort(context, exc)
-            if result.stored and item.chunk is not None:
-                c = item.chunk
-                self._verdicts.points(c.run_id, c.split, c.series, c.steps, c.values)
-            self._observe_ack(time.perf_counter() - item.received)
-            yield runs_pb2.LossAck(
+                await loop.run_in_executor(self._pool, ctx.run, self._store.get_run, chunk.run_id)
+            except NotFound:
+                item.refusal = FieldViolation("run_id", f"run {chunk.run_id!r} not found")
+                return item
+            known_runs.add(chunk.run_id)
+        walls = np.asarray(chunk.wall_times, dtype=np.float64) if len(chunk.wall_times) else None
+        item.chunk = PointChunk(
+            run_id=chunk.run_id,
+            split=SPLIT_NAMES[chunk.split],
+            series=chunk.series or DEFAULT_SERIES,
+            steps=np.asarray(chunk.steps, dtype=np.int64),
+            values=np.asarray(chunk.values, dtype=np.float64),
+            wall_times=walls,
+        )
+        item.future = self._store.submit_points(item.chunk)
+        return item
+
+    async def _ack(self, item: _Pending, context: aio.ServicerContext) -> runs_pb2.LossAck:
+        """The chunk's ack, once it is durable (or refused)."""
+        if item.refusal is not None:
+            return runs_pb2.LossAck(
                 sequence=item.sequence,
-                accepted=True,
-                stored=result.stored,
-                duplicates=result.duplicates,
+                accepted=False,
+                reason=f"{item.refusal.field}: {item.refusal.description}",
+                field=item.refusal.field,
             )
+        assert item.future is not None  # noqa: S101 - set whenever refusal is None
+        try:
+            if not item.future.done():
+                await _settled(item.future)
+            result = item.future.result()
+        except StoreOverloaded as exc:
+            return runs_pb2.LossAck(
+                sequence=item.sequence, accepted=False, reason=str(exc), field=""
+            )
+        except (NotFound, InvalidInput) as exc:
+            field = getattr(exc, "field", "") or "run_id"
+            return runs_pb2.LossAck(
+                sequence=item.sequence, accepted=False, reason=str(exc), field=field
+            )
+        except StoreError as exc:
+            await abort_async(context, *store_status(exc))
+        if result.stored and item.chunk is not None:
+            c = item.chunk
+            self._verdicts.points(c.run_id, c.split, c.series, c.steps, c.values)
+        self._observe_ack(time.perf_counter() - item.received)
+        return runs_pb2.LossAck(
+            sequence=item.sequence,
+            accepted=True,
+            stored=result.stored,
+            duplicates=result.duplicates,
+        )
 
     # -------------------------------------------------------------- checkpoints
 
