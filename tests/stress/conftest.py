@@ -92,7 +92,28 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     # Chosen once per session (the long form's seed is drawn here) and shown in
     # the report header, so that even a run killed before its summary names its seed.
-    config.stash[_SETTINGS] = _from_environment()
+    config.stash[_SETTINGS] = stress = _from_environment()
+    if stress is not None and stress.derandomized:
+        _without_local_constants()
+
+
+def _without_local_constants() -> None:
+    """Stops Hypothesis drawing literals from the project's own modules (short form).
+
+    Hypothesis (6.131 on) sometimes draws a constant found in the source of any
+    loaded non-test module. That set depends on which modules the tests before
+    have loaded (the Scoring tests load more) and changes with every server
+    change, so the derandomized examples would change with it. Private API, hence
+    the guard: when it has moved, the run says so in its figures.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+
+        none = providers.Constants()
+        providers._get_local_constants = lambda: none
+        providers.CONSTANTS_CACHE.cache.clear()
+    except (ImportError, AttributeError) as exc:
+        record("run", f"Hypothesis local constants left on ({exc!r}): examples may vary")
 
 
 def _from_environment() -> StressSettings | None:
