@@ -293,3 +293,31 @@ def test_worker_processes_give_the_same_numbers(live_server) -> None:
                 assert got_pair.scores[score.name].value == score.value, (family, score.name)
         for score in acc.running:
             assert report.overall[score.name].value == score.value
+
+
+def test_an_expired_scoring_call_stops_using_the_batcher_within_a_second(text_server) -> None:
+    batcher = text_server.deps.bertscore
+    words = "the a red blue small large dog cat car tree runs sits near under over".split()
+    # 4,000 distinct sentences in batches of 1,000 (the queue holds 4,096): seconds
+    # of work for the tiny model on 2 cores.
+    predictions = [
+        " ".join(words[(i + k) % len(words)] for k in range(12)) + f" {i}" for i in range(1000)
+    ]
+    references = [[f"{p} ref {j}" for j in range(3)] for p in predictions]
+    with Client(text_server.target) as client:
+        with pytest.raises(errors.DeadlineExceeded):
+            client.score_text(
+                predictions, references, metrics=["bertscore"], batch_size=250, timeout=0.5
+            )
+    expired = time.monotonic()
+    while time.monotonic() - expired < 1.0:
+        stats = batcher.stats()
+        assert stats is not None
+        if stats.queue_depth == 0 and stats.inflight == 0:
+            break
+        time.sleep(0.02)
+    stats = batcher.stats()
+    assert stats is not None
+    assert (stats.queue_depth, stats.inflight) == (0, 0)
+    assert stats.cancelled_dropped > 0
+    assert stats.sentences_embedded < 4_000
