@@ -49,7 +49,7 @@ from evalstream_server.observability import (
     configure_logging,
 )
 from evalstream_server.quality import install_quality_gauges
-from evalstream_server.rpc import AdaptingServer
+from evalstream_server.rpc import AdaptingServer, RequestDecoding
 from evalstream_server.runtime.bertscore import BertScoreRuntime, BertScoreSettings
 from evalstream_server.runtime.device import resolve_device
 from evalstream_server.store import SQLiteStore, Store
@@ -292,6 +292,7 @@ async def _start(
         # Observability first (outermost): refused calls are counted and logged too.
         interceptors=[
             ObservabilityInterceptor(deps.metrics),
+            RequestDecoding(),
             ConcurrencyLimit(
                 config.max_concurrent_rpcs, per_token=config.max_concurrent_rpcs_per_token
             ),

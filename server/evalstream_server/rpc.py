@@ -24,7 +24,7 @@ import concurrent.futures
 import contextvars
 import inspect
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 import grpc
@@ -314,6 +314,130 @@ def _close_quietly(ctx: contextvars.Context, close: Callable[[], None]) -> None:
             return
 
 
+# ------------------------------------------------------------------ undecodable requests
+
+
+class _Undecodable:
+    """What the guarded deserializer returns for bytes that do not parse."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+class UndecodableRequest(Exception):  # noqa: N818 - named for what the caller sent
+    """Raised by a guarded request stream at a message that does not parse."""
+
+    def __init__(self, field: str, error: Exception) -> None:
+        super().__init__(f"{field} does not parse: {error}")
+        self.field = field
+        self.error = error
+
+
+class RequestDecoding(aio.ServerInterceptor):
+    """Answers a request message that does not parse with INVALID_ARGUMENT.
+
+    grpc.aio would answer UNKNOWN with the decoder's exception text for a unary
+    call (and fail a stream from deep inside its reader); the deserializer is
+    wrapped so that the bytes become a marker, and the call is refused with a
+    field violation naming the message (``request``, or ``requests[i]`` for the
+    i-th message of a stream) and what the protobuf decoder said.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        return guard_decoding(handler)
+
+
+def guard_decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """The handler, refusing requests that do not parse (see `RequestDecoding`)."""
+    deserialize = handler.request_deserializer
+    message = getattr(getattr(deserialize, "__self__", None), "DESCRIPTOR", None)
+    name = message.full_name if message is not None else "the request message"
+
+    def safe(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is the caller's bytes
+            return _Undecodable(exc)
+
+    async def refuse(context: aio.ServicerContext, field: str, error: Exception) -> NoReturn:
+        from evalstream_server.api._status import abort_async  # noqa: PLC0415 - no cycle at import
+        from evalstream_server.metrics.boxes import FieldViolation  # noqa: PLC0415
+
+        description = f"does not parse as {name}: {error}"
+        await abort_async(
+            context,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{field} {description}",
+            [FieldViolation(field, description)],
+        )
+
+    inner = behavior(handler)
+
+    async def checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        # Raises rather than aborts: the stream may be read by another task or a
+        # handler thread, and only the call's own task may end the call.
+        index = 0
+        async for request in requests:
+            if isinstance(request, _Undecodable):
+                raise UndecodableRequest(f"requests[{index}]", request.error)
+            yield request
+            index += 1
+
+    if handler.request_streaming:
+        if handler.response_streaming:
+
+            async def stream_stream(requests: Any, context: aio.ServicerContext) -> Any:
+                try:
+                    async for response in inner(checked(requests), context):
+                        yield response
+                except UndecodableRequest as exc:
+                    await refuse(context, exc.field, exc.error)
+
+            new: Callable[..., Any] = stream_stream
+        else:
+
+            async def stream_unary(requests: Any, context: aio.ServicerContext) -> Any:
+                try:
+                    return await inner(checked(requests), context)
+                except UndecodableRequest as exc:
+                    await refuse(context, exc.field, exc.error)
+
+            new = stream_unary
+    elif handler.response_streaming:
+
+        async def unary_stream(request: Any, context: aio.ServicerContext) -> Any:
+            if isinstance(request, _Undecodable):
+                await refuse(context, "request", request.error)
+            async for response in inner(request, context):
+                yield response
+
+        new = unary_stream
+    else:
+
+        async def unary_unary(request: Any, context: aio.ServicerContext) -> Any:
+            if isinstance(request, _Undecodable):
+                await refuse(context, "request", request.error)
+            return await inner(request, context)
+
+        new = unary_unary
+    return _with_deserializer(rebuild(handler, new), safe)
+
+
+def _with_deserializer(
+    handler: grpc.RpcMethodHandler, deserialize: Callable[[bytes], Any]
+) -> grpc.RpcMethodHandler:
+    return handler._replace(request_deserializer=deserialize)  # type: ignore[attr-defined]
+
+
 class _AdaptedHandlers(grpc.GenericRpcHandler):
     def __init__(self, inner: grpc.GenericRpcHandler, pool: concurrent.futures.Executor) -> None:
         self._inner = inner
@@ -353,6 +477,7 @@ class AdaptingServer:
 
 __all__ = [
     "AdaptingServer",
+    "RequestDecoding",
     "Aborted",
     "CallCancelled",
     "ThreadContext",

@@ -197,3 +197,52 @@ def test_quality_gauges_are_off_by_default(live_server) -> None:
         text = generate_latest(live_server.deps.metrics.registry).decode()
         assert "evalstream_run_" not in text
         run.finish()
+
+
+def _violations(error: grpc.RpcError) -> list[tuple[str, str]]:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(error)
+    assert status is not None
+    found = []
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        assert detail.Unpack(bad)
+        found += [(v.field, v.description) for v in bad.field_violations]
+    return found
+
+
+def test_bytes_that_do_not_parse_are_invalid_argument_naming_the_message(live_server) -> None:
+    from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc
+
+    corrupt = b"\n\x80\x80\x80\x80\x80 "  # a length that never ends
+    with grpc.insecure_channel(live_server.target) as channel:
+        with pytest.raises(grpc.RpcError) as unary:
+            channel.unary_unary("/evalstream.v1.Runs/GetRun")(corrupt, timeout=10)
+        assert unary.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        [(field, description)] = _violations(unary.value)
+        assert field == "request"
+        assert description.startswith("does not parse as evalstream.v1.GetRunRequest")
+
+        run = runs_pb2_grpc.RunsStub(channel).CreateRun(
+            runs_pb2.CreateRunRequest(project="p", name="raw")
+        )
+        good = runs_pb2.LossChunk(
+            run_id=run.id, split=common_pb2.SPLIT_TRAIN, steps=[1], values=[0.5], sequence=1
+        ).SerializeToString()
+        acks = []
+        call = channel.stream_stream("/evalstream.v1.Runs/StreamLoss")(
+            iter([good, corrupt]), timeout=10
+        )
+        with pytest.raises(grpc.RpcError) as stream:
+            for ack in call:
+                acks.append(runs_pb2.LossAck.FromString(ack))
+        assert stream.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        [(field, description)] = _violations(stream.value)
+        assert field == "requests[1]"
+        assert "evalstream.v1.LossChunk" in description
+        # What was acked before stands, and the server keeps serving.
+        assert [a.sequence for a in acks] == [1] and acks[0].accepted
+        curves = runs_pb2_grpc.RunsStub(channel).GetCurves(runs_pb2.GetCurvesRequest(run_id=run.id))
+        assert list(curves.series[0].steps) == [1]

@@ -20,14 +20,16 @@ answer SERVING after every example. The short form (CI) is derandomized: every
 run tries the same examples (only the seeded run's id differs); the long form is
 a random search from the run's printed seed (see conftest.py).
 
-What gRPC answers before a handler runs: a request that does not parse as the
-method's message type (random bytes, invalid UTF-8 in a proto3 string field,
-truncation, nesting past the recursion limit) fails in grpcio's deserializer,
-which ends the call with INTERNAL "Exception deserializing request!" without
-calling the handler (for streams: when the handler asks for that message).
-`PRE_HANDLER` below is that answer; it is tallied apart and allowed only for raw
-byte inputs. Everything else is the handler's answer; INVALID_ARGUMENT and
-OUT_OF_RANGE must carry google.rpc.BadRequest field violations.
+A request that does not parse as the method's message type (random bytes,
+invalid UTF-8 in a proto3 string field, truncation, nesting past the recursion
+limit) is refused by the server's `RequestDecoding` interceptor with
+INVALID_ARGUMENT and a field violation naming the message (``request`` or
+``requests[i]``): grpc.aio alone would answer UNKNOWN with the decoder's text.
+`PRE_HANDLER` is what the synchronous grpcio server answered instead (INTERNAL
+"Exception deserializing request!"); it is still tallied apart and allowed only
+for raw byte inputs, in case a grpcio version answers before any interceptor
+runs. Every other answer is the handler's; INVALID_ARGUMENT and OUT_OF_RANGE
+must carry google.rpc.BadRequest field violations.
 """
 
 from __future__ import annotations
