@@ -173,9 +173,9 @@ class StressServer:
     config: Config
 
 
-# grpcio 1.85 can leave server.stop() waiting forever once a client-streaming
-# RPC has failed to deserialize a message (reported; see test_faults.py): the
-# fixture bounds the wait so one such input cannot hang the whole run.
+# The synchronous grpcio 1.85 server could leave server.stop() waiting forever once
+# a client-streaming RPC had failed to deserialize a message (see test_faults.py);
+# the fixture still bounds the wait, so that a hang is reported, not waited out.
 STOP_WAIT_S = 10.0
 
 
