@@ -295,29 +295,38 @@ def test_worker_processes_give_the_same_numbers(live_server) -> None:
             assert report.overall[score.name].value == score.value
 
 
-def test_an_expired_scoring_call_stops_using_the_batcher_within_a_second(text_server) -> None:
+def test_a_cancelled_scoring_call_stops_using_the_batcher_within_a_second(text_server) -> None:
     batcher = text_server.deps.bertscore
     words = "the a red blue small large dog cat car tree runs sits near under over".split()
-    # 4,000 distinct sentences in batches of 1,000 (the queue holds 4,096): seconds
-    # of work for the tiny model on 2 cores.
-    predictions = [
-        " ".join(words[(i + k) % len(words)] for k in range(12)) + f" {i}" for i in range(1000)
+    # 4,000 distinct sentences in one batch (the queue holds 4,096): seconds of work
+    # for the tiny model, most of it still queued when the call is cancelled.
+    pairs = [
+        scoring_pb2.TextPair(
+            specimen_id=str(i),
+            prediction=" ".join(words[(i + k) % len(words)] for k in range(12)) + f" {i}",
+            references=[f"reference {j} of {i}" for j in range(3)],
+        )
+        for i in range(1000)
     ]
-    references = [[f"{p} ref {j}" for j in range(3)] for p in predictions]
-    with Client(text_server.target) as client:
-        with pytest.raises(errors.DeadlineExceeded):
-            client.score_text(
-                predictions, references, metrics=["bertscore"], batch_size=250, timeout=0.5
-            )
-    expired = time.monotonic()
-    while time.monotonic() - expired < 1.0:
-        stats = batcher.stats()
-        assert stats is not None
-        if stats.queue_depth == 0 and stats.inflight == 0:
-            break
-        time.sleep(0.02)
+    batch = scoring_pb2.TextBatch(
+        pairs=pairs, options=scoring_pb2.TextOptions(metrics=[scoring_pb2.TEXT_METRIC_BERTSCORE])
+    )
+    with grpc.insecure_channel(text_server.target) as channel:
+        call = scoring_pb2_grpc.ScoringStub(channel).ScoreText(iter([batch]), timeout=60)
+        deadline = time.monotonic() + 30
+        while (stats := batcher.stats()) is not None and stats.queue_depth == 0:
+            assert time.monotonic() < deadline, "the batch never reached the batcher"
+            time.sleep(0.005)
+        call.cancel()
+        cancelled = time.monotonic()
+        while time.monotonic() - cancelled < 1.0:
+            stats = batcher.stats()
+            assert stats is not None
+            if stats.queue_depth == 0 and stats.inflight == 0:
+                break
+            time.sleep(0.02)
     stats = batcher.stats()
     assert stats is not None
     assert (stats.queue_depth, stats.inflight) == (0, 0)
-    assert stats.cancelled_dropped > 0
+    assert stats.cancelled_dropped > 0  # what was queued for it was dropped, not embedded
     assert stats.sentences_embedded < 4_000
