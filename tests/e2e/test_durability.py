@@ -65,18 +65,25 @@ def _writer(
 
 
 def _check(target: str, run_id: str, acked: dict[str, dict[int, float]]) -> None:
+    # One series per call: after many cycles the whole run is larger than a message.
     big = [("grpc.max_receive_message_length", 512 * 1024 * 1024)]
     with grpc.insecure_channel(target, options=big) as channel:
-        curves = runs_pb2_grpc.RunsStub(channel).GetCurves(
-            runs_pb2.GetCurvesRequest(run_id=run_id), timeout=60
-        )
-    stored = {s.name: dict(zip(s.steps, s.values, strict=True)) for s in curves.series}
-    for series, points in acked.items():
-        have = stored.get(series, {})
-        missing = [step for step in points if step not in have]
-        assert not missing, f"{series}: {len(missing)} acked points lost, e.g. step {missing[0]}"
-        wrong = [step for step, value in points.items() if have[step] != value]
-        assert not wrong, f"{series}: values changed at steps {wrong[:5]}"
+        stub = runs_pb2_grpc.RunsStub(channel)
+        for series, points in acked.items():
+            curves = stub.GetCurves(
+                runs_pb2.GetCurvesRequest(run_id=run_id, series=[series]), timeout=60
+            )
+            have = {
+                step: value
+                for s in curves.series
+                for step, value in zip(s.steps, s.values, strict=True)
+            }
+            missing = [step for step in points if step not in have]
+            assert not missing, (
+                f"{series}: {len(missing)} acked points lost, e.g. step {missing[0]}"
+            )
+            wrong = [step for step, value in points.items() if have[step] != value]
+            assert not wrong, f"{series}: values changed at steps {wrong[:5]}"
 
 
 def _integrity(db: Path) -> None:
