@@ -49,13 +49,6 @@ class ConcurrencyLimit(aio.ServerInterceptor):
         self._by_token: dict[bytes, int] = {}
         self._lock = threading.Lock()
 
-    def in_flight(self, token: str | None = None) -> int:
-        """Calls in flight, in total or for one token."""
-        with self._lock:
-            if token is None:
-                return self._in_flight
-            return self._by_token.get(_key(token), 0)
-
     def _enter(self, key: bytes) -> str | None:
         """Takes a slot; returns why not when at a limit."""
         with self._lock:

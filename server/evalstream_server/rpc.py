@@ -149,9 +149,6 @@ class ThreadContext:
                 return True
         return False
 
-    def cancel(self) -> None:
-        self.end()
-
     def time_remaining(self) -> float | None:
         return self._context.time_remaining()
 
@@ -255,7 +252,7 @@ def sync_to_async(
         try:
             return await loop.run_in_executor(pool, step, *args)
         except asyncio.CancelledError:
-            tc.cancel()  # the call is over: the thread stops at its next check
+            tc.end()  # the call is over: the thread stops at its next check
             raise
 
     def argument(request: Any, tc: ThreadContext) -> Any:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import queue
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import grpc
 import pytest
@@ -48,6 +50,18 @@ def _open_stream(stub: runs_pb2_grpc.RunsStub, token: str, run_id: str):
     return call, q
 
 
+@contextmanager
+def _two_streams_of(stub: runs_pb2_grpc.RunsStub, token: str, run_id: str) -> Iterator[None]:
+    """Holds two StreamLoss calls of `token` open (its limit), and ends them after."""
+    held = [_open_stream(stub, token, run_id) for _ in range(2)]
+    try:
+        yield
+    finally:
+        for call, q in held:
+            q.put(None)
+            list(call)
+
+
 def test_a_token_over_its_limit_is_refused_fast_while_others_are_served(limited) -> None:
     server, tokens = limited
     with grpc.insecure_channel(server.target) as channel:
@@ -55,8 +69,7 @@ def test_a_token_over_its_limit_is_refused_fast_while_others_are_served(limited)
         run = stub.CreateRun(
             runs_pb2.CreateRunRequest(project="proj-a", name="r"), metadata=bearer(tokens["admin"])
         )
-        held = [_open_stream(stub, tokens["writer-a"], run.id) for _ in range(2)]
-        try:
+        with _two_streams_of(stub, tokens["writer-a"], run.id):
             start = time.perf_counter()
             with pytest.raises(grpc.RpcError) as refused:
                 stub.GetRun(
@@ -75,10 +88,6 @@ def test_a_token_over_its_limit_is_refused_fast_while_others_are_served(limited)
                 health_pb2.HealthCheckRequest(service="evalstream.v1.Runs")
             )
             assert health.status == health_pb2.HealthCheckResponse.SERVING
-        finally:
-            for call, q in held:
-                q.put(None)
-                list(call)
         # The slots are free again once the streams end.
         got = stub.GetRun(
             runs_pb2.GetRunRequest(run_id=run.id), metadata=bearer(tokens["writer-a"])
@@ -93,15 +102,10 @@ def test_unknown_tokens_do_not_use_a_known_tokens_budget(limited) -> None:
         run = stub.CreateRun(
             runs_pb2.CreateRunRequest(project="proj-a", name="r"), metadata=bearer(tokens["admin"])
         )
-        held = [_open_stream(stub, tokens["writer-a"], run.id) for _ in range(2)]
-        try:
+        with _two_streams_of(stub, tokens["writer-a"], run.id):
             with pytest.raises(grpc.RpcError) as unknown:
                 stub.GetRun(runs_pb2.GetRunRequest(run_id=run.id), metadata=bearer("es_nope"))
             assert unknown.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        finally:
-            for call, q in held:
-                q.put(None)
-                list(call)
 
 
 def test_per_token_limit_above_the_total_is_a_config_error() -> None:
