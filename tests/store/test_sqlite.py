@@ -676,3 +676,122 @@ def test_data_version_increments(store: SQLiteStore, run_id: str) -> None:
     assert v0 < v1 < v2 < v3 < v4
     assert store.data_version(other) == 0
     assert store.data_version("r_nope") == 0
+
+
+def test_read_connections_are_pooled_not_one_per_thread(db_path: Path) -> None:
+    """100 short-lived threads reading, 8 at a time: at most `readers` connections exist."""
+    store = SQLiteStore(db_path, readers=3)
+    try:
+        run_id = store.create_run(NewRun(project="p", name="run")).id
+        store.write_points(PointChunk(run_id, "train", "loss", np.arange(5), np.ones(5)))
+        seen: list[int] = []
+        lock = threading.Lock()
+
+        def read() -> None:
+            n = len(store.read_series(run_id)[0].values)
+            with lock:
+                seen.append(n)
+
+        for _ in range(100 // 8):
+            threads = [threading.Thread(target=read) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+        assert seen == [5] * 96
+        assert 1 <= len(store._readers) <= 3
+    finally:
+        store.close()
+
+
+def test_a_read_waits_for_a_free_connection(db_path: Path) -> None:
+    """With the pool's one connection held, another read waits for it, then succeeds."""
+    store = SQLiteStore(db_path, readers=1)
+    try:
+        run_id = store.create_run(NewRun(project="p", name="run")).id
+        holding, release = threading.Event(), threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> int:
+            holding.set()
+            release.wait(30)
+            return 0
+
+        holder = threading.Thread(target=store._read, args=(hold,))
+        holder.start()
+        assert holding.wait(30)
+        got: list[str] = []
+        waiter = threading.Thread(target=lambda: got.append(store.get_run(run_id).name))
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive() and got == []  # waiting, not failing
+        release.set()
+        waiter.join(30)
+        holder.join(30)
+        assert got == ["run"] and len(store._readers) == 1
+    finally:
+        store.close()
+
+
+def test_a_failed_read_does_not_poison_the_pool(store: SQLiteStore, run_id: str) -> None:
+    def fail(conn: sqlite3.Connection) -> None:
+        conn.execute("SELECT * FROM no_such_table")
+
+    for _ in range(20):  # more than the pool holds: each failure gives its slot back
+        with pytest.raises(StoreError, match="no_such_table"):
+            store._read(fail)
+    assert store.get_run(run_id).name == "run"
+
+
+def test_readers_must_be_positive(db_path: Path) -> None:
+    with pytest.raises(InvalidInput) as info:
+        SQLiteStore(db_path, readers=0)
+    assert info.value.field == "readers"
+
+
+def test_series_states_past_the_cap_are_read_back(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for 2 series states, writing 5 series in turn keeps every point right."""
+    import evalstream_server.store.sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "_MAX_SERIES_STATES", 2)
+    monkeypatch.setattr(sqlite_module, "_MAX_KNOWN_RUNS", 2)
+    runs = [store.create_run(NewRun(project="p", name=f"r{i}")).id for i in range(3)]
+    model: dict[tuple[str, str], dict[int, float]] = {}
+    for rnd in range(6):
+        for i in range(5):
+            run_id, name = runs[i % 3], f"s{i}"
+            # in order, then a rewrite of an earlier step, then small chunks (compaction)
+            steps = [rnd * 10 + k for k in range(3)] + ([rnd * 10 - 5] if rnd else [])
+            values = [float(rnd * 100 + i + k) for k in range(len(steps))]
+            store.write_points(chunk(run_id, steps, values, series=name))
+            model.setdefault((run_id, name), {}).update(zip(steps, values, strict=True))
+    assert len(store._series) <= 2 and len(store._known_runs) <= 2
+    for (run_id, name), points in model.items():
+        (series,) = store.read_series(run_id, series=(name,))
+        assert series.steps.tolist() == sorted(points)
+        assert series.values.tolist() == [points[k] for k in sorted(points)]
+    with pytest.raises(NotFound):
+        store.write_points(chunk("r_nope", [0], [1.0]))
+
+
+def test_data_versions_never_repeat_past_the_cap(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the cap, an unchanged run's version may move up, never down or back."""
+    import evalstream_server.store.sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "_MAX_VERSIONS", 2)
+    runs = [store.create_run(NewRun(project="p", name=f"r{i}")).id for i in range(5)]
+    seen: dict[str, list[int]] = {r: [store.data_version(r)] for r in runs}
+    for step in range(4):
+        for r in runs:
+            before = {o: store.data_version(o) for o in runs}
+            store.write_points(chunk(r, [step], [1.0]))
+            after = {o: store.data_version(o) for o in runs}
+            assert after[r] > before[r]  # the written run moved
+            assert all(after[o] >= before[o] for o in runs)  # nothing went back
+            seen[r].append(after[r])
+    assert len(store._versions) <= 2
+    for r in runs:  # every write of a run gave it a version it never had before
+        assert len(set(seen[r])) == len(seen[r])

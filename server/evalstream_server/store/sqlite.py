@@ -18,10 +18,15 @@ Group commit
     commits once (one fsync) and then resolves all the futures. Under load an
     fsync is thus shared by many chunks of many streams. A full queue is refused
     at once with StoreOverloaded (``submit_points``) or after a short wait (the
-    other writes). Readers use their own connection per thread: in WAL mode they
-    read a consistent snapshot beside the writer and never take its lock, and
-    ``busy_timeout`` covers the rare moments (recovery, another process) where
-    SQLite would otherwise answer "database is locked".
+    other writes). Readers borrow a connection from a bounded pool (``readers``
+    connections, opened on demand): in WAL mode they read a consistent snapshot
+    beside the writer and never take its lock, and ``busy_timeout`` covers the
+    rare moments (recovery, another process) where SQLite would otherwise answer
+    "database is locked". The pool, not the handler threads, bounds how many
+    connections exist, and with them the page caches (``_READ_CACHE_KB`` each):
+    a connection per handler thread let a long-running server's memory grow with
+    every thread the handler pool ever started (the soak test saw +325 MiB in 5
+    minutes).
 
     A batch first runs without per-operation savepoints (each SAVEPOINT and
     RELEASE is a statement, and every statement hands the GIL away and has to
@@ -88,6 +93,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -133,6 +139,19 @@ _CHECKPOINT_INTERVAL_S = 0.25
 _WAL_RESET_FRAMES = 4096
 _JOURNAL_SIZE_LIMIT = 256 * 1024 * 1024
 _BUSY_TIMEOUT_MS = 30_000
+# Read connections: how many by default, and each one's page cache (KiB). The
+# writer's cache is _WRITE_CACHE_KB. Memory for caches is thus bounded by
+# readers * _READ_CACHE_KB + _WRITE_CACHE_KB whatever the number of threads.
+_READERS = 8
+_READ_CACHE_KB = 8 * 1024
+_WRITE_CACHE_KB = 16 * 1024
+# What the writer remembers per series and per run is a cache of the database,
+# bounded so that a server creating runs for months keeps a flat memory: the
+# least recently written series' state is dropped (and read back when written
+# again), and the known-runs set and data versions start over past their caps.
+_MAX_SERIES_STATES = 4096
+_MAX_KNOWN_RUNS = 65536
+_MAX_VERSIONS = 65536
 _MAX_BATCH = 256
 # Rows per multi-row INSERT of deferred appends: 8 parameters a row, well below
 # SQLite's 32766 parameters per statement.
@@ -482,6 +501,9 @@ class SQLiteStore:
             StoreOverloaded.
         synchronous: SQLite's synchronous level: "FULL" (default: an ack survives
             power loss), "EXTRA", or "NORMAL" (survives a process crash only).
+        readers: The most read connections open at once; a read finding all of
+            them busy waits for one (up to ``_BUSY_TIMEOUT_MS``, then
+            StoreOverloaded).
 
     >>> import tempfile, numpy as np
     >>> with tempfile.TemporaryDirectory() as d:
@@ -504,9 +526,12 @@ class SQLiteStore:
         max_queue: int = 1024,
         synchronous: str = "FULL",
         on_commit: Callable[[float], None] | None = None,
+        readers: int = _READERS,
     ) -> None:
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
             raise InvalidInput(f"max_queue must be >= 1, got {max_queue!r}", field="max_queue")
+        if isinstance(readers, bool) or not isinstance(readers, int) or readers < 1:
+            raise InvalidInput(f"readers must be >= 1, got {readers!r}", field="readers")
         level = synchronous.upper() if isinstance(synchronous, str) else ""
         if level not in SYNCHRONOUS_LEVELS:
             raise InvalidInput(
@@ -524,16 +549,23 @@ class SQLiteStore:
 
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max_queue)
         self._on_commit = on_commit  # seconds from BEGIN to COMMIT of each transaction
-        self._lock = threading.Lock()  # guards _closed, enqueueing and _versions
+        self._lock = threading.Lock()  # guards _closed, enqueueing and the versions
         self._closed = False
+        # Data versions: a run's is the value of one store-wide counter at its last
+        # change; runs not in the dict (never changed, or dropped past the cap)
+        # answer the floor, the counter's value when the dict was last emptied.
         self._versions: dict[str, int] = {}
-        # Each reading thread's connection, with its thread: a connection whose
-        # thread has ended is closed when the next one opens (stream handlers and
-        # their reader threads come and go; their connections must not pile up).
-        self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._version_counter = 0
+        self._version_floor = 0
+        # The read pool: idle connections (guarded by _lock), every one opened (for
+        # close), and a slot per connection that may exist. A thread already inside
+        # a read (a nested _read) reuses its connection rather than taking a slot.
+        self._idle: list[sqlite3.Connection] = []
+        self._readers: list[sqlite3.Connection] = []
+        self._reader_slots = threading.BoundedSemaphore(readers)
         self._local = threading.local()
         # Writer-thread state.
-        self._series: dict[tuple[str, str, str], _SeriesState] = {}
+        self._series: OrderedDict[tuple[str, str, str], _SeriesState] = OrderedDict()
         self._known_runs: set[str] = set()
         # Shared by the writer and the checkpointer; plain ints, each written by one thread.
         self._commits = 0  # committed batches (writer)
@@ -598,39 +630,62 @@ class SQLiteStore:
             return conn  # reads only the log and writes only pages: needs no cache
         else:
             conn.execute("PRAGMA query_only = ON")
-        conn.execute("PRAGMA cache_size = -65536")  # 64 MB
+        conn.execute(f"PRAGMA cache_size = -{_WRITE_CACHE_KB if writer else _READ_CACHE_KB}")
         return conn
 
-    def _reader(self) -> sqlite3.Connection:
-        """This thread's read connection (opened on first use)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+    def _borrow(self) -> sqlite3.Connection:
+        """An idle read connection, or a new one while the pool has room; else waits."""
+        if not self._reader_slots.acquire(timeout=_BUSY_TIMEOUT_MS / 1000):
+            raise StoreOverloaded(
+                f"all {len(self._readers)} read connections stayed busy for "
+                f"{_BUSY_TIMEOUT_MS / 1000:.0f} s; retry later"
+            )
+        try:
             with self._lock:
                 if self._closed:
                     raise StoreClosed("the store is closed")
-                live = []
-                for thread, old in self._readers:
-                    if thread.is_alive():
-                        live.append((thread, old))
-                    else:
-                        try:
-                            old.close()
-                        except sqlite3.Error:
-                            pass
-                self._readers = live
-                try:
-                    conn = self._connect(writer=False)
-                except sqlite3.Error as exc:
-                    raise StoreError(f"cannot open a read connection: {exc}") from exc
-                self._readers.append((threading.current_thread(), conn))
-            self._local.conn = conn
-        return conn
+                if self._idle:
+                    return self._idle.pop()
+            try:
+                conn = self._connect(writer=False)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open a read connection: {exc}") from exc
+            with self._lock:
+                if self._closed:
+                    conn.close()
+                    raise StoreClosed("the store is closed")
+                self._readers.append(conn)
+            return conn
+        except BaseException:
+            self._reader_slots.release()
+            raise
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        """Returns a connection to the pool; one left inside a transaction is dropped."""
+        keep = True
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            keep = False
+        with self._lock:
+            if keep and not self._closed:
+                self._idle.append(conn)
+            elif conn in self._readers:
+                self._readers.remove(conn)
+                if not self._closed:
+                    conn.close()
+        self._reader_slots.release()
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Runs ``fn`` in one read transaction (one consistent snapshot)."""
         if self._closed:
             raise StoreClosed("the store is closed")
-        conn = self._reader()
+        nested: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if nested is not None:  # inside another read of this thread: same snapshot
+            return fn(nested)
+        conn = self._borrow()
+        self._local.conn = conn
         try:
             conn.execute("BEGIN")
             try:
@@ -643,6 +698,9 @@ class SQLiteStore:
             raise StoreError(f"read failed: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"read failed: {exc}") from exc
+        finally:
+            self._local.conn = None
+            self._give_back(conn)
 
     # ------------------------------------------------------------------ the writer
 
@@ -816,7 +874,14 @@ class SQLiteStore:
         with self._lock:
             for op, _, bumps in done:
                 if bumps:
-                    self._versions[op.run_id] = self._versions.get(op.run_id, 0) + 1
+                    if len(self._versions) >= _MAX_VERSIONS and op.run_id not in self._versions:
+                        # Every dropped run's version is <= the counter: answering the
+                        # counter for them from now on never repeats an older answer
+                        # for newer data.
+                        self._version_floor = self._version_counter
+                        self._versions.clear()
+                    self._version_counter += 1
+                    self._versions[op.run_id] = self._version_counter
         self._commits += 1
         for op, result, _ in done:
             op.future.set_result(result)
@@ -850,6 +915,11 @@ class SQLiteStore:
             return
         if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
             raise NotFound(f"run {run_id!r} not found")
+        self._remember_run(run_id)
+
+    def _remember_run(self, run_id: str) -> None:
+        if len(self._known_runs) >= _MAX_KNOWN_RUNS:
+            self._known_runs.clear()  # only costs a look-up per run written again
         self._known_runs.add(run_id)
 
     # ------------------------------------------------------------------ runs
@@ -917,7 +987,7 @@ class SQLiteStore:
                 "VALUES (?, ?, ?, ?, ?)",
                 [(run.id, k, *_hyper_key(v)) for k, v in hypers.items()],
             )
-            self._known_runs.add(run.id)
+            self._remember_run(run.id)
             return run, True
 
         return self._submit(fn, "").result()
@@ -1140,6 +1210,7 @@ class SQLiteStore:
     def _series_state(self, conn: sqlite3.Connection, key: tuple[str, str, str]) -> _SeriesState:
         state = self._series.get(key)
         if state is not None:
+            self._series.move_to_end(key)
             return state
         self._flush(conn)
         row = conn.execute(
@@ -1167,6 +1238,8 @@ class SQLiteStore:
             tail.reverse()
             state = _SeriesState(sid, -1 if top is None else int(top), tail)
         self._series[key] = state
+        if len(self._series) > _MAX_SERIES_STATES:
+            self._series.popitem(last=False)  # its rows are flushed (above): read back later
         return state
 
     def _append(
@@ -1609,13 +1682,16 @@ class SQLiteStore:
     # ------------------------------------------------------------------ lifecycle
 
     def data_version(self, run_id: str) -> int:
-        """A per-run counter bumped after every durable write that changed the run.
+        """A number that grows after every durable write that changed the run.
 
-        In memory: it starts at 0 for every run when the store opens (0 too for an
-        unknown run). Writes that change nothing (a resent chunk) do not bump it.
+        In memory: 0 for every run when the store opens (and for an unknown run).
+        Writes that change nothing (a resent chunk) do not move it. It only ever
+        grows for a run, but not by one: it is a store-wide counter's value at the
+        run's last change (past ``_MAX_VERSIONS`` runs, an unchanged run may move
+        up once, which only costs a cache miss).
         """
         with self._lock:
-            return self._versions.get(run_id, 0)
+            return self._versions.get(run_id, self._version_floor)
 
     def close(self) -> None:
         """Makes every accepted write durable, then closes; later calls raise StoreClosed.
@@ -1630,8 +1706,8 @@ class SQLiteStore:
         self._queue.put(_STOP)
         self._writer.join()
         with self._lock:
-            readers, self._readers = self._readers, []
-        for _thread, conn in readers:
+            readers, self._readers, self._idle = self._readers, [], []
+        for conn in readers:  # one still in a read fails it with StoreClosed
             try:
                 conn.close()
             except sqlite3.Error:
