@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import math
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -227,6 +228,9 @@ def _page_size(value: int, field: str, violations: list[FieldViolation]) -> int:
 # ------------------------------------------------------------------ loss chunks
 
 
+_SMALL = 32  # points; below, chunk checks run in Python
+
+
 def chunk_violations(chunk: runs_pb2.LossChunk, limits: RunsLimits) -> list[FieldViolation]:
     """What is wrong with a loss chunk, before the store sees it."""
     violations = []
@@ -252,10 +256,15 @@ def chunk_violations(chunk: runs_pb2.LossChunk, limits: RunsLimits) -> list[Fiel
             FieldViolation("steps", f"{n} points, at most {limits.max_points_per_chunk} per chunk")
         )
     if n and not violations:
-        steps = np.asarray(chunk.steps, dtype=np.int64)
-        if steps.min() < 0:
-            i = int(np.flatnonzero(steps < 0)[0])
-            violations.append(FieldViolation(f"steps[{i}]", f"step {int(steps[i])} is negative"))
+        # Small chunks (one point a step is common) in Python: numpy's reductions
+        # cost more than they save below a few dozen elements.
+        if n <= _SMALL:
+            negative = min(chunk.steps) < 0
+        else:
+            negative = bool(np.asarray(chunk.steps, dtype=np.int64).min() < 0)
+        if negative:
+            i, step = next((k, s) for k, s in enumerate(chunk.steps) if s < 0)
+            violations.append(FieldViolation(f"steps[{i}]", f"step {step} is negative"))
     return violations
 
 
@@ -268,28 +277,60 @@ class _Pending:
     received: float = field(default_factory=time.perf_counter)
 
 
+class _Waker:
+    """Resolves asyncio waiters of one event loop from other threads, a burst at a time.
+
+    The store's writer resolves a commit's futures one after another. Waking the loop
+    for each (``call_soon_threadsafe``: a write to its self-pipe, a loop turn) costs
+    the loop more than the waking does; here the first waiter of a burst schedules
+    one drain, and the others join it while it is pending.
+    """
+
+    __slots__ = ("_lock", "_loop", "_pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._pending: list[asyncio.Future[None]] = []
+
+    def wake(self, waiter: asyncio.Future[None]) -> None:
+        """Any thread: resolve ``waiter`` on the loop soon."""
+        with self._lock:
+            self._pending.append(waiter)
+            first = len(self._pending) == 1
+        if first:
+            try:
+                self._loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:  # the loop closed: its streams are long gone
+                pass
+
+    def _drain(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for waiter in pending:
+            if not waiter.done():  # a cancelled stream's waiter
+                waiter.set_result(None)
+
+
+_wakers: dict[asyncio.AbstractEventLoop, _Waker] = {}
+
+
 async def _settled(future: concurrent.futures.Future[Any]) -> None:
     """Waits, on the event loop, until the store's `future` (set by its writer thread) is done.
 
     Lighter than ``asyncio.wrap_future``: no second future to copy the result into,
-    and only for the chunks a stream actually has to wait for.
+    only for the chunks a stream actually has to wait for, and one loop wake-up per
+    burst of commits (see `_Waker`).
     """
     loop = asyncio.get_running_loop()
+    waker = _wakers.get(loop)
+    if waker is None:
+        for old in [old for old in _wakers if old.is_closed()]:
+            del _wakers[old]
+        waker = _wakers[loop] = _Waker(loop)
     waiter = loop.create_future()
-
-    def wake(_: object) -> None:
-        try:
-            loop.call_soon_threadsafe(_set_done, waiter)
-        except RuntimeError:  # the loop closed: the stream is long gone
-            pass
-
-    future.add_done_callback(wake)
+    future.add_done_callback(lambda _: waker.wake(waiter))
     await waiter
-
-
-def _set_done(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 @dataclass(frozen=True, slots=True)

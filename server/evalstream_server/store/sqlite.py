@@ -1151,7 +1151,10 @@ class SQLiteStore:
             raise InvalidInput(f"step {int(steps.max())} does not fit in int64", field="steps")
         # tobytes() copies: later changes to the caller's arrays cannot reach the store.
         s = steps.astype(_I8, copy=False)
-        if n and int(s.min()) < 0:
+        if n == 1:  # the one-point chunk: no reductions (each costs microseconds)
+            if int(s[0]) < 0:
+                raise InvalidInput(f"step {int(s[0])} at index 0 is negative", field="steps")
+        elif n and int(s.min()) < 0:
             bad = int(np.argmax(s < 0))
             raise InvalidInput(f"step {int(s[bad])} at index {bad} is negative", field="steps")
         walls: bytes | None = None
@@ -1164,7 +1167,7 @@ class SQLiteStore:
                     f"wall times must be numbers, got dtype {w.dtype}", field="wall_times"
                 )
             walls = w.astype(_F8, copy=False).tobytes()
-        increasing = n < 2 or bool((s[1:] > s[:-1]).all())
+        increasing = n < 2 or bool((s[1:] > s[:-1]).all())  # n < 2: implicit, too
         return _ValidChunk(
             run_id=chunk.run_id,
             split=chunk.split,

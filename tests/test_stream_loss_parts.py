@@ -1,0 +1,82 @@
+"""StreamLoss's parts on their own: chunk checks (both sizes) and the burst waker."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+
+import pytest
+from evalstream.v1 import common_pb2, runs_pb2
+from evalstream_server.api.runs import _SMALL, RunsLimits, _settled, _Waker, chunk_violations
+
+
+@pytest.mark.parametrize("n", [1, 3, _SMALL, _SMALL + 1, 1000])
+def test_the_first_negative_step_is_named_whatever_the_chunk_size(n: int) -> None:
+    steps = list(range(n))
+    bad = n // 2
+    steps[bad] = -7
+    if n - 1 > bad:
+        steps[-1] = -8  # a later negative step is not the one named
+    chunk = runs_pb2.LossChunk(
+        run_id="r", split=common_pb2.SPLIT_TRAIN, steps=steps, values=[0.0] * n
+    )
+    (violation,) = chunk_violations(chunk, RunsLimits())
+    assert violation.field == f"steps[{bad}]"
+    assert "step -7 is negative" in violation.description
+
+
+@pytest.mark.parametrize("n", [1, _SMALL, 1000])
+def test_non_negative_steps_pass(n: int) -> None:
+    chunk = runs_pb2.LossChunk(
+        run_id="r", split=common_pb2.SPLIT_TRAIN, steps=list(range(n)), values=[0.0] * n
+    )
+    assert chunk_violations(chunk, RunsLimits()) == []
+
+
+class _CountingLoop(asyncio.SelectorEventLoop):
+    def __init__(self) -> None:
+        super().__init__()
+        self.threadsafe_calls = 0
+
+    def call_soon_threadsafe(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.threadsafe_calls += 1
+        return super().call_soon_threadsafe(*args, **kwargs)
+
+
+def test_a_burst_of_wakes_from_another_thread_costs_one_loop_wake_up() -> None:
+    loop = _CountingLoop()
+    try:
+        waker = _Waker(loop)
+        waiters = [loop.create_future() for _ in range(100)]
+        waiters[5].cancel()  # a stream that went away meanwhile
+        thread = threading.Thread(target=lambda: [waker.wake(w) for w in waiters])
+        thread.start()
+        thread.join()
+        loop.run_until_complete(asyncio.sleep(0))
+        assert loop.threadsafe_calls == 1
+        assert all(w.done() for w in waiters) and waiters[5].cancelled()
+        waker.wake(waiters[0])  # a later burst schedules its own drain
+        loop.run_until_complete(asyncio.sleep(0))
+        assert loop.threadsafe_calls == 2
+    finally:
+        loop.close()
+
+
+def test_settled_returns_once_the_store_future_is_done() -> None:
+    async def scenario() -> list[str]:
+        future: concurrent.futures.Future[int] = concurrent.futures.Future()
+        order: list[str] = []
+
+        async def wait() -> None:
+            await _settled(future)
+            order.append(f"settled {future.result()}")
+
+        task = asyncio.create_task(wait())
+        await asyncio.sleep(0.05)
+        order.append("before")
+        threading.Thread(target=future.set_result, args=(42,)).start()
+        await asyncio.wait_for(task, 5)
+        return order
+
+    assert asyncio.run(scenario()) == ["before", "settled 42"]
