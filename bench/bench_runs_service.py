@@ -7,9 +7,15 @@ fresh server subprocess (own data directory, ``synchronous=FULL``):
   ``streams`` concurrent streams, each its own series, in chunks of ``chunk``
   points with strictly increasing steps, ``window`` chunks in flight per stream.
   Target >= 10,000,000 points/s with 8 streams of 10,000-point chunks.
-- ``latency``: ``streams`` streams each sending one-point chunks one at a time
-  (send, wait for the ack, send the next) for ``seconds``; p50/p99 of the time
-  from send to ack. Target p99 <= 20 ms with 100 streams.
+- ``latency``: ``streams`` streams sending one-point chunks for ``seconds``;
+  p50/p99 of the time from send to ack. Target p99 <= 20 ms with 100 streams.
+  Two loads. Open loop (``rate`` chunks/s per stream): each stream sends at
+  random (Poisson) moments at that mean rate whatever the acks do, as a trainer
+  logs its steps, and the acks are read as they come; this is the latency a
+  trainer sees at that load, measured at several rates. Closed loop (no rate):
+  each stream sends its next chunk only once the previous one is acked, so the
+  server runs flat out; with 100 chunks always in flight the latency is then
+  100 / throughput (Little's law): it measures capacity, not latency.
 - ``curves``: GetCurves of a ``points``-point series downsampled to
   ``max_points`` (p50/p99 over ``calls`` calls, client-side wall time, wire
   included), and the unsampled read for comparison. Target <= 50 ms.
@@ -391,15 +397,95 @@ async def _latency_streams(
     return latencies, refused, await cpu
 
 
+async def _open_loop_streams(
+    target: str,
+    run_id: str,
+    stream_ids: Sequence[int],
+    t_start: float,
+    t_stop: float,
+    rate: float,
+) -> tuple[list[float], int, float]:
+    """Like `_latency_streams`, but each stream sends at Poisson moments of mean ``rate``/s
+    without waiting for acks (a reader task matches acks to sends by sequence)."""
+    latencies: list[float] = []
+    refused = 0
+    values = np.array([0.5])
+
+    async def one(channel: grpc.aio.Channel, i: int) -> None:
+        nonlocal refused
+        rng = np.random.default_rng(i)
+        method = channel.stream_stream(
+            STREAM_LOSS,
+            request_serializer=None,
+            response_deserializer=runs_pb2.LossAck.FromString,
+        )
+        header = chunk_header(run_id, f"s{i}")
+        call = method(timeout=max(60.0, t_stop - time.monotonic() + 60))
+        sent: dict[int, float] = {}
+
+        async def read() -> None:
+            nonlocal refused
+            while True:
+                ack = await call.read()
+                if ack is grpc.aio.EOF:
+                    return
+                done = time.monotonic()
+                at = sent.pop(ack.sequence)
+                if not ack.accepted:
+                    refused += 1
+                elif at >= t_start:
+                    latencies.append(done - at)
+
+        reader = asyncio.ensure_future(read())
+        seq = 0
+        next_at = time.monotonic() + rng.exponential(1 / rate)
+        while next_at < t_stop:
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            seq += 1
+            sent[seq] = time.monotonic()
+            await call.write(encode_chunk(header, seq, STEP_BASE + seq, values))
+            next_at += rng.exponential(1 / rate)
+        await call.done_writing()
+        await reader
+        if sent:
+            raise RuntimeError(f"stream {i}: {len(sent)} chunks never acked")
+        await call.code()
+
+    channels = [grpc.aio.insecure_channel(target) for _ in range(min(8, len(stream_ids)))]
+    cpu = asyncio.ensure_future(_cpu_between(t_start, t_stop))
+    try:
+        await asyncio.gather(
+            *(one(channels[k % len(channels)], i) for k, i in enumerate(stream_ids))
+        )
+    finally:
+        for ch in channels:
+            await ch.close()
+    return latencies, refused, await cpu
+
+
 def _latency_worker(
-    target: str, run_id: str, stream_ids: list[int], t_start: float, t_stop: float, out: Any
+    target: str,
+    run_id: str,
+    stream_ids: list[int],
+    t_start: float,
+    t_stop: float,
+    out: Any,
+    rate: float | None = None,
 ) -> None:
-    out.put(asyncio.run(_latency_streams(target, run_id, stream_ids, t_start, t_stop)))
+    if rate is None:
+        out.put(asyncio.run(_latency_streams(target, run_id, stream_ids, t_start, t_stop)))
+    else:
+        coro = _open_loop_streams(target, run_id, stream_ids, t_start, t_stop, rate)
+        out.put(asyncio.run(coro))
 
 
 # A StreamLoss stream holds one server handler thread (and one RPC slot) for its whole
 # life: the server's defaults (64 of each) would refuse 36 of 100 streams outright.
 LATENCY_SERVER_ARGS = ("--max-concurrent-rpcs", "256", "--max-workers", "256")
+
+
+# Open-loop loads: chunks/s per stream (x 100 streams: 1,000 to 4,000 chunks/s).
+OPEN_LOOP_RATES = (10.0, 20.0, 30.0, 40.0)
 
 
 def bench_latency(
@@ -409,8 +495,13 @@ def bench_latency(
     warmup: float = 1.0,
     processes: int = 1,
     server_args: Sequence[str] = LATENCY_SERVER_ARGS,
+    rate: float | None = None,
 ) -> dict[str, Any]:
-    """p50/p99 send-to-ack latency of one-point chunks over ``streams`` streams."""
+    """p50/p99 send-to-ack latency of one-point chunks over ``streams`` streams.
+
+    ``rate``: chunks/s per stream, sent whatever the acks do (open loop); None:
+    each stream waits for its ack before the next send (closed loop).
+    """
     ctx = mp.get_context("spawn")
     with running_server(extra_args=server_args) as server:
         run_id = server.create_run("latency")
@@ -419,7 +510,8 @@ def bench_latency(
         out: Any = ctx.Queue()
         workers = [
             ctx.Process(
-                target=_latency_worker, args=(server.target, run_id, ids, t_start, t_stop, out)
+                target=_latency_worker,
+                args=(server.target, run_id, ids, t_start, t_stop, out, rate),
             )
             for ids in _split(streams, processes)
         ]
@@ -436,6 +528,7 @@ def bench_latency(
     return {
         "bench": "latency",
         "streams": streams,
+        "offered_per_s": None if rate is None else round(rate * streams),
         "client_processes": len(workers),
         "seconds": seconds,
         "acks": len(ms),
@@ -528,6 +621,11 @@ def run_all(
         if name == "ingest":
             result = bench_ingest(seconds=seconds)
         elif name == "latency":
+            for rate in OPEN_LOOP_RATES:
+                before = load_average()
+                result = bench_latency(seconds=2 * seconds, rate=rate)
+                results.append({**result, "load_before": before, "load_after": load_average()})
+            before = load_average()
             result = bench_latency(seconds=2 * seconds)
         elif name == "curves":
             result = bench_curves(calls=20)
@@ -551,8 +649,13 @@ def format_report(results: Sequence[dict[str, Any]]) -> list[str]:
                 f"{rate / TARGET_POINTS_PER_S:.2f}x ({cpu}; {load})"
             )
         elif r["bench"] == "latency":
+            load_kind = (
+                "closed loop, flat out"
+                if r["offered_per_s"] is None
+                else f"open loop, {r['offered_per_s']:,} chunks/s offered"
+            )
             lines.append(
-                f"ack latency, {r['streams']} streams x 1-point chunks "
+                f"ack latency, {r['streams']} streams x 1-point chunks, {load_kind} "
                 f"({r['acks_per_s']:,} acks/s): "
                 f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms; target p99 <= {TARGET_P99_MS:g} ms: "
                 f"{r['p99_ms'] / TARGET_P99_MS:.2f}x ({cpu}; {load})"
