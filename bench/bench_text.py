@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
+from evalstream_server.metrics.text import _memo
 from evalstream_server.metrics.text import bleu as _bleu
 from evalstream_server.metrics.text import meteor as _meteor
 from evalstream_server.metrics.text import rouge as _rouge
@@ -234,7 +235,9 @@ def time_reference(family: str, pairs: Sequence[TextPair]) -> float:
 
 
 def clear_caches(family: str) -> None:
-    """Empties evalstream's memo caches of one family (for cold-cache timing)."""
+    """Empties evalstream's memo caches of one family (for cold-cache timing), and the
+    text memo that bleu, rouge and meteor share."""
+    _memo.clear()
     for value in vars(_MODULES[family]).values():
         clear = getattr(value, "cache_clear", None)
         if callable(clear):
@@ -287,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(pairs)} pairs, {refs} references, batch {args.batch}, best of {args.repeat}")
     print(
         f"{'family':8} {'reference s':>12} {'ours cold s':>12} {'ours warm s':>12}"
-        f" {'cold x':>8} {'warm x':>8}"
+        f" {'cold x':>8} {'warm x':>8} {'memo MiB':>9}"
     )
     for family in args.families.split(","):
         ref = _best(args.repeat, functools.partial(time_reference, family, pairs))
@@ -297,8 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         warm = _best(
             args.repeat, functools.partial(time_ours, family, pairs, batch=args.batch, cold=False)
         )
+        held = _memo.stats()["bytes"] / (1 << 20)  # the text memo after the warm runs
         print(
-            f"{family:8} {ref:12.3f} {cold:12.3f} {warm:12.3f} {ref / cold:8.1f} {ref / warm:8.1f}",
+            f"{family:8} {ref:12.3f} {cold:12.3f} {warm:12.3f} {ref / cold:8.1f} {ref / warm:8.1f}"
+            f" {held:9.1f}",
             flush=True,
         )
     return 0

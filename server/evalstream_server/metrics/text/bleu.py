@@ -23,22 +23,26 @@ count of its first pair).
 
 Speed: statistics are computed once per pair and serve both the sentence and
 the corpus score (sacrebleu's two calls each extract them), and tokenization
-with n-gram extraction is memoised per string in a bounded LRU cache, using
-sacrebleu's own tokenizers (n-grams counted as its extract_all_word_ngrams
-counts them). Text on which none of 13a's rules acts skips its regular
-expressions: its tokens are then str.split()'s, as 13a's would be.
+with n-gram extraction is memoised per string in the text metrics' memo (an LRU
+bounded by bytes: metrics/text/_memo.py), using sacrebleu's own tokenizers
+(n-grams counted as its extract_all_word_ngrams counts them). Text on which
+none of 13a's rules acts skips its regular expressions: its tokens are then
+str.split()'s, as 13a's would be.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sacrebleu.metrics.bleu import BLEU
 
 from evalstream_server.metrics.bands import band
+from evalstream_server.metrics.text._memo import ENTRY_OVERHEAD, memo, tokens_bytes
 from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
 from evalstream_server.metrics.text.registry import BleuOptions
 
@@ -56,8 +60,6 @@ MAX_NGRAM_ORDER = 4
 
 #: Per-pair statistics in sacrebleu's layout: [hyp_len, ref_len, correct_1..4, total_1..4].
 BleuStats = tuple[int, ...]
-
-_NGRAM_CACHE_SIZE = 1 << 16
 
 
 @functools.lru_cache(maxsize=16)
@@ -85,7 +87,21 @@ def _count_ngrams(tokens: Sequence[str]) -> Counter[tuple[str, ...]]:
     return counts
 
 
-@functools.lru_cache(maxsize=_NGRAM_CACHE_SIZE)
+def _ngrams_bytes(args: tuple[Any, ...], value: tuple[Counter[Any], int]) -> int:
+    # The key's text; the Counter's table (exact), its n-gram tuples (48 to 72
+    # bytes) and the token strings they hold (at most one per token).
+    text = args[2]
+    counts, length = value
+    return (
+        ENTRY_OVERHEAD
+        + sys.getsizeof(text)
+        + sys.getsizeof(counts)
+        + 64 * len(counts)
+        + tokens_bytes(length, len(text))
+    )
+
+
+@memo(_ngrams_bytes)
 def _ngrams(tokenize: str, lowercase: bool, text: str) -> tuple[Mapping[tuple[str, ...], int], int]:
     """sacrebleu's n-grams (1..4) and length of one segment (a shared Counter: never mutate)."""
     # BLEU._preprocess_segment: optional lowercase, then tokenize(sent.rstrip()).

@@ -26,9 +26,10 @@ WordNet must be loadable by NLTK: without it NLTK's number cannot be given, and
 :class:`WordNetMissing` says how to install it (never a different number).
 
 Speed (same numbers): NLTK calls ``wordnet.synsets`` and the Porter stemmer for
-every leftover word of every (prediction, reference) comparison; here
-tokenization, stems and synonym sets are memoised in bounded LRU caches, as is
-the score of a (prediction tokens, reference tokens, parameters) comparison.
+every leftover word of every (prediction, reference) comparison; here stems
+and synonym sets are memoised per word in bounded LRU caches, and tokenization
+and the score of a (prediction, reference, parameters) comparison in the text
+metrics' memo (an LRU bounded by bytes: metrics/text/_memo.py).
 """
 
 from __future__ import annotations
@@ -36,10 +37,18 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from evalstream_server.metrics.bands import band
+from evalstream_server.metrics.text._memo import (
+    ENTRY_OVERHEAD,
+    WORD_CACHE_SIZE,
+    memo,
+    tokens_bytes,
+    word_cache,
+)
 from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
 from evalstream_server.metrics.text.registry import MeteorOptions
 
@@ -56,8 +65,6 @@ __all__ = [
 
 #: How texts are tokenized, as the signature states it.
 TOKENIZER = "nltk_word_tokenize(preserve_line)"
-
-_CACHE_SIZE = 1 << 16
 
 _INSTALL_HINT = (
     "NLTK cannot load WordNet, which METEOR needs for synonym matching. Install it with "
@@ -138,7 +145,12 @@ _PLAIN_PERIOD = re.compile(r"([A-Za-z0-9 \t\n]+)\.[ \t\n]*")
 _CONTRACTED = re.compile(r"(?i)\b(?:cannot|gimme|gonna|gotta|lemme|wanna)\b")
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _tokenize_bytes(args: tuple[Any, ...], value: tuple[str, ...]) -> int:
+    text = args[0]
+    return ENTRY_OVERHEAD + sys.getsizeof(text) + tokens_bytes(len(value), len(text))
+
+
+@memo(_tokenize_bytes)
 def tokenize(text: str) -> tuple[str, ...]:
     """Lowercased ``word_tokenize(text, preserve_line=True)`` tokens.
 
@@ -158,7 +170,7 @@ def tokenize(text: str) -> tuple[str, ...]:
     return tuple(t.lower() for t in _word_tokenize()(text, preserve_line=True))
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@word_cache
 def _stem(word: str) -> str:
     return str(_stemmer().stem(word))
 
@@ -178,7 +190,7 @@ def _data_fd(pos: str) -> int | None:
         return None
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@functools.lru_cache(maxsize=WORD_CACHE_SIZE)
 def _synset_names(pos: str, offset: int) -> tuple[str, ...] | None:
     """The lemma names of the synset at ``offset`` in the ``pos`` data file (None: ask NLTK).
 
@@ -228,7 +240,7 @@ def _synset_lemma_names(word: str) -> list[str]:
         return [lem.name() for synset in wordnet.synsets(word) for lem in synset.lemmas()]
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@word_cache
 def _synonyms(word: str) -> frozenset[str]:
     # _enum_wordnetsyn_match: lemma names without "_" of every synset, plus the word.
     names = {name for name in _synset_lemma_names(word) if name.find("_") < 0}
@@ -297,8 +309,20 @@ def _count_chunks(matches: Sequence[tuple[int, int]]) -> int:
     return chunks
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
-def _single(
+def _single_bytes(args: tuple[Any, ...], value: float) -> int:
+    # Both texts of the key and a float.
+    return ENTRY_OVERHEAD + sys.getsizeof(args[0]) + sys.getsizeof(args[1]) + 24
+
+
+# Keyed by the texts, not their tokens: one look-up per reference when warm, and
+# strings hash once (their hash is cached), token tuples on every look-up.
+@memo(_single_bytes)
+def _single(prediction: str, reference: str, alpha: float, beta: float, gamma: float) -> float:
+    """NLTK's single_meteor_score of two texts."""
+    return _score(tokenize(prediction), tokenize(reference), alpha, beta, gamma)
+
+
+def _score(
     hypothesis: tuple[str, ...], reference: tuple[str, ...], alpha: float, beta: float, gamma: float
 ) -> float:
     """NLTK's single_meteor_score on lowercased tokens."""
@@ -354,9 +378,8 @@ def score_pair(prediction: str, references: Sequence[str], *, options: MeteorOpt
     """
     if not references:
         raise ValueError("a pair needs at least one reference")
-    hyp = tokenize(prediction)
     a, b, g = options.alpha, options.beta, options.gamma
-    return max(_single(hyp, tokenize(ref), a, b, g) for ref in references)
+    return max(_single(prediction, ref, a, b, g) for ref in references)
 
 
 @functools.lru_cache(maxsize=64)

@@ -24,9 +24,10 @@ carried by its precision and F-measure scores too (signature
 values (``agg:mean``), added pair by pair in stream order so that any split of
 a stream into batches gives the same running value.
 
-Speed (same numbers): tokenization with stemming is memoised per string and
-Porter stems per word (bounded LRU caches); n-gram counts are cached with the
-tokens; the LCS length is computed bit-parallel on Python integers (Allison &
+Speed (same numbers): tokenization with stemming, n-gram counts and the scores
+of a (reference, prediction) pair are memoised per string in the text metrics'
+memo (an LRU bounded by bytes: metrics/text/_memo.py), Porter stems per word in
+a bounded LRU cache; the LCS length is computed bit-parallel on Python integers (Allison &
 Dix 1986; Hyyrö 2004) instead of rouge-score's O(mn) table; and a prediction is
 tokenized once, not once per reference.
 """
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ from rouge_score import rouge_scorer as _rs
 from rouge_score import tokenize as _rs_tokenize
 
 from evalstream_server.metrics.bands import band
+from evalstream_server.metrics.text._memo import ENTRY_OVERHEAD, memo, tokens_bytes, word_cache
 from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
 from evalstream_server.metrics.text.registry import RougeOptions
 
@@ -59,7 +62,6 @@ __all__ = [
 ]
 
 _FIELDS = ("recall", "precision", "fmeasure")
-_CACHE_SIZE = 1 << 16
 
 # rouge-score's DefaultTokenizer builds porter.PorterStemmer() in its default
 # (NLTK_EXTENSIONS) mode; stem() is a pure function of the word.
@@ -75,12 +77,17 @@ class RougeValue:
     fmeasure: float
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@word_cache
 def _stem(word: str) -> str:
     return str(_STEMMER.stem(word))
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _tokens_bytes(args: tuple[Any, ...], value: tuple[str, ...]) -> int:
+    text = args[0]
+    return ENTRY_OVERHEAD + sys.getsizeof(text) + tokens_bytes(len(value), len(text))
+
+
+@memo(_tokens_bytes)
 def _tokens(text: str, use_stemmer: bool) -> tuple[str, ...]:
     """rouge_score.tokenize.tokenize, memoised (same regexes, same order of steps)."""
     text = text.lower()
@@ -99,7 +106,22 @@ class _Text:
     bigrams: Counter[tuple[str, str]]
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _features_bytes(args: tuple[Any, ...], value: _Text) -> int:
+    # The tokens (counted again: `_tokens` may have evicted them), both
+    # Counters' tables (exact) and the bigram tuples (56 bytes each).
+    text = args[0]
+    return (
+        ENTRY_OVERHEAD
+        + 64
+        + sys.getsizeof(text)
+        + tokens_bytes(len(value.tokens), len(text))
+        + sys.getsizeof(value.unigrams)
+        + sys.getsizeof(value.bigrams)
+        + 56 * len(value.bigrams)
+    )
+
+
+@memo(_features_bytes)
 def _features(text: str, use_stemmer: bool) -> _Text:
     tokens = _tokens(text, use_stemmer)
     return _Text(tokens, Counter(tokens), Counter(zip(tokens, tokens[1:], strict=False)))
@@ -165,7 +187,19 @@ def _lcs_value(target: tuple[str, ...], prediction: tuple[str, ...]) -> RougeVal
     return RougeValue(precision, recall, _fmeasure(precision, recall))
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _sentences_bytes(args: tuple[Any, ...], value: tuple[tuple[str, ...], ...]) -> int:
+    text = args[0]
+    count = sum(len(s) for s in value)  # one int per sentence: cheap next to tokenizing them
+    return (
+        ENTRY_OVERHEAD
+        + sys.getsizeof(text)
+        + sys.getsizeof(value)
+        + 40 * len(value)
+        + tokens_bytes(count, len(text))
+    )
+
+
+@memo(_sentences_bytes)
 def _sentences(text: str, use_stemmer: bool) -> tuple[tuple[str, ...], ...]:
     # RougeScorer.score's get_sents with split_summaries=False.
     return tuple(_tokens(s, use_stemmer) for s in text.split("\n") if len(s))
@@ -197,10 +231,17 @@ def rouge_types(options: RougeOptions) -> tuple[str, ...]:
     )
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
-def _single(target: str, prediction: str, options: RougeOptions) -> tuple[RougeValue, ...]:
+def _single_bytes(args: tuple[Any, ...], value: tuple[RougeValue, ...]) -> int:
+    # Both texts of the key; the value is a few RougeValues (128 bytes each).
+    target, prediction = args[0], args[1]
+    return ENTRY_OVERHEAD + sys.getsizeof(target) + sys.getsizeof(prediction) + 136 * len(value)
+
+
+# The options are two bools in the key, not the RougeOptions: a dataclass's
+# __hash__ is Python code, run on every look-up.
+@memo(_single_bytes)
+def _single(target: str, prediction: str, stem: bool, lsum: bool) -> tuple[RougeValue, ...]:
     """RougeScorer.score(target, prediction) for every type, in rouge_types order."""
-    stem = options.use_stemmer
     t = _features(target, stem)
     p = _features(prediction, stem)
     out = [
@@ -212,7 +253,7 @@ def _single(target: str, prediction: str, options: RougeOptions) -> tuple[RougeV
         ),
         _lcs_value(t.tokens, p.tokens),
     ]
-    if options.rouge_lsum:
+    if lsum:
         out.append(_lsum_value(target, prediction, stem))
     return tuple(out)
 
@@ -240,9 +281,10 @@ def score_pair(
     """
     if not references:
         raise ValueError("a pair needs at least one reference")
-    best = list(_single(references[0], prediction, options))
+    stem, lsum = options.use_stemmer, options.rouge_lsum
+    best = list(_single(references[0], prediction, stem, lsum))
     for ref in references[1:]:
-        for k, v in enumerate(_single(ref, prediction, options)):
+        for k, v in enumerate(_single(ref, prediction, stem, lsum)):
             if v.fmeasure > best[k].fmeasure:  # np.argmax keeps the first maximum
                 best[k] = v
     return dict(zip(rouge_types(options), best, strict=True))
