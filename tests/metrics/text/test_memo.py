@@ -11,9 +11,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import sacrebleu
 from evalstream_server.metrics.text import _memo, bleu, meteor, rouge
 from evalstream_server.metrics.text._types import TextPair
 from evalstream_server.metrics.text.registry import BleuOptions, MeteorOptions, RougeOptions
+from sacrebleu.tokenizers.tokenizer_re import TokenizerRegexp
 
 from .conftest import VARIED
 
@@ -312,3 +314,18 @@ def test_word_caches_bound_words_and_skip_long_ones(cache: Any) -> None:
     assert cache(long_word) == cache.__wrapped__(long_word)
     assert cache.cache_info().currsize == 1  # "running" only
     assert meteor._synset_names.cache_info().maxsize == 1 << 15
+
+
+@pytest.mark.parametrize("tokenize", ["13a", "intl", "zh", "char"])
+def test_bleu_leaves_sacrebleu_line_caches_empty(tokenize: str) -> None:
+    # sacrebleu's own per-line lru_caches (65,536 whole lines each) would hold
+    # every unique text again, outside the budget.
+    classes = [type(bleu._tokenizer(tokenize).tokenizer), TokenizerRegexp]
+    before = [c.__call__.cache_info().currsize for c in classes]  # type: ignore[attr-defined]
+    text = f"Hello, {tokenize} world! 东京 (x-y) 3.5"
+    pair = TextPair(text, (text.upper(),))
+    got = bleu.pair_values([pair], options=BleuOptions(tokenize=tokenize))
+    after = [c.__call__.cache_info().currsize for c in classes]  # type: ignore[attr-defined]
+    assert after == before
+    want = sacrebleu.sentence_bleu(text, [text.upper()], tokenize=tokenize)
+    assert got[0][2:] == (*want.counts, *want.totals)

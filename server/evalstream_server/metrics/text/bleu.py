@@ -25,18 +25,19 @@ Speed: statistics are computed once per pair and serve both the sentence and
 the corpus score (sacrebleu's two calls each extract them), and tokenization
 with n-gram extraction is memoised per string in the text metrics' memo (an LRU
 bounded by bytes: metrics/text/_memo.py), using sacrebleu's own tokenizers
-(n-grams counted as its extract_all_word_ngrams counts them). Text on which
-none of 13a's rules acts skips its regular expressions: its tokens are then
-str.split()'s, as 13a's would be.
+(n-grams counted as its extract_all_word_ngrams counts them) without their
+per-line caches. Text on which none of 13a's rules acts skips its regular
+expressions: its tokens are then str.split()'s, as 13a's would be.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sacrebleu.metrics.bleu import BLEU
@@ -67,6 +68,29 @@ def _tokenizer(tokenize: str) -> BLEU:
     # One BLEU object per tokenizer name: its tokenizer (and that tokenizer's
     # own LRU cache) is shared by every stream.
     return BLEU(tokenize=tokenize)
+
+
+def _uncached(tokenizer: Any) -> Callable[[str], str]:
+    # The tokenizer's __call__ without the functools.lru_cache sacrebleu wraps it in.
+    call = getattr(type(tokenizer).__call__, "__wrapped__", None)
+    return tokenizer if call is None else functools.partial(call, tokenizer)  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=16)
+def _segmenter(tokenize: str) -> Callable[[str], str]:
+    """sacrebleu's tokenizer ``tokenize`` (a line -> its tokens joined by spaces), uncached.
+
+    sacrebleu memoises each tokenizer's __call__ in an lru_cache of 65,536 lines
+    (13a and zh twice: their regexp post-tokenizer has its own), counted in
+    entries and keyed by whole texts: up to gigabytes of long unique lines.
+    `_ngrams` memoises above it, so those caches would only hold memory. The
+    same code runs, on a copy of the tokenizer whose post-tokenizer is uncached too.
+    """
+    tokenizer = copy.copy(_tokenizer(tokenize).tokenizer)
+    post = getattr(tokenizer, "_post_tokenizer", None)
+    if post is not None:
+        tokenizer._post_tokenizer = _uncached(post)
+    return _uncached(tokenizer)
 
 
 # Characters on which one of sacrebleu's 13a rules acts: its punctuation class
@@ -111,7 +135,7 @@ def _ngrams(tokenize: str, lowercase: bool, text: str) -> tuple[Mapping[tuple[st
     if tokenize == "13a" and not _13A_ACTIVE.search(text):
         tokens = text.split()
     else:
-        tokens = _tokenizer(tokenize).tokenizer(text).split()
+        tokens = _segmenter(tokenize)(text).split()
     return _count_ngrams(tokens), len(tokens)
 
 
