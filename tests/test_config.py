@@ -54,6 +54,8 @@ def test_flag_wins_over_environment() -> None:
         ([], {"EVALSTREAM_QUALITY_GAUGES_MAX_RUNS": "1001"}, "got 1001"),
         (["--quality-gauges-max-runs", "ten"], {}, "--quality-gauges-max-runs"),
         ([], {"EVALSTREAM_QUALITY_GAUGES": "maybe"}, "EVALSTREAM_QUALITY_GAUGES"),
+        (["--text-cache-mb", "-1"], {}, "text-cache-mb must be >= 0 (0: no caching), got -1"),
+        ([], {"EVALSTREAM_TEXT_CACHE_MB": "1.5"}, "EVALSTREAM_TEXT_CACHE_MB"),
     ],
 )
 def test_bad_values_name_the_setting(
@@ -89,3 +91,21 @@ def test_quality_gauges_flag_and_environment(argv: list[str], env: dict[str, str
 
 def test_quality_gauges_environment_can_turn_them_off() -> None:
     assert config.load([], {"EVALSTREAM_QUALITY_GAUGES": "false"}).quality_gauges is False
+
+
+def test_text_cache_is_64_mib_per_process_by_default() -> None:
+    c = config.load([], {})
+    assert (c.text_cache_mb, c.text_cache_bytes) == (64, 64 * 1024 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "mib"),
+    [
+        (["--text-cache-mb", "256"], {}, 256),
+        ([], {"EVALSTREAM_TEXT_CACHE_MB": "0"}, 0),  # no caching
+        (["--text-cache-mb", "8"], {"EVALSTREAM_TEXT_CACHE_MB": "0"}, 8),
+    ],
+)
+def test_text_cache_flag_and_environment(argv: list[str], env: dict[str, str], mib: int) -> None:
+    c = config.load(argv, env)
+    assert (c.text_cache_mb, c.text_cache_bytes) == (mib, mib << 20)

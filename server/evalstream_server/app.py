@@ -42,6 +42,7 @@ from evalstream_server.api.verdicts import VerdictHub
 from evalstream_server.auth import AuthInterceptor, TokenFileError, TokenTable
 from evalstream_server.config import Config
 from evalstream_server.limits import HEADROOM, ConcurrencyLimit
+from evalstream_server.metrics.text import _memo as text_memo
 from evalstream_server.metrics.text.registry import warm_up
 from evalstream_server.observability import (
     ObservabilityInterceptor,
@@ -102,7 +103,9 @@ class Deps:
             store=SQLiteStore(config.database, on_commit=metrics.store_commit_seconds.observe),
             metrics=metrics,
             bertscore=bertscore,
-            workers=CpuWorkers(workers) if workers >= 1 else None,
+            workers=(
+                CpuWorkers(workers, cache_bytes=config.text_cache_bytes) if workers >= 1 else None
+            ),
         )
         bertscore.start()
         threading.Thread(
@@ -256,6 +259,8 @@ def build_server(config: Config, deps: Deps) -> tuple[RunningServer, int]:
     problems = config.exposure_problems()
     if problems:
         raise RuntimeError("; ".join(problems))
+    # This process's text memo; `Deps.open` gave the text workers the same budget.
+    text_memo.set_budget(config.text_cache_bytes)
     tokens = load_tokens(config)
     credentials = server_credentials(config)
     running = RunningServer()

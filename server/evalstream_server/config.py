@@ -52,6 +52,7 @@ class Config:
     max_references_per_pair: int = 16
     max_chars_per_text: int = 10_000
     text_workers: int = -1
+    text_cache_mb: int = 64
     bertscore_model: str = ""
     bertscore_layer: int = -1
     bertscore_dtype: str = "auto"
@@ -116,6 +117,8 @@ class Config:
                 f"({self.max_concurrent_rpcs})] (0: no per-token limit), "
                 f"got {self.max_concurrent_rpcs_per_token}"
             )
+        if self.text_cache_mb < 0:
+            problems.append(f"text-cache-mb must be >= 0 (0: no caching), got {self.text_cache_mb}")
         if self.grace_seconds < 0:
             problems.append(f"grace-seconds must be >= 0, got {self.grace_seconds}")
         if not 1 <= self.quality_gauges_max_runs <= MAX_QUALITY_GAUGES_RUNS:
@@ -141,6 +144,16 @@ class Config:
     def database(self) -> Path:
         """The embedded SQLite store: ``<data-dir>/evalstream.db``."""
         return self.data_dir / "evalstream.db"
+
+    @property
+    def text_cache_bytes(self) -> int:
+        """The text metrics' memo budget per process, in bytes (``--text-cache-mb`` MiB).
+
+        Example:
+            >>> Config(text_cache_mb=2).text_cache_bytes
+            2097152
+        """
+        return self.text_cache_mb << 20
 
     @property
     def tokens_configured(self) -> bool:
@@ -274,6 +287,13 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
         int,
         "processes computing BLEU/ROUGE/METEOR beside the handler threads "
         "(-1: one per core beyond the first, at most 4; 0: none)",
+    ),
+    (
+        "--text-cache-mb",
+        "text_cache_mb",
+        int,
+        "MiB of BLEU/ROUGE/METEOR text caches per process: the server and each text "
+        "worker hold up to this much (0: no caching)",
     ),
     (
         "--bertscore-model",

@@ -9,6 +9,10 @@ worker computes the per-pair statistics of its share (pure functions of the
 pair: ``pair_values`` of bleu, rouge, meteor) and the accumulator, which stays
 in this process, folds them in pair order. Per-pair scores and running
 aggregates are the same numbers as scoring on one thread.
+
+Memory: each process memoises text-level work in its own text memo
+(metrics/text/_memo.py), bounded by the same budget (``--text-cache-mb``), so
+the text caches hold at most budget x (1 + worker processes) in all.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from evalstream.v1 import common_pb2, scoring_pb2
 
 from evalstream_server.api._status import abort, invalid, unknown_field_violations
 from evalstream_server.metrics.boxes import FieldViolation
+from evalstream_server.metrics.text import _memo
 from evalstream_server.metrics.text._types import Score, TextAccumulator, TextBatchScores, TextPair
 from evalstream_server.metrics.text.registry import (
     FAMILIES,
@@ -82,6 +87,12 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def _start_worker(parent: int, cache_bytes: int) -> None:
+    # Worker initializer: the server's text memo budget, and exit with the server.
+    _memo.set_budget(cache_bytes)
+    _exit_with_parent(parent)
+
+
 def _warm_worker() -> bool:
     # Imports and WordNet, before the worker is given pairs.
     from evalstream_server.metrics.text import bleu, meteor, rouge  # noqa: F401
@@ -95,15 +106,16 @@ class CpuWorkers:
     Spawned (never forked: the server has gRPC threads) on first use; until they
     have imported the metrics and loaded WordNet, `share` declines and batches
     are scored on the handler thread alone. A broken pool is never retried.
+    Each worker's text memo gets ``cache_bytes`` (the server's own budget).
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, cache_bytes: int = _memo.DEFAULT_BUDGET) -> None:
         self.workers = workers
         self._pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_exit_with_parent,
-            initargs=(os.getpid(),),
+            initializer=_start_worker,
+            initargs=(os.getpid(), cache_bytes),
         )
         self._ready = threading.Event()
         self._broken = False
