@@ -56,6 +56,7 @@ def test_flag_wins_over_environment() -> None:
         ([], {"EVALSTREAM_QUALITY_GAUGES": "maybe"}, "EVALSTREAM_QUALITY_GAUGES"),
         (["--text-cache-mb", "-1"], {}, "text-cache-mb must be >= 0 (0: no caching), got -1"),
         ([], {"EVALSTREAM_TEXT_CACHE_MB": "1.5"}, "EVALSTREAM_TEXT_CACHE_MB"),
+        (["--event-loop", "trio"], {}, "event loop 'trio' is not one of auto, asyncio, uvloop"),
     ],
 )
 def test_bad_values_name_the_setting(
@@ -109,3 +110,26 @@ def test_text_cache_is_64_mib_per_process_by_default() -> None:
 def test_text_cache_flag_and_environment(argv: list[str], env: dict[str, str], mib: int) -> None:
     c = config.load(argv, env)
     assert (c.text_cache_mb, c.text_cache_bytes) == (mib, mib << 20)
+
+
+def test_event_loops(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from evalstream_server.app import new_event_loop
+
+    def kind(name: str) -> str:
+        loop = new_event_loop(name)
+        try:
+            return type(loop).__module__.split(".")[0]
+        finally:
+            loop.close()
+
+    assert config.load([], {}).event_loop == "auto"
+    assert config.load([], {"EVALSTREAM_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    assert kind("asyncio") == "asyncio"
+    pytest.importorskip("uvloop")
+    assert kind("uvloop") == "uvloop" and kind("auto") == "uvloop"
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if not installed
+    assert kind("auto") == "asyncio"
+    with pytest.raises(RuntimeError, match="uvloop is not installed"):
+        new_event_loop("uvloop")

@@ -17,6 +17,7 @@ from pathlib import Path
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 #: Shortest accepted --admin-token: an unsalted SHA-256 is only safe for high-entropy tokens.
 MIN_TOKEN_CHARS = 32
 #: Largest --quality-gauges-max-runs: bounds the label cardinality of the run gauges, and
@@ -61,6 +62,7 @@ class Config:
     bertscore_max_queue: int = 4_096
     grace_seconds: float = 10.0
     log_level: str = "info"
+    event_loop: str = "auto"
     # Security (see evalstream_server.auth). The admin token is a secret: never in repr.
     auth_tokens_file: Path | None = None
     admin_token: str = dataclasses.field(default="", repr=False)
@@ -81,6 +83,10 @@ class Config:
             problems.append(f"metrics port {self.metrics_port} is not in [-1, 65535]")
         if self.device not in DEVICES:
             problems.append(f"device {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.event_loop not in EVENT_LOOPS:
+            problems.append(
+                f"event loop {self.event_loop!r} is not one of {', '.join(EVENT_LOOPS)}"
+            )
         if self.log_level not in LOG_LEVELS:
             problems.append(f"log level {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
         for name in (
@@ -319,6 +325,12 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ),
     ("--grace-seconds", "grace_seconds", float, "drain time for in-flight RPCs at shutdown"),
     ("--log-level", "log_level", str, "debug, info, warning or error"),
+    (
+        "--event-loop",
+        "event_loop",
+        str,
+        "the gRPC server's asyncio loop: auto (uvloop when installed), asyncio or uvloop",
+    ),
     (
         "--auth-tokens-file",
         "auth_tokens_file",

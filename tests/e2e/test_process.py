@@ -22,6 +22,8 @@ def test_process_serves_health_and_metrics(server_process) -> None:
         text = reply.read().decode()
     assert "evalstream_grpc_server_handled_total" in text
     assert "process_resident_memory_bytes" in text
+    (serving,) = [line for line in server_process.lines if line.get("msg") == "serving"]
+    assert serving["event_loop"] == "uvloop"  # --event-loop auto, uvloop installed with [server]
     server_process.signal(signal.SIGTERM)
     assert server_process.wait(30) == 0
 
