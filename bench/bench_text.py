@@ -12,6 +12,7 @@ On the same pairs, per family:
 "cold" clears evalstream's memo caches before the timed run (a fresh server
 seeing these pairs for the first time); "warm" runs again with them filled (a
 server that has seen the words before). Each figure is the best of ``--repeat``.
+The text memo's budget is ``--text-cache-mb`` (the server's default, 64).
 
 Pairs come from JSONL files of ``{"prediction": ..., "references": [...]}`` in
 ``--pairs-dir`` when given (other lines are skipped), otherwise from generated
@@ -284,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--text-cache-mb", type=int, default=64)
     args = parser.parse_args(argv)
+    _memo.set_budget(args.text_cache_mb << 20)
     pairs = load_pairs(args.pairs_dir, args.n, args.seed)
     refs = sum(len(p.references) for p in pairs)
     print(f"{len(pairs)} pairs, {refs} references, batch {args.batch}, best of {args.repeat}")

@@ -1,4 +1,4 @@
-"""The text memo: LRU by bytes, its budget over real metric calls, threads, and its weights."""
+"""The text memo: eviction by bytes, its budget over real metric calls, threads, its weights."""
 
 from __future__ import annotations
 
@@ -69,13 +69,13 @@ def _counting(calls: list[str], weight: int) -> Callable[[str], str]:
     return echo
 
 
-def test_memo_evicts_the_least_recently_used_first() -> None:
+def test_memo_evicts_the_oldest_unused_entry_first() -> None:
     calls: list[str] = []
     echo = _counting(calls, 1_000)
     _memo.set_budget(16_000)  # 16 entries of 1,000 bytes; the largest stored is 1,000
     for i in range(16):
         echo(f"k{i}")
-    echo("k0")  # k0 is now the most recently used, k1 the least
+    echo("k0")  # k0 is used again: of the unused, k1 is the oldest
     assert _memo.stats()["hits"] == 1
     echo("k16")  # one over the budget: k1 goes
     assert _memo.stats()["entries"] == 16
@@ -86,6 +86,31 @@ def test_memo_evicts_the_least_recently_used_first() -> None:
     assert calls == []  # both still cached
     echo("k1")
     assert calls == ["k1"]  # evicted, computed again
+
+
+def test_memo_gives_a_used_entry_a_second_chance() -> None:
+    # CLOCK: the oldest entry, used since it was queued, goes to the back instead of out.
+    calls: list[str] = []
+    echo = _counting(calls, 1_000)
+    _memo.set_budget(16_000)  # 16 entries
+    for key in ["a", *(f"b{i}" for i in range(1, 16))]:
+        echo(key)
+    echo("a")
+    for i in range(1, 16):  # 15 new entries: b1 .. b15 go, "a" stays
+        echo(f"c{i}")
+    calls.clear()
+    echo("a")
+    echo("b1")
+    assert calls == ["b1"]
+
+
+def test_memo_budget_zero_empties_used_entries_too() -> None:
+    echo = _counting([], 100)
+    for i in range(50):
+        echo(f"k{i}")
+        echo(f"k{i}")  # every entry used
+    _memo.set_budget(0)
+    assert (_memo.stats()["entries"], _memo.stats()["bytes"]) == (0, 0)
 
 
 def test_memo_evicts_by_bytes_not_entries() -> None:
@@ -282,13 +307,13 @@ def test_memo_weight_is_within_a_factor_of_the_real_size(name: str, size: str) -
     _memo.set_budget(0)  # nested memoised calls keep nothing
     for key in keys():  # warm-up: regexes, WordNet, word caches for these words
         fn.__wrapped__(*key)
-    real = _real_bytes(fn, keys) + count * _memo.ENTRY_OVERHEAD  # measured below
+    real = _real_bytes(fn, keys) + count * _memo.ENTRY_BYTES  # measured below
     estimate = sum(weigh(key, fn.__wrapped__(*key)) for key in keys())
     assert 1 / 3 <= estimate / real <= 3, (estimate / count, real / count)
 
 
 def test_memo_entry_overhead_is_close_to_measured() -> None:
-    echo = _memo.memo(lambda args, value: _memo.ENTRY_OVERHEAD)(lambda key: key)
+    echo = _memo.memo(lambda args, value: _memo.ENTRY_BYTES)(lambda key: key)
     keys = list(range(1_000, 21_000))  # ints: no new objects but the entries'
     gc.collect()
     tracemalloc.start()
@@ -300,7 +325,7 @@ def test_memo_entry_overhead_is_close_to_measured() -> None:
     finally:
         tracemalloc.stop()
     assert _memo.stats()["entries"] == len(keys)
-    assert _memo.ENTRY_OVERHEAD / 2 <= per_entry <= _memo.ENTRY_OVERHEAD * 1.5, per_entry
+    assert _memo.ENTRY_BYTES / 2 <= per_entry <= _memo.ENTRY_BYTES * 1.5, per_entry
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import functools
 import re
-import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -43,7 +42,14 @@ from typing import Any
 from sacrebleu.metrics.bleu import BLEU
 
 from evalstream_server.metrics.bands import band
-from evalstream_server.metrics.text._memo import ENTRY_OVERHEAD, memo, tokens_bytes
+from evalstream_server.metrics.text._memo import (
+    DICT_BYTES,
+    DICT_SLOT_BYTES,
+    ENTRY_BYTES,
+    STR_BYTES,
+    TOKEN_BYTES,
+    memo,
+)
 from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
 from evalstream_server.metrics.text.registry import BleuOptions
 
@@ -112,16 +118,18 @@ def _count_ngrams(tokens: Sequence[str]) -> Counter[tuple[str, ...]]:
 
 
 def _ngrams_bytes(args: tuple[Any, ...], value: tuple[Counter[Any], int]) -> int:
-    # The key's text; the Counter's table (exact), its n-gram tuples (48 to 72
-    # bytes) and the token strings they hold (at most one per token).
-    text = args[2]
+    # The key's text; the Counter, its n-gram tuples (48 to 72 bytes) and the
+    # token strings they hold (at most one per token).
+    chars = len(args[2])
     counts, length = value
     return (
-        ENTRY_OVERHEAD
-        + sys.getsizeof(text)
-        + sys.getsizeof(counts)
-        + 64 * len(counts)
-        + tokens_bytes(length, len(text))
+        ENTRY_BYTES
+        + STR_BYTES
+        + chars
+        + DICT_BYTES
+        + (DICT_SLOT_BYTES + 64) * len(counts)
+        + TOKEN_BYTES * length
+        + chars
     )
 
 

@@ -37,16 +37,17 @@ from __future__ import annotations
 import functools
 import os
 import re
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from evalstream_server.metrics.bands import band
 from evalstream_server.metrics.text._memo import (
-    ENTRY_OVERHEAD,
+    ENTRY_BYTES,
+    STR_BYTES,
+    TOKEN_BYTES,
+    TUPLE_BYTES,
     WORD_CACHE_SIZE,
     memo,
-    tokens_bytes,
     word_cache,
 )
 from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
@@ -146,8 +147,9 @@ _CONTRACTED = re.compile(r"(?i)\b(?:cannot|gimme|gonna|gotta|lemme|wanna)\b")
 
 
 def _tokenize_bytes(args: tuple[Any, ...], value: tuple[str, ...]) -> int:
-    text = args[0]
-    return ENTRY_OVERHEAD + sys.getsizeof(text) + tokens_bytes(len(value), len(text))
+    # The key's text; the token tuple and its strings.
+    chars = len(args[0])
+    return ENTRY_BYTES + STR_BYTES + chars + TUPLE_BYTES + TOKEN_BYTES * len(value) + chars
 
 
 @memo(_tokenize_bytes)
@@ -311,7 +313,7 @@ def _count_chunks(matches: Sequence[tuple[int, int]]) -> int:
 
 def _single_bytes(args: tuple[Any, ...], value: float) -> int:
     # Both texts of the key and a float.
-    return ENTRY_OVERHEAD + sys.getsizeof(args[0]) + sys.getsizeof(args[1]) + 24
+    return ENTRY_BYTES + 2 * STR_BYTES + len(args[0]) + len(args[1]) + 24
 
 
 # Keyed by the texts, not their tokens: one look-up per reference when warm, and

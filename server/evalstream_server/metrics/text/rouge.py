@@ -24,8 +24,8 @@ carried by its precision and F-measure scores too (signature
 values (``agg:mean``), added pair by pair in stream order so that any split of
 a stream into batches gives the same running value.
 
-Speed (same numbers): tokenization with stemming, n-gram counts and the scores
-of a (reference, prediction) pair are memoised per string in the text metrics'
+Speed (same numbers): tokens with stemming and n-gram counts per text, and the
+scores of a (reference, prediction) pair, are memoised in the text metrics'
 memo (an LRU bounded by bytes: metrics/text/_memo.py), Porter stems per word in
 a bounded LRU cache; the LCS length is computed bit-parallel on Python integers (Allison &
 Dix 1986; Hyyrö 2004) instead of rouge-score's O(mn) table; and a prediction is
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,7 +46,16 @@ from rouge_score import rouge_scorer as _rs
 from rouge_score import tokenize as _rs_tokenize
 
 from evalstream_server.metrics.bands import band
-from evalstream_server.metrics.text._memo import ENTRY_OVERHEAD, memo, tokens_bytes, word_cache
+from evalstream_server.metrics.text._memo import (
+    DICT_BYTES,
+    DICT_SLOT_BYTES,
+    ENTRY_BYTES,
+    STR_BYTES,
+    TOKEN_BYTES,
+    TUPLE_BYTES,
+    memo,
+    word_cache,
+)
 from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
 from evalstream_server.metrics.text.registry import RougeOptions
 
@@ -82,14 +90,8 @@ def _stem(word: str) -> str:
     return str(_STEMMER.stem(word))
 
 
-def _tokens_bytes(args: tuple[Any, ...], value: tuple[str, ...]) -> int:
-    text = args[0]
-    return ENTRY_OVERHEAD + sys.getsizeof(text) + tokens_bytes(len(value), len(text))
-
-
-@memo(_tokens_bytes)
-def _tokens(text: str, use_stemmer: bool) -> tuple[str, ...]:
-    """rouge_score.tokenize.tokenize, memoised (same regexes, same order of steps)."""
+def _tokenize(text: str, use_stemmer: bool) -> tuple[str, ...]:
+    """rouge_score.tokenize.tokenize (same regexes, same order of steps)."""
     text = text.lower()
     text = _rs_tokenize.NON_ALPHANUM_RE.sub(" ", text)
     tokens = _rs_tokenize.SPACES_RE.split(text)
@@ -97,6 +99,17 @@ def _tokens(text: str, use_stemmer: bool) -> tuple[str, ...]:
         tokens = [_stem(x) if len(x) > 3 else x for x in tokens]
     valid = _rs_tokenize.VALID_TOKEN_RE
     return tuple(x for x in tokens if valid.match(x))
+
+
+def _tokens_bytes(args: tuple[Any, ...], value: tuple[str, ...]) -> int:
+    # The key's text; the token tuple and its strings.
+    chars = len(args[0])
+    return ENTRY_BYTES + STR_BYTES + chars + TUPLE_BYTES + TOKEN_BYTES * len(value) + chars
+
+
+# The tokens of one line of a rougeLsum text (`_features` tokenizes whole texts
+# itself: one entry per text, not two).
+_tokens = memo(_tokens_bytes)(_tokenize)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,23 +120,27 @@ class _Text:
 
 
 def _features_bytes(args: tuple[Any, ...], value: _Text) -> int:
-    # The tokens (counted again: `_tokens` may have evicted them), both
-    # Counters' tables (exact) and the bigram tuples (56 bytes each).
-    text = args[0]
+    # The key's text; the _Text, its token tuple and strings, both Counters
+    # and the bigram tuples (56 bytes each).
+    chars = len(args[0])
+    tokens = len(value.tokens)
     return (
-        ENTRY_OVERHEAD
+        ENTRY_BYTES
+        + STR_BYTES
+        + chars
         + 64
-        + sys.getsizeof(text)
-        + tokens_bytes(len(value.tokens), len(text))
-        + sys.getsizeof(value.unigrams)
-        + sys.getsizeof(value.bigrams)
-        + 56 * len(value.bigrams)
+        + TUPLE_BYTES
+        + TOKEN_BYTES * tokens
+        + chars
+        + 2 * DICT_BYTES
+        + DICT_SLOT_BYTES * len(value.unigrams)
+        + (DICT_SLOT_BYTES + 56) * len(value.bigrams)
     )
 
 
 @memo(_features_bytes)
 def _features(text: str, use_stemmer: bool) -> _Text:
-    tokens = _tokens(text, use_stemmer)
+    tokens = _tokenize(text, use_stemmer)
     return _Text(tokens, Counter(tokens), Counter(zip(tokens, tokens[1:], strict=False)))
 
 
@@ -188,14 +205,18 @@ def _lcs_value(target: tuple[str, ...], prediction: tuple[str, ...]) -> RougeVal
 
 
 def _sentences_bytes(args: tuple[Any, ...], value: tuple[tuple[str, ...], ...]) -> int:
-    text = args[0]
-    count = sum(len(s) for s in value)  # one int per sentence: cheap next to tokenizing them
+    # The key's text; the tuple of token tuples and their strings (counted
+    # again: the lines' `_tokens` entries are older and go first).
+    chars = len(args[0])
+    tokens = sum(len(s) for s in value)  # per line: cheap next to tokenizing them
     return (
-        ENTRY_OVERHEAD
-        + sys.getsizeof(text)
-        + sys.getsizeof(value)
-        + 40 * len(value)
-        + tokens_bytes(count, len(text))
+        ENTRY_BYTES
+        + STR_BYTES
+        + chars
+        + TUPLE_BYTES
+        + (8 + TUPLE_BYTES) * len(value)
+        + TOKEN_BYTES * tokens
+        + chars
     )
 
 
@@ -233,8 +254,7 @@ def rouge_types(options: RougeOptions) -> tuple[str, ...]:
 
 def _single_bytes(args: tuple[Any, ...], value: tuple[RougeValue, ...]) -> int:
     # Both texts of the key; the value is a few RougeValues (128 bytes each).
-    target, prediction = args[0], args[1]
-    return ENTRY_OVERHEAD + sys.getsizeof(target) + sys.getsizeof(prediction) + 136 * len(value)
+    return ENTRY_BYTES + 2 * STR_BYTES + len(args[0]) + len(args[1]) + 136 * len(value)
 
 
 # The options are two bools in the key, not the RougeOptions: a dataclass's
