@@ -14,12 +14,18 @@ seeing these pairs for the first time); "warm" runs again with them filled (a
 server that has seen the words before). Each figure is the best of ``--repeat``.
 The text memo's budget is ``--text-cache-mb`` (the server's default, 64).
 
+``--checkpoints K`` then scores the pairs with all three families as a run's
+checkpoints are scored: K times, new predictions each time (the pair's
+prediction with " ckpt<k>" appended), the same references, one memo shared by
+the families, as in one server process.
+
 Pairs come from JSONL files of ``{"prediction": ..., "references": [...]}`` in
 ``--pairs-dir`` when given (other lines are skipped), otherwise from generated
 VQA-style text (short answers, several references).
 
     python bench/bench_text.py                     # 5000 generated pairs
     python bench/bench_text.py --pairs-dir DIR --n 2000
+    python bench/bench_text.py --pairs-dir DIR --n 2000 --checkpoints 8 --families none
 """
 
 from __future__ import annotations
@@ -276,6 +282,32 @@ def _best(repeat: int, run: Callable[[], float]) -> float:
     return min(run() for _ in range(repeat))
 
 
+def time_checkpoints(
+    pairs: Sequence[TextPair], checkpoints: int, *, batch: int = 64
+) -> list[dict[str, float]]:
+    """Seconds per family for each checkpoint: new predictions, the same references.
+
+    Example:
+        >>> len(time_checkpoints(load_pairs(None, 5, seed=0), 2))
+        2
+    """
+    _warm_up()
+    for family in FAMILIES:
+        clear_caches(family)
+    out = []
+    for k in range(checkpoints):
+        these = [TextPair(f"{p.prediction} ckpt{k}", p.references) for p in pairs]
+        seconds = {}
+        for family in FAMILIES:
+            acc = make_accumulator(family, _OPTIONS[family])
+            t0 = time.perf_counter()
+            for start in range(0, len(these), batch):
+                acc.update(these[start : start + batch])
+            seconds[family] = time.perf_counter() - t0
+        out.append(seconds)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Prints per-family seconds and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -284,18 +316,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--families", default=",".join(FAMILIES), help="or none")
     parser.add_argument("--text-cache-mb", type=int, default=64)
+    parser.add_argument("--checkpoints", type=int, default=0)
     args = parser.parse_args(argv)
     _memo.set_budget(args.text_cache_mb << 20)
     pairs = load_pairs(args.pairs_dir, args.n, args.seed)
     refs = sum(len(p.references) for p in pairs)
     print(f"{len(pairs)} pairs, {refs} references, batch {args.batch}, best of {args.repeat}")
-    print(
-        f"{'family':8} {'reference s':>12} {'ours cold s':>12} {'ours warm s':>12}"
-        f" {'cold x':>8} {'warm x':>8} {'memo MiB':>9}"
-    )
-    for family in args.families.split(","):
+    families = args.families.split(",") if args.families != "none" else []
+    if families:
+        print(
+            f"{'family':8} {'reference s':>12} {'ours cold s':>12} {'ours warm s':>12}"
+            f" {'cold x':>8} {'warm x':>8} {'memo MiB':>9}"
+        )
+    for family in families:
         ref = _best(args.repeat, functools.partial(time_reference, family, pairs))
         cold = _best(
             args.repeat, functools.partial(time_ours, family, pairs, batch=args.batch, cold=True)
@@ -309,6 +344,13 @@ def main(argv: list[str] | None = None) -> int:
             f" {held:9.1f}",
             flush=True,
         )
+    if args.checkpoints:
+        print(f"checkpoints, memo budget {args.text_cache_mb} MiB")
+        print(f"{'checkpoint':10} " + " ".join(f"{f + ' s':>9}" for f in FAMILIES) + "  memo MiB")
+        for k, seconds in enumerate(time_checkpoints(pairs, args.checkpoints, batch=args.batch)):
+            held = _memo.stats()["bytes"] / (1 << 20)
+            row = " ".join(f"{seconds[f]:9.3f}" for f in FAMILIES)
+            print(f"{k + 1:10} {row} {held:9.1f}", flush=True)
     return 0
 
 

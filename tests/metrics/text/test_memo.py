@@ -60,6 +60,12 @@ def _pairs(seed: int, n: int, words: int) -> list[TextPair]:
     ]
 
 
+@pytest.fixture
+def store_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every new entry stored, even when the memo is full: eviction order alone."""
+    monkeypatch.setattr(_memo._MEMO, "admit", 1.0)
+
+
 def _counting(calls: list[str], weight: int) -> Callable[[str], str]:
     @_memo.memo(lambda args, value: weight)
     def echo(key: str) -> str:
@@ -69,7 +75,7 @@ def _counting(calls: list[str], weight: int) -> Callable[[str], str]:
     return echo
 
 
-def test_memo_evicts_the_oldest_unused_entry_first() -> None:
+def test_memo_evicts_the_oldest_unused_entry_first(store_all: None) -> None:
     calls: list[str] = []
     echo = _counting(calls, 1_000)
     _memo.set_budget(16_000)  # 16 entries of 1,000 bytes; the largest stored is 1,000
@@ -88,7 +94,7 @@ def test_memo_evicts_the_oldest_unused_entry_first() -> None:
     assert calls == ["k1"]  # evicted, computed again
 
 
-def test_memo_gives_a_used_entry_a_second_chance() -> None:
+def test_memo_gives_a_used_entry_a_second_chance(store_all: None) -> None:
     # CLOCK: the oldest entry, used since it was queued, goes to the back instead of out.
     calls: list[str] = []
     echo = _counting(calls, 1_000)
@@ -113,7 +119,7 @@ def test_memo_budget_zero_empties_used_entries_too() -> None:
     assert (_memo.stats()["entries"], _memo.stats()["bytes"]) == (0, 0)
 
 
-def test_memo_evicts_by_bytes_not_entries() -> None:
+def test_memo_evicts_by_bytes_not_entries(store_all: None) -> None:
     small_calls: list[str] = []
     large_calls: list[str] = []
     small = _counting(small_calls, 100)
@@ -132,6 +138,36 @@ def test_memo_evicts_by_bytes_not_entries() -> None:
     assert small_calls == ["s9"]
 
 
+def test_memo_stores_one_new_entry_in_eight_when_full() -> None:
+    echo = _counting([], 100)
+    _memo.set_budget(16_000)  # 160 entries
+    for i in range(160):
+        echo(f"old{i}")
+    for i in range(800):
+        echo(f"new{i}")
+    stats = _memo.stats()
+    assert stats["entries"] == 160 and stats["bytes"] == 16_000
+    stored = sum(1 for entry in _memo._MEMO.queue if entry[4][0].startswith("new"))
+    assert 60 <= stored <= 150, stored  # 100 expected
+
+
+@pytest.mark.parametrize(("admit", "least_hits"), [(1.0, 0), (_memo.ADMIT_WHEN_FULL, 120)])
+def test_memo_hits_in_a_cyclic_scan_larger_than_the_budget(
+    monkeypatch: pytest.MonkeyPatch, admit: float, least_hits: int
+) -> None:
+    # Checkpoints scored against the same references: 200 texts again and again,
+    # room for 160. Storing every new entry evicts each text before its next use.
+    monkeypatch.setattr(_memo._MEMO, "admit", admit)
+    echo = _counting([], 100)
+    _memo.set_budget(16_000)
+    for _ in range(10):
+        before = _memo.stats()["hits"]
+        for i in range(200):
+            echo(f"t{i}")
+    hits = _memo.stats()["hits"] - before
+    assert hits >= least_hits if least_hits else hits == 0
+
+
 def test_memo_functions_share_the_budget_not_entries() -> None:
     a_calls: list[str] = []
     b_calls: list[str] = []
@@ -142,7 +178,7 @@ def test_memo_functions_share_the_budget_not_entries() -> None:
     assert _memo.stats()["entries"] == 2
 
 
-def test_memo_set_budget_evicts_down_and_refuses_negative() -> None:
+def test_memo_set_budget_evicts_down_and_refuses_negative(store_all: None) -> None:
     echo = _counting([], 1_000)
     for i in range(20):
         echo(f"k{i}")

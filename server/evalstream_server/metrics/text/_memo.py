@@ -20,6 +20,18 @@ lock or a reordering: about 50 ns more than an ``lru_cache`` hit, where an
 exact LRU (OrderedDict and lock) cost 230 ns more, which made cold scoring of
 short texts 20-35% slower.
 
+Once the memo is full, a new entry is stored with probability 1/8 only (the
+bimodal insertion of Qureshi et al. 2007, "Adaptive Insertion Policies for
+High Performance Caching"). Scoring a run's checkpoints is a cyclic scan: new
+predictions every time, the same references. When one pass does not fit, an
+LRU (or CLOCK) evicts every reference before its next use and never hits again
+(measured: 1,318 real-text pairs, all three metrics, 64 MiB: every checkpoint
+slower than the first). Refusing most newcomers keeps what is there; the
+references that are admitted get used, and CLOCK evicts the unused first, so
+repeated texts accumulate. Same test, checkpoints 2-8 against an unbounded
+cache: BLEU as fast, ROUGE 15% and METEOR 30% slower (storing every new entry:
+2x, 1.6x and 1.5x slower).
+
 Weights are arithmetic on ``len()`` of the key's strings and of the value's
 containers, with CPython's object sizes below (``sys.getsizeof`` of a dict costs
 four times a whole look-up; no walk over contents): within a small factor of
@@ -40,6 +52,7 @@ is handed in once by the server's wiring (`set_budget`).
 from __future__ import annotations
 
 import functools
+import random
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -49,6 +62,7 @@ __all__ = [
     "DEFAULT_BUDGET",
     "DICT_BYTES",
     "DICT_SLOT_BYTES",
+    "ADMIT_WHEN_FULL",
     "ENTRY_BYTES",
     "MAX_CACHED_WORD",
     "OVERSIZE_FRACTION",
@@ -73,6 +87,9 @@ DEFAULT_BUDGET = 64 << 20
 
 #: An entry heavier than budget / OVERSIZE_FRACTION is computed but not stored.
 OVERSIZE_FRACTION = 16
+
+#: Probability that a new entry is stored when the memo is full.
+ADMIT_WHEN_FULL = 1 / 8
 
 #: Bytes of one entry beyond its arguments and its value: the args tuple, the
 #: [value, weight, used] list, its table slot and its place in the queue.
@@ -112,7 +129,7 @@ class _Memo:
     oldest first. Eviction is CLOCK (second chance), the usual approximation
     of LRU: an entry used since it was queued goes to the back, unused,
     instead of out. A hit only sets ``used``, so hits take no lock; inserting
-    and evicting do.
+    and evicting do. When full, a new entry is stored with probability ``admit``.
     """
 
     def __init__(self, budget: int) -> None:
@@ -122,6 +139,8 @@ class _Memo:
         self.budget = budget
         self.largest = budget // OVERSIZE_FRACTION
         self.bytes = 0
+        self.admit = ADMIT_WHEN_FULL
+        self.rng = random.Random(0)  # used with the lock held
         # Counted without the lock: under contention an increment may be lost.
         self.hits = 0
         self.misses = 0
@@ -154,6 +173,7 @@ class _Memo:
             self.bytes = 0
             self.hits = 0
             self.misses = 0
+            self.rng.seed(0)
 
 
 _MEMO = _Memo(DEFAULT_BUDGET)
@@ -211,6 +231,8 @@ def memo(weigh: Weigher = _weigh_strings) -> Callable[[Callable[P, R]], Callable
                 entry = [value, weight, False, table, args]
                 acquire()
                 try:
+                    if memo_.bytes + weight > memo_.budget and memo_.rng.random() >= memo_.admit:
+                        return value  # full: stored with probability `admit` only
                     # Another thread may have stored the same value meanwhile: keep it.
                     if setdefault(args, entry) is entry:
                         queue.append(entry)
