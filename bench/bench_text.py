@@ -284,8 +284,9 @@ def _best(repeat: int, run: Callable[[], float]) -> float:
 
 def time_checkpoints(
     pairs: Sequence[TextPair], checkpoints: int, *, batch: int = 64
-) -> list[dict[str, float]]:
-    """Seconds per family for each checkpoint: new predictions, the same references.
+) -> list[tuple[dict[str, float], int]]:
+    """Seconds per family for each checkpoint (new predictions, the same references), with
+    the text memo's bytes after it.
 
     Example:
         >>> len(time_checkpoints(load_pairs(None, 5, seed=0), 2))
@@ -304,7 +305,7 @@ def time_checkpoints(
             for start in range(0, len(these), batch):
                 acc.update(these[start : start + batch])
             seconds[family] = time.perf_counter() - t0
-        out.append(seconds)
+        out.append((seconds, _memo.stats()["bytes"]))
     return out
 
 
@@ -347,10 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoints:
         print(f"checkpoints, memo budget {args.text_cache_mb} MiB")
         print(f"{'checkpoint':10} " + " ".join(f"{f + ' s':>9}" for f in FAMILIES) + "  memo MiB")
-        for k, seconds in enumerate(time_checkpoints(pairs, args.checkpoints, batch=args.batch)):
-            held = _memo.stats()["bytes"] / (1 << 20)
+        timed = time_checkpoints(pairs, args.checkpoints, batch=args.batch)
+        for k, (seconds, held) in enumerate(timed):
             row = " ".join(f"{seconds[f]:9.3f}" for f in FAMILIES)
-            print(f"{k + 1:10} {row} {held:9.1f}", flush=True)
+            print(f"{k + 1:10} {row} {held / (1 << 20):9.1f}", flush=True)
     return 0
 
 
