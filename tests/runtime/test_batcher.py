@@ -287,3 +287,27 @@ def test_batcher_embedding_independent_of_batch(tiny_model: LoadedModel) -> None
         crowded = batcher.embed([*others, text])[-1]
     assert torch.allclose(alone.vectors, crowded.vectors, atol=1e-5)
     assert torch.allclose(alone.vectors.norm(dim=-1), torch.ones(6), atol=1e-5)
+
+
+def test_batcher_cache_is_bounded_by_bytes() -> None:
+    """A 768-byte budget: a one-word embedding weighs 16 bytes (2 fp32 + one 8-byte id)."""
+    encoder = FakeEncoder()
+    with DynamicBatcher(encoder, max_delay=0.0, cache_size=100, cache_bytes=48 * 16) as batcher:
+        # a sixteenth of the budget (48 bytes) is the largest embedding cached: 3 words
+        for text in ("a", "b", "c", "d"):
+            batcher.embed([text])
+        assert batcher._cached_bytes == 4 * 16
+        batcher.embed(["x y z " * 10])  # 30 words: 30 * 16 = 480 bytes > 48: never cached
+        batcher.embed(["x y z " * 10])
+        assert encoder.tokenized.count("x y z " * 10) == 2
+        for i in range(100):  # fill past the byte budget with distinct sentences
+            batcher.embed([f"w{i} v{i}"])  # 2 words: 2 * 8 + 2 * 8 = 32 bytes
+        assert batcher._cached_bytes <= 48 * 16
+        assert len(batcher._cache) == (48 * 16) // 32
+        batcher.embed(["w99 v99"])  # the most recent is still there
+        assert encoder.tokenized.count("w99 v99") == 1
+
+
+def test_batcher_cache_bytes_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="cache_bytes"):
+        DynamicBatcher(FakeEncoder(), cache_bytes=-1)

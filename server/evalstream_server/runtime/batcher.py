@@ -93,6 +93,12 @@ class Embedding:
     truncated: bool
 
 
+def _weight(emb: Embedding) -> int:
+    """Bytes an embedding holds in the cache: its vectors and token ids (8 bytes each)."""
+    vectors = emb.vectors
+    return int(vectors.element_size() * vectors.nelement()) + 8 * len(emb.token_ids)
+
+
 @dataclass(frozen=True, slots=True)
 class BatcherStats:
     """Counters for Prometheus (totals since start, except the two gauges).
@@ -191,6 +197,7 @@ class DynamicBatcher:
         max_delay: float = 0.005,
         max_queue: int = 4_096,
         cache_size: int = 4_096,
+        cache_bytes: int = 256 << 20,
     ) -> None:
         """Starts the worker thread.
 
@@ -205,6 +212,11 @@ class DynamicBatcher:
             max_queue: Distinct sentences allowed to wait; beyond it ``submit``
                 raises :class:`BatcherOverloaded`.
             cache_size: Embeddings kept in the LRU cache (0 disables it).
+            cache_bytes: Bytes of vectors and token ids the cache may hold; the
+                least recently used go first past it, and an embedding larger
+                than a sixteenth of it is not cached. (A count alone does not
+                bound memory: a 512-token sentence's vectors take 0.8 MB with a
+                384-wide model, 4,096 of them 3 GB.)
 
         Raises:
             ValueError: a limit is not positive.
@@ -214,9 +226,10 @@ class DynamicBatcher:
                 f"batcher limits must be positive: max_tokens_per_batch={max_tokens_per_batch}, "
                 f"max_batch_size={max_batch_size}, max_queue={max_queue}"
             )
-        if max_delay < 0 or cache_size < 0:
+        if max_delay < 0 or cache_size < 0 or cache_bytes < 0:
             raise ValueError(
-                f"max_delay ({max_delay}) and cache_size ({cache_size}) must not be negative"
+                f"max_delay ({max_delay}), cache_size ({cache_size}) and cache_bytes "
+                f"({cache_bytes}) must not be negative"
             )
         self.encoder = encoder
         self._max_tokens = max_tokens_per_batch
@@ -224,6 +237,8 @@ class DynamicBatcher:
         self._max_delay = max_delay
         self._max_queue = max_queue
         self._cache_size = cache_size
+        self._cache_bytes = cache_bytes
+        self._cached_bytes = 0  # what the cache's entries weigh (_weight), under _cond
         self._oom = _oom_errors()
         self._cond = threading.Condition()
         self._pending: dict[str, _Entry] = {}
@@ -490,11 +505,18 @@ class DynamicBatcher:
                 emb = Embedding(tokens.ids, vec, tokens.truncated)
                 self._counts["truncated"] += int(tokens.truncated)
                 self._inflight.pop(entry.text, None)
-                if self._cache_size:
+                weight = _weight(emb)
+                if self._cache_size and weight <= self._cache_bytes // 16:
+                    old = self._cache.pop(entry.text, None)
+                    if old is not None:
+                        self._cached_bytes -= _weight(old)
                     self._cache[entry.text] = emb
-                    self._cache.move_to_end(entry.text)
-                    while len(self._cache) > self._cache_size:
-                        self._cache.popitem(last=False)
+                    self._cached_bytes += weight
+                    while (
+                        len(self._cache) > self._cache_size
+                        or self._cached_bytes > self._cache_bytes
+                    ):
+                        self._cached_bytes -= _weight(self._cache.popitem(last=False)[1])
                 done.append((list(entry.waiters), emb))
         for waiters, emb in done:
             for waiter in waiters:
