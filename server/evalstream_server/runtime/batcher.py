@@ -32,6 +32,7 @@ attention mask hides pad tokens), so a sentence embeds the same, within
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -94,9 +95,15 @@ class Embedding:
 
 
 def _weight(emb: Embedding) -> int:
-    """Bytes an embedding holds in the cache: its vectors and token ids (8 bytes each)."""
-    vectors = emb.vectors
-    return int(vectors.element_size() * vectors.nelement()) + 8 * len(emb.token_ids)
+    """Bytes an embedding holds in the cache: its vectors and token ids (8 bytes each).
+
+    Tensors and arrays report ``nbytes``; a stand-in encoder's other objects are
+    weighed by ``sys.getsizeof``.
+    """
+    nbytes = getattr(emb.vectors, "nbytes", None)
+    if not isinstance(nbytes, int):
+        nbytes = sys.getsizeof(emb.vectors)
+    return nbytes + 8 * len(emb.token_ids)
 
 
 @dataclass(frozen=True, slots=True)
