@@ -68,8 +68,10 @@ def test_settled_returns_once_the_store_future_is_done() -> None:
         future: concurrent.futures.Future[int] = concurrent.futures.Future()
         order: list[str] = []
 
+        waker = _Waker(asyncio.get_running_loop())
+
         async def wait() -> None:
-            await _settled(future)
+            await _settled(future, waker)
             order.append(f"settled {future.result()}")
 
         task = asyncio.create_task(wait())

@@ -286,10 +286,10 @@ class _Waker:
     one drain, and the others join it while it is pending.
     """
 
-    __slots__ = ("_lock", "_loop", "_pending")
+    __slots__ = ("_lock", "_pending", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = loop
         self._lock = threading.Lock()
         self._pending: list[asyncio.Future[None]] = []
 
@@ -300,7 +300,7 @@ class _Waker:
             first = len(self._pending) == 1
         if first:
             try:
-                self._loop.call_soon_threadsafe(self._drain)
+                self.loop.call_soon_threadsafe(self._drain)
             except RuntimeError:  # the loop closed: its streams are long gone
                 pass
 
@@ -312,23 +312,14 @@ class _Waker:
                 waiter.set_result(None)
 
 
-_wakers: dict[asyncio.AbstractEventLoop, _Waker] = {}
-
-
-async def _settled(future: concurrent.futures.Future[Any]) -> None:
+async def _settled(future: concurrent.futures.Future[Any], waker: _Waker) -> None:
     """Waits, on the event loop, until the store's `future` (set by its writer thread) is done.
 
     Lighter than ``asyncio.wrap_future``: no second future to copy the result into,
     only for the chunks a stream actually has to wait for, and one loop wake-up per
-    burst of commits (see `_Waker`).
+    burst of commits (see `_Waker`; ``waker`` belongs to the running loop).
     """
-    loop = asyncio.get_running_loop()
-    waker = _wakers.get(loop)
-    if waker is None:
-        for old in [old for old in _wakers if old.is_closed()]:
-            del _wakers[old]
-        waker = _wakers[loop] = _Waker(loop)
-    waiter = loop.create_future()
+    waiter = waker.loop.create_future()
     future.add_done_callback(lambda _: waker.wake(waiter))
     await waiter
 
@@ -357,6 +348,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
         self._limits = limits
         self._verdicts = verdicts
         self._observe_ack = observe_ack  # seconds from a chunk's receipt to its durable ack
+        self._waker: _Waker | None = None  # StreamLoss's, for the server's event loop
 
     # -------------------------------------------------------------- runs
 
@@ -491,6 +483,10 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
         so that one group commit takes many chunks of many streams; this generator
         awaits the oldest chunk's commit and yields its ack.
         """
+        loop = asyncio.get_running_loop()
+        if self._waker is None or self._waker.loop is not loop:
+            self._waker = _Waker(loop)
+        waker = self._waker
         window: asyncio.Queue[_Pending | _Ended] = asyncio.Queue(self._limits.stream_window)
         known_runs: set[str] = set()
 
@@ -515,7 +511,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
                     if isinstance(item.error, StoreError):
                         await abort_async(context, *store_status(item.error))
                     raise item.error
-                yield await self._ack(item, context)
+                yield await self._ack(item, context, waker)
         finally:
             reader.cancel()
 
@@ -548,7 +544,9 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
         item.future = self._store.submit_points(item.chunk)
         return item
 
-    async def _ack(self, item: _Pending, context: aio.ServicerContext) -> runs_pb2.LossAck:
+    async def _ack(
+        self, item: _Pending, context: aio.ServicerContext, waker: _Waker
+    ) -> runs_pb2.LossAck:
         """The chunk's ack, once it is durable (or refused)."""
         if item.refusal is not None:
             return runs_pb2.LossAck(
@@ -560,7 +558,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
         assert item.future is not None  # noqa: S101 - set whenever refusal is None
         try:
             if not item.future.done():
-                await _settled(item.future)
+                await _settled(item.future, waker)
             result = item.future.result()
         except StoreOverloaded as exc:
             return runs_pb2.LossAck(

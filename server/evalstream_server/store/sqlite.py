@@ -24,9 +24,8 @@ Group commit
     rare moments (recovery, another process) where SQLite would otherwise answer
     "database is locked". The pool, not the handler threads, bounds how many
     connections exist, and with them the page caches (``_READ_CACHE_KB`` each):
-    a connection per handler thread let a long-running server's memory grow with
-    every thread the handler pool ever started (the soak test saw +325 MiB in 5
-    minutes).
+    with a connection per handler thread, memory grew with every thread the
+    handler pool (up to 256) ever started.
 
     A batch first runs without per-operation savepoints (each SAVEPOINT and
     RELEASE is a statement, and every statement hands the GIL away and has to
@@ -1151,10 +1150,8 @@ class SQLiteStore:
             raise InvalidInput(f"step {int(steps.max())} does not fit in int64", field="steps")
         # tobytes() copies: later changes to the caller's arrays cannot reach the store.
         s = steps.astype(_I8, copy=False)
-        if n == 1:  # the one-point chunk: no reductions (each costs microseconds)
-            if int(s[0]) < 0:
-                raise InvalidInput(f"step {int(s[0])} at index 0 is negative", field="steps")
-        elif n and int(s.min()) < 0:
+        # One point (a common chunk) needs no reduction, which costs microseconds.
+        if n and int(s[0] if n == 1 else s.min()) < 0:
             bad = int(np.argmax(s < 0))
             raise InvalidInput(f"step {int(s[bad])} at index {bad} is negative", field="steps")
         walls: bytes | None = None
@@ -1167,7 +1164,7 @@ class SQLiteStore:
                     f"wall times must be numbers, got dtype {w.dtype}", field="wall_times"
                 )
             walls = w.astype(_F8, copy=False).tobytes()
-        increasing = n < 2 or bool((s[1:] > s[:-1]).all())  # n < 2: implicit, too
+        increasing = n < 2 or bool((s[1:] > s[:-1]).all())
         return _ValidChunk(
             run_id=chunk.run_id,
             split=chunk.split,
