@@ -298,12 +298,12 @@ _Args = Callable[[str], tuple[Any, ...]]
 _WEIGHED: dict[str, tuple[Any, Callable[..., int], _Args]] = {
     "bleu._ngrams": (bleu._ngrams, bleu._ngrams_bytes, lambda t: ("13a", False, t)),
     "bleu._ngrams intl lower": (bleu._ngrams, bleu._ngrams_bytes, lambda t: ("intl", True, t)),
-    "rouge._tokens": (rouge._tokens, rouge._tokens_bytes, lambda t: (t, False)),
-    "rouge._tokens stemmed": (rouge._tokens, rouge._tokens_bytes, lambda t: (t, True)),
+    "rouge._tokens": (rouge._tokens, _memo.weigh_tokens, lambda t: (t, False)),
+    "rouge._tokens stemmed": (rouge._tokens, _memo.weigh_tokens, lambda t: (t, True)),
     "rouge._features": (rouge._features, rouge._features_bytes, lambda t: (t, True)),
     "rouge._sentences": (rouge._sentences, rouge._sentences_bytes, lambda t: (t, True)),
     "rouge._single": (rouge._single, rouge._single_bytes, lambda t: (t, t[::-1], True, False)),
-    "meteor.tokenize": (meteor.tokenize, meteor._tokenize_bytes, lambda t: (t,)),
+    "meteor.tokenize": (meteor.tokenize, _memo.weigh_tokens, lambda t: (t,)),
     "meteor._single": (
         meteor._single,
         meteor._single_bytes,

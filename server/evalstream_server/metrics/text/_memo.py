@@ -75,6 +75,7 @@ __all__ = [
     "memo",
     "set_budget",
     "stats",
+    "weigh_tokens",
     "word_cache",
 ]
 
@@ -186,6 +187,12 @@ def _weigh_strings(args: tuple[Any, ...], value: Any) -> int:
         if isinstance(arg, str):
             total += STR_BYTES + len(arg)
     return total
+
+
+def weigh_tokens(args: tuple[Any, ...], value: tuple[str, ...]) -> int:
+    """Weigher of text (first argument) -> token tuple: the text, the tuple and its strings."""
+    chars = len(args[0])
+    return ENTRY_BYTES + STR_BYTES + chars + TUPLE_BYTES + TOKEN_BYTES * len(value) + chars
 
 
 def memo(weigh: Weigher = _weigh_strings) -> Callable[[Callable[P, R]], Callable[P, R]]:

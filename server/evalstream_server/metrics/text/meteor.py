@@ -44,10 +44,9 @@ from evalstream_server.metrics.bands import band
 from evalstream_server.metrics.text._memo import (
     ENTRY_BYTES,
     STR_BYTES,
-    TOKEN_BYTES,
-    TUPLE_BYTES,
     WORD_CACHE_SIZE,
     memo,
+    weigh_tokens,
     word_cache,
 )
 from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
@@ -146,13 +145,7 @@ _PLAIN_PERIOD = re.compile(r"([A-Za-z0-9 \t\n]+)\.[ \t\n]*")
 _CONTRACTED = re.compile(r"(?i)\b(?:cannot|gimme|gonna|gotta|lemme|wanna)\b")
 
 
-def _tokenize_bytes(args: tuple[Any, ...], value: tuple[str, ...]) -> int:
-    # The key's text; the token tuple and its strings.
-    chars = len(args[0])
-    return ENTRY_BYTES + STR_BYTES + chars + TUPLE_BYTES + TOKEN_BYTES * len(value) + chars
-
-
-@memo(_tokenize_bytes)
+@memo(weigh_tokens)
 def tokenize(text: str) -> tuple[str, ...]:
     """Lowercased ``word_tokenize(text, preserve_line=True)`` tokens.
 

@@ -54,6 +54,7 @@ from evalstream_server.metrics.text._memo import (
     TOKEN_BYTES,
     TUPLE_BYTES,
     memo,
+    weigh_tokens,
     word_cache,
 )
 from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
@@ -101,15 +102,9 @@ def _tokenize(text: str, use_stemmer: bool) -> tuple[str, ...]:
     return tuple(x for x in tokens if valid.match(x))
 
 
-def _tokens_bytes(args: tuple[Any, ...], value: tuple[str, ...]) -> int:
-    # The key's text; the token tuple and its strings.
-    chars = len(args[0])
-    return ENTRY_BYTES + STR_BYTES + chars + TUPLE_BYTES + TOKEN_BYTES * len(value) + chars
-
-
 # The tokens of one line of a rougeLsum text (`_features` tokenizes whole texts
 # itself: one entry per text, not two).
-_tokens = memo(_tokens_bytes)(_tokenize)
+_tokens = memo(weigh_tokens)(_tokenize)
 
 
 @dataclass(frozen=True, slots=True)
