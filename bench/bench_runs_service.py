@@ -350,23 +350,32 @@ def bench_ingest(
 
 
 async def _latency_streams(
-    target: str, run_id: str, stream_ids: Sequence[int], t_start: float, t_stop: float
+    target: str,
+    run_id: str,
+    stream_ids: Sequence[int],
+    t_start: float,
+    t_stop: float,
+    rate: float | None = None,
 ) -> tuple[list[float], int, float]:
-    """One-point chunks, one at a time per stream: latencies (s) of sends in [t_start, t_stop],
-    refusals and CPU seconds in that window."""
+    """One-point chunks per stream: latencies (s) of sends in [t_start, t_stop], refusals
+    and CPU seconds in that window.
+
+    ``rate`` None: closed loop, each stream sends its next chunk once the previous one
+    is acked. Otherwise open loop: each stream sends at Poisson moments of mean
+    ``rate``/s without waiting, and a reader task matches acks to sends by sequence.
+    """
     latencies: list[float] = []
     refused = 0
     values = np.array([0.5])
 
-    async def one(channel: grpc.aio.Channel, i: int) -> None:
+    def record(ack: runs_pb2.LossAck, sent: float, done: float) -> None:
         nonlocal refused
-        method = channel.stream_stream(
-            STREAM_LOSS,
-            request_serializer=None,
-            response_deserializer=runs_pb2.LossAck.FromString,
-        )
-        header = chunk_header(run_id, f"s{i}")
-        call = method(timeout=max(60.0, t_stop - time.monotonic() + 60))
+        if not ack.accepted:
+            refused += 1
+        elif sent >= t_start:
+            latencies.append(done - sent)
+
+    async def closed(call: Any, header: bytes, i: int) -> None:
         seq = 0
         while time.monotonic() < t_stop:
             seq += 1
@@ -377,64 +386,17 @@ async def _latency_streams(
             done = time.monotonic()
             if ack is grpc.aio.EOF:
                 raise RuntimeError(f"stream {i} ended early: {await call.code()}")
-            if not ack.accepted:
-                refused += 1
-            elif sent >= t_start:
-                latencies.append(done - sent)
+            record(ack, sent, done)
         await call.done_writing()
-        await call.code()
 
-    # Streams share a few channels (HTTP/2 multiplexes them), as many clients would.
-    channels = [grpc.aio.insecure_channel(target) for _ in range(min(8, len(stream_ids)))]
-    cpu = asyncio.ensure_future(_cpu_between(t_start, t_stop))
-    try:
-        await asyncio.gather(
-            *(one(channels[k % len(channels)], i) for k, i in enumerate(stream_ids))
-        )
-    finally:
-        for ch in channels:
-            await ch.close()
-    return latencies, refused, await cpu
-
-
-async def _open_loop_streams(
-    target: str,
-    run_id: str,
-    stream_ids: Sequence[int],
-    t_start: float,
-    t_stop: float,
-    rate: float,
-) -> tuple[list[float], int, float]:
-    """Like `_latency_streams`, but each stream sends at Poisson moments of mean ``rate``/s
-    without waiting for acks (a reader task matches acks to sends by sequence)."""
-    latencies: list[float] = []
-    refused = 0
-    values = np.array([0.5])
-
-    async def one(channel: grpc.aio.Channel, i: int) -> None:
-        nonlocal refused
+    async def open_loop(call: Any, header: bytes, i: int) -> None:
+        assert rate is not None
         rng = np.random.default_rng(i)
-        method = channel.stream_stream(
-            STREAM_LOSS,
-            request_serializer=None,
-            response_deserializer=runs_pb2.LossAck.FromString,
-        )
-        header = chunk_header(run_id, f"s{i}")
-        call = method(timeout=max(60.0, t_stop - time.monotonic() + 60))
         sent: dict[int, float] = {}
 
         async def read() -> None:
-            nonlocal refused
-            while True:
-                ack = await call.read()
-                if ack is grpc.aio.EOF:
-                    return
-                done = time.monotonic()
-                at = sent.pop(ack.sequence)
-                if not ack.accepted:
-                    refused += 1
-                elif at >= t_start:
-                    latencies.append(done - at)
+            while (ack := await call.read()) is not grpc.aio.EOF:
+                record(ack, sent.pop(ack.sequence), time.monotonic())
 
         reader = asyncio.ensure_future(read())
         seq = 0
@@ -449,8 +411,18 @@ async def _open_loop_streams(
         await reader
         if sent:
             raise RuntimeError(f"stream {i}: {len(sent)} chunks never acked")
+
+    async def one(channel: grpc.aio.Channel, i: int) -> None:
+        method = channel.stream_stream(
+            STREAM_LOSS,
+            request_serializer=None,
+            response_deserializer=runs_pb2.LossAck.FromString,
+        )
+        call = method(timeout=max(60.0, t_stop - time.monotonic() + 60))
+        await (closed if rate is None else open_loop)(call, chunk_header(run_id, f"s{i}"), i)
         await call.code()
 
+    # Streams share a few channels (HTTP/2 multiplexes them), as many clients would.
     channels = [grpc.aio.insecure_channel(target) for _ in range(min(8, len(stream_ids)))]
     cpu = asyncio.ensure_future(_cpu_between(t_start, t_stop))
     try:
@@ -472,11 +444,7 @@ def _latency_worker(
     out: Any,
     rate: float | None = None,
 ) -> None:
-    if rate is None:
-        out.put(asyncio.run(_latency_streams(target, run_id, stream_ids, t_start, t_stop)))
-    else:
-        coro = _open_loop_streams(target, run_id, stream_ids, t_start, t_stop, rate)
-        out.put(asyncio.run(coro))
+    out.put(asyncio.run(_latency_streams(target, run_id, stream_ids, t_start, t_stop, rate)))
 
 
 # A StreamLoss stream holds one server handler thread (and one RPC slot) for its whole

@@ -19,6 +19,7 @@ import sacrebleu
 from evalstream import AsyncClient, Client, errors
 from evalstream._cli import main
 from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+from evalstream_server.api.text import CpuWorkers
 from nltk.tokenize import word_tokenize
 from nltk.translate.meteor_score import meteor_score
 from rouge_score import rouge_scorer
@@ -41,6 +42,17 @@ REFERENCES = [
     ["no"],
     ["a man rides a horse by the river"],
 ]
+
+
+def warmed_workers(live_server) -> CpuWorkers:
+    """The live server's text worker pool, once its processes have warmed up (120 s at most)."""
+    workers = live_server.deps.workers
+    assert workers is not None
+    deadline = time.monotonic() + 120
+    while not workers.usable and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers.usable, "the worker process did not warm up"
+    return workers
 
 
 def test_all_four_metrics_agree_with_the_reference_libraries(
@@ -270,12 +282,7 @@ def test_worker_processes_give_the_same_numbers(live_server) -> None:
         make_accumulator,
     )
 
-    workers = live_server.deps.workers
-    assert workers is not None
-    deadline = time.monotonic() + 120
-    while not workers.usable and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert workers.usable, "the worker process did not warm up"
+    warmed_workers(live_server)
     preds = [f"{p} number {i}" for i, p in enumerate(PREDICTIONS * 12)]
     refs = [[f"{r} number {i}" for r in rs] for i, rs in enumerate(REFERENCES * 12)]
     with Client(live_server.target) as client:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
 from evalstream import Client
 from evalstream_server.metrics.text import _memo
+
+from .test_score_text import warmed_workers
 
 
 @pytest.fixture
@@ -20,12 +21,7 @@ def default_budget_after() -> Iterator[None]:
 @pytest.mark.parametrize("live_server", [{"text_workers": 1, "text_cache_mb": 3}], indirect=True)
 def test_text_cache_budget_reaches_server_and_workers(live_server, default_budget_after) -> None:
     assert _memo.stats()["budget"] == 3 << 20
-    workers = live_server.deps.workers
-    assert workers is not None
-    deadline = time.monotonic() + 120
-    while not workers.usable and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert workers.usable, "the worker process did not warm up"
+    workers = warmed_workers(live_server)
     # The pool has one process: whatever runs there ran its initializer.
     assert workers._pool.submit(_memo.stats).result(timeout=60)["budget"] == 3 << 20
 
