@@ -256,7 +256,7 @@ def _legacy_database(db_path: Path) -> tuple[str, list[int]]:
 
     Written by hand, as a version-3 server wrote them: consecutive, strided and
     irregular chunks, one with wall times, and 32 one-point chunks (a tail that the
-    next write compacts).
+    next write compacts, with the 3-point chunk before it).
     """
     conn = sqlite3.connect(db_path, isolation_level=None)
     schema.migrate(conn, target=3)
@@ -306,7 +306,7 @@ def test_legacy_explicit_steps_read_and_merge(db_path: Path) -> None:
         assert store.write_points(
             chunk(run_id, np.arange(4_000, 5_000), np.arange(4_000, 5_000) * 0.25)
         ) == WriteResult(0, 1_000, 0)
-        # An append: compacts the 32 legacy one-point chunks with it, into one implicit row.
+        # An append: compacts the legacy tail of small rows with it, into one row.
         assert store.write_points(chunk(run_id, [6_132], [1.0])) == WriteResult(1, 0, 0)
         model[6_132] = 1.0
         # Changes of legacy points: a new (implicit, two-point) row.
@@ -317,12 +317,13 @@ def test_legacy_explicit_steps_read_and_merge(db_path: Path) -> None:
         assert read(store, run_id) == model
     assert schema.schema_version(sqlite3.connect(db_path)) == SCHEMA_VERSION
     stored = rows(db_path)
-    assert stored[:3] == [
+    assert stored[:2] == [
         (0, 4_999, 5_000, 40_000, 40_000),  # legacy rows are not rewritten
-        (5_000, 5_990, 100, 800, 800),
-        (6_000, 6_003, 3, 24, 24),
+        (5_000, 5_990, 100, 800, 800),  # (100 points: a level above the merged ones)
     ]
-    assert stored[3:] == [(6_100, 6_132, 33, 0, 264), (5_010, 6_001, 2, 0, 16)]
+    # The 3-point row and the 32 one-point rows (all under 32 points), with the new
+    # point: one row of 36 points, explicit steps (6_002 and 6_004..6_099 are gaps).
+    assert stored[2:] == [(6_000, 6_132, 36, 288, 288), (5_010, 6_001, 2, 0, 16)]
     with SQLiteStore(db_path) as again:
         assert read(again, run_id) == model
 

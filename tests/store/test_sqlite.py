@@ -450,6 +450,52 @@ def test_small_chunks_are_compacted_and_stay_correct(db_path: Path) -> None:
         assert series_dict(again, run_id) == dict(sorted(model.items()))
 
 
+def test_compaction_is_tiered_each_point_rewritten_about_once_per_level(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10,000 one-point appends: few rows at any time, and each point rewritten <= 3 times.
+
+    Merging a series' whole tail each time (the growing chunk with 32 new points)
+    would rewrite each point about _SMALL_CHUNK / 64 = 64 times on average.
+    """
+    rewritten = 0
+    compact = SQLiteStore._compact_tail
+
+    def counting(self: SQLiteStore, conn: sqlite3.Connection, state: object, start: int) -> None:
+        nonlocal rewritten
+        rewritten += sum(n for _, n in state.tail[start:])  # type: ignore[attr-defined]
+        compact(self, conn, state, start)
+
+    import evalstream_server.store.sqlite as sqlite_module
+
+    monkeypatch.setattr(SQLiteStore, "_compact_tail", counting)
+    n = 10_000
+    with SQLiteStore(db_path) as store:
+        run_id = store.create_run(NewRun(project="p", name="r")).id
+        most_rows = 0
+        for lo in range(0, n, 500):
+            futures = [
+                store.submit_points(chunk(run_id, [i], [i / 2])) for i in range(lo, lo + 500)
+            ]
+            assert all(f.result() == WriteResult(1, 0, 0) for f in futures)
+            with sqlite3.connect(db_path) as conn:
+                most_rows = max(
+                    most_rows, conn.execute("SELECT count(*) FROM point_chunks").fetchone()[0]
+                )
+        assert series_dict(store, run_id) == {i: i / 2 for i in range(n)}
+    assert most_rows <= n // sqlite_module._SMALL_CHUNK + sqlite_module._MAX_TAIL
+    assert n <= rewritten <= 3 * n
+    # Reopened, the writer reads the tail back and goes on compacting it.
+    with SQLiteStore(db_path) as store:
+        futures = [store.submit_points(chunk(run_id, [i], [i / 2])) for i in range(n, n + 64)]
+        assert all(f.result() == WriteResult(1, 0, 0) for f in futures)
+        assert series_dict(store, run_id) == {i: i / 2 for i in range(n + 64)}
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute("SELECT n FROM point_chunks ORDER BY id").fetchall()
+    assert len(rows) <= (n + 64) // sqlite_module._SMALL_CHUNK + sqlite_module._MAX_TAIL
+    assert sum(r[0] for r in rows) == n + 64
+
+
 # ------------------------------------------------------------------------------ lifecycle
 
 

@@ -68,11 +68,14 @@ Points
       the stored points of its step range to count duplicates and changes, and
       only the new or changed points are appended as a *correction chunk*.
       Stored chunks are never rewritten in place, so a resend costs one read.
-    - Runs of small chunks (e.g. one point per write) are compacted by the writer:
-      once a series ends with ``_COMPACT_AFTER`` chunks of fewer than
-      ``_SMALL_CHUNK`` points, those trailing chunks are merged into one (a
-      suffix of the write order, so "latest wins" is unchanged). A series of n
-      points thus stays at about n / ``_SMALL_CHUNK`` + ``_COMPACT_AFTER`` rows.
+    - Runs of small chunks (e.g. one point per write) are compacted by the writer,
+      in tiers (`_compaction_start`): once a series ends with ``_COMPACT_AFTER``
+      chunks of fewer than 32 points, they are merged into one; once it ends
+      with ``_COMPACT_AFTER`` of those (or smaller), they merge into one of about
+      1,024 points, and so on up to ``_SMALL_CHUNK`` points (always a suffix of
+      the write order, so "latest wins" is unchanged). A point is rewritten
+      about three times, and a series of n points stays at about
+      n / ``_SMALL_CHUNK`` + 3 * ``_COMPACT_AFTER`` rows.
 
     Values are stored bit for bit (NaN payloads and ±inf included); for
     idempotency any NaN equals any NaN, and otherwise values compare by bits
@@ -157,6 +160,37 @@ _MAX_BATCH = 256
 _FLUSH_ROWS = 512
 _SMALL_CHUNK = 4096
 _COMPACT_AFTER = 32
+# Tail levels: chunks of under 32 points, under 32 * 32, under _SMALL_CHUNK. A tail
+# holds at most _COMPACT_AFTER - 1 chunks of each level, plus the one being added.
+_MAX_TAIL = 3 * _COMPACT_AFTER
+
+
+def _level(n: int) -> int:
+    """A small chunk's compaction level: 0 below 32 points, 1 below 1,024, else 2."""
+    return 0 if n < _COMPACT_AFTER else 1 if n < _COMPACT_AFTER * _COMPACT_AFTER else 2
+
+
+def _compaction_start(tail: Sequence[tuple[int, int]]) -> int | None:
+    """Where the suffix of ``tail`` to merge begins, or None when there is none yet.
+
+    Tiered, as in a log-structured merge: once ``_COMPACT_AFTER`` trailing chunks
+    are of the last chunk's level or below, they merge into one chunk a level up.
+    A point is thus rewritten about once per level (three times) on its way to a
+    chunk of ``_SMALL_CHUNK`` points or more, rather than each time its growing
+    chunk is merged again.
+
+    >>> _compaction_start([(1, 500)] + [(i, 1) for i in range(2, 33)])  # 31 small ones
+    >>> _compaction_start([(1, 500)] + [(i, 1) for i in range(2, 34)])
+    1
+    >>> _compaction_start([(i, 32) for i in range(31)] + [(31, 1)])  # level 0 after level 1
+    """
+    if len(tail) < _COMPACT_AFTER:
+        return None
+    top = _level(tail[-1][1])
+    start = len(tail)
+    while start and _level(tail[start - 1][1]) <= top:
+        start -= 1
+    return start if len(tail) - start >= _COMPACT_AFTER else None
 _CONTROL_WAIT_S = 10.0
 _INT64_MAX = 2**63 - 1
 
@@ -1228,7 +1262,7 @@ class SQLiteStore:
             ).fetchone()[0]
             recent = conn.execute(
                 "SELECT id, n FROM point_chunks WHERE series_id = ? ORDER BY id DESC LIMIT ?",
-                (sid, _COMPACT_AFTER),
+                (sid, _MAX_TAIL),
             ).fetchall()
             tail: list[tuple[int, int]] = []
             for cid, n in recent:
@@ -1278,13 +1312,13 @@ class SQLiteStore:
             state.tail = []
             return
         state.tail.append((cid, n))
-        if len(state.tail) >= _COMPACT_AFTER:
+        while (start := _compaction_start(state.tail)) is not None:
             self._flush(conn)
-            self._compact_tail(conn, state)
+            self._compact_tail(conn, state, start)
 
-    def _compact_tail(self, conn: sqlite3.Connection, state: _SeriesState) -> None:
-        """Merges the series' trailing small chunks (a suffix of its write order) into one."""
-        ids = [cid for cid, _ in state.tail]
+    def _compact_tail(self, conn: sqlite3.Connection, state: _SeriesState, start: int) -> None:
+        """Merges ``state.tail[start:]`` (a suffix of the series' write order) into one chunk."""
+        ids = [cid for cid, _ in state.tail[start:]]
         marks = ", ".join("?" * len(ids))
         rows = conn.execute(
             f"SELECT {_CHUNK_COLUMNS} FROM point_chunks WHERE id IN ({marks}) ORDER BY id",
@@ -1309,7 +1343,9 @@ class SQLiteStore:
                 ),
             )
         )
-        state.tail = [(cid, n)] if n < _SMALL_CHUNK else []
+        # A merged chunk grown big ends the tail: the small chunks before it are no
+        # longer trailing (they stay as they are).
+        state.tail = [*state.tail[:start], (cid, n)] if n < _SMALL_CHUNK else []
 
     def _write_chunk(
         self, conn: sqlite3.Connection, chunk: _ValidChunk
