@@ -191,6 +191,8 @@ def _compaction_start(tail: Sequence[tuple[int, int]]) -> int | None:
     while start and _level(tail[start - 1][1]) <= top:
         start -= 1
     return start if len(tail) - start >= _COMPACT_AFTER else None
+
+
 _CONTROL_WAIT_S = 10.0
 _INT64_MAX = 2**63 - 1
 
