@@ -160,6 +160,7 @@ _MAX_BATCH = 256
 _FLUSH_ROWS = 512
 _SMALL_CHUNK = 4096
 _COMPACT_AFTER = 32
+_CONTROL_WAIT_S = 10.0
 # Tail levels: chunks of under 32 points, under 32 * 32, under _SMALL_CHUNK. A tail
 # holds at most _COMPACT_AFTER - 1 chunks of each level, plus the one being added.
 _MAX_TAIL = 3 * _COMPACT_AFTER
@@ -193,7 +194,6 @@ def _compaction_start(tail: Sequence[tuple[int, int]]) -> int | None:
     return start if len(tail) - start >= _COMPACT_AFTER else None
 
 
-_CONTROL_WAIT_S = 10.0
 _INT64_MAX = 2**63 - 1
 
 _I8 = np.dtype("<i8")
