@@ -1,4 +1,4 @@
-"""StreamLoss's parts on their own: chunk checks (both sizes) and the burst waker."""
+"""StreamLoss's parts on their own: chunk checks (both sizes), the burst waker, the window."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ import threading
 
 import pytest
 from evalstream.v1 import common_pb2, runs_pb2
-from evalstream_server.api.runs import _SMALL, RunsLimits, _settled, _Waker, chunk_violations
+from evalstream_server.api.runs import (
+    _SMALL,
+    RunsLimits,
+    _settled,
+    _Waker,
+    _Window,
+    chunk_violations,
+)
 
 
 @pytest.mark.parametrize("n", [1, 3, _SMALL, _SMALL + 1, 1000])
@@ -82,3 +89,43 @@ def test_settled_returns_once_the_store_future_is_done() -> None:
         return order
 
     assert asyncio.run(scenario()) == ["before", "settled 42"]
+
+
+def test_the_window_is_a_bounded_fifo() -> None:
+    """Items come out in order; a put into a full window waits for a get, a get for a put."""
+
+    async def main() -> list[tuple[str, int]]:
+        window: _Window[int] = _Window(asyncio.get_running_loop(), 2)
+        events: list[tuple[str, int]] = []
+
+        async def produce() -> None:
+            for i in range(5):
+                await window.put(i)
+                events.append(("put", i))
+
+        producer = asyncio.create_task(produce())
+        await asyncio.sleep(0)
+        assert events == [("put", 0), ("put", 1)]  # full: the third put waits
+        for _ in range(5):
+            events.append(("got", await window.get()))
+        await producer
+        getter = asyncio.create_task(window.get())
+        await asyncio.sleep(0)
+        assert not getter.done()  # empty: the get waits
+        await window.put(9)
+        assert await getter == 9
+        # A cancelled get loses nothing: the next one takes the item.
+        cancelled = asyncio.create_task(window.get())
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await window.put(10)
+        assert await window.get() == 10
+        return events
+
+    events = asyncio.run(main())
+    assert [e for e in events if e[0] == "got"] == [("got", i) for i in range(5)]
+    # Never more than 2 put and not yet got.
+    held = 0
+    for kind, _ in events:
+        held += 1 if kind == "put" else -1
+        assert held <= 2

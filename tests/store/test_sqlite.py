@@ -496,6 +496,86 @@ def test_compaction_is_tiered_each_point_rewritten_about_once_per_level(
     assert sum(r[0] for r in rows) == n + 64
 
 
+def test_a_batch_of_appends_commits_as_one_statement(db_path: Path) -> None:
+    """Appends to known series: one INSERT a batch (no BEGIN, COMMIT or max(id) read),
+    and the chunk ids the writer keeps across batches and compactions never collide."""
+    with SQLiteStore(db_path) as store:
+        run_id = store.create_run(NewRun(project="p", name="r")).id
+        for k in range(5):
+            store.write_points(chunk(run_id, [0], [0.0], series=f"s{k}"))
+        statements: list[str] = []
+        store._wconn.set_trace_callback(statements.append)
+        futures = [
+            store.submit_points(chunk(run_id, [step], [float(step)], series=f"s{k}"))
+            for step in range(1, 11)
+            for k in range(5)
+        ]
+        assert all(f.result() == WriteResult(1, 0, 0) for f in futures)
+        assert statements and all(
+            s.startswith("INSERT INTO point_chunks (id, series_id") for s in statements
+        )
+        # 200 more a series, in batches of 50: compactions (DELETE and INSERT in a
+        # transaction) between lone INSERTs; a wrong next id would collide (a ROLLBACK).
+        for lo in range(11, 211, 10):
+            futures = [
+                store.submit_points(chunk(run_id, [step], [float(step)], series=f"s{k}"))
+                for step in range(lo, lo + 10)
+                for k in range(5)
+            ]
+            assert all(f.result() == WriteResult(1, 0, 0) for f in futures)
+        assert any(s.startswith("DELETE FROM point_chunks") for s in statements)
+        assert not [s for s in statements if "ROLLBACK" in s or "max(id)" in s]
+        # A new series reads and inserts before its append: one transaction.
+        statements.clear()
+        store.write_points(chunk(run_id, [0], [0.0], series="new"))
+        assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT"
+        store._wconn.set_trace_callback(None)
+        for k in range(5):
+            (s,) = store.read_series(run_id, series=(f"s{k}",))
+            assert s.steps.tolist() == list(range(211))
+
+
+def test_batches_with_failures_rewrites_and_compaction_match_model(db_path: Path) -> None:
+    """Batches mixing appends, rewrites, compactions and unknown runs (which roll the batch
+    back and run it again op by op): every good write lands, the chunk ids the writer
+    keeps from batch to batch stay right, also after reopening."""
+    store = SQLiteStore(db_path)
+    run_id = store.create_run(NewRun(project="p", name="r")).id
+    model: dict[str, dict[int, float]] = {}
+    rng = np.random.default_rng(7)
+    top = 0
+    for rnd in range(40):
+        futures = []
+        for k in range(int(rng.integers(1, 60))):
+            name = f"s{int(rng.integers(4))}"
+            if rng.random() < 0.05:
+                futures.append((store.submit_points(chunk("r_missing", [1], [1.0])), None))
+                continue
+            top += 1
+            step = top if rng.random() < 0.8 else int(rng.integers(0, top))  # some rewrites
+            value = float(rnd * 1000 + k)
+            futures.append((store.submit_points(chunk(run_id, [step], [value], series=name)), 0))
+            model.setdefault(name, {})[step] = value
+        for future, expect in futures:
+            if expect is None:
+                with pytest.raises(NotFound):
+                    future.result()
+            else:
+                assert future.result().stored + future.result().duplicates == 1
+        assert {n: series_dict(store, run_id, n) for n in model} == {
+            n: dict(sorted(points.items())) for n, points in model.items()
+        }
+    store.close()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with SQLiteStore(db_path) as again:
+        again.write_points(chunk(run_id, [top + 1], [-1.0], series="s0"))
+        model["s0"][top + 1] = -1.0
+        assert {n: series_dict(again, run_id, n) for n in model} == {
+            n: dict(sorted(points.items())) for n, points in model.items()
+        }
+
+
 # ------------------------------------------------------------------------------ lifecycle
 
 

@@ -100,7 +100,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -499,6 +499,44 @@ class _SeriesState:
         self.tail = tail  # (chunk id, points) of the trailing small chunks, in write order
 
 
+class _Conn(Protocol):
+    """What the writer's operations use of a connection (`sqlite3.Connection` or `_Batch`)."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor: ...
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor: ...
+
+
+class _Batch:
+    """The writer's connection during one batch: BEGIN IMMEDIATE before its first statement.
+
+    A batch of fast-path appends alone (the common case under load) runs no
+    statement before its one multi-row INSERT, which the writer then runs by
+    itself in autocommit mode: a statement outside a transaction is its own
+    transaction, as durable on return as a COMMIT. One statement, so one GIL
+    hand-over, instead of BEGIN, INSERT and COMMIT.
+    """
+
+    __slots__ = ("begun", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.begun = False
+
+    def begin(self) -> None:
+        if not self.begun:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.begun = True
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        self.begin()
+        return self.conn.execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        self.begin()
+        return self.conn.executemany(sql, parameters)
+
+
 class _Op(Generic[T]):
     """One queued write: ``fn`` runs on the writer connection inside the batch transaction.
 
@@ -509,7 +547,7 @@ class _Op(Generic[T]):
 
     def __init__(
         self,
-        fn: Callable[[sqlite3.Connection], tuple[T, bool]],
+        fn: Callable[[_Conn], tuple[T, bool]],
         future: Future[T],
         run_id: str,
         *,
@@ -605,7 +643,10 @@ class SQLiteStore:
         # Shared by the writer and the checkpointer; plain ints, each written by one thread.
         self._commits = 0  # committed batches (writer)
         # Fast-path appends not inserted yet (None: insert at once), and the id the next
-        # one gets (None: read max(id) first). Writer thread only.
+        # one gets: above every id in point_chunks (max(id) + 1 but for gaps), kept
+        # from batch to batch: every insert into the table sets it, a compaction's
+        # DELETE is followed by its INSERT, and a rollback forgets it. None: read
+        # max(id) first. Writer thread only.
         self._deferred: list[tuple[Any, ...]] | None = None
         self._next_chunk_id: int | None = None
         self._wal_frames = 0  # frames in the log at the last checkpoint (both)
@@ -757,7 +798,7 @@ class SQLiteStore:
                 )
             time.sleep(0.002)
 
-    def _submit(self, fn: Callable[[sqlite3.Connection], tuple[T, bool]], run_id: str) -> Future[T]:
+    def _submit(self, fn: Callable[[_Conn], tuple[T, bool]], run_id: str) -> Future[T]:
         future: Future[T] = Future()
         self._enqueue(_Op(fn, future, run_id), wait=_CONTROL_WAIT_S)
         return future
@@ -836,13 +877,12 @@ class SQLiteStore:
         self._deferred = None
         self._next_chunk_id = None
 
-    def _flush(self, conn: sqlite3.Connection) -> None:
+    def _flush(self, conn: _Conn) -> None:
         """Inserts the deferred fast-path appends (in id order), in as few statements as fit."""
         rows = self._deferred
         if not rows:
             return
         self._deferred = []
-        self._next_chunk_id = None
         for lo in range(0, len(rows), _FLUSH_ROWS):
             part = rows[lo : lo + _FLUSH_ROWS]
             conn.execute(
@@ -860,29 +900,25 @@ class SQLiteStore:
         done: list[tuple[_Op[Any], Any, bool]] = []
         failed: list[tuple[_Op[Any], BaseException]] = []
         began = time.perf_counter()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            for op in ops:
-                op.future.set_exception(StoreError(f"cannot start a write transaction: {exc}"))
-            return
+        tx = _Batch(conn)
         try:
             # Optimistic: no savepoints, appends deferred (see "Group commit" above).
             first_failure: Exception | None = None
             self._deferred = []
-            self._next_chunk_id = None
             for op in ops:
                 try:
                     if not op.points:
-                        self._flush(conn)
-                    result, bumps = op.fn(conn)
+                        self._flush(tx)
+                    result, bumps = op.fn(tx)
                 except Exception as exc:  # noqa: BLE001 - rerun below, isolated
                     first_failure = exc
                     break
                 done.append((op, result, bumps))
             if first_failure is None:
                 try:
-                    self._flush(conn)
+                    # Nothing run yet and one statement to run: it commits by itself.
+                    alone = not tx.begun and len(self._deferred) <= _FLUSH_ROWS
+                    self._flush(conn if alone else tx)
                 except Exception as exc:  # noqa: BLE001 - rerun below, isolated
                     first_failure = exc
             self._deferred = None
@@ -895,7 +931,9 @@ class SQLiteStore:
                     return
                 conn.execute("BEGIN IMMEDIATE")
                 done, failed = self._run_isolated(conn, ops)
-            conn.execute("COMMIT")
+                conn.execute("COMMIT")
+            elif tx.begun:
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
             error = StoreError(f"commit failed, nothing of this batch was stored: {exc}")
@@ -924,7 +962,7 @@ class SQLiteStore:
             op.future.set_exception(err)
 
     def _run_isolated(
-        self, conn: sqlite3.Connection, ops: list[_Op[Any]]
+        self, conn: _Conn, ops: list[_Op[Any]]
     ) -> tuple[list[tuple[_Op[Any], Any, bool]], list[tuple[_Op[Any], BaseException]]]:
         """Runs each operation in its own SAVEPOINT: a failing one is undone alone."""
         done: list[tuple[_Op[Any], Any, bool]] = []
@@ -945,7 +983,7 @@ class SQLiteStore:
                 done.append((op, result, bumps))
         return done, failed
 
-    def _require_run(self, conn: sqlite3.Connection, run_id: str) -> None:
+    def _require_run(self, conn: _Conn, run_id: str) -> None:
         if run_id in self._known_runs:
             return
         if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
@@ -981,7 +1019,7 @@ class SQLiteStore:
         hypers = _check_hypers(new.hyperparameters, field="hyperparameters")
         verdict = _check_hypers(new.verdict_config, field="verdict_config")
 
-        def fn(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
+        def fn(conn: _Conn) -> tuple[RunRecord, bool]:
             taken = conn.execute(
                 "SELECT 1 FROM runs WHERE project = ? AND name = ?", (new.project, new.name)
             ).fetchone()
@@ -1134,7 +1172,7 @@ class SQLiteStore:
                 f"unknown status {status!r}; expected one of {list(STATUSES)}", field="status"
             )
 
-        def fn(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
+        def fn(conn: _Conn) -> tuple[RunRecord, bool]:
             cur = conn.execute(
                 "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
                 (status, time.time(), run_id),
@@ -1243,7 +1281,7 @@ class SQLiteStore:
         """
         return self.submit_points(chunk).result(timeout)
 
-    def _series_state(self, conn: sqlite3.Connection, key: tuple[str, str, str]) -> _SeriesState:
+    def _series_state(self, conn: _Conn, key: tuple[str, str, str]) -> _SeriesState:
         state = self._series.get(key)
         if state is not None:
             self._series.move_to_end(key)
@@ -1280,7 +1318,7 @@ class SQLiteStore:
 
     def _append(
         self,
-        conn: sqlite3.Connection,
+        conn: _Conn,
         state: _SeriesState,
         steps: bytes,
         values: bytes,
@@ -1291,14 +1329,7 @@ class SQLiteStore:
     ) -> None:
         row = (state.id, lo, hi, n, steps, values, walls)
         if self._deferred is not None:
-            # Deferred to _flush. The ids are the ones SQLite would give (max + 1, in
-            # order): the batch holds the write lock, and every other insert into
-            # point_chunks flushes first and makes the next id be read again.
-            if self._next_chunk_id is None:
-                top = conn.execute("SELECT max(id) FROM point_chunks").fetchone()[0]
-                self._next_chunk_id = 1 if top is None else int(top) + 1
-            cid = self._next_chunk_id
-            self._next_chunk_id = cid + 1
+            cid = self._deferred_id(conn)
             self._deferred.append((cid, *row))
         else:
             cid = _lastrowid(
@@ -1309,49 +1340,84 @@ class SQLiteStore:
                     row,
                 )
             )
+            self._next_chunk_id = cid + 1  # SQLite gave it max + 1
         state.max_step = max(state.max_step, hi)
         if n >= _SMALL_CHUNK:
             state.tail = []
             return
         state.tail.append((cid, n))
         while (start := _compaction_start(state.tail)) is not None:
-            self._flush(conn)
             self._compact_tail(conn, state, start)
 
-    def _compact_tail(self, conn: sqlite3.Connection, state: _SeriesState, start: int) -> None:
-        """Merges ``state.tail[start:]`` (a suffix of the series' write order) into one chunk."""
+    def _deferred_id(self, conn: _Conn) -> int:
+        """The id of a row deferred to `_flush`: the one SQLite would give (max + 1, in order).
+
+        The writer holds the write lock, every other insert into point_chunks
+        flushes first and sets the next id from its own, and nothing else writes
+        the table (see ``_next_chunk_id``).
+        """
+        if self._next_chunk_id is None:
+            top = conn.execute("SELECT max(id) FROM point_chunks").fetchone()[0]
+            self._next_chunk_id = 1 if top is None else int(top) + 1
+        cid = self._next_chunk_id
+        self._next_chunk_id = cid + 1
+        return cid
+
+    def _compact_tail(self, conn: _Conn, state: _SeriesState, start: int) -> None:
+        """Merges ``state.tail[start:]`` (a suffix of the series' write order) into one chunk.
+
+        Tail chunks of this batch not inserted yet are merged from memory, and in a
+        batch the merged chunk is deferred like an append: a compaction then costs
+        a SELECT and a DELETE of the stored ones only (each statement hands the GIL
+        away, see "Group commit").
+        """
         ids = [cid for cid, _ in state.tail[start:]]
-        marks = ", ".join("?" * len(ids))
-        rows = conn.execute(
-            f"SELECT {_CHUNK_COLUMNS} FROM point_chunks WHERE id IN ({marks}) ORDER BY id",
-            ids,
-        ).fetchall()
+        pending: list[tuple[Any, ...]] = []
+        if self._deferred:
+            wanted = set(ids)
+            pending = [row for row in self._deferred if row[0] in wanted]
+            if pending:
+                self._deferred = [row for row in self._deferred if row[0] not in wanted]
+        merged_from_memory = {row[0] for row in pending}
+        stored = [cid for cid in ids if cid not in merged_from_memory]
+        rows: list[tuple[Any, ...]] = []
+        if stored:
+            marks = ", ".join("?" * len(stored))
+            rows = conn.execute(
+                f"SELECT {_CHUNK_COLUMNS} FROM point_chunks WHERE id IN ({marks}) ORDER BY id",
+                stored,
+            ).fetchall()
+            conn.execute(f"DELETE FROM point_chunks WHERE id IN ({marks})", stored)
+        rows.extend((cid, *rest) for cid, _sid, *rest in pending)
         steps, values, walls = _merge([_decode_chunk(r) for r in rows])
-        conn.execute(f"DELETE FROM point_chunks WHERE id IN ({marks})", ids)
         n = len(steps)
-        cid = _lastrowid(
-            conn.execute(
-                "INSERT INTO point_chunks "
-                "(series_id, min_step, max_step, n, steps, vals, wall_times) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    state.id,
-                    int(steps[0]),
-                    int(steps[-1]),
-                    n,
-                    _steps_blob(steps),
-                    values.astype(_F8).tobytes(),
-                    None if walls is None else walls.astype(_F8).tobytes(),
-                ),
-            )
+        row = (
+            state.id,
+            int(steps[0]),
+            int(steps[-1]),
+            n,
+            _steps_blob(steps),
+            values.astype(_F8).tobytes(),
+            None if walls is None else walls.astype(_F8).tobytes(),
         )
+        if self._deferred is not None:
+            cid = self._deferred_id(conn)
+            self._deferred.append((cid, *row))
+        else:
+            cid = _lastrowid(
+                conn.execute(
+                    "INSERT INTO point_chunks "
+                    "(series_id, min_step, max_step, n, steps, vals, wall_times) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+            )
+            self._next_chunk_id = cid + 1  # SQLite gave it max + 1
         # A merged chunk grown big ends the tail: the small chunks before it are no
         # longer trailing (they stay as they are).
         state.tail = [*state.tail[:start], (cid, n)] if n < _SMALL_CHUNK else []
 
-    def _write_chunk(
-        self, conn: sqlite3.Connection, chunk: _ValidChunk
-    ) -> tuple[WriteResult, bool]:
+    def _write_chunk(self, conn: _Conn, chunk: _ValidChunk) -> tuple[WriteResult, bool]:
         self._require_run(conn, chunk.run_id)
         state = self._series_state(conn, (chunk.run_id, chunk.split, chunk.series))
         n = chunk.n
@@ -1575,7 +1641,7 @@ class SQLiteStore:
                 f"signatures for metrics not logged: {sorted(extra)}", field="signatures"
             )
 
-        def fn(conn: sqlite3.Connection) -> tuple[int, bool]:
+        def fn(conn: _Conn) -> tuple[int, bool]:
             self._require_run(conn, run_id)
             conn.executemany(
                 "INSERT INTO checkpoint_metrics (run_id, split, step, metric, value, signature) "
@@ -1641,7 +1707,7 @@ class SQLiteStore:
             for i, rec in enumerate(specimens)
         ]
 
-        def fn(conn: sqlite3.Connection) -> tuple[int, bool]:
+        def fn(conn: _Conn) -> tuple[int, bool]:
             self._require_run(conn, run_id)
             conn.executemany(
                 "INSERT INTO specimens (run_id, split, step, specimen_id, body) "
