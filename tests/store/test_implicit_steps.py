@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import sqlite3
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from evalstream_server.store import (
     WriteResult,
     schema,
 )
+from evalstream_server.store.sqlite import _concat_points, _decode_chunk, _merge, _steps_blob
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -390,3 +392,44 @@ def test_implicit_property_matches_dict_model(
                 assert n == 1 and lo == hi or n > 1 and (hi - lo) % (n - 1) == 0
     finally:
         conn.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 60), min_size=1, max_size=40),
+    st.booleans(),
+    st.sampled_from(["none", "all", "some"]),
+)
+def test_one_point_rows_concatenate_as_merge_would(
+    steps: list[int], implicit: bool, walls: str
+) -> None:
+    """The compaction's no-numpy path (_concat_points) gives the row _merge would, or defers."""
+    rows = [
+        (
+            cid,
+            step,
+            step,
+            1,
+            b"" if implicit else struct.pack("<q", step),
+            struct.pack("<d", step / 4),
+            None
+            if walls == "none" or (walls == "some" and cid % 2)
+            else struct.pack("<d", step + 0.5),
+        )
+        for cid, step in enumerate(steps, start=1)
+    ]
+    fast = _concat_points(rows)
+    merged_steps, values, wall_times = _merge([_decode_chunk(r) for r in rows])
+    general = (
+        int(merged_steps[0]),
+        int(merged_steps[-1]),
+        len(merged_steps),
+        _steps_blob(merged_steps),
+        values.astype("<f8").tobytes(),
+        None if wall_times is None else wall_times.astype("<f8").tobytes(),
+    )
+    increasing = all(b > a for a, b in itertools.pairwise(steps))
+    if increasing and (walls != "some" or len(steps) == 1):
+        assert fast == general
+    else:
+        assert fast is None

@@ -88,11 +88,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import math
 import queue
 import secrets
 import sqlite3
+import struct
 import threading
 import time
 from collections import OrderedDict
@@ -395,6 +397,47 @@ def _merge(chunks: Sequence[_Chunk]) -> tuple[np.ndarray, np.ndarray, np.ndarray
     last[:-1] = s[1:] != s[:-1]
     keep = order[last]
     return steps[keep], values[keep], None if walls is None else walls[keep]
+
+
+def _concat_points(
+    rows: Sequence[tuple[Any, ...]],
+) -> tuple[int, int, int, bytes, bytes, bytes | None] | None:
+    """One-point rows (``_CHUNK_COLUMNS``, in write order) at increasing steps, merged
+    without numpy: (min step, max step, n, steps blob, values blob, wall times blob).
+
+    None when the rows are not all of one point, steps go back, or only some have
+    wall times (`_merge` then does it). The common compaction (one point a write)
+    thus costs no array per row.
+
+    >>> one = lambda cid, step, v: (cid, step, step, 1, b"", struct.pack("<d", v), None)
+    >>> lo, hi, n, steps, vals, walls = _concat_points([one(1, 10, 0.5), one(2, 12, 0.25)])
+    >>> lo, hi, n, steps, struct.unpack("<2d", vals), walls
+    (10, 12, 2, b'', (0.5, 0.25), None)
+    >>> _concat_points([one(1, 10, 0.5), one(2, 11, 0.5), one(3, 13, 0.5)])[3] == struct.pack(
+    ...     "<3q", 10, 11, 13
+    ... )
+    True
+    >>> _concat_points([one(1, 10, 0.5), one(2, 10, 0.25)]) is None  # a rewrite: _merge
+    True
+    """
+    if not rows or any(r[3] != 1 for r in rows):
+        return None
+    with_walls = sum(r[6] is not None for r in rows)
+    if with_walls not in (0, len(rows)):
+        return None
+    steps = [r[1] for r in rows]
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        return None
+    stride = steps[1] - steps[0] if len(steps) > 1 else 0
+    even = all(b - a == stride for a, b in itertools.pairwise(steps))
+    return (
+        steps[0],
+        steps[-1],
+        len(steps),
+        b"" if even else struct.pack(f"<{len(steps)}q", *steps),
+        b"".join(r[5] for r in rows),
+        b"".join(r[6] for r in rows) if with_walls else None,
+    )
 
 
 def _row_to_run(row: Sequence[Any]) -> RunRecord:
@@ -1389,17 +1432,19 @@ class SQLiteStore:
             ).fetchall()
             conn.execute(f"DELETE FROM point_chunks WHERE id IN ({marks})", stored)
         rows.extend((cid, *rest) for cid, _sid, *rest in pending)
-        steps, values, walls = _merge([_decode_chunk(r) for r in rows])
-        n = len(steps)
-        row = (
-            state.id,
-            int(steps[0]),
-            int(steps[-1]),
-            n,
-            _steps_blob(steps),
-            values.astype(_F8).tobytes(),
-            None if walls is None else walls.astype(_F8).tobytes(),
-        )
+        merged = _concat_points(rows)
+        if merged is None:
+            steps, values, walls = _merge([_decode_chunk(r) for r in rows])
+            merged = (
+                int(steps[0]),
+                int(steps[-1]),
+                len(steps),
+                _steps_blob(steps),
+                values.astype(_F8).tobytes(),
+                None if walls is None else walls.astype(_F8).tobytes(),
+            )
+        row = (state.id, *merged)
+        n = merged[2]
         if self._deferred is not None:
             cid = self._deferred_id(conn)
             self._deferred.append((cid, *row))
