@@ -6,11 +6,13 @@ import asyncio
 import concurrent.futures
 import threading
 
+import numpy as np
 import pytest
 from evalstream.v1 import common_pb2, runs_pb2
 from evalstream_server.api.runs import (
     _SMALL,
     RunsLimits,
+    _array,
     _settled,
     _Waker,
     _Window,
@@ -129,3 +131,17 @@ def test_the_window_is_a_bounded_fifo() -> None:
     for kind, _ in events:
         held += 1 if kind == "put" else -1
         assert held <= 2
+
+
+@pytest.mark.parametrize("n", [1, _SMALL, _SMALL + 1])
+def test_packed_fields_become_arrays_bit_for_bit(n: int) -> None:
+    """Both conversions keep NaN payloads (a signalling one too), -0.0 and int64 extremes."""
+    bits = [0x7FF8000000000123, 0x7FF0000000000001, 0xFFF8000000000000, 0x8000000000000000]
+    values = (np.array(bits * n, dtype=np.uint64)[:n]).view(np.float64)
+    steps = ([2**63 - 1, -(2**63), 0, 5] * n)[:n]
+    chunk = runs_pb2.LossChunk(steps=steps, values=values.tolist())
+    got_values = _array(chunk.values, np.float64)
+    assert got_values.dtype == np.float64
+    assert got_values.view(np.uint64).tolist() == values.view(np.uint64).tolist()
+    got_steps = _array(chunk.steps, np.int64)
+    assert got_steps.dtype == np.int64 and got_steps.tolist() == steps

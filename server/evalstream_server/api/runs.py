@@ -232,6 +232,13 @@ def _page_size(value: int, field: str, violations: list[FieldViolation]) -> int:
 _SMALL = 32  # points; below, chunk checks run in Python
 
 
+def _array(field: Any, dtype: type[np.generic]) -> np.ndarray:
+    """A packed repeated field as an array: ``np.fromiter`` for a few elements, at a
+    third of ``np.asarray``'s cost (which goes through the buffer protocol)."""
+    n = len(field)
+    return np.fromiter(field, dtype, count=n) if n <= _SMALL else np.asarray(field, dtype=dtype)
+
+
 def chunk_violations(chunk: runs_pb2.LossChunk, limits: RunsLimits) -> list[FieldViolation]:
     """What is wrong with a loss chunk, before the store sees it."""
     violations = []
@@ -574,13 +581,13 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
                 item.refusal = FieldViolation("run_id", f"run {chunk.run_id!r} not found")
                 return item
             known_runs.add(chunk.run_id)
-        walls = np.asarray(chunk.wall_times, dtype=np.float64) if len(chunk.wall_times) else None
+        walls = _array(chunk.wall_times, np.float64) if len(chunk.wall_times) else None
         item.chunk = PointChunk(
             run_id=chunk.run_id,
             split=SPLIT_NAMES[chunk.split],
             series=chunk.series or DEFAULT_SERIES,
-            steps=np.asarray(chunk.steps, dtype=np.int64),
-            values=np.asarray(chunk.values, dtype=np.float64),
+            steps=_array(chunk.steps, np.int64),
+            values=_array(chunk.values, np.float64),
             wall_times=walls,
         )
         item.future = self._store.submit_points(item.chunk)

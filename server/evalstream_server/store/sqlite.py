@@ -91,13 +91,12 @@ import binascii
 import itertools
 import json
 import math
-import queue
 import secrets
 import sqlite3
 import struct
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -602,9 +601,6 @@ class _Op(Generic[T]):
         self.points = points  # a point chunk write: may defer its INSERT (see _append)
 
 
-_STOP = object()
-
-
 # --------------------------------------------------------------------------- the store
 
 
@@ -663,10 +659,15 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store at {str(self.path)!r}: {exc}") from exc
 
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=max_queue)
         self._on_commit = on_commit  # seconds from BEGIN to COMMIT of each transaction
-        self._lock = threading.Lock()  # guards _closed, enqueueing and the versions
+        self._lock = threading.Lock()  # guards _closed, the write queue and the versions
         self._closed = False
+        # The write queue: a deque under _lock, and the writer's wake-up, signalled only
+        # when it waits for work (a queue.Queue takes two more locks per write).
+        self._pending: deque[_Op[Any]] = deque()
+        self._max_queue = max_queue
+        self._writer_waits = False
+        self._work = threading.Condition(self._lock)
         # Data versions: a run's is the value of one store-wide counter at its last
         # change; runs not in the dict (never changed, or dropped past the cap)
         # answer the floor, the counter's value when the dict was last emptied.
@@ -829,14 +830,15 @@ class SQLiteStore:
             with self._lock:
                 if self._closed:
                     raise StoreClosed("the store is closed")
-                try:
-                    self._queue.put_nowait(op)
+                if len(self._pending) < self._max_queue:
+                    self._pending.append(op)
+                    if self._writer_waits:
+                        self._writer_waits = False
+                        self._work.notify()
                     return
-                except queue.Full:
-                    pass
             if time.monotonic() >= deadline:
                 raise StoreOverloaded(
-                    f"the store's write queue is full ({self._queue.maxsize} writes waiting); "
+                    f"the store's write queue is full ({self._max_queue} writes waiting); "
                     "retry later"
                 )
             time.sleep(0.002)
@@ -849,21 +851,15 @@ class SQLiteStore:
     def _write_loop(self) -> None:
         stop = False
         while not stop:
-            batch: list[_Op[Any]] = []
-            item = self._queue.get()
-            while True:
-                # _STOP is always the last item: close() refuses new writes before
-                # enqueueing it, so every write accepted before is in this loop.
-                if item is _STOP:
-                    stop = True
-                    break
-                batch.append(item)  # type: ignore[arg-type]
-                if len(batch) >= _MAX_BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
+            with self._lock:
+                while not self._pending and not self._closed:
+                    self._writer_waits = True
+                    self._work.wait()
+                pending = self._pending
+                batch = [pending.popleft() for _ in range(min(len(pending), _MAX_BATCH))]
+                # close() refuses new writes before waking the writer, so every write
+                # accepted before is taken before the writer stops.
+                stop = self._closed and not pending
             if batch:
                 self._commit(batch)
                 if self._wal_frames > _WAL_RESET_FRAMES:
@@ -1850,9 +1846,8 @@ class SQLiteStore:
         with self._lock:
             if self._closed:
                 return
-            self._closed = True
-        # Nothing can be enqueued any more, so _STOP is the last item the writer sees.
-        self._queue.put(_STOP)
+            self._closed = True  # nothing can be enqueued any more
+            self._work.notify()
         self._writer.join()
         with self._lock:
             readers, self._readers, self._idle = self._readers, [], []
@@ -1864,12 +1859,12 @@ class SQLiteStore:
 
     def queue_depth(self) -> int:
         """Writes waiting for the writer thread (for metrics)."""
-        return self._queue.qsize()
+        return len(self._pending)
 
     @property
     def queue_capacity(self) -> int:
         """The most writes that may wait (`max_queue`)."""
-        return self._queue.maxsize
+        return self._max_queue
 
     def __enter__(self) -> SQLiteStore:
         return self
