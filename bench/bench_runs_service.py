@@ -40,6 +40,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import struct
 import sys
 import tempfile
 import time
@@ -162,6 +163,11 @@ def chunk_header(run_id: str, series: str, split: int = common_pb2.SPLIT_TRAIN) 
     )
 
 
+# The packed fields' keys and lengths of a one-point chunk (4-byte step, 8-byte value).
+_ONE_STEP_KEY = bytes([(5 << 3) | 2, 4])
+_ONE_VALUE_KEY = bytes([(6 << 3) | 2, 8])
+
+
 def encode_chunk(header: bytes, sequence: int, first_step: int, values: np.ndarray) -> bytes:
     """A serialized LossChunk of steps first_step, first_step + 1, ... and ``values``.
 
@@ -173,10 +179,26 @@ def encode_chunk(header: bytes, sequence: int, first_step: int, values: np.ndarr
     >>> chunk = runs_pb2.LossChunk.FromString(raw)
     >>> chunk.sequence, list(chunk.steps) == [STEP_BASE, STEP_BASE + 1], list(chunk.values)
     (7, True, [0.5, 0.25])
+    >>> one = runs_pb2.LossChunk.FromString(encode_chunk(b"", 9, STEP_BASE + 300, values[:1]))
+    >>> one.sequence, list(one.steps) == [STEP_BASE + 300], list(one.values)
+    (9, True, [0.5])
     """
     n = len(values)
     if not (STEP_BASE <= first_step and first_step + n <= _STEP_LIMIT):
         raise ValueError(f"steps {first_step}..{first_step + n - 1} are not 4-byte varints")
+    if n == 1:  # the latency bench's chunk, with no array work
+        s = first_step
+        return b"".join(
+            (
+                _key(1, 0),
+                _varint(sequence),
+                header,
+                _ONE_STEP_KEY,
+                bytes((s & 0x7F | 0x80, s >> 7 & 0x7F | 0x80, s >> 14 & 0x7F | 0x80, s >> 21)),
+                _ONE_VALUE_KEY,
+                struct.pack("<d", values[0]),
+            )
+        )
     steps = np.arange(first_step, first_step + n, dtype=np.uint32)
     packed = np.empty((n, 4), dtype=np.uint8)
     packed[:, 0] = (steps & 0x7F) | 0x80
