@@ -189,6 +189,8 @@ def _compaction_start(tail: Sequence[tuple[int, int]]) -> int | None:
     if len(tail) < _COMPACT_AFTER:
         return None
     top = _level(tail[-1][1])
+    if _level(tail[-_COMPACT_AFTER][1]) > top:
+        return None  # the trailing run is shorter (the common case, found at once)
     start = len(tail)
     while start and _level(tail[start - 1][1]) <= top:
         start -= 1
