@@ -36,7 +36,11 @@ Group commit
     the fast path (one row each) are also gathered and inserted by ONE multi-row
     INSERT (``_flush``) before anything that could read them and before COMMIT:
     the writer, which has the GIL only a fraction of the time on a busy server,
-    then asks for it once per batch rather than once per chunk.
+    then asks for it once per batch rather than once per chunk. The transaction
+    itself only begins with the batch's first statement (`_Batch`): a batch of
+    such appends alone is that one INSERT, committed by itself, with no BEGIN
+    or COMMIT to wait for the GIL around; the next chunk id is kept from batch
+    to batch rather than read each time.
 
 Checkpoints
     SQLite's automatic checkpoint would run inside the COMMIT of whichever batch
