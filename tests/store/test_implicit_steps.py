@@ -23,7 +23,7 @@ from evalstream_server.store import (
     WriteResult,
     schema,
 )
-from evalstream_server.store.sqlite import _concat_points, _decode_chunk, _merge, _steps_blob
+from evalstream_server.store.sqlite import _concat_points, _decode_chunk, _merge, _packed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -419,15 +419,7 @@ def test_one_point_rows_concatenate_as_merge_would(
         for cid, step in enumerate(steps, start=1)
     ]
     fast = _concat_points(rows)
-    merged_steps, values, wall_times = _merge([_decode_chunk(r) for r in rows])
-    general = (
-        int(merged_steps[0]),
-        int(merged_steps[-1]),
-        len(merged_steps),
-        _steps_blob(merged_steps),
-        values.astype("<f8").tobytes(),
-        None if wall_times is None else wall_times.astype("<f8").tobytes(),
-    )
+    general = _packed(*_merge([_decode_chunk(r) for r in rows]))
     increasing = all(b > a for a, b in itertools.pairwise(steps))
     if increasing and (walls != "some" or len(steps) == 1):
         assert fast == general

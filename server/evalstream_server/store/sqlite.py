@@ -404,6 +404,24 @@ def _merge(chunks: Sequence[_Chunk]) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return steps[keep], values[keep], None if walls is None else walls[keep]
 
 
+def _packed(
+    steps: np.ndarray, values: np.ndarray, walls: np.ndarray | None
+) -> tuple[int, int, int, bytes, bytes, bytes | None]:
+    """Merged points (sorted unique steps) as a row: (min step, max step, n, blobs).
+
+    >>> _packed(np.array([3, 5]), np.array([0.5, 0.25]), None)[:4]
+    (3, 5, 2, b'')
+    """
+    return (
+        int(steps[0]),
+        int(steps[-1]),
+        len(steps),
+        _steps_blob(steps),
+        values.astype(_F8).tobytes(),
+        None if walls is None else walls.astype(_F8).tobytes(),
+    )
+
+
 def _concat_points(
     rows: Sequence[tuple[Any, ...]],
 ) -> tuple[int, int, int, bytes, bytes, bytes | None] | None:
@@ -411,7 +429,7 @@ def _concat_points(
     without numpy: (min step, max step, n, steps blob, values blob, wall times blob).
 
     None when the rows are not all of one point, steps go back, or only some have
-    wall times (`_merge` then does it). The common compaction (one point a write)
+    wall times (`_merge` and `_packed` then do it). The common compaction (one point a write)
     thus costs no array per row.
 
     >>> one = lambda cid, step, v: (cid, step, step, 1, b"", struct.pack("<d", v), None)
@@ -431,10 +449,10 @@ def _concat_points(
     if with_walls not in (0, len(rows)):
         return None
     steps = [r[1] for r in rows]
-    if any(b <= a for a, b in itertools.pairwise(steps)):
+    gaps = {b - a for a, b in itertools.pairwise(steps)}
+    if gaps and min(gaps) <= 0:
         return None
-    stride = steps[1] - steps[0] if len(steps) > 1 else 0
-    even = all(b - a == stride for a, b in itertools.pairwise(steps))
+    even = len(gaps) <= 1
     return (
         steps[0],
         steps[-1],
@@ -1372,20 +1390,7 @@ class SQLiteStore:
         hi: int,
         n: int,
     ) -> None:
-        row = (state.id, lo, hi, n, steps, values, walls)
-        if self._deferred is not None:
-            cid = self._deferred_id(conn)
-            self._deferred.append((cid, *row))
-        else:
-            cid = _lastrowid(
-                conn.execute(
-                    "INSERT INTO point_chunks "
-                    "(series_id, min_step, max_step, n, steps, vals, wall_times) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-            )
-            self._next_chunk_id = cid + 1  # SQLite gave it max + 1
+        cid = self._insert_chunk(conn, (state.id, lo, hi, n, steps, values, walls))
         state.max_step = max(state.max_step, hi)
         if n >= _SMALL_CHUNK:
             state.tail = []
@@ -1393,6 +1398,27 @@ class SQLiteStore:
         state.tail.append((cid, n))
         while (start := _compaction_start(state.tail)) is not None:
             self._compact_tail(conn, state, start)
+
+    def _insert_chunk(self, conn: _Conn, row: tuple[Any, ...]) -> int:
+        """Inserts a point_chunks row (series id, min and max step, n, blobs); its id.
+
+        In a batch the row is deferred to `_flush` (its id given now); otherwise it
+        is inserted at once.
+        """
+        if self._deferred is not None:
+            cid = self._deferred_id(conn)
+            self._deferred.append((cid, *row))
+            return cid
+        cid = _lastrowid(
+            conn.execute(
+                "INSERT INTO point_chunks "
+                "(series_id, min_step, max_step, n, steps, vals, wall_times) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+        )
+        self._next_chunk_id = cid + 1  # SQLite gave it max + 1
+        return cid
 
     def _deferred_id(self, conn: _Conn) -> int:
         """The id of a row deferred to `_flush`: the one SQLite would give (max + 1, in order).
@@ -1434,32 +1460,9 @@ class SQLiteStore:
             ).fetchall()
             conn.execute(f"DELETE FROM point_chunks WHERE id IN ({marks})", stored)
         rows.extend((cid, *rest) for cid, _sid, *rest in pending)
-        merged = _concat_points(rows)
-        if merged is None:
-            steps, values, walls = _merge([_decode_chunk(r) for r in rows])
-            merged = (
-                int(steps[0]),
-                int(steps[-1]),
-                len(steps),
-                _steps_blob(steps),
-                values.astype(_F8).tobytes(),
-                None if walls is None else walls.astype(_F8).tobytes(),
-            )
-        row = (state.id, *merged)
+        merged = _concat_points(rows) or _packed(*_merge([_decode_chunk(r) for r in rows]))
         n = merged[2]
-        if self._deferred is not None:
-            cid = self._deferred_id(conn)
-            self._deferred.append((cid, *row))
-        else:
-            cid = _lastrowid(
-                conn.execute(
-                    "INSERT INTO point_chunks "
-                    "(series_id, min_step, max_step, n, steps, vals, wall_times) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-            )
-            self._next_chunk_id = cid + 1  # SQLite gave it max + 1
+        cid = self._insert_chunk(conn, (state.id, *merged))
         # A merged chunk grown big ends the tail: the small chunks before it are no
         # longer trailing (they stay as they are).
         state.tail = [*state.tail[:start], (cid, n)] if n < _SMALL_CHUNK else []
