@@ -604,25 +604,38 @@ class _Batch:
 
 
 class _Op(Generic[T]):
-    """One queued write: ``fn`` runs on the writer connection inside the batch transaction.
+    """One queued write: the writer method ``name`` runs with ``args`` inside the batch transaction.
 
-    ``fn`` returns (result, bumps): ``bumps`` says whether the run's data changed.
+    By name, not as a closure, so that a write can be handed to a writer process
+    (`_writer`). The method (``SQLiteStore._w_*``) takes the connection, then
+    ``args``, and returns (result, bumps): ``bumps`` says whether the run's data
+    changed. ``future`` is None in the writer process (the parent holds it).
     """
 
-    __slots__ = ("fn", "future", "points", "run_id")
+    __slots__ = ("args", "future", "id", "name", "points", "run_id")
 
     def __init__(
         self,
-        fn: Callable[[_Conn], tuple[T, bool]],
-        future: Future[T],
+        name: str,
+        args: tuple[Any, ...],
+        future: Future[T] | None,
         run_id: str,
         *,
         points: bool = False,
+        id: int = 0,  # noqa: A002 - the writer process's name for it
     ) -> None:
-        self.fn = fn
+        self.name = name
+        self.args = args
         self.future = future
         self.run_id = run_id
         self.points = points  # a point chunk write: may defer its INSERT (see _append)
+        self.id = id
+
+
+# What one batch came to: the operations done (with result and bumps), those that
+# failed, and the seconds from the batch's first statement to its commit.
+_Done = list[tuple[_Op[Any], Any, bool]]
+_Failed = list[tuple[_Op[Any], BaseException]]
 
 
 # --------------------------------------------------------------------------- the store
@@ -867,9 +880,9 @@ class SQLiteStore:
                 )
             time.sleep(0.002)
 
-    def _submit(self, fn: Callable[[_Conn], tuple[T, bool]], run_id: str) -> Future[T]:
-        future: Future[T] = Future()
-        self._enqueue(_Op(fn, future, run_id), wait=_CONTROL_WAIT_S)
+    def _submit(self, name: str, args: tuple[Any, ...], run_id: str) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._enqueue(_Op(name, args, future, run_id), wait=_CONTROL_WAIT_S)
         return future
 
     def _write_loop(self) -> None:
@@ -884,8 +897,9 @@ class SQLiteStore:
                 # close() refuses new writes before waking the writer, so every write
                 # accepted before is taken before the writer stops.
                 stop = self._closed and not pending
-            if batch:
-                self._commit(batch)
+            ops = [op for op in batch if op.future.set_running_or_notify_cancel()]  # type: ignore[union-attr]
+            if ops:
+                self._settle(*self._commit(ops))
                 if self._wal_frames > _WAL_RESET_FRAMES:
                     self._finish_checkpoint()
         self._stop_checkpoints.set()
@@ -955,13 +969,14 @@ class SQLiteStore:
                 [value for row in part for value in row],
             )
 
-    def _commit(self, batch: list[_Op[Any]]) -> None:
-        ops = [op for op in batch if op.future.set_running_or_notify_cancel()]
-        if not ops:
-            return
+    def _commit(self, ops: list[_Op[Any]]) -> tuple[_Done, _Failed, float | None]:
+        """Runs ``ops`` in one transaction: what was done, what failed, and the commit's seconds.
+
+        The seconds are None when nothing was committed (the batch failed as a whole).
+        """
         conn = self._wconn
-        done: list[tuple[_Op[Any], Any, bool]] = []
-        failed: list[tuple[_Op[Any], BaseException]] = []
+        done: _Done = []
+        failed: _Failed = []
         began = time.perf_counter()
         tx = _Batch(conn)
         try:
@@ -972,7 +987,7 @@ class SQLiteStore:
                 try:
                     if not op.points:
                         self._flush(tx)
-                    result, bumps = op.fn(tx)
+                    result, bumps = getattr(self, op.name)(tx, *op.args)
                 except Exception as exc:  # noqa: BLE001 - rerun below, isolated
                     first_failure = exc
                     break
@@ -990,8 +1005,7 @@ class SQLiteStore:
                 done = []
                 if len(ops) == 1:
                     # Alone in its batch: the rollback was its savepoint; nothing to commit.
-                    ops[0].future.set_exception(self._failure(first_failure))
-                    return
+                    return [], [(ops[0], self._failure(first_failure))], None
                 conn.execute("BEGIN IMMEDIATE")
                 done, failed = self._run_isolated(conn, ops)
                 conn.execute("COMMIT")
@@ -1000,13 +1014,14 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             self._rollback()
             error = StoreError(f"commit failed, nothing of this batch was stored: {exc}")
-            for op in ops:
-                if not op.future.done():
-                    op.future.set_exception(error)
-            return
-        # Durable now: bump versions, then wake the callers.
-        if self._on_commit is not None:
-            self._on_commit(time.perf_counter() - began)
+            return [], [(op, error) for op in ops], None
+        self._commits += 1
+        return done, failed, time.perf_counter() - began
+
+    def _settle(self, done: _Done, failed: _Failed, seconds: float | None) -> None:
+        """After a batch is durable (or has failed): bumps versions, then wakes the callers."""
+        if seconds is not None and self._on_commit is not None:
+            self._on_commit(seconds)
         with self._lock:
             for op, _, bumps in done:
                 if bumps:
@@ -1018,22 +1033,20 @@ class SQLiteStore:
                         self._versions.clear()
                     self._version_counter += 1
                     self._versions[op.run_id] = self._version_counter
-        self._commits += 1
         for op, result, _ in done:
-            op.future.set_result(result)
+            op.future.set_result(result)  # type: ignore[union-attr]
         for op, err in failed:
-            op.future.set_exception(err)
+            if not op.future.done():  # type: ignore[union-attr]
+                op.future.set_exception(err)  # type: ignore[union-attr]
 
-    def _run_isolated(
-        self, conn: _Conn, ops: list[_Op[Any]]
-    ) -> tuple[list[tuple[_Op[Any], Any, bool]], list[tuple[_Op[Any], BaseException]]]:
+    def _run_isolated(self, conn: _Conn, ops: list[_Op[Any]]) -> tuple[_Done, _Failed]:
         """Runs each operation in its own SAVEPOINT: a failing one is undone alone."""
-        done: list[tuple[_Op[Any], Any, bool]] = []
-        failed: list[tuple[_Op[Any], BaseException]] = []
+        done: _Done = []
+        failed: _Failed = []
         for op in ops:
             conn.execute("SAVEPOINT op")
             try:
-                result, bumps = op.fn(conn)
+                result, bumps = getattr(self, op.name)(conn, *op.args)
             except Exception as exc:  # noqa: BLE001 - handed to the op's future
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
@@ -1081,52 +1094,54 @@ class SQLiteStore:
             )
         hypers = _check_hypers(new.hyperparameters, field="hyperparameters")
         verdict = _check_hypers(new.verdict_config, field="verdict_config")
+        return self._submit("_w_create_run", (new, hypers, verdict), "").result()
 
-        def fn(conn: _Conn) -> tuple[RunRecord, bool]:
-            taken = conn.execute(
-                "SELECT 1 FROM runs WHERE project = ? AND name = ?", (new.project, new.name)
-            ).fetchone()
-            if taken is not None:
-                raise AlreadyExists(
-                    f"run named {new.name!r} already exists in project {new.project!r}"
-                )
-            now = time.time()
-            run = RunRecord(
-                id=_new_run_id(),
-                project=new.project,
-                name=new.name,
-                model=new.model,
-                task=new.task,
-                status="running",
-                hyperparameters=hypers,
-                verdict_config=verdict,
-                created_at=now,
-                updated_at=now,
-            )
-            conn.execute(
-                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run.id,
-                    run.project,
-                    run.name,
-                    run.model,
-                    run.task,
-                    run.status,
-                    json.dumps(hypers),
-                    json.dumps(verdict),
-                    now,
-                    now,
-                ),
-            )
-            conn.executemany(
-                "INSERT INTO run_hyperparameters (run_id, key, kind, num, text) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(run.id, k, *_hyper_key(v)) for k, v in hypers.items()],
-            )
-            self._remember_run(run.id)
-            return run, True
-
-        return self._submit(fn, "").result()
+    def _w_create_run(
+        self,
+        conn: _Conn,
+        new: NewRun,
+        hypers: dict[str, HyperValue],
+        verdict: dict[str, HyperValue],
+    ) -> tuple[RunRecord, bool]:
+        taken = conn.execute(
+            "SELECT 1 FROM runs WHERE project = ? AND name = ?", (new.project, new.name)
+        ).fetchone()
+        if taken is not None:
+            raise AlreadyExists(f"run named {new.name!r} already exists in project {new.project!r}")
+        now = time.time()
+        run = RunRecord(
+            id=_new_run_id(),
+            project=new.project,
+            name=new.name,
+            model=new.model,
+            task=new.task,
+            status="running",
+            hyperparameters=hypers,
+            verdict_config=verdict,
+            created_at=now,
+            updated_at=now,
+        )
+        conn.execute(
+            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run.id,
+                run.project,
+                run.name,
+                run.model,
+                run.task,
+                run.status,
+                json.dumps(hypers),
+                json.dumps(verdict),
+                now,
+                now,
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO run_hyperparameters (run_id, key, kind, num, text) VALUES (?, ?, ?, ?, ?)",
+            [(run.id, k, *_hyper_key(v)) for k, v in hypers.items()],
+        )
+        self._remember_run(run.id)
+        return run, True
 
     def get_run(self, run_id: str) -> RunRecord:
         """The run with this id.
@@ -1234,20 +1249,17 @@ class SQLiteStore:
             raise InvalidInput(
                 f"unknown status {status!r}; expected one of {list(STATUSES)}", field="status"
             )
+        return self._submit("_w_set_status", (run_id, status), run_id).result()
 
-        def fn(conn: _Conn) -> tuple[RunRecord, bool]:
-            cur = conn.execute(
-                "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
-                (status, time.time(), run_id),
-            )
-            if cur.rowcount == 0:
-                raise NotFound(f"run {run_id!r} not found")
-            row = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
-            ).fetchone()
-            return _row_to_run(row), True
-
-        return self._submit(fn, run_id).result()
+    def _w_set_status(self, conn: _Conn, run_id: str, status: str) -> tuple[RunRecord, bool]:
+        cur = conn.execute(
+            "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
+            (status, time.time(), run_id),
+        )
+        if cur.rowcount == 0:
+            raise NotFound(f"run {run_id!r} not found")
+        row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _row_to_run(row), True
 
     # ------------------------------------------------------------------ points
 
@@ -1326,7 +1338,7 @@ class SQLiteStore:
         try:
             valid = self._validate_chunk(chunk)
             self._enqueue(
-                _Op(lambda conn: self._write_chunk(conn, valid), future, valid.run_id, points=True),
+                _Op("_w_write_chunk", (valid,), future, valid.run_id, points=True),
                 wait=0,
             )
         except StoreError as exc:
@@ -1467,7 +1479,7 @@ class SQLiteStore:
         # longer trailing (they stay as they are).
         state.tail = [*state.tail[:start], (cid, n)] if n < _SMALL_CHUNK else []
 
-    def _write_chunk(self, conn: _Conn, chunk: _ValidChunk) -> tuple[WriteResult, bool]:
+    def _w_write_chunk(self, conn: _Conn, chunk: _ValidChunk) -> tuple[WriteResult, bool]:
         self._require_run(conn, chunk.run_id)
         state = self._series_state(conn, (chunk.run_id, chunk.split, chunk.series))
         n = chunk.n
@@ -1691,17 +1703,19 @@ class SQLiteStore:
                 f"signatures for metrics not logged: {sorted(extra)}", field="signatures"
             )
 
-        def fn(conn: _Conn) -> tuple[int, bool]:
-            self._require_run(conn, run_id)
-            conn.executemany(
-                "INSERT INTO checkpoint_metrics (run_id, split, step, metric, value, signature) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, split, step, metric) "
-                "DO UPDATE SET value = excluded.value, signature = excluded.signature",
-                rows,
-            )
-            return len(rows), bool(rows)
+        return self._submit("_w_upsert_checkpoint", (run_id, rows), run_id).result()
 
-        return self._submit(fn, run_id).result()
+    def _w_upsert_checkpoint(
+        self, conn: _Conn, run_id: str, rows: list[tuple[Any, ...]]
+    ) -> tuple[int, bool]:
+        self._require_run(conn, run_id)
+        conn.executemany(
+            "INSERT INTO checkpoint_metrics (run_id, split, step, metric, value, signature) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, split, step, metric) "
+            "DO UPDATE SET value = excluded.value, signature = excluded.signature",
+            rows,
+        )
+        return len(rows), bool(rows)
 
     def checkpoints(self, run_id: str) -> list[CheckpointRow]:
         """The run's checkpoint metrics, one row per (split, step), sorted by split then step.
@@ -1757,17 +1771,19 @@ class SQLiteStore:
             for i, rec in enumerate(specimens)
         ]
 
-        def fn(conn: _Conn) -> tuple[int, bool]:
-            self._require_run(conn, run_id)
-            conn.executemany(
-                "INSERT INTO specimens (run_id, split, step, specimen_id, body) "
-                "VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (run_id, split, step, specimen_id) DO UPDATE SET body = excluded.body",
-                rows,
-            )
-            return len(rows), bool(rows)
+        return self._submit("_w_upsert_specimens", (run_id, rows), run_id).result()
 
-        return self._submit(fn, run_id).result()
+    def _w_upsert_specimens(
+        self, conn: _Conn, run_id: str, rows: list[tuple[Any, ...]]
+    ) -> tuple[int, bool]:
+        self._require_run(conn, run_id)
+        conn.executemany(
+            "INSERT INTO specimens (run_id, split, step, specimen_id, body) "
+            "VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id, split, step, specimen_id) DO UPDATE SET body = excluded.body",
+            rows,
+        )
+        return len(rows), bool(rows)
 
     def evaluation_steps(self, run_id: str, *, split: str = "") -> list[EvaluationStepRow]:
         """Steps with checkpoint metrics or specimens, sorted by split (SPLITS order) then step.
