@@ -100,7 +100,11 @@ class Deps:
         workers = default_workers() if config.text_workers < 0 else config.text_workers
         metrics = ServiceMetrics()
         deps = cls(
-            store=SQLiteStore(config.database, on_commit=metrics.store_commit_seconds.observe),
+            store=SQLiteStore(
+                config.database,
+                on_commit=metrics.store_commit_seconds.observe,
+                writer=config.store_writer,
+            ),
             metrics=metrics,
             bertscore=bertscore,
             workers=(
@@ -344,12 +348,15 @@ async def _start(
     }
     if isinstance(deps.store, SQLiteStore):
         sqlite_store = deps.store
+        # StreamLoss submits on this loop: with a writer process, the loop also
+        # sends the writes and settles their acks (no thread hand-over).
+        sqlite_store.attach_loop(asyncio.get_running_loop())
         gauges["evalstream_store_queue_depth"] = (
-            "Writes waiting for the store's writer thread.",
+            "Writes waiting for the store's writer (queued or being committed).",
             lambda: sqlite_store.queue_depth(),
         )
         gauges["evalstream_store_queue_capacity"] = (
-            "The most writes that may wait for the store's writer thread.",
+            "The most writes that may wait for the store's writer.",
             lambda: sqlite_store.queue_capacity,
         )
     deps.metrics.watch_gauges(gauges)

@@ -18,6 +18,7 @@ DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+STORE_WRITERS = ("process", "thread")
 #: Shortest accepted --admin-token: an unsalted SHA-256 is only safe for high-entropy tokens.
 MIN_TOKEN_CHARS = 32
 #: Largest --quality-gauges-max-runs: bounds the label cardinality of the run gauges, and
@@ -63,6 +64,7 @@ class Config:
     grace_seconds: float = 10.0
     log_level: str = "info"
     event_loop: str = "auto"
+    store_writer: str = "process"
     # Security (see evalstream_server.auth). The admin token is a secret: never in repr.
     auth_tokens_file: Path | None = None
     admin_token: str = dataclasses.field(default="", repr=False)
@@ -86,6 +88,10 @@ class Config:
         if self.event_loop not in EVENT_LOOPS:
             problems.append(
                 f"event loop {self.event_loop!r} is not one of {', '.join(EVENT_LOOPS)}"
+            )
+        if self.store_writer not in STORE_WRITERS:
+            problems.append(
+                f"store writer {self.store_writer!r} is not one of {', '.join(STORE_WRITERS)}"
             )
         if self.log_level not in LOG_LEVELS:
             problems.append(f"log level {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
@@ -330,6 +336,13 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
         "event_loop",
         str,
         "the gRPC server's asyncio loop: auto (uvloop when installed), asyncio or uvloop",
+    ),
+    (
+        "--store-writer",
+        "store_writer",
+        str,
+        "where the store's one writer runs: process (its own, beside the event loop's "
+        "GIL) or thread (in the server process)",
     ),
     (
         "--auth-tokens-file",

@@ -1,4 +1,8 @@
-"""Fixtures of the store tests: a fresh SQLiteStore in a temporary directory."""
+"""Fixtures of the store tests: a fresh SQLiteStore in a temporary directory.
+
+``store`` comes with each writer: the thread, and the writer process the server
+uses; every test taking it runs against both.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,9 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "evalstream.db"
 
 
-@pytest.fixture
-def store(db_path: Path) -> Iterator[SQLiteStore]:
-    s = SQLiteStore(db_path)
+@pytest.fixture(params=["thread", "process"])
+def store(db_path: Path, request: pytest.FixtureRequest) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(db_path, writer=request.param)
     try:
         yield s
     finally:

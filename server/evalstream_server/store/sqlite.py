@@ -105,7 +105,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
@@ -131,6 +131,10 @@ from evalstream_server.store._types import (
     StoreOverloaded,
     WriteResult,
 )
+from evalstream_server.store._writer import _START_TIMEOUT_S, WriterLink
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 
@@ -169,6 +173,9 @@ _CONTROL_WAIT_S = 10.0
 # Tail levels: chunks of under 32 points, under 32 * 32, under _SMALL_CHUNK. A tail
 # holds at most _COMPACT_AFTER - 1 chunks of each level, plus the one being added.
 _MAX_TAIL = 3 * _COMPACT_AFTER
+# "child" is the writer process's own store (`_writer`): no writer thread, its
+# batches run by the process's loop.
+_WRITERS = ("thread", "process", "child")
 
 
 def _level(n: int) -> int:
@@ -539,9 +546,12 @@ def _check_specimen(rec: object, index: int) -> SpecimenRecord:
 # --------------------------------------------------------------------------- writer state
 
 
-@dataclass(frozen=True, slots=True)
-class _ValidChunk:
-    """A validated chunk, packed in the caller's thread (a private copy of its arrays)."""
+class _ValidChunk(NamedTuple):
+    """A validated chunk, packed in the caller's thread (a private copy of its arrays).
+
+    A tuple: the write's arguments as they cross to a writer process (a
+    dataclass would pickle through Python code, per chunk, under the loop's GIL).
+    """
 
     run_id: str
     split: str
@@ -653,6 +663,9 @@ class SQLiteStore:
         readers: The most read connections open at once; a read finding all of
             them busy waits for one (up to ``_BUSY_TIMEOUT_MS``, then
             StoreOverloaded).
+        writer: Where the writer runs: "thread" (default), or "process", a
+            process of its own (see `_writer`: what the server uses, so that its
+            event loop and the writer do not share a GIL).
 
     >>> import tempfile, numpy as np
     >>> with tempfile.TemporaryDirectory() as d:
@@ -676,6 +689,7 @@ class SQLiteStore:
         synchronous: str = "FULL",
         on_commit: Callable[[float], None] | None = None,
         readers: int = _READERS,
+        writer: str = "thread",
     ) -> None:
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
             raise InvalidInput(f"max_queue must be >= 1, got {max_queue!r}", field="max_queue")
@@ -687,6 +701,8 @@ class SQLiteStore:
                 f"synchronous {synchronous!r} is not one of {list(SYNCHRONOUS_LEVELS)}",
                 field="synchronous",
             )
+        if writer not in _WRITERS:
+            raise InvalidInput(f"writer {writer!r} is not one of {list(_WRITERS)}", field="writer")
         self.path = Path(path)
         self.synchronous = level
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -732,6 +748,19 @@ class SQLiteStore:
         self._next_chunk_id: int | None = None
         self._wal_frames = 0  # frames in the log at the last checkpoint (both)
         self._stop_checkpoints = threading.Event()
+        self.writer = writer
+        self._link: WriterLink | None = None
+        if writer == "process":
+            # The writer process opens its own connection; this one only migrated.
+            self._wconn.close()
+            self._link = WriterLink(self, max_queue)
+            try:
+                self._submit("_w_ping", (), "").result(timeout=_START_TIMEOUT_S)
+            except BaseException:
+                self._closed = True
+                self._link.close()
+                raise
+            return
         try:
             ckpt_conn = self._connect(writer=False, checkpointer=True)
         except sqlite3.Error as exc:
@@ -747,7 +776,8 @@ class SQLiteStore:
             target=self._write_loop, name="evalstream-store-writer", daemon=True
         )
         self._checkpointer.start()
-        self._writer.start()
+        if writer == "thread":
+            self._writer.start()
 
     @classmethod
     def open(
@@ -862,6 +892,9 @@ class SQLiteStore:
     # ------------------------------------------------------------------ the writer
 
     def _enqueue(self, op: _Op[Any], *, wait: float) -> None:
+        if self._link is not None:
+            self._link.submit(op, wait=wait)
+            return
         deadline = time.monotonic() + wait
         while True:
             with self._lock:
@@ -900,11 +933,27 @@ class SQLiteStore:
             ops = [op for op in batch if op.future.set_running_or_notify_cancel()]  # type: ignore[union-attr]
             if ops:
                 self._settle(*self._commit(ops))
-                if self._wal_frames > _WAL_RESET_FRAMES:
-                    self._finish_checkpoint()
+                self._between_batches()
         self._stop_checkpoints.set()
         self._checkpointer.join()
         self._wconn.close()
+
+    def _between_batches(self) -> None:
+        if self._wal_frames > _WAL_RESET_FRAMES:
+            self._finish_checkpoint()
+
+    def _w_ping(self, conn: _Conn) -> tuple[None, bool]:
+        """Nothing: a writer process answering it has opened the store."""
+        return None, False
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Lets ``loop`` (the caller's running loop) talk to the writer process, if there is one.
+
+        Writes submitted on the loop are then sent and settled on it, without a
+        thread hand-over (see `_writer`). Call on the loop's thread.
+        """
+        if self._link is not None:
+            self._link.attach_loop(loop)
 
     def _checkpoint_loop(self, conn: sqlite3.Connection) -> None:
         """The checkpointer thread: a PASSIVE checkpoint after new commits, at most every period."""
@@ -1338,7 +1387,7 @@ class SQLiteStore:
         try:
             valid = self._validate_chunk(chunk)
             self._enqueue(
-                _Op("_w_write_chunk", (valid,), future, valid.run_id, points=True),
+                _Op("_w_write_chunk", tuple(valid), future, valid.run_id, points=True),
                 wait=0,
             )
         except StoreError as exc:
@@ -1479,7 +1528,8 @@ class SQLiteStore:
         # longer trailing (they stay as they are).
         state.tail = [*state.tail[:start], (cid, n)] if n < _SMALL_CHUNK else []
 
-    def _w_write_chunk(self, conn: _Conn, chunk: _ValidChunk) -> tuple[WriteResult, bool]:
+    def _w_write_chunk(self, conn: _Conn, *fields: Any) -> tuple[WriteResult, bool]:
+        chunk = _ValidChunk(*fields)
         self._require_run(conn, chunk.run_id)
         state = self._series_state(conn, (chunk.run_id, chunk.split, chunk.series))
         n = chunk.n
@@ -1873,7 +1923,14 @@ class SQLiteStore:
                 return
             self._closed = True  # nothing can be enqueued any more
             self._work.notify()
-        self._writer.join()
+        if self._link is not None:
+            self._link.close()
+        elif self.writer == "child":
+            self._stop_checkpoints.set()
+            self._checkpointer.join()
+            self._wconn.close()
+        else:
+            self._writer.join()
         with self._lock:
             readers, self._readers, self._idle = self._readers, [], []
         for conn in readers:  # one still in a read fails it with StoreClosed
@@ -1883,8 +1940,8 @@ class SQLiteStore:
                 pass
 
     def queue_depth(self) -> int:
-        """Writes waiting for the writer thread (for metrics)."""
-        return len(self._pending)
+        """Writes waiting for the writer (for metrics)."""
+        return len(self._pending) if self._link is None else self._link.depth()
 
     @property
     def queue_capacity(self) -> int:

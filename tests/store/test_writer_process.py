@@ -1,0 +1,122 @@
+"""The store's writer in a process of its own: errors, a dying writer, closing, the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from evalstream_server.store import (
+    AlreadyExists,
+    InvalidInput,
+    NewRun,
+    NotFound,
+    PointChunk,
+    SQLiteStore,
+    StoreClosed,
+    StoreError,
+    WriteResult,
+)
+
+
+def points(run_id: str, lo: int, n: int, series: str = "loss") -> PointChunk:
+    steps = np.arange(lo, lo + n)
+    return PointChunk(run_id, "train", series, steps, steps * 0.5)
+
+
+def child_pid(store: SQLiteStore) -> int:
+    proc = store._link._proc  # type: ignore[union-attr]
+    assert proc is not None
+    return proc.pid
+
+
+def test_writes_and_errors_cross_the_process(db_path: Path) -> None:
+    with SQLiteStore(db_path, writer="process") as store:
+        run = store.create_run(NewRun(project="p", name="a", hyperparameters={"lr": 0.1}))
+        assert store.get_run(run.id) == run
+        with pytest.raises(AlreadyExists):  # raised in the writer process
+            store.create_run(NewRun(project="p", name="a"))
+        with pytest.raises(NotFound):
+            store.write_points(points("r_0000000000000000", 0, 3))
+        with pytest.raises(InvalidInput) as bad:  # refused before it crosses
+            store.write_points(PointChunk(run.id, "train", "loss", np.arange(3), np.ones(2)))
+        assert bad.value.field == "values"
+        assert store.write_points(points(run.id, 0, 3)) == WriteResult(3, 0, 0)
+        assert store.write_points(points(run.id, 0, 3)) == WriteResult(0, 3, 0)
+        assert store.log_checkpoint(run.id, "validation", 2, {"f1": 0.5}) == 1
+        assert store.set_status(run.id, "finished").status == "finished"
+        assert store.data_version(run.id) > 0
+        (series,) = store.read_series(run.id)
+        assert series.values.tolist() == [0.0, 0.5, 1.0]
+
+
+def test_a_killed_writer_fails_what_was_in_flight_and_the_next_write_restarts_it(
+    db_path: Path,
+) -> None:
+    with SQLiteStore(db_path, writer="process") as store:
+        run = store.create_run(NewRun(project="p", name="a"))
+        assert store.write_points(points(run.id, 0, 10)).stored == 10
+        first = child_pid(store)
+        os.kill(first, signal.SIGSTOP)  # hold it, so that writes are in flight when it dies
+        pending = [store.submit_points(points(run.id, 10 + i, 1)) for i in range(5)]
+        os.kill(first, signal.SIGKILL)
+        for future in pending:
+            with pytest.raises(StoreError, match="writer process exited"):
+                future.result(timeout=30)
+        # The next write starts another writer; what was committed before is there.
+        assert store.write_points(points(run.id, 100, 3)).stored == 3
+        assert child_pid(store) != first
+        steps = store.read_series(run.id)[0].steps.tolist()
+        assert steps[:10] == list(range(10)) and steps[-3:] == [100, 101, 102]
+
+
+def test_close_commits_everything_queued(db_path: Path) -> None:
+    store = SQLiteStore(db_path, writer="process")
+    run = store.create_run(NewRun(project="p", name="a"))
+    futures = [store.submit_points(points(run.id, i, 1, f"s{i % 7}")) for i in range(2000)]
+    store.close()
+    assert all(f.result(timeout=0).stored == 1 for f in futures)
+    with pytest.raises(StoreClosed):
+        store.write_points(points(run.id, 5000, 1))
+    with SQLiteStore(db_path) as again:
+        assert sum(len(s.steps) for s in again.read_series(run.id)) == 2000
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_on_an_attached_loop_large_and_small_writes_settle(db_path: Path, loop_kind: str) -> None:
+    if loop_kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    store = SQLiteStore(db_path, writer="process")
+    run = store.create_run(NewRun(project="p", name="a"))
+    big = 1_500_000  # 24 MB of points: a frame larger than the socket's buffers
+
+    async def main() -> list[WriteResult]:
+        store.attach_loop(asyncio.get_running_loop())
+        futures = [store.submit_points(points(run.id, i, 1, f"s{i % 5}")) for i in range(500)]
+        futures.append(store.submit_points(points(run.id, 0, big, "big")))
+        # A write from another thread while the loop owns the socket.
+        other: list[WriteResult] = []
+        thread = threading.Thread(
+            target=lambda: other.append(store.write_points(points(run.id, 0, 7, "other")))
+        )
+        thread.start()
+        results = [await asyncio.wrap_future(f) for f in futures]
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        return results + other
+
+    try:
+        results = loop.run_until_complete(main())
+    finally:
+        loop.close()
+        store.close()
+    assert [r.stored for r in results] == [1] * 500 + [big, 7]
+    with SQLiteStore(db_path) as again:
+        stored = {s.name: len(s.steps) for s in again.read_series(run.id)}
+    assert stored == {"big": big, "other": 7, **{f"s{k}": 100 for k in range(5)}}
