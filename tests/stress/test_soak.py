@@ -5,7 +5,8 @@ scoring with a checkpoint (specimens written), text scoring (BLEU, ROUGE),
 curve reads, run listing and creation, refused inputs, in an order and with
 payloads drawn from the run's seed; loss streams move on to a fresh run every
 20,000 points so that what one request loads stays bounded. RSS is read from
-/proc/<pid>/status (VmRSS) every 2 s. The baseline is the sample after a
+/proc/<pid>/status (VmRSS) every 2 s, the server's and its children's (the
+store's writer process) summed. The baseline is the sample after a
 fifth of the time (imports, caches and SQLite's page cache warm by then); the
 last sample may exceed it by at most max(64 MiB, 25%).
 """
@@ -35,11 +36,34 @@ MIB = 1024 * 1024
 RUN_POINTS = 20_000
 
 
-def _rss(pid: int) -> int:
+def _own_rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _rss(pid: int) -> int:
+    """The server's RSS plus its children's (the store's writer process)."""
+    total = _own_rss(pid)
+    for child in _children(pid):
+        try:
+            total += _own_rss(child)
+        except (OSError, AssertionError):
+            continue  # exited meanwhile
+    return total
 
 
 def _loss(target: str, series: str, stop: threading.Event, errors: list[str]) -> None:
