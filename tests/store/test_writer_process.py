@@ -18,8 +18,8 @@ from evalstream_server.store import (
     PointChunk,
     SQLiteStore,
     StoreClosed,
-    StoreError,
     WriteResult,
+    WriterLost,
 )
 
 
@@ -65,7 +65,7 @@ def test_a_killed_writer_fails_what_was_in_flight_and_the_next_write_restarts_it
         pending = [store.submit_points(points(run.id, 10 + i, 1)) for i in range(5)]
         os.kill(first, signal.SIGKILL)
         for future in pending:
-            with pytest.raises(StoreError, match="writer process exited"):
+            with pytest.raises(WriterLost, match="writer process exited"):
                 future.result(timeout=30)
         # The next write starts another writer; what was committed before is there.
         assert store.write_points(points(run.id, 100, 3)).stored == 3
@@ -120,3 +120,15 @@ def test_on_an_attached_loop_large_and_small_writes_settle(db_path: Path, loop_k
     with SQLiteStore(db_path) as again:
         stored = {s.name: len(s.steps) for s in again.read_series(run.id)}
     assert stored == {"big": big, "other": 7, **{f"s{k}": 100 for k in range(5)}}
+
+
+def test_a_lost_writer_is_unavailable_to_clients_and_bad_writer_options_are_refused(
+    db_path: Path,
+) -> None:
+    import grpc
+    from evalstream_server.api.runs import store_status
+
+    assert store_status(WriterLost("gone"))[0] == grpc.StatusCode.UNAVAILABLE
+    with pytest.raises(InvalidInput) as bad:
+        SQLiteStore(db_path, writer="fork")
+    assert bad.value.field == "writer"

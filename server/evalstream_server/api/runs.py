@@ -51,6 +51,7 @@ from evalstream_server.store import (
     StoreError,
     StoreOverloaded,
     WriteResult,
+    WriterLost,
 )
 
 SPLIT_NAMES = {
@@ -209,6 +210,8 @@ def store_status(exc: StoreError) -> tuple[grpc.StatusCode, str, list[FieldViola
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), []
     if isinstance(exc, StoreClosed):
         return grpc.StatusCode.UNAVAILABLE, "the server is shutting down", []
+    if isinstance(exc, WriterLost):
+        return grpc.StatusCode.UNAVAILABLE, str(exc), []
     if isinstance(exc, ProjectDenied):
         return grpc.StatusCode.PERMISSION_DENIED, str(exc), []
     raise exc

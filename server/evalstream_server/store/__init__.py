@@ -28,6 +28,7 @@ from evalstream_server.store._types import (
     StoreError,
     StoreOverloaded,
     WriteResult,
+    WriterLost,
 )
 from evalstream_server.store.schema import SCHEMA_VERSION
 from evalstream_server.store.sqlite import SQLiteStore
@@ -55,5 +56,6 @@ __all__ = [
     "StoreClosed",
     "StoreError",
     "StoreOverloaded",
+    "WriterLost",
     "WriteResult",
 ]

@@ -7,7 +7,8 @@ Errors (one tree, mapped to gRPC codes in one place by the servicer)::
     ├── AlreadyExists          a run name is taken in its project           -> ALREADY_EXISTS
     ├── InvalidInput           bad input; ``.field`` names it               -> INVALID_ARGUMENT
     ├── StoreClosed            the store was closed                         -> UNAVAILABLE
-    └── StoreOverloaded        the bounded write queue is full              -> RESOURCE_EXHAUSTED
+    ├── StoreOverloaded        the bounded write queue is full              -> RESOURCE_EXHAUSTED
+    └── WriterLost             the writer process died mid-write; resend    -> UNAVAILABLE
 
 No grpc or protobuf here (STYLE.md 2).
 """
@@ -66,6 +67,14 @@ class StoreClosed(StoreError):
 
 class StoreOverloaded(StoreError):
     """The bounded write queue is full; the caller should back off and retry."""
+
+
+class WriterLost(StoreError):
+    """The writer process died with the write in flight: it may or may not be stored.
+
+    Writes are idempotent, so the caller sends it again (the store starts another
+    writer for the next write).
+    """
 
 
 @dataclass(frozen=True, slots=True)

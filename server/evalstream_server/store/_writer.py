@@ -54,7 +54,13 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evalstream_server.store._types import StoreClosed, StoreError, StoreOverloaded, WriteResult
+from evalstream_server.store._types import (
+    StoreClosed,
+    StoreError,
+    StoreOverloaded,
+    WriteResult,
+    WriterLost,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -274,7 +280,7 @@ class WriterLink:
         error: StoreError = (
             StoreClosed("the store closed before the write was stored")
             if closing
-            else StoreError(
+            else WriterLost(
                 f"the store's writer process exited (status {code}); writes in flight "
                 "are not known to be stored: send them again"
             )
