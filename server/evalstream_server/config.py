@@ -64,7 +64,8 @@ class Config:
     grace_seconds: float = 10.0
     log_level: str = "info"
     event_loop: str = "auto"
-    store_writer: str = "process"
+    # A writer process needs fork/exec and Unix sockets (pass_fds): POSIX.
+    store_writer: str = "process" if os.name == "posix" else "thread"
     # Security (see evalstream_server.auth). The admin token is a secret: never in repr.
     auth_tokens_file: Path | None = None
     admin_token: str = dataclasses.field(default="", repr=False)

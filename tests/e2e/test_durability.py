@@ -156,3 +156,58 @@ def test_sigterm_drains_streams_and_loses_nothing_acked(tmp_path: Path) -> None:
     finally:
         server.signal(signal.SIGTERM)
         server.wait(30)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_writer_process_loses_nothing_the_client_logged(tmp_path: Path) -> None:
+    """SIGKILL of the store's writer mid-ingestion: the client resends, the server restarts it."""
+    import os
+
+    from evalstream import Client
+
+    server = start_server(tmp_path / "data")
+    (writer,) = _children(server.proc.pid)
+    steps = 60_000
+    try:
+        with Client(server.target) as client:
+            run = client.create_run("p", "writer-killed")
+            done = threading.Event()
+
+            def log() -> None:
+                for step in range(steps):
+                    run.log(step, loss=1.0 / (step + 1))
+                    if step % 500 == 0:
+                        time.sleep(0.005)
+                done.set()
+
+            thread = threading.Thread(target=log)
+            thread.start()
+            time.sleep(0.4)
+            assert not done.is_set(), "the training loop ended before the kill"
+            os.kill(writer, signal.SIGSTOP)  # held: chunks are in flight when it dies
+            time.sleep(0.2)
+            os.kill(writer, signal.SIGKILL)
+            thread.join(60)
+            run.flush(60)
+            assert run.stats.reconnects >= 1  # the stream in flight ended UNAVAILABLE
+            (series,) = run.curves()
+            assert list(series.steps) == list(range(steps))
+            assert list(series.values) == [1.0 / (s + 1) for s in range(steps)]
+            run.finish("finished")
+        (again,) = _children(server.proc.pid)
+        assert again != writer
+    finally:
+        server.signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+    _integrity(tmp_path / "data" / "evalstream.db")
