@@ -12,7 +12,9 @@ Durability (what an ack promises)
 
 Group commit
     Every write (points, runs, statuses, checkpoints, specimens) goes through a
-    bounded queue to ONE writer thread with its own connection. The writer takes
+    bounded queue to ONE writer with its own connection: a thread, or a process
+    of its own (``writer="process"``, what the server runs: see `_writer`, which
+    also says what crosses and how). The writer takes
     everything queued (up to ``_MAX_BATCH`` operations), runs it in one
     transaction (each operation in a SAVEPOINT, so one bad operation fails alone),
     commits once (one fsync) and then resolves all the futures. Under load an
@@ -652,7 +654,7 @@ _Failed = list[tuple[_Op[Any], BaseException]]
 
 
 class SQLiteStore:
-    """The embedded ``Store``: a SQLite file, WAL, one group-committing writer thread.
+    """The embedded ``Store``: a SQLite file, WAL, one group-committing writer.
 
     Args:
         path: The database file (created with its parent directory if missing).
