@@ -158,6 +158,19 @@ def wait_serving(target: str, deadline: float) -> None:
     pytest.fail(f"server at {target} did not turn SERVING in time")
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a server's: the store's writer process)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc
 
-from ..conftest import free_port, start_server
+from ..conftest import child_pids, free_port, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -158,18 +158,6 @@ def test_sigterm_drains_streams_and_loses_nothing_acked(tmp_path: Path) -> None:
         server.wait(30)
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def test_a_killed_writer_process_loses_nothing_the_client_logged(tmp_path: Path) -> None:
     """SIGKILL of the store's writer mid-ingestion: the client resends, the server restarts it."""
     import os
@@ -177,7 +165,7 @@ def test_a_killed_writer_process_loses_nothing_the_client_logged(tmp_path: Path)
     from evalstream import Client
 
     server = start_server(tmp_path / "data")
-    (writer,) = _children(server.proc.pid)
+    (writer,) = child_pids(server.proc.pid)
     steps = 60_000
     try:
         with Client(server.target) as client:
@@ -205,7 +193,7 @@ def test_a_killed_writer_process_loses_nothing_the_client_logged(tmp_path: Path)
             assert list(series.steps) == list(range(steps))
             assert list(series.values) == [1.0 / (s + 1) for s in range(steps)]
             run.finish("finished")
-        (again,) = _children(server.proc.pid)
+        (again,) = child_pids(server.proc.pid)
         assert again != writer
     finally:
         server.signal(signal.SIGTERM)

@@ -22,7 +22,7 @@ import grpc
 import pytest
 from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
 
-from ..conftest import start_server
+from ..conftest import child_pids, start_server
 from .conftest import StressSettings, record
 
 pytestmark = pytest.mark.stress
@@ -43,22 +43,10 @@ def _own_rss(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def _rss(pid: int) -> int:
     """The server's RSS plus its children's (the store's writer process)."""
     total = _own_rss(pid)
-    for child in _children(pid):
+    for child in child_pids(pid):
         try:
             total += _own_rss(child)
         except (OSError, AssertionError):
