@@ -132,3 +132,29 @@ def test_a_lost_writer_is_unavailable_to_clients_and_bad_writer_options_are_refu
     with pytest.raises(InvalidInput) as bad:
         SQLiteStore(db_path, writer="fork")
     assert bad.value.field == "writer"
+
+
+def test_a_writer_that_cannot_be_restarted_is_a_store_error_until_it_can(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import time
+
+    from evalstream_server.store import StoreError
+
+    with SQLiteStore(db_path, writer="process") as store:
+        run = store.create_run(NewRun(project="p", name="a"))
+        os.kill(child_pid(store), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while store._link._sock is not None:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the exit was not noticed"
+            time.sleep(0.01)
+
+        def no_more_processes(*args: object, **kwargs: object) -> None:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(subprocess, "Popen", no_more_processes)
+            with pytest.raises(StoreError, match="cannot start the store's writer process"):
+                store.write_points(points(run.id, 0, 3))
+        assert store.write_points(points(run.id, 0, 3)).stored == 3

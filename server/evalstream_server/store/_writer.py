@@ -232,7 +232,7 @@ class WriterLink:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         try:
-            self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 [
                     sys.executable,
                     "-c",
@@ -246,8 +246,12 @@ class WriterLink:
                 stdin=subprocess.DEVNULL,
                 env=env,
             )
+        except OSError as exc:  # e.g. out of processes or file descriptors
+            ours.close()
+            raise StoreError(f"cannot start the store's writer process: {exc}") from exc
         finally:
             theirs.close()
+        self._proc = proc
         self._sock = ours
         self._frames = _Frames()
 
@@ -259,12 +263,13 @@ class WriterLink:
             lost = list(self._outstanding.values())
             self._outstanding.clear()
             self._outbox.clear()
-            self._wbuf.clear()
             self._sock = None
             proc, self._proc = self._proc, None
             closing = self._closing
         self._unwatch(sock)
         sock.close()
+        with self._send_lock:  # a partial frame for the dead one: not for the next
+            self._wbuf.clear()
         code = None
         if proc is not None:
             try:
@@ -359,8 +364,8 @@ class WriterLink:
         while not self._stop_receiver.is_set():
             with self._lock:
                 sock = None if self._loop is not None else self._sock
-            if sock is None:
-                self._stop_receiver.wait(0.05)
+            if sock is None:  # the loop reads (or no writer yet)
+                self._stop_receiver.wait(0.5)
                 continue
             try:
                 readable, _, _ = select.select([sock], [], [], 0.2)
