@@ -158,3 +158,23 @@ def test_a_writer_that_cannot_be_restarted_is_a_store_error_until_it_can(
             with pytest.raises(StoreError, match="cannot start the store's writer process"):
                 store.write_points(points(run.id, 0, 3))
         assert store.write_points(points(run.id, 0, 3)).stored == 3
+
+
+def test_a_full_queue_is_overloaded_and_drains(db_path: Path) -> None:
+    from evalstream_server.store import StoreOverloaded
+
+    with SQLiteStore(db_path, writer="process", max_queue=4) as store:
+        run = store.create_run(NewRun(project="p", name="a"))
+        writer = child_pid(store)
+        os.kill(writer, signal.SIGSTOP)  # in flight until it goes on
+        try:
+            held = [store.submit_points(points(run.id, i, 1)) for i in range(4)]
+            refused = store.submit_points(points(run.id, 4, 1))
+            with pytest.raises(StoreOverloaded):
+                refused.result(timeout=0)
+            assert store.queue_depth() == 4
+        finally:
+            os.kill(writer, signal.SIGCONT)
+        assert [f.result(timeout=30).stored for f in held] == [1, 1, 1, 1]
+        assert store.queue_depth() == 0
+        assert store.write_points(points(run.id, 4, 1)).stored == 1

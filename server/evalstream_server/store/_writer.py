@@ -49,7 +49,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,7 +56,6 @@ from typing import TYPE_CHECKING, Any
 from evalstream_server.store._types import (
     StoreClosed,
     StoreError,
-    StoreOverloaded,
     WriteResult,
     WriterLost,
 )
@@ -297,36 +295,26 @@ class WriterLink:
 
     # ------------------------------------------------------------------ submitting
 
-    def submit(self, op: _Op[Any], *, wait: float) -> None:
-        """Queues ``op``; StoreOverloaded after ``wait`` s of a full queue."""
-        deadline = time.monotonic() + wait
-        while True:
-            with self._lock:
-                if self._closing:
-                    raise StoreClosed("the store is closed")
-                if len(self._outstanding) < self._max_queue:
-                    if self._sock is None:
-                        self._spawn()
-                        spawned = True
-                    else:
-                        spawned = False
-                    self._next_id += 1
-                    op.id = self._next_id
-                    self._outstanding[op.id] = op
-                    self._outbox.append((op.id, op.name, op.args, op.run_id, op.points))
-                    first = len(self._outbox) == 1
-                    loop = self._loop
-                    break
-            if time.monotonic() >= deadline:
-                raise StoreOverloaded(
-                    f"the store's write queue is full ({self._max_queue} writes waiting); "
-                    "retry later"
-                )
-            time.sleep(0.002)
+    def try_submit(self, op: _Op[Any]) -> bool:
+        """Queues ``op`` for the writer process; False when the queue is full."""
+        with self._lock:
+            if self._closing:
+                raise StoreClosed("the store is closed")
+            if len(self._outstanding) >= self._max_queue:
+                return False
+            spawned = self._sock is None
+            if spawned:
+                self._spawn()
+            self._next_id += 1
+            op.id = self._next_id
+            self._outstanding[op.id] = op
+            self._outbox.append((op.id, op.name, op.args, op.run_id, op.points))
+            first = len(self._outbox) == 1
+            loop = self._loop
         if loop is None:
             if first:
                 self._send_blocking()
-            return
+            return True
         on_loop = threading.get_ident() == self._loop_thread
         try:
             if on_loop:
@@ -342,6 +330,7 @@ class WriterLink:
         except RuntimeError:  # the loop closed under us: send from here
             self._detach()
             self._send_blocking()
+        return True
 
     def depth(self) -> int:
         return len(self._outstanding)

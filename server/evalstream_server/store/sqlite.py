@@ -894,26 +894,29 @@ class SQLiteStore:
     # ------------------------------------------------------------------ the writer
 
     def _enqueue(self, op: _Op[Any], *, wait: float) -> None:
-        if self._link is not None:
-            self._link.submit(op, wait=wait)
-            return
+        """Queues ``op``; StoreOverloaded after ``wait`` s of a full queue."""
+        put = self._put if self._link is None else self._link.try_submit
         deadline = time.monotonic() + wait
-        while True:
-            with self._lock:
-                if self._closed:
-                    raise StoreClosed("the store is closed")
-                if len(self._pending) < self._max_queue:
-                    self._pending.append(op)
-                    if self._writer_waits:
-                        self._writer_waits = False
-                        self._work.notify()
-                    return
+        while not put(op):
             if time.monotonic() >= deadline:
                 raise StoreOverloaded(
                     f"the store's write queue is full ({self._max_queue} writes waiting); "
                     "retry later"
                 )
             time.sleep(0.002)
+
+    def _put(self, op: _Op[Any]) -> bool:
+        """Queues ``op`` for the writer thread; False when the queue is full."""
+        with self._lock:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            if len(self._pending) >= self._max_queue:
+                return False
+            self._pending.append(op)
+            if self._writer_waits:
+                self._writer_waits = False
+                self._work.notify()
+            return True
 
     def _submit(self, name: str, args: tuple[Any, ...], run_id: str) -> Future[Any]:
         future: Future[Any] = Future()
