@@ -178,3 +178,16 @@ def test_a_full_queue_is_overloaded_and_drains(db_path: Path) -> None:
         assert [f.result(timeout=30).stored for f in held] == [1, 1, 1, 1]
         assert store.queue_depth() == 0
         assert store.write_points(points(run.id, 4, 1)).stored == 1
+
+
+def test_a_sent_write_cannot_be_cancelled_and_its_batch_settles(db_path: Path) -> None:
+    with SQLiteStore(db_path, writer="process") as store:
+        run = store.create_run(NewRun(project="p", name="a"))
+        writer = child_pid(store)
+        os.kill(writer, signal.SIGSTOP)
+        try:
+            futures = [store.submit_points(points(run.id, i, 1)) for i in range(3)]
+            assert not futures[1].cancel()  # running, as the writer thread marks them
+        finally:
+            os.kill(writer, signal.SIGCONT)
+        assert [f.result(timeout=30).stored for f in futures] == [1, 1, 1]

@@ -296,12 +296,19 @@ class WriterLink:
     # ------------------------------------------------------------------ submitting
 
     def try_submit(self, op: _Op[Any]) -> bool:
-        """Queues ``op`` for the writer process; False when the queue is full."""
+        """Queues ``op`` for the writer process; False when the queue is full.
+
+        Its future is running from here on (as the writer thread marks the writes it
+        takes): once sent, a write cannot be called back, and a future cancelled
+        meanwhile would refuse its result and stop the settling of its batch.
+        """
         with self._lock:
             if self._closing:
                 raise StoreClosed("the store is closed")
             if len(self._outstanding) >= self._max_queue:
                 return False
+            if not op.future.set_running_or_notify_cancel():  # type: ignore[union-attr]
+                return True  # cancelled before it was queued: nothing to write
             spawned = self._sock is None
             if spawned:
                 self._spawn()
