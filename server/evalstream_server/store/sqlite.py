@@ -774,11 +774,11 @@ class SQLiteStore:
             name="evalstream-store-checkpointer",
             daemon=True,
         )
-        self._writer = threading.Thread(
-            target=self._write_loop, name="evalstream-store-writer", daemon=True
-        )
         self._checkpointer.start()
         if writer == "thread":
+            self._writer = threading.Thread(
+                target=self._write_loop, name="evalstream-store-writer", daemon=True
+            )
             self._writer.start()
 
     @classmethod
@@ -939,6 +939,10 @@ class SQLiteStore:
             if ops:
                 self._settle(*self._commit(ops))
                 self._between_batches()
+        self._close_writer()
+
+    def _close_writer(self) -> None:
+        """The writer's last step: stops the checkpointer and closes its connection."""
         self._stop_checkpoints.set()
         self._checkpointer.join()
         self._wconn.close()
@@ -1931,9 +1935,7 @@ class SQLiteStore:
         if self._link is not None:
             self._link.close()
         elif self.writer == "child":
-            self._stop_checkpoints.set()
-            self._checkpointer.join()
-            self._wconn.close()
+            self._close_writer()
         else:
             self._writer.join()
         with self._lock:
