@@ -75,7 +75,9 @@ def test_a_killed_writer_fails_what_was_in_flight_and_the_next_write_restarts_it
 
 
 def test_close_commits_everything_queued(db_path: Path) -> None:
-    store = SQLiteStore(db_path, writer="process")
+    # Room for all 2,000 at once: with the default 1,024 the test would depend on
+    # the writer keeping pace with the submitting loop (a loaded CI machine did not).
+    store = SQLiteStore(db_path, writer="process", max_queue=4096)
     run = store.create_run(NewRun(project="p", name="a"))
     futures = [store.submit_points(points(run.id, i, 1, f"s{i % 7}")) for i in range(2000)]
     store.close()
