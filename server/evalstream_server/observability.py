@@ -6,17 +6,15 @@ Metric names follow go-grpc-prometheus (``grpc_server_started_total``,
 its registry: nothing is module-level, and tests can run several servers in one
 process.
 
-Logs are one JSON object per line on stderr; an RPC logs exactly one line
-(method, code, duration, peer) when it ends. Payloads and metadata are never
-logged: they can hold user data and credentials.
+Logs are one JSON object per line on stderr (`evalstream_server.logs`, re-exported
+here); an RPC logs exactly one line (method, code, duration, peer) when it ends.
+Payloads and metadata are never logged: they can hold user data and credentials.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -27,6 +25,7 @@ import prometheus_client
 from grpc import aio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from evalstream_server.logs import JsonFormatter, configure_logging
 from evalstream_server.rpc import behavior, kind, rebuild
 
 _LATENCY_BUCKETS = (
@@ -187,35 +186,6 @@ class _BatcherCollector:
                 doc,
                 value=getattr(current, name, 0) if current else 0,
             )
-
-
-# ------------------------------------------------------------------ logging
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record: ts, level, logger, msg and the record's ``fields``."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        entry.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def configure_logging(level: str) -> None:
-    """Sends the ``evalstream`` loggers to stderr as JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("evalstream")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
 
 
 # ------------------------------------------------------------------ interceptor

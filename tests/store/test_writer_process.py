@@ -55,7 +55,7 @@ def test_writes_and_errors_cross_the_process(db_path: Path) -> None:
 
 
 def test_a_killed_writer_fails_what_was_in_flight_and_the_next_write_restarts_it(
-    db_path: Path,
+    db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with SQLiteStore(db_path, writer="process") as store:
         run = store.create_run(NewRun(project="p", name="a"))
@@ -67,6 +67,10 @@ def test_a_killed_writer_fails_what_was_in_flight_and_the_next_write_restarts_it
         for future in pending:
             with pytest.raises(WriterLost, match="writer process exited"):
                 future.result(timeout=30)
+        # Under the server's loggers (JSON lines), with what an operator needs.
+        (record,) = [r for r in caplog.records if r.name == "evalstream.store"]
+        assert record.levelname == "ERROR" and record.getMessage() == "store writer process exited"
+        assert record.fields == {"status": -signal.SIGKILL, "writes_failed": 5}  # type: ignore[attr-defined]
         # The next write starts another writer; what was committed before is there.
         assert store.write_points(points(run.id, 100, 3)).stored == 3
         assert child_pid(store) != first
@@ -160,6 +164,39 @@ def test_a_writer_that_cannot_be_restarted_is_a_store_error_until_it_can(
             with pytest.raises(StoreError, match="cannot start the store's writer process"):
                 store.write_points(points(run.id, 0, 3))
         assert store.write_points(points(run.id, 0, 3)).stored == 3
+
+
+def test_a_failing_writer_process_logs_a_json_line_and_exits_1(tmp_path: Path) -> None:
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        # A directory where the database should be: the child cannot open it.
+        child = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from evalstream_server.store._writer import child_main; "
+                "child_main(sys.argv[1], 'FULL', int(sys.argv[2]), 'INFO')",
+                str(tmp_path),
+                str(theirs.fileno()),
+            ],
+            pass_fds=(theirs.fileno(),),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert child.returncode == 1
+    (line,) = child.stderr.splitlines()
+    entry = json.loads(line)
+    assert entry["level"] == "error" and entry["logger"] == "evalstream.store"
+    assert entry["msg"] == "store writer process failed"
+    assert entry["path"] == str(tmp_path) and entry["pid"] > 0
+    assert "Traceback" in entry["exc"]
 
 
 def test_a_full_queue_is_overloaded_and_drains(db_path: Path) -> None:

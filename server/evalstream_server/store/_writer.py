@@ -53,6 +53,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evalstream_server.logs import configure_logging
 from evalstream_server.store._types import (
     StoreClosed,
     StoreError,
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
 
     from evalstream_server.store.sqlite import SQLiteStore, _Op
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("evalstream.store")
 
 _HEADER = struct.Struct("<Q")
 _SOCKET_BUFFER = 4 << 20
@@ -131,16 +132,35 @@ def _tune(sock: socket.socket) -> None:
 # --------------------------------------------------------------------------- the child
 
 
-def child_main(path: str, synchronous: str, fd: int) -> None:
-    """The writer process: commits the operations it is sent until told to stop or orphaned."""
-    from evalstream_server.store.sqlite import _MAX_BATCH, SQLiteStore, _Op  # noqa: PLC0415
+def child_main(path: str, synchronous: str, fd: int, log_level: str = "WARNING") -> None:
+    """The writer process: commits the operations it is sent until told to stop or orphaned.
 
+    Logs the server's JSON lines at the server's level; a failure of its own is
+    logged and ends it with status 1 (the server fails the writes in flight and
+    starts another on the next write).
+    """
     # Ctrl-C and SIGTERM reach the whole process group: the server drains, then
     # tells this process to stop; it must not leave first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    sock = socket.socket(fileno=fd)
-    store = SQLiteStore(Path(path), synchronous=synchronous, writer="child")
+    configure_logging(log_level)
+    try:
+        _serve(Path(path), synchronous, socket.socket(fileno=fd))
+    except Exception:
+        log.exception(
+            "store writer process failed", extra={"fields": {"pid": os.getpid(), "path": path}}
+        )
+        sys.exit(1)
+
+
+def _serve(path: Path, synchronous: str, sock: socket.socket) -> None:
+    from evalstream_server.store.sqlite import _MAX_BATCH, SQLiteStore, _Op  # noqa: PLC0415
+
+    try:
+        store = SQLiteStore(path, synchronous=synchronous, writer="child")
+    except BaseException:
+        sock.close()
+        raise
     frames = _Frames()
     try:
         ended = False
@@ -235,10 +255,11 @@ class WriterLink:
                     sys.executable,
                     "-c",
                     "import sys; from evalstream_server.store._writer import child_main; "
-                    "child_main(sys.argv[1], sys.argv[2], int(sys.argv[3]))",
+                    "child_main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])",
                     str(self._store.path),
                     self._store.synchronous,
                     str(theirs.fileno()),
+                    logging.getLevelName(log.getEffectiveLevel()),
                 ],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
