@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -197,6 +198,56 @@ def test_a_failing_writer_process_logs_a_json_line_and_exits_1(tmp_path: Path) -
     assert entry["msg"] == "store writer process failed"
     assert entry["path"] == str(tmp_path) and entry["pid"] > 0
     assert "Traceback" in entry["exc"]
+
+
+def test_a_writer_that_dies_at_start_is_restarted_with_a_back_off(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    spawned: list[float] = []
+    popen = subprocess.Popen
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        spawned.append(time.monotonic())
+        return popen(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", counting)
+    with SQLiteStore(db_path, writer="process") as store:
+        run = store.create_run(NewRun(project="p", name="a"))
+        with monkeypatch.context() as broken:
+            broken.setattr(sys, "executable", "/bin/false")  # every new writer exits 1 at once
+            os.kill(child_pid(store), signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while store._link._sock is not None:  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the exit was not noticed"
+                time.sleep(0.01)
+            # The killed writer had answered: the next write starts another at once.
+            with pytest.raises(WriterLost, match=r"exited \(status 1\)"):
+                store.write_points(points(run.id, 0, 3), timeout=30)
+            # That one died without answering: for 1.5 s, writes are refused and only
+            # a few writers start (0.1, 0.2, 0.4, 0.8 s apart), not one per write.
+            attempts, refusals = 0, []
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:
+                attempts += 1
+                with pytest.raises(WriterLost) as lost:
+                    store.write_points(points(run.id, 0, 3), timeout=30)
+                if "starts again in" in str(lost.value):
+                    refusals.append(str(lost.value))
+                time.sleep(0.001)
+            started = len(spawned) - 2  # the first writer and the one after the kill
+            assert 2 <= started <= 5 < attempts
+            assert len(refusals) >= attempts - started
+            assert "in a row before answering a write" in refusals[-1]
+            gaps = np.diff(spawned[1:])
+            assert np.all(gaps >= 0.1) and gaps[-1] >= 2 * 0.1 * 2 ** (len(gaps) - 3)
+        # Repaired: once its back-off ends, a writer starts and works; the count resets.
+        time.sleep(max(0.0, store._link._restart_at - time.monotonic()) + 0.01)  # type: ignore[union-attr]
+        assert store.write_points(points(run.id, 0, 3)).stored == 3
+        assert store._link._failed_starts == 0  # type: ignore[union-attr]
 
 
 def test_a_full_queue_is_overloaded_and_drains(db_path: Path) -> None:

@@ -49,6 +49,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,11 @@ _SOCKET_BUFFER = 4 << 20
 _RECV = 1 << 20
 _START_TIMEOUT_S = 120.0
 _EXIT_TIMEOUT_S = 120.0
+# A writer that exits before it answered a batch (it could not open the database, say,
+# or each batch it takes kills it): the next start waits, twice as long per such exit
+# in a row, so that a broken store is not a process started per write.
+_BACKOFF_FIRST_S = 0.1
+_BACKOFF_MAX_S = 5.0
 
 
 def _frame(obj: Any) -> bytes:
@@ -221,6 +227,9 @@ class WriterLink:
         self._closing = False
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._answered = False  # whether the current writer has answered a batch
+        self._failed_starts = 0  # writers in a row that exited without answering one
+        self._restart_at = 0.0  # no writer starts before this (monotonic)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._watched: socket.socket | None = None  # the socket the loop reads
@@ -232,6 +241,7 @@ class WriterLink:
         self._recv_lock = threading.Lock()
         self._frames = _Frames()
         self._stop_receiver = threading.Event()
+        self._receiver_wake = threading.Event()  # a new writer to read, or stop
         with self._lock:
             self._spawn()
         self._receiver = threading.Thread(
@@ -273,6 +283,8 @@ class WriterLink:
         self._proc = proc
         self._sock = ours
         self._frames = _Frames()
+        self._answered = False
+        self._receiver_wake.set()  # without a loop, the receiver reads it from now on
 
     def _child_exited(self, sock: socket.socket) -> None:
         """The child closed its end: fails the writes in flight (the next write starts another)."""
@@ -285,6 +297,10 @@ class WriterLink:
             self._sock = None
             proc, self._proc = self._proc, None
             closing = self._closing
+            if not self._answered:
+                self._failed_starts += 1
+                backoff = _BACKOFF_FIRST_S * 2 ** (self._failed_starts - 1)
+                self._restart_at = time.monotonic() + min(backoff, _BACKOFF_MAX_S)
         self._unwatch(sock)
         sock.close()
         with self._send_lock:  # a partial frame for the dead one: not for the next
@@ -328,6 +344,12 @@ class WriterLink:
                 raise StoreClosed("the store is closed")
             if len(self._outstanding) >= self._max_queue:
                 return False
+            if self._sock is None and (wait := self._restart_at - time.monotonic()) > 0:
+                raise WriterLost(
+                    f"the store's writer process exited {self._failed_starts} time(s) in a "
+                    f"row before answering a write (its log says why); it starts again in "
+                    f"{wait:.2f} s: send the write again then"
+                )
             if not op.future.set_running_or_notify_cancel():  # type: ignore[union-attr]
                 return True  # cancelled before it was queued: nothing to write
             spawned = self._sock is None
@@ -382,7 +404,8 @@ class WriterLink:
             with self._lock:
                 sock = None if self._loop is not None else self._sock
             if sock is None:  # the loop reads (or no writer yet)
-                self._stop_receiver.wait(0.5)
+                self._receiver_wake.wait(0.5)
+                self._receiver_wake.clear()
                 continue
             try:
                 readable, _, _ = select.select([sock], [], [], 0.2)
@@ -503,6 +526,8 @@ class WriterLink:
     def _settle(self, frame: tuple[float | None, list[Any], list[Any]]) -> None:
         seconds, done_ids, failed_ids = frame
         with self._lock:
+            self._answered = True
+            self._failed_starts = 0
             pop = self._outstanding.pop
             done = [(pop(i), result, bumps) for i, result, bumps in done_ids]
             failed = [(pop(i), exc) for i, exc in failed_ids]
@@ -519,6 +544,7 @@ class WriterLink:
         with self._lock:
             self._closing = True  # nothing new is queued; the loop, if any, may still settle
         self._stop_receiver.set()  # it may still settle a frame meanwhile, one reader at a time
+        self._receiver_wake.set()
         try:
             self._drain()
         finally:
