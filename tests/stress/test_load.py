@@ -163,6 +163,10 @@ def _metric(server, name: str, **labels: str) -> float:
     return total
 
 
+def _refusals_counted(server) -> float:
+    return _metric(server, "evalstream_grpc_server_handled_total", grpc_code="RESOURCE_EXHAUSTED")
+
+
 @pytest.mark.parametrize("stress_server", [{"max_concurrent_rpcs": OVERLOAD_LIMIT}], indirect=True)
 def test_overload_is_refused_with_resource_exhausted_within_100ms(
     stress_server, stress: StressSettings
@@ -190,14 +194,15 @@ def test_overload_is_refused_with_resource_exhausted_within_100ms(
                     name = exc.code().name  # type: ignore[attr-defined]
                     codes[name] = codes.get(name, 0) + 1
                 latencies.append(time.perf_counter() - started)
-        handled = _metric(
-            stress_server,
-            "evalstream_grpc_server_handled_total",
-            grpc_code="RESOURCE_EXHAUSTED",
-        )
+        # The interceptor counts a refusal as its call ends on the server, which can be
+        # just after the client has its status: wait for the count to settle.
+        deadline = time.monotonic() + 10
+        while (handled := _refusals_counted(stress_server)) < 60 and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         held.close()
     assert codes == {"RESOURCE_EXHAUSTED": 60}, codes
+    assert handled == 60, f"{handled:.0f} refusals in the metrics for 60"
     worst = max(latencies[1:])  # the first call also sets up the connection
     latencies.sort()
     record(
