@@ -359,6 +359,16 @@ async def _start(
             "The most writes that may wait for the store's writer.",
             lambda: sqlite_store.queue_capacity,
         )
+        if sqlite_store.writer_restarts() is not None:
+            deps.metrics.watch_counters(
+                {
+                    "evalstream_store_writer_restarts": (
+                        "Store writer processes started after the first: each one that "
+                        "exited failed its writes in flight with UNAVAILABLE.",
+                        lambda: sqlite_store.writer_restarts() or 0,
+                    )
+                }
+            )
     deps.metrics.watch_gauges(gauges)
     verdicts = VerdictHub(deps.store)
     # Every project's running runs (not `scoped`): /metrics is the operator's view.

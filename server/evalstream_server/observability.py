@@ -24,6 +24,7 @@ import grpc
 import prometheus_client
 from grpc import aio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from evalstream_server.logs import JsonFormatter, configure_logging
 from evalstream_server.rpc import behavior, kind, rebuild
@@ -123,7 +124,11 @@ class ServiceMetrics:
 
     def watch_gauges(self, gauges: dict[str, tuple[str, Callable[[], float]]]) -> None:
         """Exports gauges read at each scrape: name -> (help, read)."""
-        self.registry.register(_GaugeCollector(gauges))
+        self.registry.register(_ReadCollector(gauges, counters=False))
+
+    def watch_counters(self, counters: dict[str, tuple[str, Callable[[], float]]]) -> None:
+        """Exports counters read at each scrape: name (without ``_total``) -> (help, read)."""
+        self.registry.register(_ReadCollector(counters, counters=True))
 
     def serve_http(self, host: str, port: int) -> tuple[Any, int]:
         """Starts the /metrics endpoint; returns (http server, bound port)."""
@@ -151,17 +156,18 @@ _BATCHER_COUNTERS = {
 }
 
 
-class _GaugeCollector:
-    """Gauges whose values are read at scrape time."""
+class _ReadCollector:
+    """Gauges or counters whose values are read at scrape time."""
 
-    def __init__(self, gauges: dict[str, tuple[str, Callable[[], float]]]) -> None:
-        self._gauges = gauges
+    def __init__(
+        self, metrics: dict[str, tuple[str, Callable[[], float]]], *, counters: bool
+    ) -> None:
+        self._metrics = metrics
+        self._family = CounterMetricFamily if counters else GaugeMetricFamily
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        for name, (doc, read) in self._gauges.items():
-            yield GaugeMetricFamily(name, doc, value=read())
+        for name, (doc, read) in self._metrics.items():
+            yield self._family(name, doc, value=read())
 
 
 class _BatcherCollector:
@@ -171,8 +177,6 @@ class _BatcherCollector:
         self._stats = stats
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
         current = self._stats()
         for name, doc in _BATCHER_GAUGES.items():
             yield GaugeMetricFamily(

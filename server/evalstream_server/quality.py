@@ -1,7 +1,7 @@
 """Model-quality gauges: each running run's latest losses, gap and verdict state.
 
 Off by default (``--quality-gauges``). The values are computed when Prometheus
-scrapes (a custom collector, like ``observability._GaugeCollector``), never by
+scrapes (a custom collector, like ``observability._ReadCollector``), never by
 a polling thread:
 
 - ``evalstream_run_validation_loss`` / ``evalstream_run_validation_step``: the

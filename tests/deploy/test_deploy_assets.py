@@ -32,9 +32,9 @@ DASHBOARDS = DEPLOY / "grafana" / "provisioning" / "dashboards" / "dashboards.ym
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 
-#: Used by the rules and the dashboard, not exported yet (asked of the server):
-#: store group-commit latency, store and batcher queue capacity, ingest lag,
-#: the concurrency limit.
+#: Names a rule or the dashboard may use before the server exports them (none now:
+#: store commit latency, queue capacities, ingest lag and the concurrency limit,
+#: once proposed, are all exported). Mark them ``# PROPOSED`` in the rules too.
 PROPOSED: set[str] = set()
 #: Series Prometheus makes itself, not the server.
 SYNTHETIC = {"up"}

@@ -22,8 +22,51 @@ def test_process_serves_health_and_metrics(server_process) -> None:
         text = reply.read().decode()
     assert "evalstream_grpc_server_handled_total" in text
     assert "process_resident_memory_bytes" in text
+    assert "\nevalstream_store_writer_restarts_total 0.0\n" in text
     (serving,) = [line for line in server_process.lines if line.get("msg") == "serving"]
     assert serving["event_loop"] == "uvloop"  # --event-loop auto, uvloop installed with [server]
+    server_process.signal(signal.SIGTERM)
+    assert server_process.wait(30) == 0
+
+
+def test_a_killed_writer_process_is_counted_and_logged_as_json(server_process) -> None:
+    import os
+    import time
+
+    from ..conftest import child_pids
+
+    def metric(prefix: str) -> str:
+        with urllib.request.urlopen(server_process.metrics_url, timeout=5) as reply:
+            text = reply.read().decode()
+        (line,) = [x for x in text.splitlines() if x.startswith(prefix)]
+        return line
+
+    with Client(server_process.target) as client:
+        run = client.create_run("p", "a")
+        (writer,) = child_pids(server_process.proc.pid)
+        os.kill(writer, signal.SIGSTOP)  # a write in flight when it dies
+        run.log(0, loss=1.0)
+        deadline = time.monotonic() + 30
+        while metric("evalstream_store_queue_depth ") == "evalstream_store_queue_depth 0.0":
+            assert time.monotonic() < deadline, "the write never reached the store"
+            time.sleep(0.02)
+        os.kill(writer, signal.SIGKILL)
+        run.flush(30)  # the client resends; the next write starts another writer
+        assert [list(s.values) for s in run.curves()] == [[1.0]]
+        run.finish()
+    restarts = metric("evalstream_store_writer_restarts_")
+    assert restarts == "evalstream_store_writer_restarts_total 1.0"
+    deadline = time.monotonic() + 10  # the server's stderr is read on a thread
+    while not (
+        exited_lines := [
+            x for x in server_process.lines if x.get("msg") == "store writer process exited"
+        ]
+    ):
+        assert time.monotonic() < deadline, "no 'store writer process exited' JSON line"
+        time.sleep(0.02)
+    (exited,) = exited_lines
+    assert exited["logger"] == "evalstream.store" and exited["level"] == "error"
+    assert exited["status"] == -signal.SIGKILL and exited["writes_failed"] >= 1
     server_process.signal(signal.SIGTERM)
     assert server_process.wait(30) == 0
 

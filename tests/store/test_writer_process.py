@@ -75,6 +75,7 @@ def test_a_killed_writer_fails_what_was_in_flight_and_the_next_write_restarts_it
         # The next write starts another writer; what was committed before is there.
         assert store.write_points(points(run.id, 100, 3)).stored == 3
         assert child_pid(store) != first
+        assert store.writer_restarts() == 1  # for the metrics
         steps = store.read_series(run.id)[0].steps.tolist()
         assert steps[:10] == list(range(10)) and steps[-3:] == [100, 101, 102]
 
@@ -248,6 +249,9 @@ def test_a_writer_that_dies_at_start_is_restarted_with_a_back_off(
         time.sleep(max(0.0, store._link._restart_at - time.monotonic()) + 0.01)  # type: ignore[union-attr]
         assert store.write_points(points(run.id, 0, 3)).stored == 3
         assert store._link._failed_starts == 0  # type: ignore[union-attr]
+        assert store.writer_restarts() == len(spawned) - 1
+    with SQLiteStore(db_path, writer="thread") as store:
+        assert store.writer_restarts() is None
 
 
 def test_a_full_queue_is_overloaded_and_drains(db_path: Path) -> None:

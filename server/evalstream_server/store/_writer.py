@@ -230,6 +230,8 @@ class WriterLink:
         self._answered = False  # whether the current writer has answered a batch
         self._failed_starts = 0  # writers in a row that exited without answering one
         self._restart_at = 0.0  # no writer starts before this (monotonic)
+        self.restarts = 0  # writers started after the first (for metrics)
+        self._started_once = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._watched: socket.socket | None = None  # the socket the loop reads
@@ -280,6 +282,8 @@ class WriterLink:
             raise StoreError(f"cannot start the store's writer process: {exc}") from exc
         finally:
             theirs.close()
+        self.restarts += self._started_once
+        self._started_once = True
         self._proc = proc
         self._sock = ours
         self._frames = _Frames()

@@ -1950,6 +1950,10 @@ class SQLiteStore:
         """Writes waiting for the writer (for metrics)."""
         return len(self._pending) if self._link is None else self._link.depth()
 
+    def writer_restarts(self) -> int | None:
+        """Writer processes started after the first (None with the writer thread; for metrics)."""
+        return None if self._link is None else self._link.restarts
+
     @property
     def queue_capacity(self) -> int:
         """The most writes that may wait (`max_queue`)."""
