@@ -178,6 +178,20 @@ _MAX_TAIL = 3 * _COMPACT_AFTER
 # "child" is the writer process's own store (`_writer`): no writer thread, its
 # batches run by the process's loop.
 _WRITERS = ("thread", "process", "child")
+# Rows a write replaces by key (`SQLiteStore._w_upsert`): checkpoint metrics by
+# (run, split, step, metric), specimens by (run, split, step, specimen id).
+_UPSERTS = {
+    "checkpoint_metrics": (
+        "INSERT INTO checkpoint_metrics (run_id, split, step, metric, value, signature) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, split, step, metric) "
+        "DO UPDATE SET value = excluded.value, signature = excluded.signature"
+    ),
+    "specimens": (
+        "INSERT INTO specimens (run_id, split, step, specimen_id, body) "
+        "VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (run_id, split, step, specimen_id) DO UPDATE SET body = excluded.body"
+    ),
+}
 
 
 def _level(n: int) -> int:
@@ -1762,18 +1776,14 @@ class SQLiteStore:
                 f"signatures for metrics not logged: {sorted(extra)}", field="signatures"
             )
 
-        return self._submit("_w_upsert_checkpoint", (run_id, rows), run_id).result()
+        return self._submit("_w_upsert", ("checkpoint_metrics", run_id, rows), run_id).result()
 
-    def _w_upsert_checkpoint(
-        self, conn: _Conn, run_id: str, rows: list[tuple[Any, ...]]
+    def _w_upsert(
+        self, conn: _Conn, table: str, run_id: str, rows: list[tuple[Any, ...]]
     ) -> tuple[int, bool]:
+        """Upserts a run's ``rows`` into ``table`` (a key of `_UPSERTS`); returns how many."""
         self._require_run(conn, run_id)
-        conn.executemany(
-            "INSERT INTO checkpoint_metrics (run_id, split, step, metric, value, signature) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, split, step, metric) "
-            "DO UPDATE SET value = excluded.value, signature = excluded.signature",
-            rows,
-        )
+        conn.executemany(_UPSERTS[table], rows)
         return len(rows), bool(rows)
 
     def checkpoints(self, run_id: str) -> list[CheckpointRow]:
@@ -1830,19 +1840,7 @@ class SQLiteStore:
             for i, rec in enumerate(specimens)
         ]
 
-        return self._submit("_w_upsert_specimens", (run_id, rows), run_id).result()
-
-    def _w_upsert_specimens(
-        self, conn: _Conn, run_id: str, rows: list[tuple[Any, ...]]
-    ) -> tuple[int, bool]:
-        self._require_run(conn, run_id)
-        conn.executemany(
-            "INSERT INTO specimens (run_id, split, step, specimen_id, body) "
-            "VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (run_id, split, step, specimen_id) DO UPDATE SET body = excluded.body",
-            rows,
-        )
-        return len(rows), bool(rows)
+        return self._submit("_w_upsert", ("specimens", run_id, rows), run_id).result()
 
     def evaluation_steps(self, run_id: str, *, split: str = "") -> list[EvaluationStepRow]:
         """Steps with checkpoint metrics or specimens, sorted by split (SPLITS order) then step.
