@@ -248,7 +248,7 @@ def test_a_writer_that_dies_at_start_is_restarted_with_a_back_off(
         # Repaired: once its back-off ends, a writer starts and works; the count resets.
         time.sleep(max(0.0, store._link._restart_at - time.monotonic()) + 0.01)  # type: ignore[union-attr]
         assert store.write_points(points(run.id, 0, 3)).stored == 3
-        assert store._link._failed_starts == 0  # type: ignore[union-attr]
+        assert store._link._unanswered == 0  # type: ignore[union-attr]
         assert store.writer_restarts() == len(spawned) - 1
     with SQLiteStore(db_path, writer="thread") as store:
         assert store.writer_restarts() is None

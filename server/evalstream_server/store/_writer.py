@@ -227,11 +227,11 @@ class WriterLink:
         self._closing = False
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._answered = False  # whether the current writer has answered a batch
-        self._failed_starts = 0  # writers in a row that exited without answering one
+        self._spawns = 0
+        # Writers started in a row that have not answered a batch (the current one
+        # included): when one exits, the next start waits for a back-off this sets.
+        self._unanswered = 0
         self._restart_at = 0.0  # no writer starts before this (monotonic)
-        self.restarts = 0  # writers started after the first (for metrics)
-        self._started_once = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._watched: socket.socket | None = None  # the socket the loop reads
@@ -282,12 +282,11 @@ class WriterLink:
             raise StoreError(f"cannot start the store's writer process: {exc}") from exc
         finally:
             theirs.close()
-        self.restarts += self._started_once
-        self._started_once = True
+        self._spawns += 1
+        self._unanswered += 1
         self._proc = proc
         self._sock = ours
         self._frames = _Frames()
-        self._answered = False
         self._receiver_wake.set()  # without a loop, the receiver reads it from now on
 
     def _child_exited(self, sock: socket.socket) -> None:
@@ -301,9 +300,8 @@ class WriterLink:
             self._sock = None
             proc, self._proc = self._proc, None
             closing = self._closing
-            if not self._answered:
-                self._failed_starts += 1
-                backoff = _BACKOFF_FIRST_S * 2 ** (self._failed_starts - 1)
+            if self._unanswered:
+                backoff = _BACKOFF_FIRST_S * 2 ** (self._unanswered - 1)
                 self._restart_at = time.monotonic() + min(backoff, _BACKOFF_MAX_S)
         self._unwatch(sock)
         sock.close()
@@ -350,7 +348,7 @@ class WriterLink:
                 return False
             if self._sock is None and (wait := self._restart_at - time.monotonic()) > 0:
                 raise WriterLost(
-                    f"the store's writer process exited {self._failed_starts} time(s) in a "
+                    f"the store's writer process exited {self._unanswered} time(s) in a "
                     f"row before answering a write (its log says why); it starts again in "
                     f"{wait:.2f} s: send the write again then"
                 )
@@ -389,15 +387,28 @@ class WriterLink:
     def depth(self) -> int:
         return len(self._outstanding)
 
+    @property
+    def restarts(self) -> int:
+        """Writers started after the first (for metrics)."""
+        return max(0, self._spawns - 1)
+
     # ------------------------------------------------------------------ without a loop
+
+    def _take_unsent(self) -> tuple[socket.socket | None, bytes]:
+        """The current socket, and the unsent bytes with the queued writes framed after them.
+
+        Call with ``_send_lock`` held; the bytes are the caller's to send.
+        """
+        with self._lock:
+            items, self._outbox = self._outbox, []
+            sock = self._sock
+        data = bytes(self._wbuf) + (_frame(items) if items else b"")
+        self._wbuf.clear()
+        return sock, data
 
     def _send_blocking(self) -> None:
         with self._send_lock:
-            with self._lock:
-                items, self._outbox = self._outbox, []
-                sock = self._sock
-            data = bytes(self._wbuf) + (_frame(items) if items else b"")
-            self._wbuf.clear()
+            sock, data = self._take_unsent()
             if sock is None or not data:
                 return
             with contextlib.suppress(OSError):  # a dead child: its reader fails the writes
@@ -530,8 +541,7 @@ class WriterLink:
     def _settle(self, frame: tuple[float | None, list[Any], list[Any]]) -> None:
         seconds, done_ids, failed_ids = frame
         with self._lock:
-            self._answered = True
-            self._failed_starts = 0
+            self._unanswered = 0
             pop = self._outstanding.pop
             done = [(pop(i), result, bumps) for i, result, bumps in done_ids]
             failed = [(pop(i), exc) for i, exc in failed_ids]
@@ -556,15 +566,11 @@ class WriterLink:
 
     def _drain(self) -> None:
         with self._send_lock:
-            with self._lock:
-                items, self._outbox = self._outbox, []
-                sock = self._sock
+            sock, data = self._take_unsent()
             if sock is None:
                 return
-            data = bytes(self._wbuf) + (_frame(items) if items else b"") + _frame(None)
-            self._wbuf.clear()
             with contextlib.suppress(OSError):
-                sock.sendall(data)
+                sock.sendall(data + _frame(None))
         # Everything it was sent, committed: read until it closes its end.
         while True:
             try:
