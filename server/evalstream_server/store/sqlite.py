@@ -1134,8 +1134,7 @@ class SQLiteStore:
     def _require_run(self, conn: _Conn, run_id: str) -> None:
         if run_id in self._known_runs:
             return
-        if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
-            raise NotFound(f"run {run_id!r} not found")
+        self._check_run_exists(conn, run_id)
         self._remember_run(run_id)
 
     def _remember_run(self, run_id: str) -> None:
@@ -1817,7 +1816,7 @@ class SQLiteStore:
         ]
 
     @staticmethod
-    def _check_run_exists(conn: sqlite3.Connection, run_id: str) -> None:
+    def _check_run_exists(conn: _Conn, run_id: str) -> None:
         if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
             raise NotFound(f"run {run_id!r} not found")
 
