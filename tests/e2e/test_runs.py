@@ -153,6 +153,25 @@ def test_stream_loss_acks_are_idempotent_and_refusals_name_the_field(stub) -> No
     assert list(loss.values) == [2.5, 2.0, 1.25, 1.0]
 
 
+@pytest.mark.parametrize("live_server", [{"max_points_per_chunk": 10}], indirect=True)
+def test_a_chunk_of_too_many_points_is_refused_and_the_stream_goes_on(stub) -> None:
+    run = _create(stub)
+
+    def chunk(sequence: int, lo: int, n: int) -> runs_pb2.LossChunk:
+        steps = list(range(lo, lo + n))
+        return runs_pb2.LossChunk(
+            sequence=sequence, run_id=run.id, split=TRAIN, steps=steps, values=[0.5] * n
+        )
+
+    acks = _stream(stub, [chunk(1, 0, 10), chunk(2, 10, 11), chunk(3, 30, 1)])
+    assert [a.accepted for a in acks] == [True, False, True]
+    assert [a.stored for a in acks] == [10, 0, 1]
+    assert acks[1].field == "steps"
+    assert acks[1].reason == "steps: 11 points, at most 10 per chunk"
+    (loss,) = stub.GetCurves(runs_pb2.GetCurvesRequest(run_id=run.id), timeout=10).series
+    assert list(loss.steps) == [*range(10), 30]  # none of the refused chunk's points
+
+
 def test_nan_and_infinity_are_stored_as_sent_and_order_does_not_matter(stub) -> None:
     run = _create(stub)
     _stream(
