@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from evalstream_server.api._status import abort
-from evalstream_server.metrics.boxes import FieldViolation
+from evalstream_server.errors import FieldViolation
 from evalstream_server.rpc import AdaptingServer, CallCancelled, sync_to_async
 from grpc import aio
 from grpc_status import rpc_status

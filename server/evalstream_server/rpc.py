@@ -30,6 +30,8 @@ from typing import Any, NoReturn
 import grpc
 from grpc import aio
 
+from evalstream_server.errors import FieldViolation
+
 _DONE = object()
 _CANCELLED = object()
 # How often a handler thread blocked on the next request checks for cancellation.
@@ -367,7 +369,6 @@ def guard_decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
 
     async def refuse(context: aio.ServicerContext, field: str, error: Exception) -> NoReturn:
         from evalstream_server.api._status import abort_async  # noqa: PLC0415 - no cycle at import
-        from evalstream_server.metrics.boxes import FieldViolation  # noqa: PLC0415
 
         description = f"does not parse as {name}: {error}"
         await abort_async(

@@ -17,13 +17,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from evalstream_server.errors import MAX_VIOLATIONS, FieldViolation
 from evalstream_server.metrics.boxes import (
-    MAX_VIOLATIONS,
     Box,
     BoxAccumulator,
     BoxOptions,
     Counts,
-    FieldViolation,
     ImageBoxes,
     InvalidBoxes,
     iou_matrix,

@@ -17,9 +17,8 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
 from grpc_status import rpc_status
 
-from evalstream_server.metrics.boxes import FieldViolation
+from evalstream_server.errors import MAX_VIOLATIONS, FieldViolation
 
-MAX_VIOLATIONS = 100
 # Error messages echo the bad values; a huge value must not make the status
 # itself exceed gRPC's metadata limit (16 KiB), which would turn the answer into
 # RESOURCE_EXHAUSTED: messages and violations are capped.

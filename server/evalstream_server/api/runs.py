@@ -36,7 +36,7 @@ from evalstream_server.analysis.verdict import Verdict, VerdictConfig
 from evalstream_server.api._scope import ProjectDenied
 from evalstream_server.api._status import abort, abort_async, invalid
 from evalstream_server.api.verdicts import VerdictHub
-from evalstream_server.metrics.boxes import FieldViolation
+from evalstream_server.errors import FieldViolation
 from evalstream_server.store import (
     AlreadyExists,
     InvalidInput,

@@ -28,6 +28,7 @@ from evalstream_server.api.text import (
     result_to_pb,
 )
 from evalstream_server.api.verdicts import VerdictHub
+from evalstream_server.errors import FieldViolation
 from evalstream_server.metrics import bands
 from evalstream_server.metrics.boxes import (
     DEFAULT_IOU_THRESHOLDS,
@@ -36,7 +37,6 @@ from evalstream_server.metrics.boxes import (
     BoxAccumulator,
     BoxOptions,
     Counts,
-    FieldViolation,
     ImageBoxes,
     PrCurve,
     undefined_reason,

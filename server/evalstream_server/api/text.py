@@ -33,7 +33,7 @@ import grpc
 from evalstream.v1 import common_pb2, scoring_pb2
 
 from evalstream_server.api._status import abort, invalid, unknown_field_violations
-from evalstream_server.metrics.boxes import FieldViolation
+from evalstream_server.errors import FieldViolation
 from evalstream_server.metrics.text import _memo
 from evalstream_server.metrics.text._types import Score, TextAccumulator, TextBatchScores, TextPair
 from evalstream_server.metrics.text.registry import (

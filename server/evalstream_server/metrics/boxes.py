@@ -47,17 +47,17 @@ from types import MappingProxyType
 import numpy as np
 import numpy.typing as npt
 
+from evalstream_server.errors import MAX_VIOLATIONS, FieldViolation, InvalidRequest, cap_violations
+
 __all__ = [
     "DEFAULT_IOU_THRESHOLDS",
     "FIGURES",
-    "MAX_VIOLATIONS",
     "UNDEFINED_REASONS",
     "BatchScore",
     "Box",
     "BoxAccumulator",
     "BoxOptions",
     "Counts",
-    "FieldViolation",
     "ImageBoxes",
     "ImageMatch",
     "InvalidBoxes",
@@ -76,8 +76,6 @@ IntArray = npt.NDArray[np.intp]
 
 DEFAULT_IOU_THRESHOLDS: tuple[float, ...] = (0.5, 0.75, 0.95)
 
-#: Most violations reported for one batch; the last one notes any truncation.
-MAX_VIOLATIONS = 100
 
 # pycocotools caps the IoU floor just below 1 so that t = 1.0 still matches
 # identical boxes whose computed IoU is exactly 1.
@@ -510,41 +508,8 @@ def pr_curve(
 # ---------------------------------------------------------------- validation
 
 
-@dataclass(frozen=True, slots=True)
-class FieldViolation:
-    """One bad field: a dotted path with indices, and what is wrong with it."""
-
-    field: str
-    description: str
-
-
-class InvalidBoxes(ValueError):
-    """Options or boxes break the contract; ``violations`` says where.
-
-    Example:
-        >>> e = InvalidBoxes([FieldViolation("images", "3 images but at most 2 per batch")])
-        >>> str(e)
-        'images: 3 images but at most 2 per batch'
-    """
-
-    def __init__(self, violations: Sequence[FieldViolation]) -> None:
-        self.violations: tuple[FieldViolation, ...] = tuple(violations)
-        shown = "; ".join(f"{v.field}: {v.description}" for v in self.violations[:3])
-        more = len(self.violations) - 3
-        super().__init__(shown + (f"; and {more} more" if more > 0 else ""))
-
-
-def _cap(violations: list[FieldViolation], total: int) -> list[FieldViolation]:
-    """Keeps at most MAX_VIOLATIONS, noting in the last one how many were left out."""
-    if total <= MAX_VIOLATIONS:
-        return violations
-    out = violations[:MAX_VIOLATIONS]
-    last = out[-1]
-    left = total - MAX_VIOLATIONS
-    out[-1] = FieldViolation(
-        last.field, f"{last.description} (and {left} more violations not listed)"
-    )
-    return out
+class InvalidBoxes(InvalidRequest):
+    """Options or boxes break the contract; ``violations`` says where."""
 
 
 def validate_options(options: BoxOptions) -> list[FieldViolation]:
@@ -836,7 +801,7 @@ class _Flat:
                         )
                     )
         found.sort(key=lambda x: x[:3])
-        return _cap([v for *_, v in found], total)
+        return cap_violations([v for *_, v in found], total)
 
 
 def validate_images(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from evalstream_server.metrics.boxes import MAX_VIOLATIONS
+from evalstream_server.errors import MAX_VIOLATIONS
 from evalstream_server.metrics.text._types import TextPair
 from evalstream_server.metrics.text.registry import (
     FAMILIES,

@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from evalstream_server.metrics.boxes import MAX_VIOLATIONS, FieldViolation
+from evalstream_server.errors import MAX_VIOLATIONS, FieldViolation, cap_violations
 from evalstream_server.metrics.text._types import TextAccumulator, TextPair
 
 __all__ = [
@@ -317,13 +317,7 @@ def validate_pairs(
                         f"{len(ref)} characters but at most {max_chars}",
                     )
                 )
-    if total > MAX_VIOLATIONS:
-        last = out[-1]
-        out[-1] = FieldViolation(
-            last.field,
-            f"{last.description} (and {total - MAX_VIOLATIONS} more violations not listed)",
-        )
-    return out
+    return cap_violations(out, total)
 
 
 def warm_up() -> list[str]:
