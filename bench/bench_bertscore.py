@@ -12,7 +12,7 @@ layer, all in-process (bench/run.py measures the gRPC service path):
 * the opt-in bf16 mode against fp32: throughput and the largest |Δ| of any score.
 
 Run: ``python bench/bench_bertscore.py [--model-dir DIR] [--pairs N]``. Without
-``--model-dir`` it uses the fetched MiniLM model in ./evalstream-data when
+``--model-dir`` it uses the fetched MiniLM model in the model cache when
 present, else a tiny random BERT (say which in any figure you quote).
 """
 
@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from evalstream_server.config import load_model_dir
 from evalstream_server.metrics.text._types import TextPair
 from evalstream_server.metrics.text.bertscore import BertScoreAccumulator
 from evalstream_server.runtime.batcher import DynamicBatcher
@@ -120,10 +121,10 @@ def run(model_dir: str, layer: int, *, n_pairs: int = 512, repeats: int = 3) -> 
     pairs = make_pairs(n_pairs)
     rates: dict[str, list[float]] = {}
     f1s: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory() as data_dir:
+    with tempfile.TemporaryDirectory() as cache:
         models = {
             dtype: load_model(
-                model_dir, layer=layer, device="cpu", data_dir=Path(data_dir), dtype=dtype
+                model_dir, layer=layer, device="cpu", model_dir=Path(cache), dtype=dtype
             )
             for dtype in ("fp32", "bf16")
         }
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     layer = args.layer
     with tempfile.TemporaryDirectory() as tmp:
         if model_dir is None:
-            fetched = default_model_dir(Path("evalstream-data"))
+            fetched = default_model_dir(load_model_dir(None))
             if fetched.is_dir():
                 model_dir, layer = str(fetched), layer or DEFAULT_LAYER
             else:

@@ -15,8 +15,7 @@ Same machine, same run, same pairs:
   ROUGE 4x, METEOR 10x. Agreement: the service's per-pair numbers against the
   reference's on a sample, and BLEU's corpus score against ``corpus_score``.
   On 5,000 generated unique VQA-style pairs, and on the JSONL pairs of
-  ``--pairs-dir`` (default ../shared/corpus/text beside the repository, when it
-  exists; real machine-translation and summary text).
+  ``--pairs-dir`` when given (e.g. real machine-translation and summary text).
 * BERTScore: 8 client threads, each with its own connection and stream, send
   batches of 16 unique pairs to a server with the MiniLM model; against one
   in-process ``bert_score.BERTScorer`` (model loaded once, same directory and
@@ -44,11 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import Server  # noqa: E402
 from bench_text import generate_pairs, load_pairs, time_reference  # noqa: E402
 from evalstream import Client  # noqa: E402
+from evalstream_server.config import load_model_dir  # noqa: E402
 from evalstream_server.metrics.text._types import TextPair  # noqa: E402
+from evalstream_server.runtime.models import default_model_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "text"
-MODEL_DIR = REPO / "evalstream-data" / "models" / "all-MiniLM-L6-v2"
+MODEL_DIR = default_model_dir(load_model_dir(None))
 MODEL_LAYER = 5
 
 FAMILIES = ("bleu", "rouge", "meteor")
@@ -63,8 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--pairs-dir",
         type=Path,
-        default=DEFAULT_CORPUS if DEFAULT_CORPUS.is_dir() else None,
-        help="JSONL pairs (prediction, references); default ../shared/corpus/text if present",
+        default=None,
+        help="a directory of JSONL pairs (prediction, references) to bench beside the generated",
     )
     group.add_argument("--text-batch-size", type=int, default=256)
     group.add_argument("--text-repeat", type=int, default=3)

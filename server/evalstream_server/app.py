@@ -51,8 +51,10 @@ from evalstream_server.observability import (
 )
 from evalstream_server.quality import install_quality_gauges
 from evalstream_server.rpc import AdaptingServer, RequestDecoding
+from evalstream_server.runtime import fetch_model
 from evalstream_server.runtime.bertscore import BertScoreRuntime, BertScoreSettings
 from evalstream_server.runtime.device import resolve_device
+from evalstream_server.runtime.models import missing_default
 from evalstream_server.store import SQLiteStore, Store
 
 log = logging.getLogger("evalstream.server")
@@ -95,7 +97,7 @@ class Deps:
                 max_queue=config.bertscore_max_queue,
             ),
             device=device,
-            data_dir=config.data_dir,
+            model_dir=config.model_dir,
         )
         workers = default_workers() if config.text_workers < 0 else config.text_workers
         metrics = ServiceMetrics()
@@ -449,6 +451,9 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
     """Runs the server until SIGTERM/SIGINT (or `stop`), then drains. Returns the exit code."""
     stop = stop or threading.Event()
     problems = config.exposure_problems()  # before loading anything
+    missing = missing_default(config.bertscore_model, config.model_dir)
+    if missing is not None:
+        problems.append(missing)
     if problems:
         log.error("start failed", extra={"fields": {"error": "; ".join(problems)}})
         return 1
@@ -529,7 +534,10 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console script ``evalstream-server``."""
+    """Console script ``evalstream-server`` (and ``evalstream-server fetch-model``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["fetch-model"]:
+        sys.exit(fetch_model.main(argv[1:]))
     config = config_module.load(argv)
     configure_logging(config.log_level)
     sys.exit(serve(config))

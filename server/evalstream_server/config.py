@@ -24,6 +24,8 @@ MIN_TOKEN_CHARS = 32
 #: Largest --quality-gauges-max-runs: bounds the label cardinality of the run gauges, and
 #: stays below the VerdictHub's 1024 cached analyzers so a scrape never evicts its own runs.
 MAX_QUALITY_GAUGES_RUNS = 1000
+#: The model cache under the user's cache directory (``$XDG_CACHE_HOME`` or ``~/.cache``).
+MODEL_CACHE = Path("evalstream", "models")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -42,6 +44,8 @@ class Config:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     data_dir: Path = Path("evalstream-data")
+    # Models live outside the data directory, so any --data-dir serves.
+    model_dir: Path = dataclasses.field(default_factory=lambda: default_model_dir(os.environ))
     device: str = "auto"
     max_message_bytes: int = 64 * 1024 * 1024
     max_concurrent_rpcs: int = 256
@@ -227,6 +231,39 @@ class Config:
         return f"{host}:{self.port}"
 
 
+def default_model_dir(environ: Mapping[str, str]) -> Path:
+    """The model cache: ``$XDG_CACHE_HOME/evalstream/models``, else ``~/.cache/evalstream/models``.
+
+    Example:
+        >>> default_model_dir({"XDG_CACHE_HOME": "/var/cache"}).as_posix()
+        '/var/cache/evalstream/models'
+        >>> default_model_dir({"HOME": "/home/ada"}).as_posix()
+        '/home/ada/.cache/evalstream/models'
+    """
+    cache = environ.get("XDG_CACHE_HOME", "")
+    if cache:
+        return Path(cache) / MODEL_CACHE
+    home = environ.get("HOME", "")
+    return (Path(home) if home else Path.home()) / ".cache" / MODEL_CACHE
+
+
+def load_model_dir(flag: Path | None, environ: Mapping[str, str] | None = None) -> Path:
+    """The model cache: ``flag`` when given, else EVALSTREAM_MODEL_DIR, else the default.
+
+    Example:
+        >>> load_model_dir(None, {"EVALSTREAM_MODEL_DIR": "/models"}).as_posix()
+        '/models'
+        >>> load_model_dir(Path("/opt/m"), {"EVALSTREAM_MODEL_DIR": "/models"}).as_posix()
+        '/opt/m'
+    """
+    environ = os.environ if environ is None else environ
+    if flag is not None:
+        return flag
+    if environ.get("EVALSTREAM_MODEL_DIR"):
+        return Path(environ["EVALSTREAM_MODEL_DIR"])
+    return default_model_dir(environ)
+
+
 def is_loopback(host: str) -> bool:
     """Whether `host` names this machine only: ``localhost``, 127.0.0.0/8 or ``::1``.
 
@@ -262,7 +299,14 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("--port", "port", int, "gRPC port (0 picks a free one)"),
     ("--metrics-host", "metrics_host", str, "Prometheus endpoint address"),
     ("--metrics-port", "metrics_port", int, "Prometheus port (0 picks a free one, -1 disables)"),
-    ("--data-dir", "data_dir", Path, "data directory (runs, models)"),
+    ("--data-dir", "data_dir", Path, "data directory (runs, points, specimens)"),
+    (
+        "--model-dir",
+        "model_dir",
+        Path,
+        "model cache holding the embedded BERTScore model (evalstream-server fetch-model "
+        "fills it)",
+    ),
     ("--device", "device", str, "scoring device: auto, cpu or cuda"),
     ("--max-message-bytes", "max_message_bytes", int, "largest gRPC message accepted or sent"),
     (
@@ -313,7 +357,7 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
         "bertscore_model",
         str,
         "BERTScore model: a local directory, a hub id, '' for the embedded "
-        "all-MiniLM-L6-v2 in <data-dir>/models, or 'none' to disable BERTScore",
+        "all-MiniLM-L6-v2 in --model-dir, or 'none' to disable BERTScore",
     ),
     ("--bertscore-layer", "bertscore_layer", int, "layer matched (-1: the model's default)"),
     (
@@ -399,6 +443,8 @@ def parser() -> argparse.ArgumentParser:
         prog="evalstream-server",
         description="evalstream gRPC server. Every flag can also be set by the "
         "EVALSTREAM_* variable named in its help.",
+        epilog="evalstream-server fetch-model [--model-dir DIR] fetches the default "
+        "BERTScore model into the model cache (see its --help).",
     )
     defaults = Config()
     for flag, field, type_, help_text in _FLAGS:
@@ -452,6 +498,8 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         except ValueError:
             shown = "(hidden)" if field == "admin_token" else repr(raw)
             p.error(f"{source}: {shown} is not a valid {type_.__name__}")
+    if "model_dir" not in values:
+        values["model_dir"] = default_model_dir(environ)
     try:
         return Config(**values)  # type: ignore[arg-type]
     except ValueError as exc:

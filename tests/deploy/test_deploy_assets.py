@@ -211,7 +211,9 @@ def test_compose_runs_the_dockerfile_commands() -> None:
     # The image's set-up steps are the Makefile's targets with the image's venv.
     dockerfile = DOCKERFILE.read_text()
     assert re.search(r"^model:", (ROOT / "Makefile").read_text(), re.M)
-    assert "make model VENV=$VENV EXTRAS=server DATA_DIR=/data" in dockerfile
+    assert "make model VENV=$VENV EXTRAS=server MODEL_DIR=/models" in dockerfile
+    # The model cache is outside the data volume, so any volume serves.
+    assert "EVALSTREAM_MODEL_DIR=/models" in dockerfile
     assert "make install VENV=$VENV EXTRAS=server" in dockerfile
     assert "ENV VENV=/opt/venv" in dockerfile
     prometheus = services["prometheus"]

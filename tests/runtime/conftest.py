@@ -17,6 +17,6 @@ def tiny_model(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
         str(tiny_bert_dir),
         layer=TINY_LAYER,
         device="cpu",
-        data_dir=tmp_path_factory.mktemp("data"),
+        model_dir=tmp_path_factory.mktemp("models"),
         dtype="fp32",
     )

