@@ -1,33 +1,14 @@
 """One dynamic batcher in front of the BERTScore model, shared by every stream.
 
-bert-score (Zhang et al. 2020; github.com/tiiiger/bert_score) embeds all the
-sentences of one ``score`` call in length-sorted batches of 64 sentences.
-A server sees many small calls from many streams at once instead, so their
-sentences meet here: callers :meth:`~DynamicBatcher.submit` sentences and get
-futures of :class:`Embedding`; one worker thread
-
-* waits at most ``max_delay`` seconds after the oldest waiting sentence (or
-  until ``max_batch_size`` sentences wait) to gather more work;
-* drops sentences whose every caller has cancelled (future cancelled, or the
-  ``cancelled`` callable given to ``submit`` returns True: an RPC that ended);
-* tokenises them (only this thread touches the tokenizer: HF fast tokenizers
-  are not safe to call from several threads at once), truncating to the
-  model's maximum length and flagging it;
-* sorts by length and packs batches under ``max_tokens_per_batch`` *padded*
-  tokens (batch size x longest sentence) and ``max_batch_size`` sentences;
-* on ``torch.cuda.OutOfMemoryError`` halves the batch and retries each half
-  (a single sentence that still does not fit fails with
-  :class:`BatcherOverloaded`).
-
-Repeated sentences are embedded once: a sentence already waiting or running
-is shared by every caller that asks for it, and an LRU cache keeps the last
-``cache_size`` embeddings. The queue is bounded: :meth:`~DynamicBatcher.submit`
-raises :class:`BatcherOverloaded` (the servicer maps it to RESOURCE_EXHAUSTED)
-rather than let latency grow without limit.
-
-Padding does not change a sentence's embedding beyond float rounding (the
-attention mask hides pad tokens), so a sentence embeds the same, within
-1e-5, whichever batch it lands in.
+bert-score (Zhang et al. 2020; github.com/tiiiger/bert_score) embeds the
+sentences of one ``score`` call in length-sorted batches. A server sees many
+small calls from many streams instead, so their sentences meet here: callers
+:meth:`~DynamicBatcher.submit` sentences and get futures of :class:`Embedding`;
+one worker thread gathers them for at most ``max_delay``, drops those whose
+callers cancelled, tokenises, packs length-sorted batches under a padded-token
+budget, and halves a batch on CUDA out-of-memory. Repeated sentences are
+embedded once (shared while waiting, then an LRU cache), and a full queue
+raises :class:`BatcherOverloaded` rather than letting latency grow.
 """
 
 from __future__ import annotations
