@@ -165,4 +165,7 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
+    from _machine import header
+
+    print(header(), flush=True)
     main(sys.argv)

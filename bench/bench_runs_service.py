@@ -680,4 +680,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    from _machine import header
+
+    print(header(), flush=True)
     main()

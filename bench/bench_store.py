@@ -192,4 +192,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from _machine import header
+
+    print(header(), flush=True)
     main()

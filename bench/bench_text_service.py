@@ -461,4 +461,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from _machine import header
+
+    print(header(), flush=True)
     sys.exit(main())

@@ -96,4 +96,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    from _machine import header
+
+    print(header(), flush=True)
     main(sys.argv)

@@ -184,6 +184,9 @@ def run_verdict_bench(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    from _machine import header
+
+    print(header(), flush=True)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--watchers", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)

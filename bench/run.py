@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _machine import header  # noqa: E402
 from _server import Server  # noqa: E402
 from bench_boxes_inprocess import make_detections, run_inprocess, run_pycocotools  # noqa: E402
 from bench_text_service import add_arguments as add_text_arguments  # noqa: E402
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="WatchVerdict rounds")
     add_text_arguments(parser)
     args = parser.parse_args(argv)
+    print(header(), flush=True)
     if args.only == "runs":
         run_runs_bench(args)
         return
@@ -98,10 +99,6 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"box scoring: {args.images} images, {n_boxes} boxes "
         f"({len(coco_dt)} predictions), best of {args.repeat}"
-    )
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
     )
 
     rows: list[tuple[str, float]] = []
