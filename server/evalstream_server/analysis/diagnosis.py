@@ -43,7 +43,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from evalstream_server.analysis.verdict import Advice
+from evalstream_server.analysis.evidence import Advice
 from evalstream_server.metrics.boxes import Box, BoxOptions, ImageBoxes, match_image
 from evalstream_server.store._types import SpecimenRecord
 
