@@ -92,6 +92,7 @@ def apply_rules(
 
     if diverged_nonfinite(f, nonfinite_steps):
         return f
+    # No curve is insufficient data; `primary is None` only narrows the type.
     if insufficient_data(f, primary, warmup, ckpt_severity, cfg) or primary is None:
         return f
     m = measure(train, primary, vx, vy, warmup, cfg, ev)
