@@ -1,13 +1,13 @@
-"""Verdict rules (one test per rule), config, incremental state, properties."""
+"""Verdict rules (one test per rule), evidence, the incremental analyzer, properties."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from evalstream_server.analysis import curve_state, evidence, verdict, verdict_config
 from evalstream_server.analysis.verdict import (
     ADVICE,
     STATES,
-    IncrementalCurveState,
     RunAnalyzer,
     VerdictConfig,
     build_analyzer,
@@ -133,18 +133,19 @@ def test_verdict_evidence_numbers() -> None:
     assert v.as_of_step == 10_000 and v.state in STATES
 
 
-def test_config_from_mapping_and_validate() -> None:
-    cfg = VerdictConfig.from_mapping({"patience": 5, "min_delta": 1, "warmup_steps": 100})
-    assert (cfg.patience, cfg.min_delta, cfg.warmup_steps) == (5, 1.0, 100)
-    with pytest.raises(ValueError, match="unknown verdict config key.*bogus"):
-        VerdictConfig.from_mapping({"bogus": 1})
-    with pytest.raises(ValueError, match="patience must be int"):
-        VerdictConfig.from_mapping({"patience": "3"})
-    assert cfg.merged({"mode": "max"}).mode == "max" and cfg.mode == "min"
-    assert VerdictConfig().validate() == []
-    assert VerdictConfig(overfit_gap=0.3, severe_overfit_gap=0.2).validate()
+def test_verdict_module_reexports_its_parts() -> None:
+    assert verdict.VerdictConfig is verdict_config.VerdictConfig
+    assert verdict.IncrementalCurveState is curve_state.IncrementalCurveState
+    for name in ("ADVICE", "LOSS_CAVEAT", "STATES", "Advice", "Evidence", "LossContext", "Verdict"):
+        assert getattr(verdict, name) is getattr(evidence, name)
+    assert all(hasattr(verdict, name) for name in verdict.__all__)
+
+
+def test_analyzer_rejects_invalid_config() -> None:
     with pytest.raises(ValueError, match="invalid verdict config"):
         RunAnalyzer(VerdictConfig(mode="x"))
+    with pytest.raises(ValueError, match="invalid verdict config"):
+        RunAnalyzer(VerdictConfig()).verdict(VerdictConfig(patience=-1))
 
 
 def test_incremental_matches_from_scratch() -> None:
@@ -160,27 +161,11 @@ def test_incremental_matches_from_scratch() -> None:
     assert inc.verdict() == whole
 
 
-def test_incremental_bucket_merging_keeps_bounded_state() -> None:
-    state = IncrementalCurveState(buckets=64)
-    steps = np.arange(100_000)
-    assert state.update(steps[:50_001], np.ones(50_001))
-    assert state.update(steps[50_001:], np.ones(49_999))
-    snap = state.snapshot()
-    assert 32 <= len(snap.x) <= 65 and snap.raw_steps is None and state.count == 100_000
-    assert snap.x[0] < snap.x[-1] and np.allclose(snap.y, 1.0)
-
-
 def test_stale_on_out_of_order_points() -> None:
     analyzer = build_analyzer([_s("train", STEPS, _decay(STEPS))], [], VerdictConfig())
     assert not analyzer.add_points("train", "loss", np.array([50]), np.array([1.0]))
     assert analyzer.stale
     assert not analyzer.add_points("train", "loss", np.array([20_000]), np.array([1.0]))
-
-
-def test_unsorted_chunk_is_sorted_last_write_wins() -> None:
-    state = IncrementalCurveState()
-    assert state.update(np.array([3, 1, 2, 3]), np.array([9.0, 1.0, 2.0, 3.0]))
-    assert (state.first_step, state.last_step, state.last_value, state.count) == (1, 3, 3.0, 3)
 
 
 @settings(max_examples=25, deadline=None)

@@ -1,27 +1,12 @@
 """Checkpoint grading: overfitting read from the gap between training and validation metrics.
 
-The product's Advanced Evaluation page grades each checkpoint by how far the
-validation metric trails the training metric, with this table::
-
-    step   train F1   val F1   gap    grade
-    500    0.75       0.72     0.03   healthy
-    1000   0.85       0.80     0.05   healthy
-    1500   0.92       0.78     0.14   overfitting
-    2000   0.97       0.74     0.23   severe overfitting
-
-Rule (mirrors ``CheckpointVerdict`` in ``protos/evalstream/v1/runs.proto``):
-``gap = train - validation`` for a metric whose mode is ``"max"`` (higher is
-better, e.g. F1) and ``validation - train`` for mode ``"min"`` (e.g. a loss);
-the grade is ``"healthy"`` when ``gap < overfit_gap``, ``"overfitting"`` from
-``overfit_gap`` and ``"severe_overfitting"`` from ``severe_overfit_gap``. The
-defaults (0.10 and 0.20, in the metric's own units) reproduce the table above.
-Gaps are rounded to 9 decimals before the comparison so that decimal inputs
-sitting exactly on a cutoff grade as written (``0.90 - 0.80`` is
-``0.09999999999999998`` in binary floating point but grades as 0.10).
-
-Which way a metric improves comes from :func:`metric_mode`: an explicit table
-of lower-is-better names (``wer``, ``cer``, ``perplexity``...) and any name
-containing ``"loss"`` or ``"error"`` are ``"min"``; everything else ``"max"``.
+Follows the product's Advanced Evaluation page: ``gap = train - validation``
+for a metric where higher is better (``validation - train`` where lower is,
+per :func:`metric_mode`); a checkpoint is ``"healthy"`` below ``overfit_gap``
+(0.10), ``"overfitting"`` from it and ``"severe_overfitting"`` from
+``severe_overfit_gap`` (0.20), in the metric's own units. Gaps are rounded to 9
+decimals so that decimal inputs on a cutoff grade as written. Mirrors
+``CheckpointVerdict`` in ``protos/evalstream/v1/runs.proto``.
 """
 
 from __future__ import annotations
@@ -120,7 +105,7 @@ def grade_checkpoints(
     train_split: str = "train",
     validation_split: str = "validation",
 ) -> list[CheckpointVerdict]:
-    """Grades checkpoints by the train-validation gap of a metric (see the module rule).
+    """Grades checkpoints by the train-validation gap of a metric (see the module docstring).
 
     Args:
         rows: Checkpoint rows of one run, any order; only ``train_split`` and

@@ -1,25 +1,13 @@
 """Run comparison: the table, what changed between runs, the best run per column.
 
-Follows the product's advice to compare runs one variable at a time: for each
-pair of runs the hyperparameters (and the model) that differ are listed, with a
-warning when more than one changed, since the difference in results cannot then
-be attributed to one variable. Mirrors ``ComparisonRow``, ``PairChange``,
-``BestRun`` and ``CompareRunsResponse`` of ``protos/evalstream/v1/runs.proto``.
-
-Rules:
-
-* columns: ``final_train_loss`` (value at the last step), ``best_train_loss``
-  (lowest finite), the same two for validation, and ``best_metrics``: each
-  validation checkpoint metric's best value over the run's checkpoints, by its
-  mode (:func:`evalstream_server.analysis.checkpoints.metric_mode`: losses and
-  error rates lower, scores higher; overridable);
-* the best run per column by that mode; ties go to the first run in row order;
-* deltas: value minus the baseline's (default the first run), per column,
-  where both have a value;
-* a metric whose signatures (``CheckpointRow.signatures``; a missing signature
-  is ``""``) differ across runs, or across a run's own checkpoints, is
-  *incomparable* (sacrebleu's advice: scores with different signatures are not
-  comparable): it stays in each row but gets no best run and no delta.
+Follows the product's advice to compare runs one variable at a time: each pair
+of runs lists the hyperparameters (and the model) that differ, with a warning
+when more than one changed. Columns are the final and best training and
+validation loss and each validation checkpoint metric's best value, by its mode
+(:func:`evalstream_server.analysis.checkpoints.metric_mode`); deltas are
+against a baseline run (default the first). A metric whose signatures differ is
+incomparable (sacrebleu's advice): it gets no best run and no delta. Mirrors
+``CompareRunsResponse`` of ``protos/evalstream/v1/runs.proto``.
 """
 
 from __future__ import annotations
@@ -192,7 +180,7 @@ def compare_runs(
     baseline_run_id: str | None = None,
     modes: Mapping[str, str] | None = None,
 ) -> Comparison:
-    """Builds the comparison of ``runs`` (see the module rules).
+    """Builds the comparison of ``runs`` (see the module docstring).
 
     Args:
         runs: Runs in row order.

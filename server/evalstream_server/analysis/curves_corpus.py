@@ -1,27 +1,12 @@
 """A generated corpus of loss curves with known states, to measure the verdict's accuracy.
 
 Shapes follow what training logs look like (e.g. Hugging Face ``Trainer``'s
-``log_history``: a training loss every N steps, a validation loss less often)
-and the product's reading of them:
-
-* ``healthy``: exponential or power-law decay (Kaplan et al. 2020, "Scaling
-  Laws for Neural Language Models", for the power law) towards a floor at most
-  35% of the start, driven by the cumulative learning rate of a schedule
-  (constant, linear warm-up + cosine, or step decay whose drops lower the loss
-  by a visible step), with multiplicative Gaussian noise; validation follows
-  with a small generalisation gap and its own noise;
-* ``overfitting``: training as healthy, validation U-shaped: it bottoms out at
-  30-60% of the run and then rises 10-80% above its best;
-* ``underfitting``: both losses still high (only 10-30% below the start) and
-  flattening, validation within 4% of training;
-* ``not_learning``: flat from the start (drift of at most 2%);
-* ``unstable``: healthy with 1-6 sudden spikes (x1.8-5 for 1-3 points) after warm-up;
-* ``diverged``: NaN/inf from some step on, or explosive growth to 3-50 times
-  the starting loss;
-* ``insufficient_data``: 2-8 training points.
-
-Loss scales differ: starting levels are log-uniform in [0.3, 8]. Everything is
-seeded: ``make_curve(state, seed)`` is deterministic.
+``log_history``) and the product's reading of them, one family per verdict
+state; healthy runs decay exponentially or by a power law (Kaplan et al. 2020,
+"Scaling Laws for Neural Language Models") under a learning-rate schedule, with
+noise. Loss scales differ: starting levels are log-uniform in [0.3, 8].
+Everything is seeded: ``make_curve(state, seed)`` is deterministic. Run as a
+module to print the accuracy per state.
 """
 
 from __future__ import annotations

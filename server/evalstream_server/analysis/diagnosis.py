@@ -1,36 +1,16 @@
 """Specimen diagnosis: per-specimen flags and the product's action items per flag.
 
 Boxes follow the error taxonomy of TIDE (Bolya et al. 2020, "TIDE: A General
-Toolbox for Identifying Object Detection Errors"; after Hoiem et al. 2012):
-a foreground IoU ``t_f`` (default 0.5) and a background IoU ``t_b`` (0.1).
-Matching is pycocotools-style greedy matching per label
-(:func:`evalstream_server.metrics.boxes.match_image`) at both thresholds:
-
-* ``loose_box``: a prediction unmatched at ``t_f`` but matched at ``t_b`` to a
-  ground truth that no prediction matched at ``t_f`` (TIDE's localisation
-  error: right object, IoU in [0.1, 0.5), the "poor" band of
-  :func:`evalstream_server.metrics.bands.iou_band`);
-* ``missed_detection``: a ground truth matched by nothing at ``t_f`` and not
-  the target of a loose box;
-* ``false_positive``: a prediction matched by nothing at ``t_b``, or a
-  duplicate (matched at ``t_b`` only to an already detected ground truth);
-* ``inconsistent_localisation``: across the batch (the specimens passed
-  together, e.g. one evaluation step), the per-specimen mean IoU of matched
-  (at ``t_b``) boxes has a standard deviation above ``inconsistency_std``
-  (0.15), and this specimen's mean is more than ``inconsistency_z`` (1.0)
-  standard deviations below the batch mean; needs ``min_batch`` (5) specimens
-  with matches.
-
-Text (VQA answers), from ROUGE-1 recall and precision against the references
-(``scores["rouge1_recall"]``/``["rouge1_precision"]`` when given, else unigram
-overlap with the best reference, lower-cased, alphanumeric tokens):
-
-* ``incomplete_answer``: recall < ``incomplete_recall`` (0.5);
-* ``possible_hallucination``: precision < ``hallucination_precision`` (0.5)
-  and at least ``hallucination_gap`` (0.2) below recall: the answer covers the
-  reference but adds much that it does not contain;
-* ``format_mismatch``: token length over the length of the closest-length
-  reference is > ``max_length_ratio`` (2) or < ``min_length_ratio`` (0.5).
+Toolbox for Identifying Object Detection Errors"; after Hoiem et al. 2012), with
+pycocotools-style greedy matching at a foreground IoU ``t_f`` (0.5) and a
+background IoU ``t_b`` (0.1): ``loose_box`` (matched only at ``t_b``, to a
+ground truth nothing matched at ``t_f``), ``missed_detection``,
+``false_positive`` (matched by nothing at ``t_b``, or a duplicate) and
+``inconsistent_localisation`` (mean IoU well below the batch's, when the batch
+varies). Text answers are flagged from ROUGE-1 recall and precision against the
+references: ``incomplete_answer`` (low recall), ``possible_hallucination`` (low
+precision, well below recall) and ``format_mismatch`` (length far from the
+closest reference's).
 """
 
 from __future__ import annotations
@@ -43,7 +23,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from evalstream_server.analysis.verdict import Advice
+from evalstream_server.analysis.evidence import Advice
 from evalstream_server.metrics.boxes import Box, BoxOptions, ImageBoxes, match_image
 from evalstream_server.store._types import SpecimenRecord
 
@@ -179,7 +159,7 @@ def diagnose_boxes(
     inconsistency_z: float = 1.0,
     min_batch: int = 5,
 ) -> list[SpecimenDiagnosis]:
-    """Flags each grounding specimen (see the module rules).
+    """Flags each grounding specimen (flags in the module docstring).
 
     Args:
         specimens: The batch (e.g. one evaluation step), with
@@ -311,7 +291,7 @@ def diagnose_text(
     max_length_ratio: float = 2.0,
     min_length_ratio: float = 0.5,
 ) -> list[SpecimenDiagnosis]:
-    """Flags each VQA specimen (see the module rules).
+    """Flags each VQA specimen (flags in the module docstring).
 
     Args:
         specimens: Specimens with ``prediction_text`` and ``reference_texts``.

@@ -1,23 +1,11 @@
 """Early stopping: the best evaluation so far and whether patience is exhausted.
 
 Follows Keras ``tf.keras.callbacks.EarlyStopping`` and Lightning
-``lightning.pytorch.callbacks.EarlyStopping``:
-
-* ``monitor`` names the quantity, ``mode`` says whether ``"min"`` or ``"max"``
-  is better;
-* an evaluation *improves* when it beats the best so far by more than
-  ``min_delta`` (mode min: ``value < best - min_delta``; mode max:
-  ``value > best + min_delta``); only an improvement moves the best, so slow
-  creeping gains below ``min_delta`` do not reset the count;
-* ``wait`` counts evaluations since the last improvement and stopping is
-  advised once ``wait >= patience`` (Keras: ``if self.wait >= self.patience``);
-* evaluations before ``start_step`` are ignored (Keras ``start_from_epoch``,
-  here in optimizer steps: the verdict passes its warm-up);
-* a non-finite value never improves (Lightning's ``check_finite`` would stop at
-  once; here the verdict reports divergence separately).
-
-The result mirrors the ``EarlyStopping`` message of ``runs.proto``; a trainer
-stops when ``should_stop`` is set and deploys the checkpoint at ``best_step``.
+``lightning.pytorch.callbacks.EarlyStopping``: only an improvement by more than
+``min_delta`` moves the best; stopping is advised once ``patience`` evaluations
+passed without one; evaluations before ``start_step`` are ignored (Keras
+``start_from_epoch``, in steps); a non-finite value never improves. The result
+mirrors the ``EarlyStopping`` message of ``runs.proto``.
 """
 
 from __future__ import annotations
