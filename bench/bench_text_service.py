@@ -14,9 +14,9 @@ Same machine, same run, same pairs:
   reference and service. Targets (the issue's): BLEU 2x,
   ROUGE 4x, METEOR 10x. Agreement: the service's per-pair numbers against the
   reference's on a sample, and BLEU's corpus score against ``corpus_score``.
-  On 5,000 generated unique VQA-style pairs, and on the JSONL pairs of
-  ``--pairs-dir`` (default ../shared/corpus/text beside the repository, when it
-  exists; real machine-translation and summary text).
+  On 5,000 generated unique VQA-style pairs, and, when ``--pairs-dir`` names a
+  directory of JSONL pairs (e.g. real machine-translation and summary text), on
+  those too.
 * BERTScore: 8 client threads, each with its own connection and stream, send
   batches of 16 unique pairs to a server with the MiniLM model; against one
   in-process ``bert_score.BERTScorer`` (model loaded once, same directory and
@@ -47,7 +47,6 @@ from evalstream import Client  # noqa: E402
 from evalstream_server.metrics.text._types import TextPair  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "text"
 MODEL_DIR = REPO / "evalstream-data" / "models" / "all-MiniLM-L6-v2"
 MODEL_LAYER = 5
 
@@ -63,8 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--pairs-dir",
         type=Path,
-        default=DEFAULT_CORPUS if DEFAULT_CORPUS.is_dir() else None,
-        help="JSONL pairs (prediction, references); default ../shared/corpus/text if present",
+        default=None,
+        help="a directory of JSONL pairs (prediction, references); its figures are skipped "
+        "without it",
     )
     group.add_argument("--text-batch-size", type=int, default=256)
     group.add_argument("--text-repeat", type=int, default=3)
