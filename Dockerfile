@@ -11,7 +11,7 @@
 #       -e EVALSTREAM_TLS_CERT=/etc/evalstream/server.pem -e EVALSTREAM_TLS_KEY=/etc/evalstream/server.key \
 #       evalstream
 # The image listens on 0.0.0.0, so the server refuses to start without tokens
-# (or an explicit --no-auth) and TLS (or an explicit --insecure): see README, Security.
+# (or an explicit --no-auth) and TLS (or an explicit --insecure): see docs/operations/security.md.
 FROM python:3.11-slim
 
 ARG TORCH=cpu

@@ -11,7 +11,7 @@ EXTRAS ?= dev
 TORCH_SPEC ?= torch==2.13.0
 PROTOS := $(wildcard protos/evalstream/v1/*.proto)
 
-.PHONY: install model serve test test-fast bench proto lint typecheck clean
+.PHONY: install model serve test test-fast bench proto lint typecheck docs clean
 
 # One stamp per set-up: reinstalls only when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -65,9 +65,14 @@ proto: install
 	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=client --pyi_out=client \
 		--grpc_python_out=client $(PROTOS)
 
+# The documentation site (docs/, mkdocs.yml) into site/; --strict fails on a broken
+# link or an API object mkdocstrings cannot find.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 lint: install
 	$(BIN)/ruff check client/evalstream server tests bench
 	$(BIN)/mypy client/evalstream server/evalstream_server
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache

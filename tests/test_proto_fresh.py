@@ -42,7 +42,7 @@ def test_generated_code_is_fresh(tmp_path: Path) -> None:
 
 
 def test_every_field_is_commented() -> None:
-    """STYLE.md: the contract comments every field (units, ranges) and every rpc."""
+    """One contract: the .proto comments every field (units, ranges) and every rpc."""
     import re
 
     missing = []
