@@ -23,7 +23,7 @@ from evalstream_server.store import (
     WriteResult,
     schema,
 )
-from evalstream_server.store.sqlite import _concat_points, _decode_chunk, _merge, _packed
+from evalstream_server.store._codec import _concat_points, _decode_chunk, _merge, _packed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -1,7 +1,10 @@
 """The run store: runs, loss points (in packed chunks), checkpoints and specimens.
 
 ``Store`` is the protocol the servicers depend on; ``SQLiteStore`` is the embedded
-implementation (one SQLite file, WAL, group commit; see ``store.sqlite``).
+implementation (one SQLite file, WAL, group commit; see ``store.sqlite``). The
+modules here are backend-neutral: the protocol, its types and errors (`_types`),
+the chunk codec (`_codec`), the compaction policy (`_compaction`), input checks
+(`_checks`) and row layouts (`_records`).
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from evalstream_server.store._types import (
     WriteResult,
     WriterLost,
 )
-from evalstream_server.store.schema import SCHEMA_VERSION
-from evalstream_server.store.sqlite import SQLiteStore
+from evalstream_server.store.sqlite import SQLiteStore, schema
+from evalstream_server.store.sqlite.schema import SCHEMA_VERSION
 
 __all__ = [
     "MAX_SERIES_NAME",
@@ -58,4 +61,5 @@ __all__ = [
     "StoreOverloaded",
     "WriterLost",
     "WriteResult",
+    "schema",
 ]
