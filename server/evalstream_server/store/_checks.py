@@ -15,7 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from evalstream_server.store._types import SPLITS, HyperValue, InvalidInput, SpecimenRecord
+from evalstream_server.store._types import (
+    SPLITS,
+    STATUSES,
+    TASKS,
+    HyperValue,
+    InvalidInput,
+    NewRun,
+    SpecimenRecord,
+)
 
 _INT64_MAX = 2**63 - 1
 
@@ -26,6 +34,14 @@ def _check_split(split: object, *, field: str = "split", allow_empty: bool = Fal
     if not isinstance(split, str) or split not in SPLITS:
         raise InvalidInput(f"unknown split {split!r}; expected one of {list(SPLITS)}", field=field)
     return split
+
+
+def _check_status(status: object, *, field: str = "status") -> str:
+    if not isinstance(status, str) or status not in STATUSES:
+        raise InvalidInput(
+            f"unknown status {status!r}; expected one of {list(STATUSES)}", field=field
+        )
+    return status
 
 
 def _check_step(step: object, *, field: str = "step") -> int:
@@ -104,3 +120,48 @@ def _decode_token(token: str, kind: str, types: tuple[type, ...]) -> list[Any]:
         if isinstance(value, bool) or not isinstance(value, typ):
             raise bad
     return values
+
+
+def _check_new_run(new: object) -> tuple[dict[str, HyperValue], dict[str, HyperValue]]:
+    """A new run's checks; its hyperparameters and verdict configuration, checked."""
+    if not isinstance(new, NewRun):
+        raise InvalidInput(f"expected a NewRun, got {type(new).__name__}", field="run")
+    for name in ("project", "name"):
+        value = getattr(new, name)
+        if not isinstance(value, str) or not value:
+            raise InvalidInput(f"{name} must be a non-empty string, got {value!r}", field=name)
+    if not isinstance(new.model, str):
+        raise InvalidInput(f"model must be a string, got {new.model!r}", field="model")
+    if new.task not in TASKS:
+        raise InvalidInput(
+            f"unknown task {new.task!r}; expected one of {list(TASKS)}", field="task"
+        )
+    hypers = _check_hypers(new.hyperparameters, field="hyperparameters")
+    verdict = _check_hypers(new.verdict_config, field="verdict_config")
+    return hypers, verdict
+
+
+def _check_metrics(
+    metrics: Mapping[str, object], signatures: Mapping[str, object]
+) -> list[tuple[str, float, str]]:
+    """Checkpoint metrics as (name, value, signature), every value a float (NaN kept).
+
+    >>> _check_metrics({"bleu": 31, "chrf": 0.5}, {"bleu": "nrefs:1"})
+    [('bleu', 31.0, 'nrefs:1'), ('chrf', 0.5, '')]
+    """
+    out: list[tuple[str, float, str]] = []
+    for name, value in metrics.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidInput(f"metric name {name!r} must be a non-empty string", field="metrics")
+        if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+            raise InvalidInput(f"metric {name!r} = {value!r} is not a number", field="metrics")
+        sig = signatures.get(name, "")
+        if not isinstance(sig, str):
+            raise InvalidInput(f"signature of {name!r} must be a string", field="signatures")
+        out.append((name, float(value), sig))
+    extra = set(signatures) - set(metrics)
+    if extra:
+        raise InvalidInput(
+            f"signatures for metrics not logged: {sorted(extra)}", field="signatures"
+        )
+    return out

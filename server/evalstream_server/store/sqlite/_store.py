@@ -20,13 +20,14 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from evalstream_server.store._checks import (
     _check_hypers,
+    _check_metrics,
+    _check_new_run,
     _check_page_size,
     _check_specimen,
     _check_split,
+    _check_status,
     _check_step,
     _decode_token,
     _encode_token,
@@ -40,8 +41,6 @@ from evalstream_server.store._records import (
     _specimen_to_json,
 )
 from evalstream_server.store._types import (
-    STATUSES,
-    TASKS,
     CheckpointRow,
     EvaluationStepRow,
     HyperValue,
@@ -268,20 +267,7 @@ class SQLiteStore:
             AlreadyExists: the project already has a run of that name.
             InvalidInput: an empty project or name, an unknown task, a bad hyperparameter.
         """
-        if not isinstance(new, NewRun):
-            raise InvalidInput(f"expected a NewRun, got {type(new).__name__}", field="run")
-        for name in ("project", "name"):
-            value = getattr(new, name)
-            if not isinstance(value, str) or not value:
-                raise InvalidInput(f"{name} must be a non-empty string, got {value!r}", field=name)
-        if not isinstance(new.model, str):
-            raise InvalidInput(f"model must be a string, got {new.model!r}", field="model")
-        if new.task not in TASKS:
-            raise InvalidInput(
-                f"unknown task {new.task!r}; expected one of {list(TASKS)}", field="task"
-            )
-        hypers = _check_hypers(new.hyperparameters, field="hyperparameters")
-        verdict = _check_hypers(new.verdict_config, field="verdict_config")
+        hypers, verdict = _check_new_run(new)
         return self._submit("_w_create_run", (new, hypers, verdict), "").result()
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -322,10 +308,7 @@ class SQLiteStore:
             InvalidInput: unknown status, bad filter, page size < 1 or a bad page token.
         """
         for status in statuses:
-            if status not in STATUSES:
-                raise InvalidInput(
-                    f"unknown status {status!r}; expected one of {list(STATUSES)}", field="statuses"
-                )
+            _check_status(status, field="statuses")
         filters = _check_hypers(hyperparameters, field="hyperparameters")
         size = _check_page_size(page_size)
         after: tuple[float, str] | None = None
@@ -352,10 +335,7 @@ class SQLiteStore:
             NotFound: no such run.
             InvalidInput: unknown status.
         """
-        if status not in STATUSES:
-            raise InvalidInput(
-                f"unknown status {status!r}; expected one of {list(STATUSES)}", field="status"
-            )
+        _check_status(status)
         return self._submit("_w_set_status", (run_id, status), run_id).result()
 
     # ------------------------------------------------------------------ points
@@ -443,28 +423,11 @@ class SQLiteStore:
         """
         _check_split(split)
         step = _check_step(step)
-        rows: list[tuple[Any, ...]] = []
-        for name, value in metrics.items():
-            if not isinstance(name, str) or not name:
-                raise InvalidInput(
-                    f"metric name {name!r} must be a non-empty string", field="metrics"
-                )
-            if isinstance(value, bool) or not isinstance(
-                value, int | float | np.floating | np.integer
-            ):
-                raise InvalidInput(f"metric {name!r} = {value!r} is not a number", field="metrics")
-            number = float(value)
-            sig = signatures.get(name, "")
-            if not isinstance(sig, str):
-                raise InvalidInput(f"signature of {name!r} must be a string", field="signatures")
-            # SQLite stores NaN as NULL; NULL reads back as NaN.
-            rows.append((run_id, split, step, name, None if math.isnan(number) else number, sig))
-        extra = set(signatures) - set(metrics)
-        if extra:
-            raise InvalidInput(
-                f"signatures for metrics not logged: {sorted(extra)}", field="signatures"
-            )
-
+        # SQLite stores NaN as NULL; NULL reads back as NaN.
+        rows = [
+            (run_id, split, step, name, None if math.isnan(value) else value, sig)
+            for name, value, sig in _check_metrics(metrics, signatures)
+        ]
         return self._submit("_w_upsert", ("checkpoint_metrics", run_id, rows), run_id).result()
 
     def checkpoints(self, run_id: str) -> list[CheckpointRow]:
