@@ -4,7 +4,8 @@
 implementation (one SQLite file, WAL, group commit; see ``store.sqlite``). The
 modules here are backend-neutral: the protocol, its types and errors (`_types`),
 the chunk codec (`_codec`), the compaction policy (`_compaction`), input checks
-(`_checks`) and row layouts (`_records`).
+(`_checks`), row layouts (`_records`) and min-max downsampling of a curve read back
+for a chart (`downsample`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from evalstream_server.store._types import (
     WriteResult,
     WriterLost,
 )
+from evalstream_server.store.downsample import downsample_minmax
 from evalstream_server.store.sqlite import SQLiteStore, schema
 from evalstream_server.store.sqlite.schema import SCHEMA_VERSION
 
@@ -61,5 +63,6 @@ __all__ = [
     "StoreOverloaded",
     "WriterLost",
     "WriteResult",
+    "downsample_minmax",
     "schema",
 ]
