@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from evalstream_server.analysis.downsample import downsample_minmax
 from evalstream_server.store import NewRun, PointChunk, SQLiteStore
+from evalstream_server.store.downsample import downsample_minmax
 
 
 def _with_store(

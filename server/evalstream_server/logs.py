@@ -1,6 +1,6 @@
 """Structured logs: one JSON object per line on stderr, for the server and its writer process.
 
-Standard library only, so that the store's writer process (`store/_writer.py`) logs
+Standard library only, so that the store's writer process (`store/sqlite/_child.py`) logs
 the same lines as the server without importing gRPC or Prometheus.
 """
 

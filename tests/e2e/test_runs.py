@@ -441,7 +441,7 @@ def test_stream_reader_connections_do_not_pile_up(live_server, stub) -> None:
         )
     store = live_server.deps.store
     inner = getattr(store, "_store", store)  # the scoped store wraps the SQLite one
-    assert len(inner._readers) < 20
+    assert len(inner._pool._readers) < 20
 
 
 def test_huge_values_in_errors_are_cut(stub) -> None:

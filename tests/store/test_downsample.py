@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from evalstream_server.analysis.downsample import downsample_minmax
+from evalstream_server.store.downsample import downsample_minmax
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp

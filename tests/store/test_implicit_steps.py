@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import math
 import sqlite3
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,6 @@ from evalstream_server.store import (
     WriteResult,
     schema,
 )
-from evalstream_server.store.sqlite import _concat_points, _decode_chunk, _merge, _packed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -392,36 +390,3 @@ def test_implicit_property_matches_dict_model(
                 assert n == 1 and lo == hi or n > 1 and (hi - lo) % (n - 1) == 0
     finally:
         conn.close()
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(st.integers(0, 60), min_size=1, max_size=40),
-    st.booleans(),
-    st.sampled_from(["none", "all", "some"]),
-)
-def test_one_point_rows_concatenate_as_merge_would(
-    steps: list[int], implicit: bool, walls: str
-) -> None:
-    """The compaction's no-numpy path (_concat_points) gives the row _merge would, or defers."""
-    rows = [
-        (
-            cid,
-            step,
-            step,
-            1,
-            b"" if implicit else struct.pack("<q", step),
-            struct.pack("<d", step / 4),
-            None
-            if walls == "none" or (walls == "some" and cid % 2)
-            else struct.pack("<d", step + 0.5),
-        )
-        for cid, step in enumerate(steps, start=1)
-    ]
-    fast = _concat_points(rows)
-    general = _packed(*_merge([_decode_chunk(r) for r in rows]))
-    increasing = all(b > a for a, b in itertools.pairwise(steps))
-    if increasing and (walls != "some" or len(steps) == 1):
-        assert fast == general
-    else:
-        assert fast is None

@@ -26,6 +26,10 @@ from evalstream_server.store import (
     WriteResult,
     schema,
 )
+from evalstream_server.store._compaction import _MAX_TAIL, _SMALL_CHUNK
+from evalstream_server.store.sqlite import _store as store_module
+from evalstream_server.store.sqlite import _writes as writes_module
+from evalstream_server.store.sqlite._writes import Writer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -459,16 +463,14 @@ def test_compaction_is_tiered_each_point_rewritten_about_once_per_level(
     would rewrite each point about _SMALL_CHUNK / 64 = 64 times on average.
     """
     rewritten = 0
-    compact = SQLiteStore._compact_tail
+    compact = Writer._compact_tail
 
-    def counting(self: SQLiteStore, conn: sqlite3.Connection, state: object, start: int) -> None:
+    def counting(self: Writer, conn: sqlite3.Connection, state: object, start: int) -> None:
         nonlocal rewritten
         rewritten += sum(n for _, n in state.tail[start:])  # type: ignore[attr-defined]
         compact(self, conn, state, start)
 
-    import evalstream_server.store.sqlite as sqlite_module
-
-    monkeypatch.setattr(SQLiteStore, "_compact_tail", counting)
+    monkeypatch.setattr(Writer, "_compact_tail", counting)
     n = 10_000
     with SQLiteStore(db_path) as store:
         run_id = store.create_run(NewRun(project="p", name="r")).id
@@ -483,7 +485,7 @@ def test_compaction_is_tiered_each_point_rewritten_about_once_per_level(
                     most_rows, conn.execute("SELECT count(*) FROM point_chunks").fetchone()[0]
                 )
         assert series_dict(store, run_id) == {i: i / 2 for i in range(n)}
-    assert most_rows <= n // sqlite_module._SMALL_CHUNK + sqlite_module._MAX_TAIL
+    assert most_rows <= n // _SMALL_CHUNK + _MAX_TAIL
     assert n <= rewritten <= 3 * n
     # Reopened, the writer reads the tail back and goes on compacting it.
     with SQLiteStore(db_path) as store:
@@ -492,7 +494,7 @@ def test_compaction_is_tiered_each_point_rewritten_about_once_per_level(
         assert series_dict(store, run_id) == {i: i / 2 for i in range(n + 64)}
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute("SELECT n FROM point_chunks ORDER BY id").fetchall()
-    assert len(rows) <= (n + 64) // sqlite_module._SMALL_CHUNK + sqlite_module._MAX_TAIL
+    assert len(rows) <= (n + 64) // _SMALL_CHUNK + _MAX_TAIL
     assert sum(r[0] for r in rows) == n + 64
 
 
@@ -504,7 +506,7 @@ def test_a_batch_of_appends_commits_as_one_statement(db_path: Path) -> None:
         for k in range(5):
             store.write_points(chunk(run_id, [0], [0.0], series=f"s{k}"))
         statements: list[str] = []
-        store._wconn.set_trace_callback(statements.append)
+        store._writer._wconn.set_trace_callback(statements.append)
         futures = [
             store.submit_points(chunk(run_id, [step], [float(step)], series=f"s{k}"))
             for step in range(1, 11)
@@ -529,7 +531,7 @@ def test_a_batch_of_appends_commits_as_one_statement(db_path: Path) -> None:
         statements.clear()
         store.write_points(chunk(run_id, [0], [0.0], series="new"))
         assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT"
-        store._wconn.set_trace_callback(None)
+        store._writer._wconn.set_trace_callback(None)
         for k in range(5):
             (s,) = store.read_series(run_id, series=(f"s{k}",))
             assert s.steps.tolist() == list(range(211))
@@ -679,7 +681,7 @@ def test_newer_schema_refused(db_path: Path) -> None:
 
 def test_database_is_wal_with_full_sync(store: SQLiteStore, db_path: Path) -> None:
     assert sqlite3.connect(db_path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._wconn is not None and store.synchronous == "FULL"
+    assert store.synchronous == "FULL"
 
 
 # ------------------------------------------------------------------------------ evaluations
@@ -825,7 +827,7 @@ def test_read_connections_are_pooled_not_one_per_thread(db_path: Path) -> None:
             for t in threads:
                 t.join(30)
         assert seen == [5] * 96
-        assert 1 <= len(store._readers) <= 3
+        assert 1 <= len(store._pool._readers) <= 3
     finally:
         store.close()
 
@@ -842,7 +844,7 @@ def test_a_read_waits_for_a_free_connection(db_path: Path) -> None:
             release.wait(30)
             return 0
 
-        holder = threading.Thread(target=store._read, args=(hold,))
+        holder = threading.Thread(target=store._pool.read, args=(hold,))
         holder.start()
         assert holding.wait(30)
         got: list[str] = []
@@ -853,7 +855,7 @@ def test_a_read_waits_for_a_free_connection(db_path: Path) -> None:
         release.set()
         waiter.join(30)
         holder.join(30)
-        assert got == ["run"] and len(store._readers) == 1
+        assert got == ["run"] and len(store._pool._readers) == 1
     finally:
         store.close()
 
@@ -864,7 +866,7 @@ def test_a_failed_read_does_not_poison_the_pool(store: SQLiteStore, run_id: str)
 
     for _ in range(20):  # more than the pool holds: each failure gives its slot back
         with pytest.raises(StoreError, match="no_such_table"):
-            store._read(fail)
+            store._pool.read(fail)
     assert store.get_run(run_id).name == "run"
 
 
@@ -878,10 +880,8 @@ def test_series_states_past_the_cap_are_read_back(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With room for 2 series states, writing 5 series in turn keeps every point right."""
-    import evalstream_server.store.sqlite as sqlite_module
-
-    monkeypatch.setattr(sqlite_module, "_MAX_SERIES_STATES", 2)
-    monkeypatch.setattr(sqlite_module, "_MAX_KNOWN_RUNS", 2)
+    monkeypatch.setattr(writes_module, "_MAX_SERIES_STATES", 2)
+    monkeypatch.setattr(writes_module, "_MAX_KNOWN_RUNS", 2)
     runs = [store.create_run(NewRun(project="p", name=f"r{i}")).id for i in range(3)]
     model: dict[tuple[str, str], dict[int, float]] = {}
     for rnd in range(6):
@@ -892,7 +892,8 @@ def test_series_states_past_the_cap_are_read_back(
             values = [float(rnd * 100 + i + k) for k in range(len(steps))]
             store.write_points(chunk(run_id, steps, values, series=name))
             model.setdefault((run_id, name), {}).update(zip(steps, values, strict=True))
-    assert len(store._series) <= 2 and len(store._known_runs) <= 2
+    writer = getattr(store, "_writer", None)  # the writer thread's (a process keeps its own)
+    assert writer is None or (len(writer._series) <= 2 and len(writer._known_runs) <= 2)
     for (run_id, name), points in model.items():
         (series,) = store.read_series(run_id, series=(name,))
         assert series.steps.tolist() == sorted(points)
@@ -905,9 +906,7 @@ def test_data_versions_never_repeat_past_the_cap(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the cap, an unchanged run's version may move up, never down or back."""
-    import evalstream_server.store.sqlite as sqlite_module
-
-    monkeypatch.setattr(sqlite_module, "_MAX_VERSIONS", 2)
+    monkeypatch.setattr(store_module, "_MAX_VERSIONS", 2)
     runs = [store.create_run(NewRun(project="p", name=f"r{i}")).id for i in range(5)]
     seen: dict[str, list[int]] = {r: [store.data_version(r)] for r in runs}
     for step in range(4):

@@ -181,7 +181,7 @@ def test_a_failing_writer_process_logs_a_json_line_and_exits_1(tmp_path: Path) -
             [
                 sys.executable,
                 "-c",
-                "import sys; from evalstream_server.store._writer import child_main; "
+                "import sys; from evalstream_server.store.sqlite._child import child_main; "
                 "child_main(sys.argv[1], 'FULL', int(sys.argv[2]), 'INFO')",
                 str(tmp_path),
                 str(theirs.fileno()),

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from evalstream_server.analysis.downsample import downsample_minmax
+from evalstream_server.store.downsample import downsample_minmax
 
 __all__ = ["downsample_minmax"]

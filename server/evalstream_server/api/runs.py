@@ -31,7 +31,6 @@ from grpc import aio
 
 from evalstream_server.analysis.compare import Comparison, RunSummary, compare_runs
 from evalstream_server.analysis.diagnosis import action_items
-from evalstream_server.analysis.downsample import downsample_minmax
 from evalstream_server.analysis.verdict import Verdict, VerdictConfig
 from evalstream_server.api._scope import ProjectDenied
 from evalstream_server.api._status import abort, abort_async, invalid
@@ -53,6 +52,7 @@ from evalstream_server.store import (
     WriteResult,
     WriterLost,
 )
+from evalstream_server.store.downsample import downsample_minmax
 
 SPLIT_NAMES = {
     common_pb2.SPLIT_TRAIN: "train",

@@ -1,7 +1,11 @@
 """The run store: runs, loss points (in packed chunks), checkpoints and specimens.
 
 ``Store`` is the protocol the servicers depend on; ``SQLiteStore`` is the embedded
-implementation (one SQLite file, WAL, group commit; see ``store.sqlite``).
+implementation (one SQLite file, WAL, group commit; see ``store.sqlite``). The
+modules here are backend-neutral: the protocol, its types and errors (`_types`),
+the chunk codec (`_codec`), the compaction policy (`_compaction`), input checks
+(`_checks`), row layouts (`_records`) and min-max downsampling of a curve read back
+for a chart (`downsample`).
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from evalstream_server.store._types import (
     WriteResult,
     WriterLost,
 )
-from evalstream_server.store.schema import SCHEMA_VERSION
-from evalstream_server.store.sqlite import SQLiteStore
+from evalstream_server.store.downsample import downsample_minmax
+from evalstream_server.store.sqlite import SQLiteStore, schema
+from evalstream_server.store.sqlite.schema import SCHEMA_VERSION
 
 __all__ = [
     "MAX_SERIES_NAME",
@@ -58,4 +63,6 @@ __all__ = [
     "StoreOverloaded",
     "WriterLost",
     "WriteResult",
+    "downsample_minmax",
+    "schema",
 ]

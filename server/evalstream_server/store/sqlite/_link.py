@@ -1,39 +1,14 @@
-"""The store's writer in a process of its own: ``SQLiteStore(path, writer="process")``.
+"""The store's end of its writer process: ``SQLiteStore(path, writer="process")``.
 
-Why a process
-    The server's event loop thread and an in-process writer thread share one GIL.
-    Every SQLite statement the writer runs hands the GIL away and must win it back
-    from a loop thread that is busy with a hundred streams: a statement that takes
-    0.04 ms alone took 0.7 ms in a loaded server, and a group commit of 1 ms of
-    CPU took 3 to 10 ms of wall time. In a process of its own the writer runs its
-    SQL, its compactions and its fsyncs beside the loop instead of between its
-    turns, and the loop no longer pays for them under its GIL.
-
-What crosses
-    Frames on a Unix socket pair: an 8-byte little-endian length, then a pickle.
-    Parent to child: a list of operations ``(id, name, args, run_id, points)``
-    (see `_Op`), or None (drain and exit). Child to parent: one frame per
-    committed batch, ``(seconds, done, failed)``: ``done`` holds
-    ``(id, result, bumps)``, ``failed`` holds ``(id, exception)``; ``seconds`` is
-    None when nothing was committed. The child gathers every frame that has
-    arrived into its next batch, so a group commit still takes the writes of many
-    streams; one frame crosses per burst of writes, not one per write (a
-    prototype sending each chunk alone gained nothing).
-
-Who sends and receives
-    Once the server attaches its event loop (`WriterLink.attach_loop`), the loop
-    does both: writes submitted on it are framed once per loop iteration, sent
-    without blocking (``add_writer`` for the rest of a large frame), and results
-    are read when the socket is readable (``add_reader``) and settled right there,
-    with no thread hand-over in between. Writes from other threads (the
-    synchronous handlers) ask the loop to send. Without a loop (tests, tools), the
-    submitting thread sends and a receiver thread settles.
-
-Durability is unchanged: a future resolves only after the child's COMMIT
-returned. Should the child die, every write in flight fails with StoreError
-(not known to be stored: the client sends it again, and writes are idempotent)
-and the next write starts a new child. A SIGKILLed server's child sees the
-socket close and exits once its current batch is committed.
+The writer runs in a process of its own so that the server's event loop and the
+writer do not share a GIL: its SQL and fsyncs run beside the loop rather than
+between the loop's turns. Once the server attaches its event loop
+(`WriterLink.attach_loop`), the loop sends the queued writes, one frame per loop
+iteration, and settles their futures when the answer is readable, with no thread
+hand-over in between; without a loop (tests, tools) the submitting thread sends
+and a receiver thread settles. A future resolves only after the child's COMMIT
+returned. Should the child die, every write in flight fails with WriterLost and
+the next write starts a new child (after a back-off if it died before answering).
 """
 
 from __future__ import annotations
@@ -41,37 +16,26 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pickle
 import select
-import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evalstream_server.logs import configure_logging
-from evalstream_server.store._types import (
-    StoreClosed,
-    StoreError,
-    WriteResult,
-    WriterLost,
-)
+from evalstream_server.store._types import StoreClosed, StoreError, WriteResult, WriterLost
+from evalstream_server.store.sqlite._ops import _Done, _Failed, _Op
+from evalstream_server.store.sqlite._wire import _RECV, _frame, _Frames, _tune
 
 if TYPE_CHECKING:
     import asyncio
 
-    from evalstream_server.store.sqlite import SQLiteStore, _Op
-
 log = logging.getLogger("evalstream.store")
 
-_HEADER = struct.Struct("<Q")
-_SOCKET_BUFFER = 4 << 20
-_RECV = 1 << 20
 _START_TIMEOUT_S = 120.0
 _EXIT_TIMEOUT_S = 120.0
 # A writer that exits before it answered a batch (it could not open the database, say,
@@ -81,145 +45,20 @@ _BACKOFF_FIRST_S = 0.1
 _BACKOFF_MAX_S = 5.0
 
 
-def _frame(obj: Any) -> bytes:
-    body = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(body)) + body
-
-
-class _Frames:
-    """Cuts a byte stream into the objects of its frames.
-
-    >>> frames = _Frames()
-    >>> data = _frame([1, 2]) + _frame(None) + _frame("three")
-    >>> frames.feed(data[:5]), frames.feed(data[5:-3]), frames.feed(data[-3:])
-    ([], [[1, 2], None], ['three'])
-    """
-
-    __slots__ = ("_buf",)
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-
-    def feed(self, data: bytes) -> list[Any]:
-        buf = self._buf
-        buf += data
-        out = []
-        pos = 0
-        while len(buf) - pos >= _HEADER.size:
-            (n,) = _HEADER.unpack_from(buf, pos)
-            end = pos + _HEADER.size + n
-            if len(buf) < end:
-                break
-            out.append(pickle.loads(buf[pos + _HEADER.size : end]))
-            pos = end
-        del buf[:pos]
-        return out
-
-
-def _plain(result: WriteResult) -> tuple[int, int, int]:
-    return result.stored, result.duplicates, result.changed
-
-
-def _portable(exc: BaseException) -> BaseException:
-    """``exc`` if it survives a pickle, else a StoreError with its message."""
-    try:
-        pickle.dumps(exc)
-    except Exception:  # noqa: BLE001 - any pickling failure
-        return StoreError(str(exc))
-    return exc
-
-
-def _tune(sock: socket.socket) -> None:
-    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
-
-
-# --------------------------------------------------------------------------- the child
-
-
-def child_main(path: str, synchronous: str, fd: int, log_level: str = "WARNING") -> None:
-    """The writer process: commits the operations it is sent until told to stop or orphaned.
-
-    Logs the server's JSON lines at the server's level; a failure of its own is
-    logged and ends it with status 1 (the server fails the writes in flight and
-    starts another on the next write).
-    """
-    # Ctrl-C and SIGTERM reach the whole process group: the server drains, then
-    # tells this process to stop; it must not leave first.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    configure_logging(log_level)
-    try:
-        _serve(Path(path), synchronous, socket.socket(fileno=fd))
-    except Exception:
-        log.exception(
-            "store writer process failed", extra={"fields": {"pid": os.getpid(), "path": path}}
-        )
-        sys.exit(1)
-
-
-def _serve(path: Path, synchronous: str, sock: socket.socket) -> None:
-    from evalstream_server.store.sqlite import _MAX_BATCH, SQLiteStore, _Op  # noqa: PLC0415
-
-    try:
-        store = SQLiteStore(path, synchronous=synchronous, writer="child")
-    except BaseException:
-        sock.close()
-        raise
-    frames = _Frames()
-    try:
-        ended = False
-        while not ended:
-            data = sock.recv(_RECV)
-            if not data:
-                break  # the server is gone: nothing more can be acked
-            got = frames.feed(data)
-            while True:  # everything else already here joins this batch
-                try:
-                    more = sock.recv(_RECV, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    break
-                if not more:
-                    ended = True
-                    break
-                got += frames.feed(more)
-            ops: list[_Op[Any]] = []
-            for frame in got:
-                if frame is None:
-                    ended = True
-                    continue
-                for op_id, name, args, run_id, points in frame:
-                    ops.append(_Op(name, args, None, run_id, points=points, id=op_id))
-            for lo in range(0, len(ops), _MAX_BATCH):
-                done, failed, seconds = store._commit(ops[lo : lo + _MAX_BATCH])
-                reply = (
-                    seconds,
-                    # A chunk's WriteResult as a plain tuple: see `WriterLink._settle`.
-                    [
-                        (op.id, _plain(result) if op.points else result, bumps)
-                        for op, result, bumps in done
-                    ],
-                    [(op.id, _portable(exc)) for op, exc in failed],
-                )
-                sock.sendall(_frame(reply))
-                store._between_batches()
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the server is gone
-    finally:
-        store.close()
-        sock.close()
-
-
-# --------------------------------------------------------------------------- the parent
-
-
 class WriterLink:
     """The server's end of the writer process: sends queued writes, settles their futures."""
 
-    def __init__(self, store: SQLiteStore, max_queue: int) -> None:
-        self._store = store
+    def __init__(
+        self,
+        path: Path,
+        synchronous: str,
+        max_queue: int,
+        settle: Callable[[_Done, _Failed, float | None], None],
+    ) -> None:
+        self._path = path
+        self._synchronous = synchronous
         self._max_queue = max_queue
+        self._store_settle = settle  # the store's: bumps versions, wakes the callers
         self._lock = threading.Lock()  # the fields below but the buffers and frames
         self._outbox: list[tuple[Any, ...]] = []
         self._outstanding: dict[int, _Op[Any]] = {}
@@ -258,7 +97,7 @@ class WriterLink:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         _tune(ours)
         _tune(theirs)
-        root = str(Path(__file__).resolve().parents[2])
+        root = str(Path(__file__).resolve().parents[3])  # server/
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         try:
@@ -266,10 +105,10 @@ class WriterLink:
                 [
                     sys.executable,
                     "-c",
-                    "import sys; from evalstream_server.store._writer import child_main; "
+                    "import sys; from evalstream_server.store.sqlite._child import child_main; "
                     "child_main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])",
-                    str(self._store.path),
-                    self._store.synchronous,
+                    str(self._path),
+                    self._synchronous,
                     str(theirs.fileno()),
                     logging.getLevelName(log.getEffectiveLevel()),
                 ],
@@ -549,7 +388,7 @@ class WriterLink:
         done = [
             (op, WriteResult(*result) if op.points else result, bumps) for op, result, bumps in done
         ]
-        self._store._settle(done, failed, seconds)
+        self._store_settle(done, failed, seconds)
 
     # ------------------------------------------------------------------ closing
 

@@ -1,0 +1,129 @@
+"""How runs and specimens are laid out as rows, shared by the SQL backends.
+
+Runs keep their hyperparameters as JSON and, for filtering in SQL, one typed row
+per key (`_hyper_key`); specimens are stored as a JSON body. The grouping of
+checkpoint rows into per-step records happens here too, after the read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from evalstream_server.store._types import (
+    SPLITS,
+    CheckpointRow,
+    EvaluationStepRow,
+    HyperValue,
+    RunRecord,
+    SpecimenRecord,
+)
+
+
+def _new_run_id() -> str:
+    return "r_" + secrets.token_hex(8)
+
+
+def _hyper_key(value: HyperValue) -> tuple[str, float | int | None, str | None]:
+    """(kind, num, text) as stored in run_hyperparameters: numbers compare numerically."""
+    if isinstance(value, bool):
+        return "bool", int(value), None
+    if isinstance(value, int | float):
+        # NaN is stored (and compared) as NULL: a NaN filter matches nothing.
+        return "num", None if isinstance(value, float) and math.isnan(value) else value, None
+    return "str", None, value
+
+
+def _row_to_run(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        id=row[0],
+        project=row[1],
+        name=row[2],
+        model=row[3],
+        task=row[4],
+        status=row[5],
+        hyperparameters=json.loads(row[6]),
+        verdict_config=json.loads(row[7]),
+        created_at=row[8],
+        updated_at=row[9],
+    )
+
+
+_RUN_COLUMNS = (
+    "id, project, name, model, task, status, hyperparameters, verdict_config, "
+    "created_at, updated_at"
+)
+
+
+def _specimen_to_json(rec: SpecimenRecord) -> str:
+    return json.dumps(
+        {
+            "prediction_text": rec.prediction_text,
+            "reference_texts": list(rec.reference_texts),
+            "predicted_boxes": [list(b) for b in rec.predicted_boxes],
+            "ground_truth_boxes": [list(b) for b in rec.ground_truth_boxes],
+            "scores": dict(rec.scores),
+            "flags": list(rec.flags),
+        },
+        separators=(",", ":"),
+    )
+
+
+def _specimen_from_json(specimen_id: str, body: str) -> SpecimenRecord:
+    d = json.loads(body)
+    return SpecimenRecord(
+        specimen_id=specimen_id,
+        prediction_text=d["prediction_text"],
+        reference_texts=tuple(d["reference_texts"]),
+        predicted_boxes=tuple(
+            (float(b[0]), float(b[1]), float(b[2]), float(b[3]), str(b[4]), float(b[5]))
+            for b in d["predicted_boxes"]
+        ),
+        ground_truth_boxes=tuple(
+            (float(b[0]), float(b[1]), float(b[2]), float(b[3]), str(b[4]), float(b[5]))
+            for b in d["ground_truth_boxes"]
+        ),
+        scores={str(k): float(v) for k, v in d["scores"].items()},
+        flags=tuple(d["flags"]),
+    )
+
+
+def _group_checkpoints(rows: Sequence[tuple[Any, ...]]) -> list[CheckpointRow]:
+    """Rows (split, step, metric, value, signature) as one CheckpointRow per (split, step).
+
+    Sorted by split (SPLITS order) then step; a NULL value is a NaN.
+    """
+    grouped: dict[tuple[str, int], tuple[dict[str, float], dict[str, str]]] = {}
+    for split, step, metric, value, signature in rows:
+        metrics, sigs = grouped.setdefault((split, step), ({}, {}))
+        metrics[metric] = math.nan if value is None else value
+        if signature:
+            sigs[metric] = signature
+    return [
+        CheckpointRow(split, step, metrics, sigs)
+        for (split, step), (metrics, sigs) in sorted(
+            grouped.items(), key=lambda kv: (SPLITS.index(kv[0][0]), kv[0][1])
+        )
+    ]
+
+
+def _group_evaluation_steps(
+    metric_rows: Sequence[tuple[Any, ...]], count_rows: Sequence[tuple[Any, ...]]
+) -> list[EvaluationStepRow]:
+    """Metric rows (split, step, metric, value) and specimen counts (split, step, count)
+    as one EvaluationStepRow per (split, step), sorted by split (SPLITS order) then step.
+    """
+    steps: dict[tuple[str, int], tuple[int, dict[str, float]]] = {}
+    for sp, st, metric, value in metric_rows:
+        steps.setdefault((sp, st), (0, {}))[1][metric] = math.nan if value is None else value
+    for sp, st, count in count_rows:
+        steps[(sp, st)] = (count, steps.get((sp, st), (0, {}))[1])
+    return [
+        EvaluationStepRow(sp, st, count, metrics)
+        for (sp, st), (count, metrics) in sorted(
+            steps.items(), key=lambda kv: (SPLITS.index(kv[0][0]), kv[0][1])
+        )
+    ]

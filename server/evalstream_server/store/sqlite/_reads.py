@@ -1,0 +1,202 @@
+"""The read path of the embedded store: the SQL of every read, run in a pooled snapshot.
+
+Each function takes a read connection (`_pool.ReadPool.read` hands it one) and
+returns rows or domain records; checks of the arguments happen before, in the store.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from evalstream_server.store._codec import _CHUNK_COLUMNS, _Chunk, _decode_chunk, _merge
+from evalstream_server.store._records import _RUN_COLUMNS, _hyper_key, _row_to_run
+from evalstream_server.store._types import SPLITS, HyperValue, NotFound, RunRecord, SeriesData
+from evalstream_server.store.sqlite._ops import _Conn
+
+
+def _check_run_exists(conn: _Conn, run_id: str) -> None:
+    """NotFound unless the run exists (the readers' check, and the writer's on a cache miss)."""
+    if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+        raise NotFound(f"run {run_id!r} not found")
+
+
+def _run_by(conn: sqlite3.Connection, where: str, args: tuple[Any, ...], missing: str) -> RunRecord:
+    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where}", args).fetchone()
+    if row is None:
+        raise NotFound(missing)
+    return _row_to_run(row)
+
+
+def _get_run(conn: sqlite3.Connection, run_id: str) -> RunRecord:
+    """The run with this id, or NotFound."""
+    return _run_by(conn, "id = ?", (run_id,), f"run {run_id!r} not found")
+
+
+def _find_run(conn: sqlite3.Connection, project: str, name: str) -> RunRecord:
+    """The run named ``name`` in ``project``, or NotFound."""
+    return _run_by(
+        conn,
+        "project = ? AND name = ?",
+        (project, name),
+        f"run named {name!r} not found in project {project!r}",
+    )
+
+
+def _list_runs_query(
+    *,
+    project: str,
+    statuses: Sequence[str],
+    model: str,
+    filters: dict[str, HyperValue],
+    after: tuple[float, str] | None,
+    limit: int,
+) -> tuple[str, list[Any]]:
+    """The SELECT (and its arguments) of a page of runs, ordered by (created_at, id).
+
+    ``after`` is the last (created_at, id) of the previous page.
+    """
+    where: list[str] = []
+    args: list[Any] = []
+    if project:
+        where.append("project = ?")
+        args.append(project)
+    if statuses:
+        where.append(f"status IN ({', '.join('?' * len(statuses))})")
+        args.extend(statuses)
+    if model:
+        where.append("model = ?")
+        args.append(model)
+    for key, value in filters.items():
+        kind, num, text = _hyper_key(value)
+        column, operand = ("text", text) if kind == "str" else ("num", num)
+        where.append(
+            "EXISTS (SELECT 1 FROM run_hyperparameters h WHERE h.run_id = runs.id "
+            f"AND h.key = ? AND h.kind = ? AND h.{column} = ?)"
+        )
+        args.extend((key, kind, operand))
+    if after is not None:
+        created, last_id = after
+        where.append("(created_at > ? OR (created_at = ? AND id > ?))")
+        args.extend((created, created, last_id))
+    sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY created_at, id LIMIT ?"
+    args.append(limit)
+    return sql, args
+
+
+def _read_series(
+    conn: sqlite3.Connection,
+    run_id: str,
+    splits: Sequence[str],
+    names: Sequence[str],
+    *,
+    tail: int,
+) -> list[SeriesData]:
+    """The run's series (all of each, or their last ``tail`` points), in SPLITS order then name."""
+    _check_run_exists(conn, run_id)
+    rows = conn.execute("SELECT id, split, name FROM series WHERE run_id = ?", (run_id,)).fetchall()
+    wanted = [r for r in rows if (not splits or r[1] in splits) and (not names or r[2] in names)]
+    wanted.sort(key=lambda r: (SPLITS.index(r[1]), r[2]))
+    out: list[SeriesData] = []
+    for sid, split, name in wanted:
+        if tail:
+            steps, values, walls = _tail(conn, sid, tail)
+        else:
+            chunks = conn.execute(
+                f"SELECT {_CHUNK_COLUMNS} FROM point_chunks WHERE series_id = ? ORDER BY id",
+                (sid,),
+            ).fetchall()
+            steps, values, walls = _merge([_decode_chunk(r) for r in chunks])
+        out.append(SeriesData(split, name, steps, values, walls, len(steps)))
+    return out
+
+
+def _tail(
+    conn: sqlite3.Connection, sid: int, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The last n points of a series, reading only the chunks that can hold them.
+
+    Taking chunks by decreasing max step until they hold n distinct steps gives a
+    threshold T (the n-th largest of those steps): every point at or above T lives
+    in a chunk whose max step is >= T, so merging just those chunks (in write
+    order, for "latest wins") is exact.
+    """
+    metas = conn.execute(
+        "SELECT id, max_step FROM point_chunks WHERE series_id = ? ORDER BY max_step DESC",
+        (sid,),
+    ).fetchall()
+    loaded: dict[int, _Chunk] = {}
+
+    def load(ids: list[int]) -> None:
+        missing = [i for i in ids if i not in loaded]
+        if missing:
+            marks = ", ".join("?" * len(missing))
+            for row in conn.execute(
+                f"SELECT {_CHUNK_COLUMNS} FROM point_chunks WHERE id IN ({marks})",
+                missing,
+            ):
+                loaded[row[0]] = _decode_chunk(row)
+
+    threshold = -1
+    k = 1
+    while k < 2 * len(metas):
+        top = [m[0] for m in metas[:k]]
+        load(top)
+        distinct = np.unique(np.concatenate([loaded[i].steps for i in top]))
+        if len(distinct) >= n:
+            threshold = int(distinct[-n])
+            break
+        k *= 2
+    ids = sorted(m[0] for m in metas if m[1] >= threshold)
+    load(ids)
+    steps, values, walls = _merge([loaded[i] for i in ids])
+    keep = slice(max(0, len(steps) - n), None)
+    return steps[keep], values[keep], None if walls is None else walls[keep]
+
+
+def _checkpoint_rows(conn: sqlite3.Connection, run_id: str) -> list[tuple[Any, ...]]:
+    """The run's checkpoint metrics as rows (split, step, metric, value, signature)."""
+    _check_run_exists(conn, run_id)
+    return conn.execute(
+        "SELECT split, step, metric, value, signature FROM checkpoint_metrics WHERE run_id = ?",
+        (run_id,),
+    ).fetchall()
+
+
+def _evaluation_rows(
+    conn: sqlite3.Connection, run_id: str, split: str
+) -> tuple[list[Any], list[Any]]:
+    """The run's metric rows (split, step, metric, value) and specimen counts per step.
+
+    ``split`` "" means every split.
+    """
+    cond = " AND split = ?" if split else ""
+    args: tuple[Any, ...] = (run_id, split) if split else (run_id,)
+    _check_run_exists(conn, run_id)
+    metrics = conn.execute(
+        f"SELECT split, step, metric, value FROM checkpoint_metrics WHERE run_id = ?{cond}",
+        args,
+    ).fetchall()
+    counts = conn.execute(
+        f"SELECT split, step, count(*) FROM specimens WHERE run_id = ?{cond} GROUP BY split, step",
+        args,
+    ).fetchall()
+    return metrics, counts
+
+
+def _specimen_rows(
+    conn: sqlite3.Connection, run_id: str, split: str, step: int, *, after: int, limit: int
+) -> list[Any]:
+    """Rows (seq, specimen id, body) of an evaluation step after ``seq`` ``after``, in order."""
+    _check_run_exists(conn, run_id)
+    return conn.execute(
+        "SELECT seq, specimen_id, body FROM specimens "
+        "WHERE run_id = ? AND split = ? AND step = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (run_id, split, step, after, limit),
+    ).fetchall()
