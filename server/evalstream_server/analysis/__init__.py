@@ -1,7 +1,4 @@
-"""Curve analysis: downsampling for charts (verdicts, early stopping and comparison build on it)."""
+"""Curve analysis: verdicts, checkpoint grades, early stopping, comparison and specimen diagnosis.
 
-from __future__ import annotations
-
-from evalstream_server.store.downsample import downsample_minmax
-
-__all__ = ["downsample_minmax"]
+Pure domain code over plain values: it never imports grpc or protobuf.
+"""
