@@ -12,18 +12,8 @@ import grpc
 import grpc.aio
 
 from evalstream import _convert
-from evalstream._runs import (
-    SPLITS,
-    STATUSES,
-    TASKS,
-    AsyncRun,
-    HyperValue,
-    Run,
-    RunInfo,
-    Series,
-    _SyncBridge,
-    hyper_pb,
-)
+from evalstream._run_types import SPLITS, STATUSES, TASKS, HyperValue, RunInfo, Series, hyper_pb
+from evalstream._runs import AsyncRun, Run, _SyncBridge
 from evalstream._transport import PemSource, make_transport
 from evalstream._types import (
     BoxReport,
