@@ -18,8 +18,8 @@ are not resent; they are kept in `Run.refusals` and logged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from evalstream import _base
 from evalstream._run_types import (
     STATUSES,
     LoggerStats,
@@ -376,16 +377,9 @@ class Run:
         self, step: int, metrics: Mapping[str, float], *, split: str = "validation"
     ) -> int:
         """Records evaluation metrics at a step (synchronous); returns how many were stored."""
-        for name, value in metrics.items():
-            if not math.isfinite(value):
-                raise ValueError(f"metric {name} is {value}; checkpoint metrics must be finite")
-        reply = self._client._unary(
-            self._client._runs.LogCheckpoint,
-            runs_pb2.LogCheckpointRequest(
-                run_id=self.id, split=split_pb(split), step=step, metrics=dict(metrics)
-            ),
+        return self._client._drive(  # type: ignore[no-any-return]
+            _base.log_checkpoint(self.id, step, metrics, split)
         )
-        return int(reply.stored)
 
     def flush(self, timeout: float | None = None) -> None:
         """Blocks until every logged point is acknowledged as durable.
@@ -398,22 +392,18 @@ class Run:
 
     def finish(self, status: str = "finished", *, timeout: float | None = 60.0) -> RunInfo:
         """Flushes, stops the streamer and sets the run's status."""
-        if status not in STATUSES:
-            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        _base.check_status(status)
         self._close_logger(timeout)
         return self.set_status(status)
 
     def set_status(self, status: str) -> RunInfo:
-        reply = self._client._unary(
-            self._client._runs.SetRunStatus,
-            runs_pb2.SetRunStatusRequest(run_id=self.id, status=STATUSES[status]),
-        )
-        self.info = RunInfo.from_pb(reply)
+        """Sets the run's status ("running", "finished", "failed", "killed")."""
+        self.info = self._client._drive(_base.set_status(self.id, status))
         return self.info
 
     def refresh(self) -> RunInfo:
         """Reads the run again (status, derived hyperparameters)."""
-        self.info = self._client.get_run(self.id).info
+        self.info = self._client._drive(_base.get_run(self.id))
         return self.info
 
     def curves(
@@ -512,46 +502,31 @@ class AsyncRun:
 
     async def flush(self, timeout: float | None = None) -> None:
         """Waits (without blocking the loop) until every logged point is acknowledged."""
-        import asyncio
-
         await asyncio.to_thread(self._run.flush, timeout)
 
     async def log_checkpoint(
         self, step: int, metrics: Mapping[str, float], *, split: str = "validation"
     ) -> int:
-        for name, value in metrics.items():
-            if not math.isfinite(value):
-                raise ValueError(f"metric {name} is {value}; checkpoint metrics must be finite")
-        reply = await self._client._unary(
-            self._client._runs.LogCheckpoint,
-            runs_pb2.LogCheckpointRequest(
-                run_id=self.id, split=split_pb(split), step=step, metrics=dict(metrics)
-            ),
+        """Async twin of `Run.log_checkpoint`."""
+        return await self._client._drive(  # type: ignore[no-any-return]
+            _base.log_checkpoint(self.id, step, metrics, split)
         )
-        return int(reply.stored)
 
     async def set_status(self, status: str) -> RunInfo:
-        if status not in STATUSES:
-            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
-        reply = await self._client._unary(
-            self._client._runs.SetRunStatus,
-            runs_pb2.SetRunStatusRequest(run_id=self.id, status=STATUSES[status]),
-        )
-        self._run.info = RunInfo.from_pb(reply)
+        """Async twin of `Run.set_status`."""
+        self._run.info = await self._client._drive(_base.set_status(self.id, status))
         return self._run.info
 
     async def finish(self, status: str = "finished", *, timeout: float | None = 60.0) -> RunInfo:
         """Flushes, stops the streamer and sets the run's status."""
-        import asyncio
-
-        if status not in STATUSES:
-            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        _base.check_status(status)
         await asyncio.to_thread(self._run._close_logger, timeout)
         return await self.set_status(status)
 
     async def curves(
         self, *, splits: Sequence[str] = (), series: Sequence[str] = (), max_points: int = 0
     ) -> list[Series]:
+        """Async twin of `Run.curves`."""
         return list(
             await self._client.curves(self.id, splits=splits, series=series, max_points=max_points)
         )
