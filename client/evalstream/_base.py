@@ -8,6 +8,18 @@ generator that yields the `Unary` calls it needs and receives their replies,
 so that a plan can branch on an error, e.g. `create_run(resume=True)`) or a
 `Stream` (the request or request messages, and how to decode each reply).
 `Client` runs them with blocking calls, `AsyncClient` with awaits.
+
+Example (driving a plan by hand, as a test would):
+    >>> from evalstream.v1 import runs_pb2
+    >>> plan = get_run("r1")
+    >>> call = next(plan)
+    >>> call.method, call.request.run_id
+    ('GetRun', 'r1')
+    >>> try:
+    ...     plan.send(runs_pb2.Run(id="r1", name="baseline"))
+    ... except StopIteration as done:
+    ...     print(done.value.name)
+    baseline
 """
 
 from __future__ import annotations
@@ -156,6 +168,7 @@ def create_run(
     hyperparameters: Mapping[str, HyperValue] | None,
     resume: bool,
 ) -> Plan[RunInfo]:
+    """CreateRun; with `resume`, the existing run of that name instead of AlreadyExists."""
     if task not in TASKS:
         raise ValueError(f"task {task!r} is not one of {', '.join(t for t in TASKS if t)}")
     request = runs_pb2.CreateRunRequest(
@@ -175,10 +188,12 @@ def create_run(
 
 
 def get_run(run_id: str) -> Plan[RunInfo]:
+    """GetRun: the run of that id (NotFound when unknown)."""
     return RunInfo.from_pb((yield Unary("GetRun", runs_pb2.GetRunRequest(run_id=run_id))))
 
 
 def find_run(project: str, name: str) -> Plan[RunInfo]:
+    """The run of that name in the project (NotFound when there is none)."""
     reply = yield Unary("ListRuns", runs_pb2.ListRunsRequest(project=project, name=name))
     if not reply.runs:
         raise NotFound(f"run {name!r} not found in project {project!r}", code="NOT_FOUND")
@@ -219,6 +234,7 @@ def runs_page(
 def curves(
     run_id: str, splits: Sequence[str], series: Sequence[str], max_points: int
 ) -> Plan[list[Series]]:
+    """GetCurves: a run's series, downsampled to `max_points` when > 0."""
     reply = yield Unary(
         "GetCurves",
         runs_pb2.GetCurvesRequest(
@@ -232,11 +248,13 @@ def curves(
 
 
 def verdict(run_id: str, config: Mapping[str, Any]) -> Plan[Verdict]:
+    """GetVerdict, with `config` overriding the run's stored thresholds."""
     request = runs_pb2.GetVerdictRequest(run_id=run_id, config=verdict_config_pb(config))
     return Verdict.from_pb((yield Unary("GetVerdict", request)))
 
 
 def watch(run_id: str, timeout: float | None, config: Mapping[str, Any]) -> Stream[Verdict]:
+    """WatchVerdict: the verdict now, then each change of it."""
     request = runs_pb2.WatchVerdictRequest(run_id=run_id, config=verdict_config_pb(config))
     return Stream("WatchVerdict", request, Verdict.from_pb, timeout)
 
@@ -249,6 +267,7 @@ def compare(
     hyperparameters: Mapping[str, HyperValue] | None,
     baseline: str,
 ) -> Plan[Comparison]:
+    """CompareRuns: by ids, or a project's runs passing the filters."""
     reply = yield Unary(
         "CompareRuns",
         runs_pb2.CompareRunsRequest(
@@ -264,6 +283,7 @@ def compare(
 
 
 def log_checkpoint(run_id: str, step: int, metrics: Mapping[str, float], split: str) -> Plan[int]:
+    """LogCheckpoint: finite metrics at a step; returns how many were stored."""
     for name, value in metrics.items():
         if not math.isfinite(value):
             raise ValueError(f"metric {name} is {value}; checkpoint metrics must be finite")
@@ -284,6 +304,7 @@ def check_status(status: str) -> str:
 
 
 def set_status(run_id: str, status: str) -> Plan[RunInfo]:
+    """SetRunStatus: the run as it is after the change."""
     request = runs_pb2.SetRunStatusRequest(run_id=run_id, status=STATUSES[check_status(status)])
     return RunInfo.from_pb((yield Unary("SetRunStatus", request)))
 
@@ -311,6 +332,7 @@ def _health_status(data: bytes) -> str:
 
 
 def health(service: str, timeout: float | None) -> Plan[str]:
+    """grpc.health.v1 Check: the status of `service` ("" is the whole server)."""
     return _health_status((yield Unary(HEALTH, _health_request(service), timeout)))
 
 
@@ -386,6 +408,7 @@ def text_stream(
 
 
 def box_batches(images: Iterable[ImageBoxes], size: int) -> Iterator[list[ImageBoxes]]:
+    """`images` in lists of `size` (checked when first iterated)."""
     if size < 1:
         raise ValueError(f"batch_size must be >= 1, got {size}")
     it = iter(images)
