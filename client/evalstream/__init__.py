@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from evalstream import errors
 from evalstream._client import AsyncClient, Client
-from evalstream._runs import AsyncRun, LoggerStats, Refusal, Run, RunInfo, Series
+from evalstream._run_types import LoggerStats, Refusal, RunInfo, Series
+from evalstream._runs import AsyncRun, Run
 from evalstream._types import (
     Box,
     BoxReport,

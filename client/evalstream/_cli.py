@@ -28,7 +28,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from evalstream._client import DEFAULT_BATCH_SIZE, DEFAULT_TARGET, Client
+from evalstream._base import DEFAULT_BATCH_SIZE, DEFAULT_TARGET
+from evalstream._client import Client
 from evalstream._types import Box, BoxReport, BoxScores, Figure, ImageBoxes, TextReport
 from evalstream._verdicts import Comparison, Verdict
 from evalstream.errors import EvalstreamError

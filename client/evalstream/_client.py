@@ -1,268 +1,54 @@
-"""Client and AsyncClient: the thin evalstream client (grpcio and protobuf only, no torch)."""
+"""Client and AsyncClient: the thin evalstream client's I/O (grpcio and protobuf only, no torch).
+
+Each method checks nothing and builds nothing itself: it hands one operation
+of `evalstream._base` (the shared request/reply layer) to its client's driver,
+`_drive` for unary plans and `_stream` for streams, which send it with
+blocking calls (`Client`) or awaits (`AsyncClient`) and map gRPC errors to
+`evalstream.errors` at this boundary.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from typing import Any, ParamSpec, TypeVar, cast
 
 import grpc
 import grpc.aio
 
-from evalstream import _convert
-from evalstream._runs import (
-    SPLITS,
-    STATUSES,
-    TASKS,
-    AsyncRun,
-    HyperValue,
-    Run,
-    RunInfo,
-    Series,
-    _SyncBridge,
-    hyper_pb,
+from evalstream import _base
+from evalstream._base import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_TEXT_BATCH_SIZE,
+    BaseClient,
+    BoxFold,
+    Pair,
+    Plan,
+    Stream,
+    TextFold,
 )
-from evalstream._transport import PemSource, make_transport
-from evalstream._types import (
-    BoxReport,
-    BoxResult,
-    ImageBoxes,
-    ImageResult,
-    PairResult,
-    TextReport,
-    TextResult,
-)
-from evalstream._verdicts import Comparison, Verdict, verdict_config_pb
-from evalstream.errors import AlreadyExists, EvalstreamError, NotFound, from_grpc
-from evalstream.v1 import runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+from evalstream._run_types import HyperValue, RunInfo, Series
+from evalstream._runs import AsyncRun, Run, _SyncBridge
+from evalstream._types import BoxReport, BoxResult, ImageBoxes, TextReport, TextResult
+from evalstream._verdicts import Comparison, Verdict
+from evalstream.errors import EvalstreamError, from_grpc
 
 _log = logging.getLogger("evalstream.client")
 
-DEFAULT_TARGET = "localhost:50051"
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_STREAM_TIMEOUT = 3600.0
-DEFAULT_BATCH_SIZE = 256
-_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-_HEALTH_METHOD = "/grpc.health.v1.Health/Check"
-_HEALTH_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
-def _channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
-    return [
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
-    ]
-
-
-def _batched(images: Iterable[ImageBoxes], size: int) -> Iterator[list[ImageBoxes]]:
-    if size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {size}")
-    it = iter(images)
-    while chunk := list(itertools.islice(it, size)):
-        yield chunk
-
-
-_TEXT_DEFAULTS: dict[str, Any] = {
-    "bleu_tokenize": "13a",
-    "lowercase": False,
-    "smooth_method": "exp",
-    "smooth_value": None,
-    "use_stemmer": True,
-    "rouge_lsum": False,
-    "meteor_alpha": None,
-    "meteor_beta": None,
-    "meteor_gamma": None,
-    "idf": False,
-    "rescale_with_baseline": False,
-    "omit_pairs": False,
-}
-
-
-def _text_options(
-    metrics: Sequence[str] | None, options: Mapping[str, Any]
-) -> scoring_pb2.TextOptions:
-    unknown = sorted(set(options) - set(_TEXT_DEFAULTS))
-    if unknown:
-        raise TypeError(f"unknown text options {unknown}; valid: {', '.join(_TEXT_DEFAULTS)}")
-    return _convert.text_options(metrics=metrics, **{**_TEXT_DEFAULTS, **options})
-
-
-def _text_pairs(
-    predictions: Sequence[str],
-    references: Sequence[str] | Sequence[Sequence[str]],
-    specimen_ids: Sequence[str] | None,
-) -> list[tuple[str, Sequence[str], str]]:
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
-    if specimen_ids is not None and len(specimen_ids) != len(predictions):
-        raise ValueError(f"{len(predictions)} predictions but {len(specimen_ids)} specimen ids")
-    ids = specimen_ids or [""] * len(predictions)
-    return [
-        (p, (r,) if isinstance(r, str) else tuple(r), sid)
-        for p, r, sid in zip(predictions, references, ids, strict=True)
-    ]
-
-
-class _TextReport:
-    def __init__(self) -> None:
-        self.pairs: list[PairResult] = []
-        self.last: TextResult | None = None
-        self.batches = 0
-
-    def add(self, result: TextResult) -> None:
-        offset = len(self.pairs)
-        self.pairs.extend(
-            PairResult(offset + p.index, p.specimen_id, p.scores) for p in result.pairs
-        )
-        self.last = result
-        self.batches += 1
-
-    def report(self) -> TextReport:
-        last = self.last
-        return TextReport(
-            pairs=tuple(self.pairs),
-            overall=last.running if last else {},
-            pairs_total=last.pairs_total if last else 0,
-            batches=self.batches,
-        )
-
-
-def _create_request(
-    project: str,
-    name: str,
-    model: str,
-    task: str,
-    hyperparameters: Mapping[str, HyperValue] | None,
-) -> runs_pb2.CreateRunRequest:
-    if task not in TASKS:
-        raise ValueError(f"task {task!r} is not one of {', '.join(t for t in TASKS if t)}")
-    return runs_pb2.CreateRunRequest(
-        project=project,
-        name=name,
-        model=model,
-        task=TASKS[task],
-        hyperparameters={k: hyper_pb(v) for k, v in (hyperparameters or {}).items()},
-    )
-
-
-def _list_request(
-    project: str,
-    statuses: Sequence[str],
-    model: str,
-    hyperparameters: Mapping[str, HyperValue] | None,
-    page_size: int,
-    token: str,
-) -> runs_pb2.ListRunsRequest:
-    return runs_pb2.ListRunsRequest(
-        project=project,
-        statuses=[STATUSES[s] for s in statuses],
-        model=model,
-        hyperparameters=[
-            runs_pb2.HyperFilter(key=k, value=hyper_pb(v))
-            for k, v in (hyperparameters or {}).items()
-        ],
-        page_size=page_size,
-        page_token=token,
-    )
-
-
-def _curves_request(
-    run_id: str, splits: Sequence[str], series: Sequence[str], max_points: int
-) -> runs_pb2.GetCurvesRequest:
-    return runs_pb2.GetCurvesRequest(
-        run_id=run_id,
-        splits=[SPLITS[s] for s in splits],
-        series=list(series),
-        max_points=max_points,
-    )
-
-
-def _compare_request(
-    run_ids: Sequence[str],
-    project: str,
-    statuses: Sequence[str],
-    model: str,
-    hyperparameters: Mapping[str, HyperValue] | None,
-    baseline: str,
-) -> runs_pb2.CompareRunsRequest:
-    return runs_pb2.CompareRunsRequest(
-        run_ids=list(run_ids),
-        project=project,
-        statuses=[STATUSES[s] for s in statuses],
-        model=model,
-        hyperparameters=[
-            runs_pb2.HyperFilter(key=k, value=hyper_pb(v))
-            for k, v in (hyperparameters or {}).items()
-        ],
-        baseline_run_id=baseline,
-    )
-
-
-def _health_request(service: str) -> bytes:
-    # grpc.health.v1.HealthCheckRequest{service = 1}: encoded by hand so that the
-    # thin client needs no grpcio-health-checking.
-    data = service.encode()
-    length, out = len(data), bytearray(b"\x0a")
-    while True:
-        byte, length = length & 0x7F, length >> 7
-        out.append(byte | (0x80 if length else 0))
-        if not length:
-            break
-    return bytes(out) + data
-
-
-def _health_status(data: bytes) -> str:
-    # HealthCheckResponse{status = 1 (enum)}; absent means UNKNOWN (0).
-    if len(data) >= 2 and data[0] == 0x08:
-        return _HEALTH_STATUS.get(data[1], "UNKNOWN")
-    return "UNKNOWN"
-
-
-class _BoxStreamRequests:
-    """Builds a stream's BoxBatch messages; options travel with the first one."""
-
-    def __init__(self, options: scoring_pb2.BoxOptions) -> None:
-        self._options: scoring_pb2.BoxOptions | None = options
-
-    def batch(self, images: Sequence[ImageBoxes]) -> scoring_pb2.BoxBatch:
-        message = _convert.box_batch(images, self._options)
-        self._options = None
-        return message
-
-
-class _Report:
-    """Folds a stream's results into a BoxReport."""
-
-    def __init__(self) -> None:
-        self.images: list[ImageResult] = []
-        self.last: BoxResult | None = None
-        self.batches = 0
-        self.offset = 0
-
-    def add(self, result: BoxResult) -> None:
-        self.images.extend(
-            ImageResult(self.offset + i.index, i.image_id, i.scores) for i in result.images
-        )
-        self.offset += len(result.images)
-        self.last = result
-        self.batches += 1
-
-    def report(self) -> BoxReport:
-        last = self.last
-        return BoxReport(
-            images=tuple(self.images),
-            overall=last.running if last else (),
-            pr_curves=last.pr_curves if last else (),
-            images_total=last.images_total if last else 0,
-            boxes_total=last.boxes_total if last else 0,
-            batches=self.batches,
-        )
-
-
-class Client:
+class Client(BaseClient):
     """A blocking evalstream client. Use it as a context manager, or call `close`.
 
     Every call has a deadline: `timeout` seconds for unary calls and
@@ -281,42 +67,61 @@ class Client:
         ...     report.overall[0].f1.value
     """
 
-    def __init__(
-        self,
-        target: str = DEFAULT_TARGET,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
-        max_message_bytes: int = _MAX_MESSAGE_BYTES,
-        token: str | None = None,
-        ca: PemSource | None = None,
-        client_cert: PemSource | None = None,
-        client_key: PemSource | None = None,
-        tls: bool | None = None,
-        insecure: bool = False,
-    ) -> None:
-        self.target = target
-        self.timeout = timeout
-        self.stream_timeout = stream_timeout
-        self._transport = make_transport(
-            target,
-            token=token,
-            ca=ca,
-            client_cert=client_cert,
-            client_key=client_key,
-            tls=tls,
-            insecure=insecure,
-        )
-        self._channel = self._transport.channel(target, _channel_options(max_message_bytes))
-        self._scoring = scoring_pb2_grpc.ScoringStub(self._channel)
-        self._runs = runs_pb2_grpc.RunsStub(self._channel)
+    def _connect(self) -> grpc.Channel:
         self._open_runs: set[Run] = set()
+        return self._transport.channel(self.target, self._options)
 
-    def _unary(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+    def _drive(self, plan: Plan[T]) -> T:
+        """Runs a plan: sends each call it yields and hands it the reply (or the error)."""
         try:
-            return method(request, timeout=timeout or self.timeout)
+            call = next(plan)
+            while True:
+                try:
+                    reply = self._methods[call.method](
+                        call.request, timeout=call.timeout or self.timeout
+                    )
+                except grpc.RpcError as exc:
+                    error = from_grpc(exc)
+                    error.__cause__ = exc
+                    call = plan.throw(error)
+                else:
+                    call = plan.send(reply)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+
+    def _stream(
+        self, build: Callable[P, Stream[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> Iterator[T]:
+        """Builds the stream's operation on first iteration, then yields each decoded reply."""
+        op = build(*args, **kwargs)
+        request = op.request if op.encode is None else map(op.encode, op.request)
+        call = self._methods[op.method](request, timeout=op.timeout or self.stream_timeout)
+        try:
+            for reply in call:
+                yield op.decode(reply)
         except grpc.RpcError as exc:
             raise from_grpc(exc) from exc
+        finally:
+            call.cancel()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self, *, flush_timeout: float = 10.0) -> None:
+        """Flushes open runs (up to `flush_timeout` s each), then closes the channel.
+
+        Points still unacknowledged after that are lost; call `Run.flush` or
+        `Run.finish` first to be sure.
+        """
+        for run in list(self._open_runs):
+            try:
+                run._close_logger(flush_timeout)
+            except EvalstreamError as exc:
+                _log.warning("closing run %s: %s", run.id, exc)
+        self._channel.close()
 
     # ------------------------------------------------------------------ runs
 
@@ -339,28 +144,16 @@ class Client:
         Raises:
             AlreadyExists: the name is taken in the project and `resume` is False.
         """
-        request = _create_request(project, name, model, task, hyperparameters)
-        try:
-            reply = self._unary(self._runs.CreateRun, request)
-        except AlreadyExists:
-            if not resume:
-                raise
-            return self.find_run(project, name, **logger_options)
-        return Run(self, RunInfo.from_pb(reply), **logger_options)
+        plan = _base.create_run(project, name, model, task, hyperparameters, resume)
+        return Run(self, self._drive(plan), **logger_options)
 
     def get_run(self, run_id: str, **logger_options: Any) -> Run:
         """A handle on an existing run by id (NotFound when unknown)."""
-        reply = self._unary(self._runs.GetRun, runs_pb2.GetRunRequest(run_id=run_id))
-        return Run(self, RunInfo.from_pb(reply), **logger_options)
+        return Run(self, self._drive(_base.get_run(run_id)), **logger_options)
 
     def find_run(self, project: str, name: str, **logger_options: Any) -> Run:
         """A handle on an existing run by project and name (NotFound when unknown)."""
-        reply = self._unary(
-            self._runs.ListRuns, runs_pb2.ListRunsRequest(project=project, name=name)
-        )
-        if not reply.runs:
-            raise NotFound(f"run {name!r} not found in project {project!r}", code="NOT_FOUND")
-        return self.get_run(reply.runs[0].id, **logger_options)
+        return Run(self, self._drive(_base.find_run(project, name)), **logger_options)
 
     def list_runs(
         self,
@@ -374,12 +167,9 @@ class Client:
         """Every run of a project that passes the filters, fetching pages as needed."""
         token = ""
         while True:
-            reply = self._unary(
-                self._runs.ListRuns,
-                _list_request(project, statuses, model, hyperparameters, page_size, token),
-            )
-            yield from (RunInfo.from_pb(r) for r in reply.runs)
-            token = reply.next_page_token
+            page = _base.runs_page(project, statuses, model, hyperparameters, page_size, token)
+            runs, token = self._drive(page)
+            yield from runs
             if not token:
                 return
 
@@ -392,18 +182,11 @@ class Client:
         max_points: int = 0,
     ) -> list[Series]:
         """A run's series, each downsampled to `max_points` (min/max per bucket) when > 0."""
-        reply = self._unary(
-            self._runs.GetCurves, _curves_request(run_id, splits, series, max_points)
-        )
-        return [Series.from_pb(s) for s in reply.series]
+        return self._drive(_base.curves(run_id, splits, series, max_points))
 
     def verdict(self, run_id: str, **config: Any) -> Verdict:
         """A run's diagnosis now; keyword arguments override its stored thresholds."""
-        reply = self._unary(
-            self._runs.GetVerdict,
-            runs_pb2.GetVerdictRequest(run_id=run_id, config=verdict_config_pb(config)),
-        )
-        return Verdict.from_pb(reply)
+        return self._drive(_base.verdict(run_id, config))
 
     def watch(
         self, run_id: str, *, timeout: float | None = None, **config: Any
@@ -412,17 +195,7 @@ class Client:
 
         `timeout` bounds the whole watch (default: the client's stream timeout).
         """
-        call = self._runs.WatchVerdict(
-            runs_pb2.WatchVerdictRequest(run_id=run_id, config=verdict_config_pb(config)),
-            timeout=timeout or self.stream_timeout,
-        )
-        try:
-            for reply in call:
-                yield Verdict.from_pb(reply)
-        except grpc.RpcError as exc:
-            raise from_grpc(exc) from exc
-        finally:
-            call.cancel()
+        return self._stream(_base.watch, run_id, timeout, config)
 
     def compare(
         self,
@@ -435,41 +208,14 @@ class Client:
         baseline: str = "",
     ) -> Comparison:
         """Compares runs (by id, or a project's runs passing the filters)."""
-        return Comparison.from_pb(
-            self._unary(
-                self._runs.CompareRuns,
-                _compare_request(run_ids, project, statuses, model, hyperparameters, baseline),
-            )
-        )
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self, *, flush_timeout: float = 10.0) -> None:
-        """Flushes open runs (up to `flush_timeout` s each), then closes the channel.
-
-        Points still unacknowledged after that are lost; call `Run.flush` or
-        `Run.finish` first to be sure.
-        """
-        for run in list(self._open_runs):
-            try:
-                run._close_logger(flush_timeout)
-            except EvalstreamError as exc:
-                _log.warning("closing run %s: %s", run.id, exc)
-        self._channel.close()
+        plan = _base.compare(run_ids, project, statuses, model, hyperparameters, baseline)
+        return self._drive(plan)
 
     def health(self, service: str = "", *, timeout: float | None = None) -> str:
         """The server's health status for `service` ("" is the whole server): e.g. "SERVING"."""
-        check = self._channel.unary_unary(
-            _HEALTH_METHOD, request_serializer=None, response_deserializer=None
-        )
-        try:
-            return _health_status(check(_health_request(service), timeout=timeout or self.timeout))
-        except grpc.RpcError as exc:
-            raise from_grpc(exc) from exc
+        return self._drive(_base.health(service, timeout))
+
+    # --------------------------------------------------------------- scoring
 
     def stream_boxes(
         self,
@@ -495,30 +241,21 @@ class Client:
             omit_images: Aggregates only, no per-image results.
             timeout: Deadline of the whole stream in seconds.
         """
-        requests = _BoxStreamRequests(
-            _convert.box_options(
-                iou_thresholds=iou_thresholds,
-                confidence_threshold=confidence_threshold,
-                pr_curve=pr_curve,
-                pr_curve_max_points=pr_curve_max_points,
-                class_agnostic=class_agnostic,
-                omit_images=omit_images,
-            )
+        return self._stream(
+            _base.box_stream,
+            batches=batches,
+            iou_thresholds=iou_thresholds,
+            confidence_threshold=confidence_threshold,
+            pr_curve=pr_curve,
+            pr_curve_max_points=pr_curve_max_points,
+            class_agnostic=class_agnostic,
+            omit_images=omit_images,
+            timeout=timeout,
         )
-        call = self._scoring.ScoreBoxes(
-            (requests.batch(b) for b in batches), timeout=timeout or self.stream_timeout
-        )
-        try:
-            for response in call:
-                yield _convert.box_result(response)
-        except grpc.RpcError as exc:
-            raise from_grpc(exc) from exc
-        finally:
-            call.cancel()
 
     def stream_text(
         self,
-        batches: Iterable[Sequence[tuple[str, Sequence[str], str]]],
+        batches: Iterable[Sequence[Pair]],
         *,
         metrics: Sequence[str] | None = None,
         timeout: float | None = None,
@@ -529,17 +266,7 @@ class Client:
         Yields one result per batch: per-pair scores, the batch's corpus scores
         and the running corpus scores of the stream. Options as `score_text`.
         """
-        call = self._scoring.ScoreText(
-            _text_requests(batches, _text_options(metrics, options)),
-            timeout=timeout or self.stream_timeout,
-        )
-        try:
-            for response in call:
-                yield _convert.text_result(response)
-        except grpc.RpcError as exc:
-            raise from_grpc(exc) from exc
-        finally:
-            call.cancel()
+        return self._stream(_base.text_stream, batches, metrics, timeout, options)
 
     def score_text(
         self,
@@ -548,7 +275,7 @@ class Client:
         *,
         metrics: Sequence[str] | None = None,
         specimen_ids: Sequence[str] | None = None,
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_TEXT_BATCH_SIZE,
         timeout: float | None = None,
         **options: Any,
     ) -> TextReport:
@@ -569,13 +296,11 @@ class Client:
         Returns:
             Every pair's scores and the corpus scores over all pairs (`overall`).
         """
-        pairs = _text_pairs(predictions, references, specimen_ids)
-        report = _TextReport()
-        for result in self.stream_text(
-            _text_batches(pairs, batch_size), metrics=metrics, timeout=timeout, **options
-        ):
-            report.add(result)
-        return report.report()
+        batches = _base.text_batches(predictions, references, specimen_ids, batch_size)
+        fold = TextFold()
+        for result in self._stream(_base.text_stream, batches, metrics, timeout, options):
+            fold.add(result)
+        return fold.report()
 
     def score_boxes(
         self,
@@ -594,9 +319,10 @@ class Client:
 
         Options are those of `stream_boxes`.
         """
-        report = _Report()
-        for result in self.stream_boxes(
-            _batched(images, batch_size),
+        fold = BoxFold()
+        for result in self._stream(
+            _base.box_stream,
+            batches=_base.box_batches(images, batch_size),
             iou_thresholds=iou_thresholds,
             confidence_threshold=confidence_threshold,
             pr_curve=pr_curve,
@@ -605,29 +331,23 @@ class Client:
             omit_images=omit_images,
             timeout=timeout,
         ):
-            report.add(result)
-        return report.report()
+            fold.add(result)
+        return fold.report()
 
 
-def _text_requests(
-    batches: Iterable[Sequence[tuple[str, Sequence[str], str]]], options: scoring_pb2.TextOptions
-) -> Iterator[scoring_pb2.TextBatch]:
-    first: scoring_pb2.TextOptions | None = options
-    for batch in batches:
-        yield _convert.text_batch(batch, first)
-        first = None
+def _encoded(items: Any, encode: Callable[[Any], Any]) -> Any:
+    """Request messages from sync or async `items`, encoded as grpc.aio consumes them."""
+    if not isinstance(items, AsyncIterable):
+        return map(encode, items)
+
+    async def messages() -> AsyncIterator[Any]:
+        async for item in items:
+            yield encode(item)
+
+    return messages()
 
 
-def _text_batches(
-    pairs: list[tuple[str, Sequence[str], str]], size: int
-) -> Iterator[list[tuple[str, Sequence[str], str]]]:
-    if size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {size}")
-    for start in range(0, len(pairs), size):
-        yield pairs[start : start + size]
-
-
-class AsyncClient:
+class AsyncClient(BaseClient):
     """The asyncio twin of `Client`, with the same surface (methods are coroutines).
 
     Example:
@@ -635,79 +355,47 @@ class AsyncClient:
         ...     report = await client.score_boxes(images)
     """
 
-    def __init__(
-        self,
-        target: str = DEFAULT_TARGET,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
-        max_message_bytes: int = _MAX_MESSAGE_BYTES,
-        token: str | None = None,
-        ca: PemSource | None = None,
-        client_cert: PemSource | None = None,
-        client_key: PemSource | None = None,
-        tls: bool | None = None,
-        insecure: bool = False,
-    ) -> None:
-        self.target = target
-        self.timeout = timeout
-        self.stream_timeout = stream_timeout
-        self._options = _channel_options(max_message_bytes)
-        self._transport = make_transport(
-            target,
-            token=token,
-            ca=ca,
-            client_cert=client_cert,
-            client_key=client_key,
-            tls=tls,
-            insecure=insecure,
-        )
-        self._channel = self._transport.aio_channel(target, self._options)
-        self._scoring = scoring_pb2_grpc.ScoringStub(self._channel)
-        self._runs = runs_pb2_grpc.RunsStub(self._channel)
+    def _connect(self) -> grpc.aio.Channel:
         self._bridge: _SyncBridge | None = None
+        return self._transport.aio_channel(self.target, self._options)
 
-    async def verdict(self, run_id: str, **config: Any) -> Verdict:
-        """Async twin of `Client.verdict`."""
-        reply = await self._unary(
-            self._runs.GetVerdict,
-            runs_pb2.GetVerdictRequest(run_id=run_id, config=verdict_config_pb(config)),
-        )
-        return Verdict.from_pb(reply)
+    async def _drive(self, plan: Plan[T]) -> T:
+        """Runs a plan: awaits each call it yields and hands it the reply (or the error)."""
+        try:
+            call = next(plan)
+            while True:
+                try:
+                    reply = await self._methods[call.method](
+                        call.request, timeout=call.timeout or self.timeout
+                    )
+                except grpc.RpcError as exc:
+                    error = from_grpc(exc)
+                    error.__cause__ = exc
+                    call = plan.throw(error)
+                else:
+                    call = plan.send(reply)
+        except StopIteration as stop:
+            return cast(T, stop.value)
 
-    async def watch(
-        self, run_id: str, *, timeout: float | None = None, **config: Any
-    ) -> AsyncIterator[Verdict]:
-        """Async twin of `Client.watch`."""
-        call = self._runs.WatchVerdict(
-            runs_pb2.WatchVerdictRequest(run_id=run_id, config=verdict_config_pb(config)),
-            timeout=timeout or self.stream_timeout,
-        )
+    async def _stream(
+        self, build: Callable[P, Stream[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncIterator[T]:
+        """Builds the stream's operation on first iteration, then yields each decoded reply."""
+        op = build(*args, **kwargs)
+        request = op.request if op.encode is None else _encoded(op.request, op.encode)
+        call = self._methods[op.method](request, timeout=op.timeout or self.stream_timeout)
         try:
             async for reply in call:
-                yield Verdict.from_pb(reply)
+                yield op.decode(reply)
         except grpc.RpcError as exc:
             raise from_grpc(exc) from exc
         finally:
             call.cancel()
 
-    async def compare(
-        self,
-        run_ids: Sequence[str] = (),
-        *,
-        project: str = "",
-        statuses: Sequence[str] = (),
-        model: str = "",
-        hyperparameters: Mapping[str, HyperValue] | None = None,
-        baseline: str = "",
-    ) -> Comparison:
-        """Async twin of `Client.compare`."""
-        return Comparison.from_pb(
-            await self._unary(
-                self._runs.CompareRuns,
-                _compare_request(run_ids, project, statuses, model, hyperparameters, baseline),
-            )
-        )
+    def _handle(self, info: RunInfo, logger_options: Mapping[str, Any]) -> AsyncRun:
+        if self._bridge is None:
+            self._bridge = _SyncBridge(self.target, self._options, self._transport)
+        return AsyncRun(self, self._bridge, info, **logger_options)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -721,16 +409,7 @@ class AsyncClient:
             await asyncio.to_thread(self._bridge.close, flush_timeout)
         await self._channel.close()
 
-    async def _unary(self, method: Any, request: Any, timeout: float | None = None) -> Any:
-        try:
-            return await method(request, timeout=timeout or self.timeout)
-        except grpc.RpcError as exc:
-            raise from_grpc(exc) from exc
-
-    def _run_handle(self, pb: runs_pb2.Run, logger_options: Mapping[str, Any]) -> AsyncRun:
-        if self._bridge is None:
-            self._bridge = _SyncBridge(self.target, self._options, self._transport)
-        return AsyncRun(self, self._bridge, RunInfo.from_pb(pb), **logger_options)
+    # ------------------------------------------------------------------ runs
 
     async def create_run(
         self,
@@ -744,29 +423,16 @@ class AsyncClient:
         **logger_options: Any,
     ) -> AsyncRun:
         """Async twin of `Client.create_run`."""
-        try:
-            reply = await self._unary(
-                self._runs.CreateRun, _create_request(project, name, model, task, hyperparameters)
-            )
-        except AlreadyExists:
-            if not resume:
-                raise
-            return await self.find_run(project, name, **logger_options)
-        return self._run_handle(reply, logger_options)
+        plan = _base.create_run(project, name, model, task, hyperparameters, resume)
+        return self._handle(await self._drive(plan), logger_options)
 
     async def get_run(self, run_id: str, **logger_options: Any) -> AsyncRun:
         """Async twin of `Client.get_run`."""
-        reply = await self._unary(self._runs.GetRun, runs_pb2.GetRunRequest(run_id=run_id))
-        return self._run_handle(reply, logger_options)
+        return self._handle(await self._drive(_base.get_run(run_id)), logger_options)
 
     async def find_run(self, project: str, name: str, **logger_options: Any) -> AsyncRun:
         """Async twin of `Client.find_run`."""
-        reply = await self._unary(
-            self._runs.ListRuns, runs_pb2.ListRunsRequest(project=project, name=name)
-        )
-        if not reply.runs:
-            raise NotFound(f"run {name!r} not found in project {project!r}", code="NOT_FOUND")
-        return await self.get_run(reply.runs[0].id, **logger_options)
+        return self._handle(await self._drive(_base.find_run(project, name)), logger_options)
 
     async def list_runs(
         self,
@@ -780,13 +446,10 @@ class AsyncClient:
         """Async twin of `Client.list_runs`."""
         token = ""
         while True:
-            reply = await self._unary(
-                self._runs.ListRuns,
-                _list_request(project, statuses, model, hyperparameters, page_size, token),
-            )
-            for r in reply.runs:
-                yield RunInfo.from_pb(r)
-            token = reply.next_page_token
+            page = _base.runs_page(project, statuses, model, hyperparameters, page_size, token)
+            runs, token = await self._drive(page)
+            for run in runs:
+                yield run
             if not token:
                 return
 
@@ -799,23 +462,39 @@ class AsyncClient:
         max_points: int = 0,
     ) -> list[Series]:
         """Async twin of `Client.curves`."""
-        reply = await self._unary(
-            self._runs.GetCurves, _curves_request(run_id, splits, series, max_points)
-        )
-        return [Series.from_pb(s) for s in reply.series]
+        return await self._drive(_base.curves(run_id, splits, series, max_points))
+
+    async def verdict(self, run_id: str, **config: Any) -> Verdict:
+        """Async twin of `Client.verdict`."""
+        return await self._drive(_base.verdict(run_id, config))
+
+    def watch(
+        self, run_id: str, *, timeout: float | None = None, **config: Any
+    ) -> AsyncIterator[Verdict]:
+        """Async twin of `Client.watch`."""
+        return self._stream(_base.watch, run_id, timeout, config)
+
+    async def compare(
+        self,
+        run_ids: Sequence[str] = (),
+        *,
+        project: str = "",
+        statuses: Sequence[str] = (),
+        model: str = "",
+        hyperparameters: Mapping[str, HyperValue] | None = None,
+        baseline: str = "",
+    ) -> Comparison:
+        """Async twin of `Client.compare`."""
+        plan = _base.compare(run_ids, project, statuses, model, hyperparameters, baseline)
+        return await self._drive(plan)
 
     async def health(self, service: str = "", *, timeout: float | None = None) -> str:
         """The server's health status for `service`: e.g. "SERVING"."""
-        check = self._channel.unary_unary(
-            _HEALTH_METHOD, request_serializer=None, response_deserializer=None
-        )
-        try:
-            data = await check(_health_request(service), timeout=timeout or self.timeout)
-        except grpc.RpcError as exc:
-            raise from_grpc(exc) from exc
-        return _health_status(data)
+        return await self._drive(_base.health(service, timeout))
 
-    async def stream_boxes(
+    # --------------------------------------------------------------- scoring
+
+    def stream_boxes(
         self,
         batches: Iterable[Sequence[ImageBoxes]] | AsyncIterable[Sequence[ImageBoxes]],
         *,
@@ -828,54 +507,28 @@ class AsyncClient:
         timeout: float | None = None,
     ) -> AsyncIterator[BoxResult]:
         """Async twin of `Client.stream_boxes`; `batches` may be sync or async."""
-        requests = _BoxStreamRequests(
-            _convert.box_options(
-                iou_thresholds=iou_thresholds,
-                confidence_threshold=confidence_threshold,
-                pr_curve=pr_curve,
-                pr_curve_max_points=pr_curve_max_points,
-                class_agnostic=class_agnostic,
-                omit_images=omit_images,
-            )
+        return self._stream(
+            _base.box_stream,
+            batches=batches,
+            iou_thresholds=iou_thresholds,
+            confidence_threshold=confidence_threshold,
+            pr_curve=pr_curve,
+            pr_curve_max_points=pr_curve_max_points,
+            class_agnostic=class_agnostic,
+            omit_images=omit_images,
+            timeout=timeout,
         )
 
-        async def messages() -> AsyncIterator[scoring_pb2.BoxBatch]:
-            if isinstance(batches, AsyncIterable):
-                async for b in batches:
-                    yield requests.batch(b)
-            else:
-                for b in batches:
-                    yield requests.batch(b)
-
-        call = self._scoring.ScoreBoxes(messages(), timeout=timeout or self.stream_timeout)
-        try:
-            async for response in call:
-                yield _convert.box_result(response)
-        except grpc.RpcError as exc:
-            raise from_grpc(exc) from exc
-        finally:
-            call.cancel()
-
-    async def stream_text(
+    def stream_text(
         self,
-        batches: Iterable[Sequence[tuple[str, Sequence[str], str]]],
+        batches: Iterable[Sequence[Pair]],
         *,
         metrics: Sequence[str] | None = None,
         timeout: float | None = None,
         **options: Any,
     ) -> AsyncIterator[TextResult]:
         """Async twin of `Client.stream_text`."""
-        call = self._scoring.ScoreText(
-            _text_requests(batches, _text_options(metrics, options)),
-            timeout=timeout or self.stream_timeout,
-        )
-        try:
-            async for response in call:
-                yield _convert.text_result(response)
-        except grpc.RpcError as exc:
-            raise from_grpc(exc) from exc
-        finally:
-            call.cancel()
+        return self._stream(_base.text_stream, batches, metrics, timeout, options)
 
     async def score_text(
         self,
@@ -884,18 +537,16 @@ class AsyncClient:
         *,
         metrics: Sequence[str] | None = None,
         specimen_ids: Sequence[str] | None = None,
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_TEXT_BATCH_SIZE,
         timeout: float | None = None,
         **options: Any,
     ) -> TextReport:
         """Async twin of `Client.score_text`."""
-        pairs = _text_pairs(predictions, references, specimen_ids)
-        report = _TextReport()
-        async for result in self.stream_text(
-            _text_batches(pairs, batch_size), metrics=metrics, timeout=timeout, **options
-        ):
-            report.add(result)
-        return report.report()
+        batches = _base.text_batches(predictions, references, specimen_ids, batch_size)
+        fold = TextFold()
+        async for result in self._stream(_base.text_stream, batches, metrics, timeout, options):
+            fold.add(result)
+        return fold.report()
 
     async def score_boxes(
         self,
@@ -911,9 +562,10 @@ class AsyncClient:
         timeout: float | None = None,
     ) -> BoxReport:
         """Async twin of `Client.score_boxes`."""
-        report = _Report()
-        async for result in self.stream_boxes(
-            _batched(images, batch_size),
+        fold = BoxFold()
+        async for result in self._stream(
+            _base.box_stream,
+            batches=_base.box_batches(images, batch_size),
             iou_thresholds=iou_thresholds,
             confidence_threshold=confidence_threshold,
             pr_curve=pr_curve,
@@ -922,5 +574,5 @@ class AsyncClient:
             omit_images=omit_images,
             timeout=timeout,
         ):
-            report.add(result)
-        return report.report()
+            fold.add(result)
+        return fold.report()

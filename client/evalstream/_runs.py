@@ -18,8 +18,8 @@ are not resent; they are kept in `Run.refusals` and logged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -29,143 +29,27 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from evalstream import _base
+from evalstream._run_types import (
+    STATUSES,
+    LoggerStats,
+    Refusal,
+    RunInfo,
+    Series,
+    hyper_pb,
+    split_pb,
+)
 from evalstream._transport import Transport
 from evalstream._verdicts import Verdict
 from evalstream.errors import DeadlineExceeded, ResourceExhausted, from_grpc
-from evalstream.v1 import common_pb2, runs_pb2
+from evalstream.v1 import runs_pb2
 
 if TYPE_CHECKING:
     from evalstream.v1 import runs_pb2_grpc
 
+__all__ = ["STATUSES", "AsyncRun", "LoggerStats", "Refusal", "Run", "RunInfo", "Series", "hyper_pb"]
+
 log = logging.getLogger("evalstream.client")
-
-SPLITS = {
-    "train": common_pb2.SPLIT_TRAIN,
-    "validation": common_pb2.SPLIT_VALIDATION,
-    "test": common_pb2.SPLIT_TEST,
-}
-SPLIT_NAMES = {v: k for k, v in SPLITS.items()}
-TASKS = {
-    "": runs_pb2.TASK_UNSPECIFIED,
-    "phrase_grounding": runs_pb2.TASK_PHRASE_GROUNDING,
-    "vqa": runs_pb2.TASK_VQA,
-    "other": runs_pb2.TASK_OTHER,
-}
-TASK_NAMES = {v: k for k, v in TASKS.items()}
-STATUSES = {
-    "running": runs_pb2.RUN_STATUS_RUNNING,
-    "finished": runs_pb2.RUN_STATUS_FINISHED,
-    "failed": runs_pb2.RUN_STATUS_FAILED,
-    "killed": runs_pb2.RUN_STATUS_KILLED,
-}
-STATUS_NAMES = {v: k for k, v in STATUSES.items()}
-
-HyperValue = bool | int | float | str
-
-
-def _split(name: str) -> Any:
-    try:
-        return SPLITS[name]
-    except KeyError:
-        raise ValueError(f"split {name!r} is not one of {', '.join(SPLITS)}") from None
-
-
-def hyper_pb(value: HyperValue) -> runs_pb2.HyperValue:
-    if isinstance(value, bool):
-        return runs_pb2.HyperValue(bool_value=value)
-    if isinstance(value, int):
-        return runs_pb2.HyperValue(int_value=value)
-    if isinstance(value, float):
-        return runs_pb2.HyperValue(float_value=value)
-    if isinstance(value, str):
-        return runs_pb2.HyperValue(string_value=value)
-    raise TypeError(
-        f"hyperparameter values are bool, int, float or str, not {type(value).__name__}"
-    )
-
-
-def hyper_value(pb: runs_pb2.HyperValue) -> HyperValue | None:
-    kind = pb.WhichOneof("kind")
-    return None if kind is None else getattr(pb, kind)
-
-
-@dataclass(frozen=True, slots=True)
-class RunInfo:
-    """A run as the server knows it. Times are seconds since the epoch."""
-
-    id: str
-    project: str
-    name: str
-    model: str
-    task: str
-    status: str
-    hyperparameters: Mapping[str, HyperValue]
-    derived: Mapping[str, HyperValue]
-    created_at: float
-    updated_at: float
-
-    @classmethod
-    def from_pb(cls, pb: runs_pb2.Run) -> RunInfo:
-        return cls(
-            id=pb.id,
-            project=pb.project,
-            name=pb.name,
-            model=pb.model,
-            task=TASK_NAMES.get(pb.task, ""),
-            status=STATUS_NAMES.get(pb.status, ""),
-            hyperparameters={
-                k: v for k, p in pb.hyperparameters.items() if (v := hyper_value(p)) is not None
-            },
-            derived={k: v for k, p in pb.derived.items() if (v := hyper_value(p)) is not None},
-            created_at=pb.created_at.ToNanoseconds() / 1e9,
-            updated_at=pb.updated_at.ToNanoseconds() / 1e9,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Series:
-    """One series of a run (possibly downsampled); `total_points` counts all stored points."""
-
-    split: str
-    name: str
-    steps: tuple[int, ...]
-    values: tuple[float, ...]
-    wall_times: tuple[float, ...]
-    total_points: int
-
-    @classmethod
-    def from_pb(cls, pb: runs_pb2.Series) -> Series:
-        return cls(
-            SPLIT_NAMES.get(pb.split, ""),
-            pb.name,
-            tuple(pb.steps),
-            tuple(pb.values),
-            tuple(pb.wall_times),
-            pb.total_points,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A chunk the server refused (not resent): its sequence number, reason and field."""
-
-    sequence: int
-    reason: str
-    field: str
-
-
-@dataclass
-class LoggerStats:
-    """Counters of a run's loss streamer."""
-
-    points_logged: int = 0
-    points_acked: int = 0
-    points_dropped: int = 0
-    chunks_sent: int = 0
-    chunks_resent: int = 0
-    chunks_refused: int = 0
-    reconnects: int = 0
-    buffer_full_waits: int = 0
 
 
 @dataclass
@@ -455,7 +339,7 @@ class Run:
         """
         if not series:
             raise ValueError("log needs at least one value, e.g. loss=0.5")
-        split_enum = _split(split)
+        split_enum = split_pb(split)
         wall = time.time() if wall_time is None else wall_time
         logger = self._logger()
         for name, value in series.items():
@@ -482,7 +366,7 @@ class Run:
         for start in range(0, len(steps_list), 100_000):
             end = start + 100_000
             logger.add(
-                _split(split),
+                split_pb(split),
                 series,
                 steps_list[start:end],
                 values_list[start:end],
@@ -493,16 +377,9 @@ class Run:
         self, step: int, metrics: Mapping[str, float], *, split: str = "validation"
     ) -> int:
         """Records evaluation metrics at a step (synchronous); returns how many were stored."""
-        for name, value in metrics.items():
-            if not math.isfinite(value):
-                raise ValueError(f"metric {name} is {value}; checkpoint metrics must be finite")
-        reply = self._client._unary(
-            self._client._runs.LogCheckpoint,
-            runs_pb2.LogCheckpointRequest(
-                run_id=self.id, split=_split(split), step=step, metrics=dict(metrics)
-            ),
+        return self._client._drive(  # type: ignore[no-any-return]
+            _base.log_checkpoint(self.id, step, metrics, split)
         )
-        return int(reply.stored)
 
     def flush(self, timeout: float | None = None) -> None:
         """Blocks until every logged point is acknowledged as durable.
@@ -515,22 +392,18 @@ class Run:
 
     def finish(self, status: str = "finished", *, timeout: float | None = 60.0) -> RunInfo:
         """Flushes, stops the streamer and sets the run's status."""
-        if status not in STATUSES:
-            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        _base.check_status(status)
         self._close_logger(timeout)
         return self.set_status(status)
 
     def set_status(self, status: str) -> RunInfo:
-        reply = self._client._unary(
-            self._client._runs.SetRunStatus,
-            runs_pb2.SetRunStatusRequest(run_id=self.id, status=STATUSES[status]),
-        )
-        self.info = RunInfo.from_pb(reply)
+        """Sets the run's status ("running", "finished", "failed", "killed")."""
+        self.info = self._client._drive(_base.set_status(self.id, status))
         return self.info
 
     def refresh(self) -> RunInfo:
         """Reads the run again (status, derived hyperparameters)."""
-        self.info = self._client.get_run(self.id).info
+        self.info = self._client._drive(_base.get_run(self.id))
         return self.info
 
     def curves(
@@ -629,46 +502,31 @@ class AsyncRun:
 
     async def flush(self, timeout: float | None = None) -> None:
         """Waits (without blocking the loop) until every logged point is acknowledged."""
-        import asyncio
-
         await asyncio.to_thread(self._run.flush, timeout)
 
     async def log_checkpoint(
         self, step: int, metrics: Mapping[str, float], *, split: str = "validation"
     ) -> int:
-        for name, value in metrics.items():
-            if not math.isfinite(value):
-                raise ValueError(f"metric {name} is {value}; checkpoint metrics must be finite")
-        reply = await self._client._unary(
-            self._client._runs.LogCheckpoint,
-            runs_pb2.LogCheckpointRequest(
-                run_id=self.id, split=_split(split), step=step, metrics=dict(metrics)
-            ),
+        """Async twin of `Run.log_checkpoint`."""
+        return await self._client._drive(  # type: ignore[no-any-return]
+            _base.log_checkpoint(self.id, step, metrics, split)
         )
-        return int(reply.stored)
 
     async def set_status(self, status: str) -> RunInfo:
-        if status not in STATUSES:
-            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
-        reply = await self._client._unary(
-            self._client._runs.SetRunStatus,
-            runs_pb2.SetRunStatusRequest(run_id=self.id, status=STATUSES[status]),
-        )
-        self._run.info = RunInfo.from_pb(reply)
+        """Async twin of `Run.set_status`."""
+        self._run.info = await self._client._drive(_base.set_status(self.id, status))
         return self._run.info
 
     async def finish(self, status: str = "finished", *, timeout: float | None = 60.0) -> RunInfo:
         """Flushes, stops the streamer and sets the run's status."""
-        import asyncio
-
-        if status not in STATUSES:
-            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        _base.check_status(status)
         await asyncio.to_thread(self._run._close_logger, timeout)
         return await self.set_status(status)
 
     async def curves(
         self, *, splits: Sequence[str] = (), series: Sequence[str] = (), max_points: int = 0
     ) -> list[Series]:
+        """Async twin of `Run.curves`."""
         return list(
             await self._client.curves(self.id, splits=splits, series=series, max_points=max_points)
         )

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from evalstream._run_types import hyper_value
 from evalstream.v1 import runs_pb2
 
 STATES = {
@@ -170,8 +171,6 @@ class Comparison:
 
     @classmethod
     def from_pb(cls, pb: runs_pb2.CompareRunsResponse) -> Comparison:
-        from evalstream._runs import hyper_value
-
         return cls(
             rows=tuple(
                 ComparisonRow(

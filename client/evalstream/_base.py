@@ -1,0 +1,497 @@
+"""The client's request/reply layer, shared by Client and AsyncClient, with no I/O.
+
+As httpx's `BaseClient` does for its `Client` and `AsyncClient`: everything
+that does not wait on the network is written once here (option checks and
+defaults, request messages, reply decoding, folding stream results into a
+report). Each RPC is an operation the two clients execute: a *plan* (a
+generator that yields the `Unary` calls it needs and receives their replies,
+so that a plan can branch on an error, e.g. `create_run(resume=True)`) or a
+`Stream` (the request or request messages, and how to decode each reply).
+`Client` runs them with blocking calls, `AsyncClient` with awaits.
+
+Example (driving a plan by hand, as a test would):
+    >>> from evalstream.v1 import runs_pb2
+    >>> plan = get_run("r1")
+    >>> call = next(plan)
+    >>> call.method, call.request.run_id
+    ('GetRun', 'r1')
+    >>> try:
+    ...     plan.send(runs_pb2.Run(id="r1", name="baseline"))
+    ... except StopIteration as done:
+    ...     print(done.value.name)
+    baseline
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from evalstream import _convert
+from evalstream._run_types import (
+    STATUSES,
+    TASKS,
+    HyperValue,
+    RunInfo,
+    Series,
+    hyper_pb,
+    split_pb,
+)
+from evalstream._transport import PemSource, Transport, make_transport
+from evalstream._types import (
+    BoxReport,
+    BoxResult,
+    ImageBoxes,
+    ImageResult,
+    PairResult,
+    TextReport,
+    TextResult,
+)
+from evalstream._verdicts import Comparison, Verdict, verdict_config_pb
+from evalstream.errors import AlreadyExists, NotFound
+from evalstream.v1 import runs_pb2, runs_pb2_grpc, scoring_pb2_grpc
+
+T = TypeVar("T")
+
+DEFAULT_TARGET = "localhost:50051"
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_STREAM_TIMEOUT = 3600.0
+DEFAULT_BATCH_SIZE = 256
+DEFAULT_TEXT_BATCH_SIZE = 64
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+_HEALTH_METHOD = "/grpc.health.v1.Health/Check"
+_HEALTH_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+HEALTH = "Health/Check"
+
+Pair = tuple[str, Sequence[str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Unary:
+    """One unary call: the method's name, its request, and its deadline (None: the client's)."""
+
+    method: str
+    request: Any
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stream(Generic[T]):
+    """One streaming call: a request, or inputs that `encode` turns into request messages."""
+
+    method: str
+    request: Any
+    decode: Callable[[Any], T]
+    timeout: float | None = None
+    encode: Callable[[Any], Any] | None = None
+
+
+Plan = Generator[Unary, Any, T]
+"""A sans-I/O operation: yields the calls it needs, is sent their replies, returns its result."""
+
+
+def methods(channel: Any) -> dict[str, Any]:
+    """The channel's callables by method name (sync and asyncio channels alike)."""
+    runs = runs_pb2_grpc.RunsStub(channel)
+    scoring = scoring_pb2_grpc.ScoringStub(channel)
+    found: dict[str, Any] = {
+        name: getattr(stub, name)
+        for stub in (runs, scoring)
+        for name in dir(stub)
+        if name[0].isupper()
+    }
+    # grpc.health.v1 with hand-encoded bytes: the thin client needs no grpcio-health-checking.
+    found[HEALTH] = channel.unary_unary(
+        _HEALTH_METHOD, request_serializer=None, response_deserializer=None
+    )
+    return found
+
+
+class BaseClient:
+    """What `Client` and `AsyncClient` share: options, transport, the channel's methods.
+
+    The options are documented on `Client`; each subclass opens its own kind of
+    channel in `_connect` and executes the operations below with its own I/O.
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        token: str | None = None,
+        ca: PemSource | None = None,
+        client_cert: PemSource | None = None,
+        client_key: PemSource | None = None,
+        tls: bool | None = None,
+        insecure: bool = False,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.stream_timeout = stream_timeout
+        self._options: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
+        self._transport: Transport = make_transport(
+            target,
+            token=token,
+            ca=ca,
+            client_cert=client_cert,
+            client_key=client_key,
+            tls=tls,
+            insecure=insecure,
+        )
+        self._channel = self._connect()
+        self._methods = methods(self._channel)
+        self._runs = runs_pb2_grpc.RunsStub(self._channel)
+
+    def _connect(self) -> Any:
+        """The channel to `target` (blocking or asyncio: the subclass's)."""
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def create_run(
+    project: str,
+    name: str,
+    model: str,
+    task: str,
+    hyperparameters: Mapping[str, HyperValue] | None,
+    resume: bool,
+) -> Plan[RunInfo]:
+    """CreateRun; with `resume`, the existing run of that name instead of AlreadyExists."""
+    if task not in TASKS:
+        raise ValueError(f"task {task!r} is not one of {', '.join(t for t in TASKS if t)}")
+    request = runs_pb2.CreateRunRequest(
+        project=project,
+        name=name,
+        model=model,
+        task=TASKS[task],
+        hyperparameters={k: hyper_pb(v) for k, v in (hyperparameters or {}).items()},
+    )
+    try:
+        reply = yield Unary("CreateRun", request)
+    except AlreadyExists:
+        if not resume:
+            raise
+        return (yield from find_run(project, name))
+    return RunInfo.from_pb(reply)
+
+
+def get_run(run_id: str) -> Plan[RunInfo]:
+    """GetRun: the run of that id (NotFound when unknown)."""
+    return RunInfo.from_pb((yield Unary("GetRun", runs_pb2.GetRunRequest(run_id=run_id))))
+
+
+def find_run(project: str, name: str) -> Plan[RunInfo]:
+    """The run of that name in the project (NotFound when there is none)."""
+    reply = yield Unary("ListRuns", runs_pb2.ListRunsRequest(project=project, name=name))
+    if not reply.runs:
+        raise NotFound(f"run {name!r} not found in project {project!r}", code="NOT_FOUND")
+    return (yield from get_run(reply.runs[0].id))
+
+
+def _filters(
+    hyperparameters: Mapping[str, HyperValue] | None,
+) -> list[runs_pb2.HyperFilter]:
+    return [
+        runs_pb2.HyperFilter(key=k, value=hyper_pb(v)) for k, v in (hyperparameters or {}).items()
+    ]
+
+
+def runs_page(
+    project: str,
+    statuses: Sequence[str],
+    model: str,
+    hyperparameters: Mapping[str, HyperValue] | None,
+    page_size: int,
+    token: str,
+) -> Plan[tuple[list[RunInfo], str]]:
+    """One page of `list_runs`: its runs and the next page's token ("" after the last)."""
+    reply = yield Unary(
+        "ListRuns",
+        runs_pb2.ListRunsRequest(
+            project=project,
+            statuses=[STATUSES[s] for s in statuses],
+            model=model,
+            hyperparameters=_filters(hyperparameters),
+            page_size=page_size,
+            page_token=token,
+        ),
+    )
+    return [RunInfo.from_pb(r) for r in reply.runs], reply.next_page_token
+
+
+def curves(
+    run_id: str, splits: Sequence[str], series: Sequence[str], max_points: int
+) -> Plan[list[Series]]:
+    """GetCurves: a run's series, downsampled to `max_points` when > 0."""
+    reply = yield Unary(
+        "GetCurves",
+        runs_pb2.GetCurvesRequest(
+            run_id=run_id,
+            splits=[split_pb(s) for s in splits],
+            series=list(series),
+            max_points=max_points,
+        ),
+    )
+    return [Series.from_pb(s) for s in reply.series]
+
+
+def verdict(run_id: str, config: Mapping[str, Any]) -> Plan[Verdict]:
+    """GetVerdict, with `config` overriding the run's stored thresholds."""
+    request = runs_pb2.GetVerdictRequest(run_id=run_id, config=verdict_config_pb(config))
+    return Verdict.from_pb((yield Unary("GetVerdict", request)))
+
+
+def watch(run_id: str, timeout: float | None, config: Mapping[str, Any]) -> Stream[Verdict]:
+    """WatchVerdict: the verdict now, then each change of it."""
+    request = runs_pb2.WatchVerdictRequest(run_id=run_id, config=verdict_config_pb(config))
+    return Stream("WatchVerdict", request, Verdict.from_pb, timeout)
+
+
+def compare(
+    run_ids: Sequence[str],
+    project: str,
+    statuses: Sequence[str],
+    model: str,
+    hyperparameters: Mapping[str, HyperValue] | None,
+    baseline: str,
+) -> Plan[Comparison]:
+    """CompareRuns: by ids, or a project's runs passing the filters."""
+    reply = yield Unary(
+        "CompareRuns",
+        runs_pb2.CompareRunsRequest(
+            run_ids=list(run_ids),
+            project=project,
+            statuses=[STATUSES[s] for s in statuses],
+            model=model,
+            hyperparameters=_filters(hyperparameters),
+            baseline_run_id=baseline,
+        ),
+    )
+    return Comparison.from_pb(reply)
+
+
+def log_checkpoint(run_id: str, step: int, metrics: Mapping[str, float], split: str) -> Plan[int]:
+    """LogCheckpoint: finite metrics at a step; returns how many were stored."""
+    for name, value in metrics.items():
+        if not math.isfinite(value):
+            raise ValueError(f"metric {name} is {value}; checkpoint metrics must be finite")
+    reply = yield Unary(
+        "LogCheckpoint",
+        runs_pb2.LogCheckpointRequest(
+            run_id=run_id, split=split_pb(split), step=step, metrics=dict(metrics)
+        ),
+    )
+    return int(reply.stored)
+
+
+def check_status(status: str) -> str:
+    """`status` when it is a run status, else ValueError naming the valid ones."""
+    if status not in STATUSES:
+        raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    return status
+
+
+def set_status(run_id: str, status: str) -> Plan[RunInfo]:
+    """SetRunStatus: the run as it is after the change."""
+    request = runs_pb2.SetRunStatusRequest(run_id=run_id, status=STATUSES[check_status(status)])
+    return RunInfo.from_pb((yield Unary("SetRunStatus", request)))
+
+
+# ------------------------------------------------------------------------ health
+
+
+def _health_request(service: str) -> bytes:
+    # grpc.health.v1.HealthCheckRequest{service = 1}, encoded by hand.
+    data = service.encode()
+    length, out = len(data), bytearray(b"\x0a")
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        out.append(byte | (0x80 if length else 0))
+        if not length:
+            break
+    return bytes(out) + data
+
+
+def _health_status(data: bytes) -> str:
+    # HealthCheckResponse{status = 1 (enum)}; absent means UNKNOWN (0).
+    if len(data) >= 2 and data[0] == 0x08:
+        return _HEALTH_STATUS.get(data[1], "UNKNOWN")
+    return "UNKNOWN"
+
+
+def health(service: str, timeout: float | None) -> Plan[str]:
+    """grpc.health.v1 Check: the status of `service` ("" is the whole server)."""
+    return _health_status((yield Unary(HEALTH, _health_request(service), timeout)))
+
+
+# ----------------------------------------------------------------------- scoring
+
+
+class _FirstCarries:
+    """Encodes a stream's batches; the options travel with the first message only."""
+
+    def __init__(self, encode: Callable[[Any, Any], Any], options: Any) -> None:
+        self._encode = encode
+        self._options = options
+
+    def __call__(self, batch: Any) -> Any:
+        message = self._encode(batch, self._options)
+        self._options = None
+        return message
+
+
+def box_stream(
+    *,
+    iou_thresholds: Sequence[float] | None,
+    confidence_threshold: float | None,
+    pr_curve: bool,
+    pr_curve_max_points: int,
+    class_agnostic: bool,
+    omit_images: bool,
+    timeout: float | None,
+    batches: Any,
+) -> Stream[BoxResult]:
+    """ScoreBoxes over `batches` (each a sequence of ImageBoxes)."""
+    options = _convert.box_options(
+        iou_thresholds=iou_thresholds,
+        confidence_threshold=confidence_threshold,
+        pr_curve=pr_curve,
+        pr_curve_max_points=pr_curve_max_points,
+        class_agnostic=class_agnostic,
+        omit_images=omit_images,
+    )
+    encode = _FirstCarries(_convert.box_batch, options)
+    return Stream("ScoreBoxes", batches, _convert.box_result, timeout, encode)
+
+
+_TEXT_DEFAULTS: dict[str, Any] = {
+    "bleu_tokenize": "13a",
+    "lowercase": False,
+    "smooth_method": "exp",
+    "smooth_value": None,
+    "use_stemmer": True,
+    "rouge_lsum": False,
+    "meteor_alpha": None,
+    "meteor_beta": None,
+    "meteor_gamma": None,
+    "idf": False,
+    "rescale_with_baseline": False,
+    "omit_pairs": False,
+}
+
+
+def text_stream(
+    batches: Iterable[Sequence[Pair]],
+    metrics: Sequence[str] | None,
+    timeout: float | None,
+    options: Mapping[str, Any],
+) -> Stream[TextResult]:
+    """ScoreText over `batches` of (prediction, references, specimen id)."""
+    unknown = sorted(set(options) - set(_TEXT_DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown text options {unknown}; valid: {', '.join(_TEXT_DEFAULTS)}")
+    first = _convert.text_options(metrics=metrics, **{**_TEXT_DEFAULTS, **options})
+    encode = _FirstCarries(_convert.text_batch, first)
+    return Stream("ScoreText", batches, _convert.text_result, timeout, encode)
+
+
+def box_batches(images: Iterable[ImageBoxes], size: int) -> Iterator[list[ImageBoxes]]:
+    """`images` in lists of `size` (checked when first iterated)."""
+    if size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {size}")
+    it = iter(images)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def text_batches(
+    predictions: Sequence[str],
+    references: Sequence[str] | Sequence[Sequence[str]],
+    specimen_ids: Sequence[str] | None,
+    size: int,
+) -> Iterator[list[Pair]]:
+    """The pairs of `score_text` in batches of `size`; checks the lengths first."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
+    if specimen_ids is not None and len(specimen_ids) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions but {len(specimen_ids)} specimen ids")
+    ids = specimen_ids or [""] * len(predictions)
+    pairs: list[Pair] = [
+        (p, (r,) if isinstance(r, str) else tuple(r), sid)
+        for p, r, sid in zip(predictions, references, ids, strict=True)
+    ]
+    return _slices(pairs, size)
+
+
+def _slices(pairs: list[Pair], size: int) -> Iterator[list[Pair]]:
+    if size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {size}")
+    for start in range(0, len(pairs), size):
+        yield pairs[start : start + size]
+
+
+class TextFold:
+    """Folds a text stream's results into a TextReport."""
+
+    def __init__(self) -> None:
+        self.pairs: list[PairResult] = []
+        self.last: TextResult | None = None
+        self.batches = 0
+
+    def add(self, result: TextResult) -> None:
+        offset = len(self.pairs)
+        self.pairs.extend(
+            PairResult(offset + p.index, p.specimen_id, p.scores) for p in result.pairs
+        )
+        self.last = result
+        self.batches += 1
+
+    def report(self) -> TextReport:
+        last = self.last
+        return TextReport(
+            pairs=tuple(self.pairs),
+            overall=last.running if last else {},
+            pairs_total=last.pairs_total if last else 0,
+            batches=self.batches,
+        )
+
+
+class BoxFold:
+    """Folds a box stream's results into a BoxReport."""
+
+    def __init__(self) -> None:
+        self.images: list[ImageResult] = []
+        self.last: BoxResult | None = None
+        self.batches = 0
+        self.offset = 0
+
+    def add(self, result: BoxResult) -> None:
+        self.images.extend(
+            ImageResult(self.offset + i.index, i.image_id, i.scores) for i in result.images
+        )
+        self.offset += len(result.images)
+        self.last = result
+        self.batches += 1
+
+    def report(self) -> BoxReport:
+        last = self.last
+        return BoxReport(
+            images=tuple(self.images),
+            overall=last.running if last else (),
+            pr_curves=last.pr_curves if last else (),
+            images_total=last.images_total if last else 0,
+            boxes_total=last.boxes_total if last else 0,
+            batches=self.batches,
+        )

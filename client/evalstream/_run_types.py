@@ -1,0 +1,144 @@
+"""Run records as the client sees them: enums by name, hyperparameters, RunInfo, Series.
+
+A leaf under the client: it imports only the generated stubs, so that the run
+handles, the verdicts and the shared request layer can all use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from evalstream.v1 import common_pb2, runs_pb2
+
+SPLITS = {
+    "train": common_pb2.SPLIT_TRAIN,
+    "validation": common_pb2.SPLIT_VALIDATION,
+    "test": common_pb2.SPLIT_TEST,
+}
+SPLIT_NAMES = {v: k for k, v in SPLITS.items()}
+TASKS = {
+    "": runs_pb2.TASK_UNSPECIFIED,
+    "phrase_grounding": runs_pb2.TASK_PHRASE_GROUNDING,
+    "vqa": runs_pb2.TASK_VQA,
+    "other": runs_pb2.TASK_OTHER,
+}
+TASK_NAMES = {v: k for k, v in TASKS.items()}
+STATUSES = {
+    "running": runs_pb2.RUN_STATUS_RUNNING,
+    "finished": runs_pb2.RUN_STATUS_FINISHED,
+    "failed": runs_pb2.RUN_STATUS_FAILED,
+    "killed": runs_pb2.RUN_STATUS_KILLED,
+}
+STATUS_NAMES = {v: k for k, v in STATUSES.items()}
+
+HyperValue = bool | int | float | str
+
+
+def split_pb(name: str) -> Any:
+    """The Split enum of a split's name ("train", "validation", "test")."""
+    try:
+        return SPLITS[name]
+    except KeyError:
+        raise ValueError(f"split {name!r} is not one of {', '.join(SPLITS)}") from None
+
+
+def hyper_pb(value: HyperValue) -> runs_pb2.HyperValue:
+    """A hyperparameter as its proto (bool, int, float or str; TypeError otherwise)."""
+    if isinstance(value, bool):
+        return runs_pb2.HyperValue(bool_value=value)
+    if isinstance(value, int):
+        return runs_pb2.HyperValue(int_value=value)
+    if isinstance(value, float):
+        return runs_pb2.HyperValue(float_value=value)
+    if isinstance(value, str):
+        return runs_pb2.HyperValue(string_value=value)
+    raise TypeError(
+        f"hyperparameter values are bool, int, float or str, not {type(value).__name__}"
+    )
+
+
+def hyper_value(pb: runs_pb2.HyperValue) -> HyperValue | None:
+    """A hyperparameter from its proto (None when unset)."""
+    kind = pb.WhichOneof("kind")
+    return None if kind is None else getattr(pb, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run as the server knows it. Times are seconds since the epoch."""
+
+    id: str
+    project: str
+    name: str
+    model: str
+    task: str
+    status: str
+    hyperparameters: Mapping[str, HyperValue]
+    derived: Mapping[str, HyperValue]
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_pb(cls, pb: runs_pb2.Run) -> RunInfo:
+        return cls(
+            id=pb.id,
+            project=pb.project,
+            name=pb.name,
+            model=pb.model,
+            task=TASK_NAMES.get(pb.task, ""),
+            status=STATUS_NAMES.get(pb.status, ""),
+            hyperparameters={
+                k: v for k, p in pb.hyperparameters.items() if (v := hyper_value(p)) is not None
+            },
+            derived={k: v for k, p in pb.derived.items() if (v := hyper_value(p)) is not None},
+            created_at=pb.created_at.ToNanoseconds() / 1e9,
+            updated_at=pb.updated_at.ToNanoseconds() / 1e9,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One series of a run (possibly downsampled); `total_points` counts all stored points."""
+
+    split: str
+    name: str
+    steps: tuple[int, ...]
+    values: tuple[float, ...]
+    wall_times: tuple[float, ...]
+    total_points: int
+
+    @classmethod
+    def from_pb(cls, pb: runs_pb2.Series) -> Series:
+        return cls(
+            SPLIT_NAMES.get(pb.split, ""),
+            pb.name,
+            tuple(pb.steps),
+            tuple(pb.values),
+            tuple(pb.wall_times),
+            pb.total_points,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A chunk the server refused (not resent): its sequence number, reason and field."""
+
+    sequence: int
+    reason: str
+    field: str
+
+
+@dataclass
+class LoggerStats:
+    """Counters of a run's loss streamer."""
+
+    points_logged: int = 0
+    points_acked: int = 0
+    points_dropped: int = 0
+    chunks_sent: int = 0
+    chunks_resent: int = 0
+    chunks_refused: int = 0
+    reconnects: int = 0
+    buffer_full_waits: int = 0
