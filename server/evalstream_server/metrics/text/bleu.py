@@ -50,8 +50,12 @@ from evalstream_server.metrics.text._memo import (
     TOKEN_BYTES,
     memo,
 )
-from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
-from evalstream_server.metrics.text.registry import BleuOptions
+from evalstream_server.metrics.text._types import (
+    BleuOptions,
+    Score,
+    TextBatchScores,
+    TextPair,
+)
 
 __all__ = [
     "BleuAccumulator",

@@ -49,8 +49,12 @@ from evalstream_server.metrics.text._memo import (
     weigh_tokens,
     word_cache,
 )
-from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
-from evalstream_server.metrics.text.registry import MeteorOptions
+from evalstream_server.metrics.text._types import (
+    MeteorOptions,
+    Score,
+    TextBatchScores,
+    TextPair,
+)
 
 __all__ = [
     "TOKENIZER",

@@ -57,8 +57,12 @@ from evalstream_server.metrics.text._memo import (
     weigh_tokens,
     word_cache,
 )
-from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
-from evalstream_server.metrics.text.registry import RougeOptions
+from evalstream_server.metrics.text._types import (
+    RougeOptions,
+    Score,
+    TextBatchScores,
+    TextPair,
+)
 
 __all__ = [
     "RougeAccumulator",
