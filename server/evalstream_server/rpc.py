@@ -31,6 +31,7 @@ import grpc
 from grpc import aio
 
 from evalstream_server.errors import FieldViolation
+from evalstream_server.status import abort_async
 
 _DONE = object()
 _CANCELLED = object()
@@ -368,8 +369,6 @@ def guard_decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
             return _Undecodable(exc)
 
     async def refuse(context: aio.ServicerContext, field: str, error: Exception) -> NoReturn:
-        from evalstream_server.api._status import abort_async  # noqa: PLC0415 - no cycle at import
-
         description = f"does not parse as {name}: {error}"
         await abort_async(
             context,

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 import numpy as np
@@ -33,12 +33,11 @@ from evalstream_server.analysis.compare import Comparison, RunSummary, compare_r
 from evalstream_server.analysis.diagnosis import action_items
 from evalstream_server.analysis.downsample import downsample_minmax
 from evalstream_server.analysis.verdict import Verdict, VerdictConfig
-from evalstream_server.api._scope import ProjectDenied
-from evalstream_server.api._status import abort, abort_async, invalid
+from evalstream_server.api._status import store_abort, store_status
 from evalstream_server.api.verdicts import VerdictHub
 from evalstream_server.errors import FieldViolation
+from evalstream_server.status import abort, abort_async, invalid
 from evalstream_server.store import (
-    AlreadyExists,
     InvalidInput,
     NewRun,
     NotFound,
@@ -47,11 +46,9 @@ from evalstream_server.store import (
     SeriesData,
     SpecimenRecord,
     Store,
-    StoreClosed,
     StoreError,
     StoreOverloaded,
     WriteResult,
-    WriterLost,
 )
 
 SPLIT_NAMES = {
@@ -195,30 +192,6 @@ def _series_to_pb(s: SeriesData, max_points: int) -> runs_pb2.Series:
         wall_times=wall.tolist() if wall is not None else [],
         total_points=s.total_points,
     )
-
-
-def store_status(exc: StoreError) -> tuple[grpc.StatusCode, str, list[FieldViolation]]:
-    """The status a store error answers with (re-raises what is not a domain error)."""
-    if isinstance(exc, NotFound):
-        return grpc.StatusCode.NOT_FOUND, str(exc), []
-    if isinstance(exc, AlreadyExists):
-        return grpc.StatusCode.ALREADY_EXISTS, str(exc), []
-    if isinstance(exc, InvalidInput):
-        field = getattr(exc, "field", "") or ""
-        return grpc.StatusCode.INVALID_ARGUMENT, str(exc), [FieldViolation(field, str(exc))]
-    if isinstance(exc, StoreOverloaded):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), []
-    if isinstance(exc, StoreClosed):
-        return grpc.StatusCode.UNAVAILABLE, "the server is shutting down", []
-    if isinstance(exc, WriterLost):
-        return grpc.StatusCode.UNAVAILABLE, str(exc), []
-    if isinstance(exc, ProjectDenied):
-        return grpc.StatusCode.PERMISSION_DENIED, str(exc), []
-    raise exc
-
-
-def store_abort(context: grpc.ServicerContext, exc: StoreError) -> NoReturn:
-    abort(context, *store_status(exc))
 
 
 def _page_size(value: int, field: str, violations: list[FieldViolation]) -> int:

@@ -17,8 +17,8 @@ from evalstream_server.analysis.diagnosis import (
     diagnose_boxes,
     diagnose_text,
 )
-from evalstream_server.api._status import abort, invalid, unknown_field_violations
-from evalstream_server.api.runs import SPLIT_NAMES, store_abort
+from evalstream_server.api._status import store_abort, unknown_field_violations
+from evalstream_server.api.runs import SPLIT_NAMES
 from evalstream_server.api.text import (
     CpuWorkers,
     TextLimits,
@@ -46,6 +46,7 @@ from evalstream_server.metrics.boxes import (
 from evalstream_server.metrics.text._types import TextBatchScores, TextPair
 from evalstream_server.observability import ServiceMetrics
 from evalstream_server.runtime.bertscore import BertScoreRuntime
+from evalstream_server.status import abort, invalid
 from evalstream_server.store import NotFound, SpecimenRecord, Store, StoreError
 
 FIGURES = ("precision", "recall", "f1", "mean_iou")

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import grpc
 from evalstream.v1 import common_pb2, scoring_pb2
 
-from evalstream_server.api._status import abort, invalid, unknown_field_violations
+from evalstream_server.api._status import unknown_field_violations
 from evalstream_server.errors import FieldViolation
 from evalstream_server.metrics.text import _memo
 from evalstream_server.metrics.text._types import Score, TextAccumulator, TextBatchScores, TextPair
@@ -48,6 +48,7 @@ from evalstream_server.metrics.text.registry import (
 from evalstream_server.runtime.batcher import BatcherClosed, BatcherOverloaded
 from evalstream_server.runtime.bertscore import BertScoreRuntime
 from evalstream_server.runtime.models import ModelNotReady
+from evalstream_server.status import abort, invalid
 
 METRIC_FAMILIES = {
     scoring_pb2.TEXT_METRIC_BLEU: "bleu",
