@@ -1,7 +1,6 @@
 """Domain errors to gRPC statuses, for the servicers.
 
-Store errors map to status codes in one place (`store_status`), and scoring
-requests refuse protobuf fields this server does not know; the statuses
+Store errors map to status codes in one place (`store_status`); the statuses
 themselves are built by :mod:`evalstream_server.status`.
 """
 
@@ -10,8 +9,6 @@ from __future__ import annotations
 from typing import NoReturn
 
 import grpc
-from google.protobuf import unknown_fields
-from google.protobuf.message import Message
 
 from evalstream_server.api._scope import ProjectDenied
 from evalstream_server.errors import FieldViolation
@@ -26,24 +23,7 @@ from evalstream_server.store import (
     WriterLost,
 )
 
-__all__ = ["store_abort", "store_status", "unknown_field_violations"]
-
-
-def unknown_field_violations(message: Message, path: str) -> list[FieldViolation]:
-    """Fields a client set that this server's contract does not know.
-
-    Protobuf silently keeps unknown fields; an option this server does not
-    understand must not be silently ignored, so scoring requests refuse them.
-    """
-    found = unknown_fields.UnknownFieldSet(message)
-    return [
-        FieldViolation(
-            field=f"{path}#{field.field_number}" if path else f"#{field.field_number}",
-            description=f"unknown field number {field.field_number}: this server "
-            "does not support that option (is the client newer than the server?)",
-        )
-        for field in found
-    ]
+__all__ = ["store_abort", "store_status"]
 
 
 def store_status(exc: StoreError) -> tuple[grpc.StatusCode, str, list[FieldViolation]]:
