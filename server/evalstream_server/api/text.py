@@ -1,18 +1,9 @@
-"""ScoreText: VQA answers scored by BLEU, ROUGE, METEOR and BERTScore over one stream.
+"""ScoreText's streams: the text metrics' accumulators of one stream, and the CPU workers.
 
-Protobuf stops here: batches become `TextPair`s, options become the registry's
-option dataclasses, and each family's accumulator (metrics/text) does the math.
-BERTScore runs on the shared dynamic batcher; while it embeds, the CPU metrics
-of the same batch are computed on this thread and, on a machine with more than
-one core, in worker processes (`CpuWorkers`): a batch's pairs are split, each
-worker computes the per-pair statistics of its share (pure functions of the
-pair: ``pair_values`` of bleu, rouge, meteor) and the accumulator, which stays
-in this process, folds them in pair order. Per-pair scores and running
-aggregates are the same numbers as scoring on one thread.
-
-Memory: each process memoises text-level work in its own text memo
-(metrics/text/_memo.py), bounded by the same budget (``--text-cache-mb``), so
-the text caches hold at most budget x (1 + worker processes) in all.
+BERTScore runs on the shared dynamic batcher while BLEU, ROUGE and METEOR are computed on
+the handler thread and, with more than one core, in spawned worker processes
+(`CpuWorkers`) that compute per-pair statistics; the accumulators fold them in pair
+order, so the numbers are those of one thread. Each process has its own text memo.
 """
 
 from __future__ import annotations

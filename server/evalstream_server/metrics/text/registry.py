@@ -1,20 +1,11 @@
 """The text metrics by name: options, validation and accumulators.
 
-Like sacrebleu's ``METRICS = {'BLEU': BLEU, ...}`` (sacrebleu/metrics/__init__.py),
-a family is chosen by name and its heavy parts (sacrebleu, rouge-score, NLTK and
-WordNet) are imported on first use; an unknown name is an error that lists the
-valid names. The registry imports the metric modules (on first use), never the
-reverse: the option dataclasses they need live in the leaf :mod:`._types`, and
-are re-exported here beside their validation, so that the servicer can check a
-request before anything is built.
-
-Families and their reference implementations:
-
-* ``bleu``: sacrebleu (:mod:`.bleu`);
-* ``rouge``: Google's rouge-score (:mod:`.rouge`);
-* ``meteor``: NLTK's ``nltk.translate.meteor_score`` (:mod:`.meteor`);
-* ``bertscore``: bert-score, built by the runtime (it needs the model and the
-  batcher), not here.
+Like sacrebleu's ``METRICS = {'BLEU': BLEU, ...}`` (sacrebleu/metrics/__init__.py), a
+family is chosen by name, its heavy parts are imported on first use, and an unknown name
+is an error that lists the valid names. The registry imports the metric modules, never
+the reverse: the options they need live in the leaf :mod:`._types` (re-exported here,
+beside their validation). Families: ``bleu`` (sacrebleu), ``rouge`` (rouge-score),
+``meteor`` (NLTK); ``bertscore`` (bert-score) is built by the runtime.
 """
 
 from __future__ import annotations
