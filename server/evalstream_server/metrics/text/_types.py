@@ -3,10 +3,10 @@
 A leaf: the registry and the metric modules (bleu, rouge, meteor) all import it,
 and it imports neither, so they never import each other.
 
-Every text metric is an accumulator (STYLE.md 3: sufficient statistics plus a
-finish): ``update(pairs)`` scores one batch and folds its statistics into the
-stream's running state, so the running corpus score of a stream costs nothing
-extra. No grpc or protobuf here.
+Every text metric is an accumulator (sufficient statistics plus a finish, as
+in sacrebleu and torchmetrics): ``update(pairs)`` scores one batch and folds
+its statistics into the stream's running state, so the running corpus score of
+a stream costs nothing extra. No grpc or protobuf here.
 """
 
 from __future__ import annotations
