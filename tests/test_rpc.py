@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from evalstream_server.api._status import abort
 from evalstream_server.errors import FieldViolation
 from evalstream_server.rpc import AdaptingServer, CallCancelled, sync_to_async
+from evalstream_server.status import abort
 from grpc import aio
 from grpc_status import rpc_status
 

@@ -9,18 +9,12 @@ import threading
 import numpy as np
 import pytest
 from evalstream.v1 import common_pb2, runs_pb2
-from evalstream_server.api.runs import (
-    _SMALL,
-    RunsLimits,
-    _array,
-    _settled,
-    _Waker,
-    _Window,
-    chunk_violations,
-)
+from evalstream_server.api._convert import SMALL_PACKED, packed_array
+from evalstream_server.api._window import Waker, Window, settled
+from evalstream_server.api.runs import RunsLimits, chunk_violations
 
 
-@pytest.mark.parametrize("n", [1, 3, _SMALL, _SMALL + 1, 1000])
+@pytest.mark.parametrize("n", [1, 3, SMALL_PACKED, SMALL_PACKED + 1, 1000])
 def test_the_first_negative_step_is_named_whatever_the_chunk_size(n: int) -> None:
     steps = list(range(n))
     bad = n // 2
@@ -35,7 +29,7 @@ def test_the_first_negative_step_is_named_whatever_the_chunk_size(n: int) -> Non
     assert "step -7 is negative" in violation.description
 
 
-@pytest.mark.parametrize("n", [1, _SMALL, 1000])
+@pytest.mark.parametrize("n", [1, SMALL_PACKED, 1000])
 def test_non_negative_steps_pass(n: int) -> None:
     chunk = runs_pb2.LossChunk(
         run_id="r", split=common_pb2.SPLIT_TRAIN, steps=list(range(n)), values=[0.0] * n
@@ -56,7 +50,7 @@ class _CountingLoop(asyncio.SelectorEventLoop):
 def test_a_burst_of_wakes_from_another_thread_costs_one_loop_wake_up() -> None:
     loop = _CountingLoop()
     try:
-        waker = _Waker(loop)
+        waker = Waker(loop)
         waiters = [loop.create_future() for _ in range(100)]
         waiters[5].cancel()  # a stream that went away meanwhile
         thread = threading.Thread(target=lambda: [waker.wake(w) for w in waiters])
@@ -77,10 +71,10 @@ def test_settled_returns_once_the_store_future_is_done() -> None:
         future: concurrent.futures.Future[int] = concurrent.futures.Future()
         order: list[str] = []
 
-        waker = _Waker(asyncio.get_running_loop())
+        waker = Waker(asyncio.get_running_loop())
 
         async def wait() -> None:
-            await _settled(future, waker)
+            await settled(future, waker)
             order.append(f"settled {future.result()}")
 
         task = asyncio.create_task(wait())
@@ -97,7 +91,7 @@ def test_the_window_is_a_bounded_fifo() -> None:
     """Items come out in order; a put into a full window waits for a get, a get for a put."""
 
     async def main() -> list[tuple[str, int]]:
-        window: _Window[int] = _Window(asyncio.get_running_loop(), 2)
+        window: Window[int] = Window(asyncio.get_running_loop(), 2)
         events: list[tuple[str, int]] = []
 
         async def produce() -> None:
@@ -133,15 +127,15 @@ def test_the_window_is_a_bounded_fifo() -> None:
         assert held <= 2
 
 
-@pytest.mark.parametrize("n", [1, _SMALL, _SMALL + 1])
+@pytest.mark.parametrize("n", [1, SMALL_PACKED, SMALL_PACKED + 1])
 def test_packed_fields_become_arrays_bit_for_bit(n: int) -> None:
     """Both conversions keep NaN payloads (a signalling one too), -0.0 and int64 extremes."""
     bits = [0x7FF8000000000123, 0x7FF0000000000001, 0xFFF8000000000000, 0x8000000000000000]
     values = (np.array(bits * n, dtype=np.uint64)[:n]).view(np.float64)
     steps = ([2**63 - 1, -(2**63), 0, 5] * n)[:n]
     chunk = runs_pb2.LossChunk(steps=steps, values=values.tolist())
-    got_values = _array(chunk.values, np.float64)
+    got_values = packed_array(chunk.values, np.float64)
     assert got_values.dtype == np.float64
     assert got_values.view(np.uint64).tolist() == values.view(np.uint64).tolist()
-    got_steps = _array(chunk.steps, np.int64)
+    got_steps = packed_array(chunk.steps, np.int64)
     assert got_steps.dtype == np.int64 and got_steps.tolist() == steps

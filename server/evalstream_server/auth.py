@@ -1,49 +1,16 @@
 """Authentication and project scopes: bearer tokens, roles, and the interceptor that checks them.
 
-Policy (the README's "Security" section says the same):
-
-- **Tokens.** A caller sends ``authorization: Bearer <token>`` in the call
-  metadata. Tokens come from a JSON file (``--auth-tokens-file``) that stores
-  only their SHA-256, and/or one admin token for every project
-  (``EVALSTREAM_ADMIN_TOKEN``, read by config.py). An unsalted, single-round
-  SHA-256 is the right hash here, unlike for passwords: the tokens this module
-  mints are 256 random bits, so there is no dictionary to try and no point in
-  slowing a guess down, and a fast hash keeps the check, done on every call,
-  in the microseconds. Presented tokens are hashed and compared with every
-  stored hash using `hmac.compare_digest` (constant time, no early exit).
-- **Roles.** ``read`` may call Get*/List*/Watch*/Compare* (`METHOD_ROLES`);
-  ``write`` adds CreateRun, StreamLoss, LogCheckpoint, SetRunStatus, ScoreText
-  and ScoreBoxes; ``admin`` may call everything. A method missing from
-  `METHOD_ROLES` needs ``admin`` (fail closed). Wrong role: PERMISSION_DENIED.
-- **Projects.** Each token lists project patterns (``"vision"``, ``"vision-*"``,
-  ``"*"``; ``*`` is the only wildcard). A run outside the caller's projects is
-  answered exactly as a run that does not exist (NOT_FOUND, same message), so
-  run ids of other projects cannot be probed; naming a project outside them
-  (ListRuns, CreateRun, CompareRuns by project) answers PERMISSION_DENIED (the
-  caller named it: nothing is revealed). Enforced by `api._scope.ScopedStore`.
-- **Open and closed services.** grpc.health.v1 is open (load balancers and
-  container health checks carry no token). Server reflection needs a valid
-  token of any role: it only describes the public contract, but an
-  unauthenticated caller has no business enumerating the server
-  (``grpcurl -H 'authorization: Bearer ...'`` sends the token on reflection
-  calls too).
-- **No token or an unknown one:** UNAUTHENTICATED, decided before the handler
-  runs, for unary and streaming methods alike.
-- **Off.** Authentication is off only with ``--no-auth``, or when no token is
-  configured and the server listens on loopback; either way the server logs
-  ``AUTHENTICATION IS DISABLED`` at WARNING when it starts, and every caller is
-  `ALL_ACCESS`. On a non-loopback host without tokens it refuses to start
-  unless ``--no-auth`` is given (`Config.exposure_problems`).
-- Tokens never reach logs or metrics: refusals log the token's *name* (or
-  "missing"/"unknown token") and the method, never the value.
-
-The caller's identity reaches servicers as a `Principal` through a ContextVar
-(`current_principal`) that the interceptor sets in the call's asyncio task;
-synchronous servicers run in a copy of that context in their handler thread.
+A caller sends ``authorization: Bearer <token>``. Tokens are stored only as SHA-256
+digests (``--auth-tokens-file``; one admin token from ``EVALSTREAM_ADMIN_TOKEN``) and
+compared in constant time. A token's role (read, write, admin: `METHOD_ROLES`, fail
+closed) decides which methods it may call, and its project patterns which runs it sees
+(enforced by ``api._scope.ScopedStore``). grpc.health.v1 is open; no token or an unknown
+one is UNAUTHENTICATED before the handler runs; tokens never reach logs or metrics. The
+caller reaches servicers as a `Principal` (`current_principal`).
 
 Minting a token (prints the token once, and the JSON entry to add)::
 
-    python -m evalstream_server.auth mint --name ci --role write --project 'vision-*' \\
+    python -m evalstream_server.auth mint --name ci --role write --project 'vision-*' \
         [--file tokens.json]
     python -m evalstream_server.auth revoke --name ci --file tokens.json
 """

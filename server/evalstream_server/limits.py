@@ -1,20 +1,11 @@
 """The server's concurrency limits, enforced so that health keeps answering.
 
-Two limits, both on calls in flight (a stream counts for its whole life):
-
-- in total (``--max-concurrent-rpcs``): gRPC's own ``maximum_concurrent_rpcs``
-  counts every RPC, health checks included, so at the limit a load balancer's
-  or Docker's health check would be refused and a busy server restarted. Here
-  the limit applies to the evalstream services only; ``grpc.health.v1`` is
-  exempt (the handler pool is the limit plus `HEADROOM`, and gRPC's limit is
-  set just above it as a backstop);
-- per bearer token (``--max-concurrent-rpcs-per-token``): one team's runaway
-  job cannot take every slot from the others. Calls without a token (auth off,
-  or refused later as UNAUTHENTICATED) share one budget. Tokens are kept only
-  as SHA-256 digests, like the tokens file.
-
-A refused call answers RESOURCE_EXHAUSTED at once, before its handler runs (and
-before authentication), and is counted like any other RPC.
+Calls in flight (a stream for its whole life) are limited in total
+(``--max-concurrent-rpcs``) and per bearer token (``--max-concurrent-rpcs-per-token``),
+for the evalstream services only: unlike gRPC's own ``maximum_concurrent_rpcs`` (kept
+just above, as a backstop), a busy server still answers ``grpc.health.v1`` and is not
+restarted for being busy. A refused call answers RESOURCE_EXHAUSTED before its handler
+runs (and before authentication). Tokens are kept only as SHA-256 digests.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """Prometheus metrics, structured logs, and the interceptor that feeds both.
 
-Metric names follow go-grpc-prometheus (``grpc_server_started_total``,
-``grpc_server_handled_total``, ``grpc_server_handling_seconds``, ...) under the
-``evalstream_`` prefix, so existing gRPC dashboards carry over. Each server owns
-its registry: nothing is module-level, and tests can run several servers in one
-process.
-
-Logs are one JSON object per line on stderr (`evalstream_server.logs`, re-exported
-here); an RPC logs exactly one line (method, code, duration, peer) when it ends.
-Payloads and metadata are never logged: they can hold user data and credentials.
+Metric names follow go-grpc-prometheus under the ``evalstream_`` prefix, so gRPC
+dashboards carry over; each server owns its registry (no module-level state). An RPC logs
+one JSON line when it ends (method, code, duration, peer), never payloads or metadata.
 """
 
 from __future__ import annotations

@@ -1,45 +1,12 @@
 """Model-quality gauges: each running run's latest losses, gap and verdict state.
 
-Off by default (``--quality-gauges``). The values are computed when Prometheus
-scrapes (a custom collector, like ``observability._ReadCollector``), never by
-a polling thread:
-
-- ``evalstream_run_validation_loss`` / ``evalstream_run_validation_step``: the
-  last point (largest step) of the run's validation loss series;
-- ``evalstream_run_train_loss``: the last point of its training loss series;
-- ``evalstream_run_generalization_gap``: the verdict's own gap
-  (``Evidence.gap``: the latest validation loss minus the smoothed training
-  loss at that step), absent when the verdict has none (too little data, or a
-  non-finite loss);
-- ``evalstream_run_verdict_state``: one series per state of
-  :data:`~evalstream_server.analysis.verdict.STATES`, 1 for the run's state
-  and 0 for the others (the Prometheus enum pattern, OpenMetrics' StateSet
-  written as a gauge; select with ``evalstream_run_verdict_state == 1``);
-- ``evalstream_quality_runs_omitted``: running runs left out by the cap;
-- ``evalstream_quality_runs_failed``: runs skipped in this scrape because
-  their store read or verdict failed (logged once per run until it recovers).
-
-The loss series is the run's ``verdict_config`` ``loss_series`` ("loss"
-unless the run says otherwise), so the losses and the gap describe the same
-curves. NaN and infinite losses are exported as they are: Prometheus stores
-them, and a NaN loss is exactly what an alert wants to see.
-
-Cost and cardinality: a scrape lists the running runs (one query per page of
-500), keeps the ``max_runs`` most recently updated (``RunRecord.updated_at``:
-the run's creation or last status change, the store does not move it when
-points arrive; ties by creation), and for each reads the tail of its series
-(``Store.last_points``, only when ``Store.data_version`` moved since the last
-scrape) and asks the ``VerdictHub``, whose analyzers are fed incrementally and
-whose verdicts are cached per data version: after the first scrape of a run,
-its verdict costs O(buckets), not a pass over its points. The first scrape of
-a run builds its analyzer from the store (a full read of its series), so the
-first scrape after turning the gauges on, or after a restart, is the slow one. At most ``max_runs``
-runs are labelled, so the run gauges hold at most
-``max_runs * (4 + len(STATES))`` series; ``--quality-gauges-max-runs`` is at
-most 1000 (``config.MAX_QUALITY_GAUGES_RUNS``). A run's labels are its
-``project``, ``run_id`` and ``run_name``: /metrics has no authentication, so
-turning the gauges on publishes project and run names to whoever can reach the
-metrics port.
+Off by default (``--quality-gauges``). A custom collector computes them when Prometheus
+scrapes, never a polling thread: the last training and validation loss, the verdict's
+generalization gap and state (one series per state, 1 for the current one), and how many
+runs were omitted or failed. At most ``max_runs`` running runs, the most recently updated,
+are labelled with project, run id and run name (/metrics has no authentication: enabling
+the gauges publishes those names). Verdicts come from the shared ``VerdictHub``, so after
+a run's first scrape its verdict costs a bounded summary, not a pass over its points.
 """
 
 from __future__ import annotations

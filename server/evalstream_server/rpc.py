@@ -1,20 +1,12 @@
 """The asyncio gRPC server, and the synchronous servicers it runs.
 
-The server is ``grpc.aio``: StreamLoss, the ingestion path, is a coroutine on
-the event loop, so a hundred training jobs streaming one-point chunks cost no
-thread each and every ack skips the sync server's thread hand-offs (poller
-thread, request thread, response thread) that dominated its latency.
-
-The other servicers are plain synchronous code. `AdaptingServer` registers them
-through `sync_to_async`, which runs each call in the handler pool with a
-`ThreadContext`: a ``grpc.ServicerContext`` that also knows what aio's own
-sync-handler context does not: whether the call is still active (a client's
-cancellation or an expired deadline reaches the thread), the code it was
-aborted with, and ``abort_with_status``.
-
-So every behavior an interceptor sees is a coroutine function (unary response)
-or an async generator function (streaming response): interceptors are written
-once, for asyncio (`behavior`, `rebuild` and `wrap_async` are their helpers).
+The server is ``grpc.aio`` so that StreamLoss, the ingestion path, is a coroutine and costs
+no thread per stream. The other servicers stay synchronous: `AdaptingServer` runs them
+through `sync_to_async` in the handler pool with a `ThreadContext`, which also tells the
+thread whether the call is still active and how it was aborted. Every behavior an
+interceptor sees is thus asynchronous, so interceptors are written once (`behavior` and
+`rebuild` help). Requests that do not parse are refused here (`RequestDecoding`), with
+statuses built by :mod:`evalstream_server.status`.
 """
 
 from __future__ import annotations
@@ -31,6 +23,7 @@ import grpc
 from grpc import aio
 
 from evalstream_server.errors import FieldViolation
+from evalstream_server.status import abort_async
 
 _DONE = object()
 _CANCELLED = object()
@@ -368,8 +361,6 @@ def guard_decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
             return _Undecodable(exc)
 
     async def refuse(context: aio.ServicerContext, field: str, error: Exception) -> NoReturn:
-        from evalstream_server.api._status import abort_async  # noqa: PLC0415 - no cycle at import
-
         description = f"does not parse as {name}: {error}"
         await abort_async(
             context,

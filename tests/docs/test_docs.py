@@ -27,18 +27,6 @@ README = ROOT / "README.md"
 README_MAX_CHARS = 15_000
 #: Strings no file of the repository may contain: they name files outside it.
 OUTSIDE = ("../shared", "DESIGN.md", "STYLE.md")
-#: Mentions in code this change may not edit (server/ is being reorganised in parallel):
-#: left out of the check until they go; a later test fails once a file here drops its mention.
-PENDING = {
-    ("server/evalstream_server/metrics/text/_types.py", "STYLE.md"),
-    ("server/evalstream_server/metrics/text/_memo.py", "STYLE.md"),
-    ("server/evalstream_server/metrics/bands.py", "STYLE.md"),
-    ("server/evalstream_server/metrics/boxes.py", "STYLE.md"),
-    ("server/evalstream_server/store/_types.py", "STYLE.md"),
-}
-#: Flags documented ahead of config.py (another change adds them): skipped until they exist.
-AHEAD = {"--model-dir": "EVALSTREAM_MODEL_DIR"}
-
 
 def _flags() -> list[str]:
     return [flag for flag, *_ in config._FLAGS]
@@ -64,17 +52,10 @@ def test_every_flag_and_variable_is_in_the_configuration_reference() -> None:
     assert not missing(variables, page), f"variables not documented: {missing(variables, page)}"
 
 
-@pytest.mark.parametrize("flag", sorted(AHEAD))
-def test_flags_documented_ahead_of_the_code(flag: str) -> None:
-    if flag not in _flags():
-        pytest.skip(f"{flag} is documented but config.py does not have it yet")
-    assert not missing([flag, AHEAD[flag]], CONFIGURATION.read_text())
-
-
 def test_documented_flags_exist() -> None:
     page = CONFIGURATION.read_text()
     documented = set(re.findall(r"^\| `(--[a-z-]+)`", page, re.M))
-    stale = documented - set(_flags()) - set(AHEAD)
+    stale = documented - set(_flags())
     assert not stale, f"documented flags the server does not have: {sorted(stale)}"
 
 
@@ -162,16 +143,5 @@ def test_nothing_refers_to_files_outside_the_repository() -> None:
         except (UnicodeDecodeError, OSError):
             continue
         name = path.relative_to(ROOT).as_posix()
-        found += [f"{name}: {s}" for s in OUTSIDE if s in text and (name, s) not in PENDING]
+        found += [f"{name}: {s}" for s in OUTSIDE if s in text]
     assert not found, f"references to files outside the repository: {found}"
-
-
-def test_pending_mentions_are_still_there() -> None:
-    # A file that has gone (split or moved) mentions nothing; one that still exists
-    # without the mention should leave PENDING, so that the exemption cannot hide a new one.
-    gone = [
-        f"{name}: {s}"
-        for name, s in sorted(PENDING)
-        if (ROOT / name).is_file() and s not in (ROOT / name).read_text()
-    ]
-    assert not gone, f"no longer there, remove them from PENDING: {gone}"

@@ -1,21 +1,10 @@
 """Project scopes: the store as the current caller may see it.
 
-Servicers get a `ScopedStore` instead of the store itself, so every read or
-write that names a run or a project passes one check, whichever method (or
-thread: StreamLoss's reader) makes it:
-
-- a run outside the caller's projects raises ``NotFound`` with the very message
-  of a run that does not exist (``run 'r_123' not found``): a caller cannot
-  tell another project's run from no run, so run ids cannot be probed;
-- a project outside them (CreateRun, ListRuns, a lookup by name) raises
-  `ProjectDenied`, mapped to PERMISSION_DENIED: the caller named the project
-  itself, so refusing reveals nothing.
-
-The caller is `auth.current_principal()`. A principal whose patterns include
-``*`` (an admin token, or authentication off) skips the checks entirely.
-A run's project never changes, so it is cached (bounded) after the first look.
-A method of the Store protocol that this class does not implement fails loudly
-(tests compare the two), rather than passing through unscoped.
+Servicers get a `ScopedStore`, so every read or write that names a run or a project
+passes one check. A run outside the caller's projects is ``NotFound`` with the message of
+a missing run (run ids cannot be probed); a project outside them is `ProjectDenied`
+(PERMISSION_DENIED: the caller named it). A Store method this class lacks fails loudly
+rather than passing through unscoped.
 """
 
 from __future__ import annotations

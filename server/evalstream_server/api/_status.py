@@ -1,101 +1,51 @@
-"""Domain errors to gRPC statuses, in one place.
+"""Domain errors to gRPC statuses, for the servicers.
 
-Every refusal a servicer makes goes through `abort`, which attaches
-google.rpc details (BadRequest field violations) so clients learn which field
-of which item was wrong, and never show a stack trace to the client.
+Store errors map to status codes in one place (`store_status`); the statuses
+themselves are built by :mod:`evalstream_server.status`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import NoReturn
 
 import grpc
-from google.protobuf import unknown_fields
-from google.protobuf.message import Message
-from google.rpc import error_details_pb2, status_pb2
-from grpc import aio
-from grpc_status import rpc_status
 
-from evalstream_server.errors import MAX_VIOLATIONS, FieldViolation
+from evalstream_server.api._scope import ProjectDenied
+from evalstream_server.errors import FieldViolation
+from evalstream_server.status import abort
+from evalstream_server.store import (
+    AlreadyExists,
+    InvalidInput,
+    NotFound,
+    StoreClosed,
+    StoreError,
+    StoreOverloaded,
+    WriterLost,
+)
 
-# Error messages echo the bad values; a huge value must not make the status
-# itself exceed gRPC's metadata limit (16 KiB), which would turn the answer into
-# RESOURCE_EXHAUSTED: messages and violations are capped.
-MAX_MESSAGE = 1000
-MAX_FIELD = 120
-
-
-def _cap(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 8] + "...(cut)"
+__all__ = ["store_abort", "store_status"]
 
 
-def rich_status(
-    code: grpc.StatusCode, message: str, violations: Iterable[FieldViolation] = ()
-) -> grpc.Status:
-    """`code` and `message` with, when given, BadRequest field violations as details."""
-    status = status_pb2.Status(code=code.value[0], message=_cap(message, MAX_MESSAGE))
-    violations = list(violations)
-    if violations:
-        detail = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=_cap(v.field, MAX_FIELD), description=_cap(v.description, MAX_FIELD)
-                )
-                for v in violations[:MAX_VIOLATIONS]
-            ]
-        )
-        status.details.add().Pack(detail)
-    return rpc_status.to_status(status)
+def store_status(exc: StoreError) -> tuple[grpc.StatusCode, str, list[FieldViolation]]:
+    """The status a store error answers with (re-raises what is not a domain error)."""
+    if isinstance(exc, NotFound):
+        return grpc.StatusCode.NOT_FOUND, str(exc), []
+    if isinstance(exc, AlreadyExists):
+        return grpc.StatusCode.ALREADY_EXISTS, str(exc), []
+    if isinstance(exc, InvalidInput):
+        field = getattr(exc, "field", "") or ""
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc), [FieldViolation(field, str(exc))]
+    if isinstance(exc, StoreOverloaded):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), []
+    if isinstance(exc, StoreClosed):
+        return grpc.StatusCode.UNAVAILABLE, "the server is shutting down", []
+    if isinstance(exc, WriterLost):
+        return grpc.StatusCode.UNAVAILABLE, str(exc), []
+    if isinstance(exc, ProjectDenied):
+        return grpc.StatusCode.PERMISSION_DENIED, str(exc), []
+    raise exc
 
 
-def abort(
-    context: grpc.ServicerContext,
-    code: grpc.StatusCode,
-    message: str,
-    violations: Iterable[FieldViolation] = (),
-) -> NoReturn:
-    """Ends the RPC with `code`, `message` and, when given, BadRequest field violations."""
-    context.abort_with_status(rich_status(code, message, violations))
-    raise AssertionError("unreachable: abort_with_status raises")  # pragma: no cover
-
-
-async def abort_async(
-    context: aio.ServicerContext,
-    code: grpc.StatusCode,
-    message: str,
-    violations: Iterable[FieldViolation] = (),
-) -> NoReturn:
-    """`abort` for coroutine handlers."""
-    status = rich_status(code, message, violations)
-    await context.abort(status.code, status.details, status.trailing_metadata)
-    raise AssertionError("unreachable: abort raises")  # pragma: no cover
-
-
-def invalid(context: grpc.ServicerContext, violations: list[FieldViolation]) -> NoReturn:
-    """INVALID_ARGUMENT whose message names the first violation and counts the rest."""
-    first = violations[0]
-    more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
-    abort(
-        context,
-        grpc.StatusCode.INVALID_ARGUMENT,
-        f"{first.field}: {first.description}{more}",
-        violations,
-    )
-
-
-def unknown_field_violations(message: Message, path: str) -> list[FieldViolation]:
-    """Fields a client set that this server's contract does not know.
-
-    Protobuf silently keeps unknown fields; an option this server does not
-    understand must not be silently ignored, so scoring requests refuse them.
-    """
-    found = unknown_fields.UnknownFieldSet(message)
-    return [
-        FieldViolation(
-            field=f"{path}#{field.field_number}" if path else f"#{field.field_number}",
-            description=f"unknown field number {field.field_number}: this server "
-            "does not support that option (is the client newer than the server?)",
-        )
-        for field in found
-    ]
+def store_abort(context: grpc.ServicerContext, exc: StoreError) -> NoReturn:
+    """Ends the RPC with the status of a store error."""
+    abort(context, *store_status(exc))

@@ -1,8 +1,5 @@
-"""The evalstream.v1.Runs servicer: runs, loss ingestion, checkpoints, curves, specimens.
-
-Verdicts and comparisons (GetVerdict, WatchVerdict, CompareRuns) are part of the
-contract but not of this server version: they answer UNIMPLEMENTED and say what
-is missing.
+"""The evalstream.v1.Runs servicer: runs, loss ingestion, checkpoints, curves, verdicts,
+comparisons and specimens. Messages are read and built by :mod:`._convert`.
 
 StreamLoss acks a chunk only once the store reports it durable. A stream keeps
 up to ``window`` chunks in flight (read ahead while earlier ones commit), so
@@ -16,65 +13,52 @@ import asyncio
 import concurrent.futures
 import contextvars
 import math
-import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, NoReturn, TypeVar
 
 import grpc
 import numpy as np
-from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc
-from google.protobuf import timestamp_pb2
+from evalstream.v1 import runs_pb2, runs_pb2_grpc
 from grpc import aio
 
-from evalstream_server.analysis.compare import Comparison, RunSummary, compare_runs
+from evalstream_server.analysis.compare import RunSummary, compare_runs
 from evalstream_server.analysis.diagnosis import action_items
-from evalstream_server.analysis.verdict import Verdict, VerdictConfig
-from evalstream_server.api._scope import ProjectDenied
-from evalstream_server.api._status import abort, abort_async, invalid
+from evalstream_server.analysis.verdict import VerdictConfig
+from evalstream_server.api._convert import (
+    DEFAULT_SERIES,
+    SMALL_PACKED,
+    SPLIT_NAMES,
+    STATUS_NAMES,
+    TASK_NAMES,
+    checkpoint_series_to_pb,
+    comparison_to_pb,
+    evaluation_step_to_pb,
+    hyper_to_python,
+    point_chunk_from_pb,
+    run_to_pb,
+    series_to_pb,
+    specimen_to_pb,
+    verdict_config_from_pb,
+    verdict_to_pb,
+)
+from evalstream_server.api._status import store_abort, store_status
+from evalstream_server.api._window import Waker, Window, settled
 from evalstream_server.api.verdicts import VerdictHub
 from evalstream_server.errors import FieldViolation
+from evalstream_server.status import abort, abort_async, invalid
 from evalstream_server.store import (
-    AlreadyExists,
     InvalidInput,
     NewRun,
     NotFound,
     PointChunk,
     RunRecord,
-    SeriesData,
-    SpecimenRecord,
     Store,
-    StoreClosed,
     StoreError,
     StoreOverloaded,
     WriteResult,
-    WriterLost,
 )
-from evalstream_server.store.downsample import downsample_minmax
 
-SPLIT_NAMES = {
-    common_pb2.SPLIT_TRAIN: "train",
-    common_pb2.SPLIT_VALIDATION: "validation",
-    common_pb2.SPLIT_TEST: "test",
-}
-SPLIT_ENUMS = {name: value for value, name in SPLIT_NAMES.items()}
-TASK_NAMES = {
-    runs_pb2.TASK_UNSPECIFIED: "",
-    runs_pb2.TASK_PHRASE_GROUNDING: "phrase_grounding",
-    runs_pb2.TASK_VQA: "vqa",
-    runs_pb2.TASK_OTHER: "other",
-}
-TASK_ENUMS = {name: value for value, name in TASK_NAMES.items()}
-STATUS_NAMES = {
-    runs_pb2.RUN_STATUS_RUNNING: "running",
-    runs_pb2.RUN_STATUS_FINISHED: "finished",
-    runs_pb2.RUN_STATUS_FAILED: "failed",
-    runs_pb2.RUN_STATUS_KILLED: "killed",
-}
-STATUS_ENUMS = {name: value for value, name in STATUS_NAMES.items()}
-DEFAULT_SERIES = "loss"
 MAX_NAME = 256
 MAX_PROJECT = 128
 MAX_SERIES = 128
@@ -90,28 +74,7 @@ class RunsLimits:
     stream_window: int = 64
 
 
-# ------------------------------------------------------------------ translation
-
-
-def hyper_to_python(value: runs_pb2.HyperValue) -> bool | int | float | str | None:
-    kind = value.WhichOneof("kind")
-    return None if kind is None else getattr(value, kind)
-
-
-def hyper_to_pb(value: bool | int | float | str) -> runs_pb2.HyperValue:
-    if isinstance(value, bool):
-        return runs_pb2.HyperValue(bool_value=value)
-    if isinstance(value, int):
-        return runs_pb2.HyperValue(int_value=value)
-    if isinstance(value, float):
-        return runs_pb2.HyperValue(float_value=value)
-    return runs_pb2.HyperValue(string_value=str(value))
-
-
-def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
-    return ts
+# ------------------------------------------------------------------ request checks
 
 
 def _hypers(
@@ -131,10 +94,6 @@ def _hypers(
         else:
             out[key] = python
     return out
-
-
-def _verdict_config(pb: runs_pb2.VerdictConfig) -> dict[str, bool | int | float | str]:
-    return {fd.name: value for fd, value in pb.ListFields()}
 
 
 def verdict_config_violations(values: Mapping[str, object], path: str) -> list[FieldViolation]:
@@ -166,61 +125,6 @@ def _derived(run: RunRecord, store: Store) -> dict[str, bool | int | float | str
     return derived
 
 
-def run_to_pb(run: RunRecord, derived: Mapping[str, bool | int | float | str] = {}) -> runs_pb2.Run:
-    return runs_pb2.Run(
-        id=run.id,
-        project=run.project,
-        name=run.name,
-        model=run.model,
-        task=TASK_ENUMS.get(run.task, runs_pb2.TASK_UNSPECIFIED),
-        status=STATUS_ENUMS.get(run.status, runs_pb2.RUN_STATUS_UNSPECIFIED),
-        hyperparameters={k: hyper_to_pb(v) for k, v in run.hyperparameters.items()},
-        derived={k: hyper_to_pb(v) for k, v in derived.items()},
-        created_at=_timestamp(run.created_at),
-        updated_at=_timestamp(run.updated_at),
-    )
-
-
-def _series_to_pb(s: SeriesData, max_points: int) -> runs_pb2.Series:
-    steps, values, wall = s.steps, s.values, s.wall_times
-    if max_points > 0 and len(steps) > max_points:
-        keep = downsample_minmax(steps, values, max_points)
-        steps, values = steps[keep], values[keep]
-        wall = wall[keep] if wall is not None else None
-    return runs_pb2.Series(
-        split=SPLIT_ENUMS.get(s.split, common_pb2.SPLIT_UNSPECIFIED),
-        name=s.name,
-        steps=steps.tolist(),
-        values=values.tolist(),
-        wall_times=wall.tolist() if wall is not None else [],
-        total_points=s.total_points,
-    )
-
-
-def store_status(exc: StoreError) -> tuple[grpc.StatusCode, str, list[FieldViolation]]:
-    """The status a store error answers with (re-raises what is not a domain error)."""
-    if isinstance(exc, NotFound):
-        return grpc.StatusCode.NOT_FOUND, str(exc), []
-    if isinstance(exc, AlreadyExists):
-        return grpc.StatusCode.ALREADY_EXISTS, str(exc), []
-    if isinstance(exc, InvalidInput):
-        field = getattr(exc, "field", "") or ""
-        return grpc.StatusCode.INVALID_ARGUMENT, str(exc), [FieldViolation(field, str(exc))]
-    if isinstance(exc, StoreOverloaded):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), []
-    if isinstance(exc, StoreClosed):
-        return grpc.StatusCode.UNAVAILABLE, "the server is shutting down", []
-    if isinstance(exc, WriterLost):
-        return grpc.StatusCode.UNAVAILABLE, str(exc), []
-    if isinstance(exc, ProjectDenied):
-        return grpc.StatusCode.PERMISSION_DENIED, str(exc), []
-    raise exc
-
-
-def store_abort(context: grpc.ServicerContext, exc: StoreError) -> NoReturn:
-    abort(context, *store_status(exc))
-
-
 def _page_size(value: int, field: str, violations: list[FieldViolation]) -> int:
     if value == 0:
         return DEFAULT_PAGE
@@ -230,16 +134,6 @@ def _page_size(value: int, field: str, violations: list[FieldViolation]) -> int:
 
 
 # ------------------------------------------------------------------ loss chunks
-
-
-_SMALL = 32  # points; below, chunk checks run in Python
-
-
-def _array(field: Any, dtype: type[np.generic]) -> np.ndarray:
-    """A packed repeated field as an array: ``np.fromiter`` for a few elements, at a
-    third of ``np.asarray``'s cost (which goes through the buffer protocol)."""
-    n = len(field)
-    return np.fromiter(field, dtype, count=n) if n <= _SMALL else np.asarray(field, dtype=dtype)
 
 
 def chunk_violations(chunk: runs_pb2.LossChunk, limits: RunsLimits) -> list[FieldViolation]:
@@ -269,7 +163,7 @@ def chunk_violations(chunk: runs_pb2.LossChunk, limits: RunsLimits) -> list[Fiel
     if n and not violations:
         # Small chunks (one point a step is common) in Python: numpy's reductions
         # cost more than they save below a few dozen elements.
-        if n <= _SMALL:
+        if n <= SMALL_PACKED:
             negative = min(chunk.steps) < 0
         else:
             negative = bool(np.asarray(chunk.steps, dtype=np.int64).min() < 0)
@@ -286,94 +180,6 @@ class _Pending:
     refusal: FieldViolation | None = None
     chunk: PointChunk | None = None
     received: float = field(default_factory=time.perf_counter)
-
-
-class _Waker:
-    """Resolves asyncio waiters of one event loop from other threads, a burst at a time.
-
-    The store's writer resolves a commit's futures one after another. Waking the loop
-    for each (``call_soon_threadsafe``: a write to its self-pipe, a loop turn) costs
-    the loop more than the waking does; here the first waiter of a burst schedules
-    one drain, and the others join it while it is pending.
-    """
-
-    __slots__ = ("_lock", "_pending", "loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self._lock = threading.Lock()
-        self._pending: list[asyncio.Future[None]] = []
-
-    def wake(self, waiter: asyncio.Future[None]) -> None:
-        """Any thread: resolve ``waiter`` on the loop soon."""
-        with self._lock:
-            self._pending.append(waiter)
-            first = len(self._pending) == 1
-        if first:
-            try:
-                self.loop.call_soon_threadsafe(self._drain)
-            except RuntimeError:  # the loop closed: its streams are long gone
-                pass
-
-    def _drain(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        for waiter in pending:
-            if not waiter.done():  # a cancelled stream's waiter
-                waiter.set_result(None)
-
-
-async def _settled(future: concurrent.futures.Future[Any], waker: _Waker) -> None:
-    """Waits, on the event loop, until the store's `future` (set by its writer thread) is done.
-
-    Lighter than ``asyncio.wrap_future``: no second future to copy the result into,
-    only for the chunks a stream actually has to wait for, and one loop wake-up per
-    burst of commits (see `_Waker`; ``waker`` belongs to the running loop).
-    """
-    waiter = waker.loop.create_future()
-    future.add_done_callback(lambda _: waker.wake(waiter))
-    await waiter
-
-
-T = TypeVar("T")
-
-
-class _Window(Generic[T]):
-    """A bounded FIFO from one task to one other on the same loop (a StreamLoss window).
-
-    ``asyncio.Queue`` for one producer and one consumer, minus its costs per item:
-    on Python 3.11 each ``put``/``get`` looks the running loop up, and that look-up
-    is a ``getpid`` system call (several percent of a busy server's loop thread).
-    """
-
-    __slots__ = ("_getter", "_items", "_loop", "_putter", "_size")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
-        self._loop = loop
-        self._size = size
-        self._items: deque[T] = deque()
-        self._getter: asyncio.Future[None] | None = None
-        self._putter: asyncio.Future[None] | None = None
-
-    async def put(self, item: T) -> None:
-        while len(self._items) >= self._size:
-            self._putter = self._loop.create_future()
-            await self._putter
-        self._items.append(item)
-        _wake(self._getter)
-
-    async def get(self) -> T:
-        while not self._items:
-            self._getter = self._loop.create_future()
-            await self._getter
-        item = self._items.popleft()
-        _wake(self._putter)
-        return item
-
-
-def _wake(waiter: asyncio.Future[None] | None) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,7 +206,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
         self._limits = limits
         self._verdicts = verdicts
         self._observe_ack = observe_ack  # seconds from a chunk's receipt to its durable ack
-        self._waker: _Waker | None = None  # StreamLoss's, for the server's event loop
+        self._waker: Waker | None = None  # StreamLoss's, for the server's event loop
 
     # -------------------------------------------------------------- runs
 
@@ -416,7 +222,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
             violations.append(FieldViolation("task", f"unknown task {request.task}"))
         hypers = _hypers(request.hyperparameters, "hyperparameters", violations)
         violations += verdict_config_violations(
-            _verdict_config(request.verdict_config), "verdict_config"
+            verdict_config_from_pb(request.verdict_config), "verdict_config"
         )
         if violations:
             invalid(context, violations)
@@ -428,7 +234,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
                     model=request.model,
                     task=TASK_NAMES[request.task],
                     hyperparameters=hypers,
-                    verdict_config=_verdict_config(request.verdict_config),
+                    verdict_config=verdict_config_from_pb(request.verdict_config),
                 )
             )
         except StoreError as exc:
@@ -537,9 +343,9 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
         """
         loop = asyncio.get_running_loop()
         if self._waker is None or self._waker.loop is not loop:
-            self._waker = _Waker(loop)
+            self._waker = Waker(loop)
         waker = self._waker
-        window: _Window[_Pending | _Ended] = _Window(loop, self._limits.stream_window)
+        window: Window[_Pending | _Ended] = Window(loop, self._limits.stream_window)
         known_runs: set[str] = set()
 
         async def read() -> None:
@@ -584,20 +390,12 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
                 item.refusal = FieldViolation("run_id", f"run {chunk.run_id!r} not found")
                 return item
             known_runs.add(chunk.run_id)
-        walls = _array(chunk.wall_times, np.float64) if len(chunk.wall_times) else None
-        item.chunk = PointChunk(
-            run_id=chunk.run_id,
-            split=SPLIT_NAMES[chunk.split],
-            series=chunk.series or DEFAULT_SERIES,
-            steps=_array(chunk.steps, np.int64),
-            values=_array(chunk.values, np.float64),
-            wall_times=walls,
-        )
+        item.chunk = point_chunk_from_pb(chunk)
         item.future = self._store.submit_points(item.chunk)
         return item
 
     async def _ack(
-        self, item: _Pending, context: aio.ServicerContext, waker: _Waker
+        self, item: _Pending, context: aio.ServicerContext, waker: Waker
     ) -> runs_pb2.LossAck:
         """The chunk's ack, once it is durable (or refused)."""
         if item.refusal is not None:
@@ -610,7 +408,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
         assert item.future is not None  # noqa: S101 - set whenever refusal is None
         try:
             if not item.future.done():
-                await _settled(item.future, waker)
+                await settled(item.future, waker)
             result = item.future.result()
         except StoreOverloaded as exc:
             return runs_pb2.LossAck(
@@ -691,26 +489,9 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
             checkpoints = self._store.checkpoints(request.run_id)
         except StoreError as exc:
             store_abort(context, exc)
-        metric_series: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
-        for row in checkpoints:
-            if splits and row.split not in splits:
-                continue
-            for name, value in row.metrics.items():
-                steps, values = metric_series.setdefault((row.split, name), ([], []))
-                steps.append(row.step)
-                values.append(value)
         return runs_pb2.GetCurvesResponse(
-            series=[_series_to_pb(s, request.max_points) for s in series],
-            checkpoint_metrics=[
-                runs_pb2.Series(
-                    split=SPLIT_ENUMS[split],
-                    name=name,
-                    steps=steps,
-                    values=values,
-                    total_points=len(steps),
-                )
-                for (split, name), (steps, values) in sorted(metric_series.items())
-            ],
+            series=[series_to_pb(s, request.max_points) for s in series],
+            checkpoint_metrics=checkpoint_series_to_pb(checkpoints, splits),
         )
 
     def ListEvaluationSteps(  # noqa: N802
@@ -724,27 +505,16 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
             )
         except StoreError as exc:
             store_abort(context, exc)
-        response = runs_pb2.ListEvaluationStepsResponse()
+        steps = []
         for r in rows:
-            step = response.steps.add(
-                split=SPLIT_ENUMS[r.split],
-                step=r.step,
-                specimens=r.specimens,
-                metrics=dict(r.metrics),
-            )
+            counts: dict[str, int] = {}
             if r.specimens:
                 try:
                     counts = self._flag_counts(request.run_id, r.split, r.step)
                 except StoreError as exc:
                     store_abort(context, exc)
-                step.flag_counts.update(counts)
-                for flag, n, advice in action_items(counts):
-                    step.actions.add(
-                        flag=flag,
-                        count=n,
-                        advice=[runs_pb2.Advice(action=a.action, text=a.text) for a in advice],
-                    )
-        return response
+            steps.append(evaluation_step_to_pb(r, counts, action_items(counts)))
+        return runs_pb2.ListEvaluationStepsResponse(steps=steps)
 
     def _flag_counts(self, run_id: str, split: str, step: int) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -787,7 +557,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
     def _overrides(
         self, pb: runs_pb2.VerdictConfig, context: grpc.ServicerContext
     ) -> Mapping[str, object]:
-        overrides: Mapping[str, object] = _verdict_config(pb)
+        overrides: Mapping[str, object] = verdict_config_from_pb(pb)
         violations = verdict_config_violations(overrides, "config")
         if violations:
             invalid(context, violations)
@@ -883,117 +653,3 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
             )
         comparison = compare_runs(summaries, baseline_run_id=request.baseline_run_id or None)
         return comparison_to_pb(comparison)
-
-
-def _box_pb(box: tuple[float, float, float, float, str, float]) -> runs_pb2.SpecimenBox:
-    x1, y1, x2, y2, label, confidence = box
-    return runs_pb2.SpecimenBox(x1=x1, y1=y1, x2=x2, y2=y2, label=label, confidence=confidence)
-
-
-def specimen_to_pb(r: SpecimenRecord) -> runs_pb2.Specimen:
-    return runs_pb2.Specimen(
-        specimen_id=r.specimen_id,
-        prediction_text=r.prediction_text,
-        reference_texts=list(r.reference_texts),
-        predicted_boxes=[_box_pb(b) for b in r.predicted_boxes],
-        ground_truth_boxes=[_box_pb(b) for b in r.ground_truth_boxes],
-        scores=dict(r.scores),
-        flags=list(r.flags),
-    )
-
-
-# ------------------------------------------------------------------ verdicts to proto
-
-RUN_STATES = {
-    "insufficient_data": runs_pb2.RUN_STATE_INSUFFICIENT_DATA,
-    "healthy": runs_pb2.RUN_STATE_HEALTHY,
-    "underfitting": runs_pb2.RUN_STATE_UNDERFITTING,
-    "overfitting": runs_pb2.RUN_STATE_OVERFITTING,
-    "not_learning": runs_pb2.RUN_STATE_NOT_LEARNING,
-    "unstable": runs_pb2.RUN_STATE_UNSTABLE,
-    "diverged": runs_pb2.RUN_STATE_DIVERGED,
-}
-GRADES = {
-    "": runs_pb2.CHECKPOINT_GRADE_UNSPECIFIED,
-    "healthy": runs_pb2.CHECKPOINT_GRADE_HEALTHY,
-    "overfitting": runs_pb2.CHECKPOINT_GRADE_OVERFITTING,
-    "severe_overfitting": runs_pb2.CHECKPOINT_GRADE_SEVERE_OVERFITTING,
-}
-
-
-def _set_optional(message: object, **values: object) -> None:
-    for name, value in values.items():
-        if value is not None:
-            setattr(message, name, value)
-
-
-def verdict_to_pb(run_id: str, v: Verdict) -> runs_pb2.Verdict:
-    pb = runs_pb2.Verdict(
-        run_id=run_id,
-        state=RUN_STATES.get(v.state, runs_pb2.RUN_STATE_UNSPECIFIED),
-        severity=v.severity,
-        summary=v.summary,
-        advice=[runs_pb2.Advice(action=a.action, text=a.text) for a in v.advice],
-        as_of_step=v.as_of_step,
-    )
-    e = v.evidence
-    _set_optional(
-        pb.evidence,
-        train_relative_decrease=e.train_relative_decrease,
-        train_recent_slope=e.train_recent_slope,
-        validation_recent_slope=e.validation_recent_slope,
-        gap=e.gap,
-        gap_trend=e.gap_trend,
-        best_validation_step=e.best_validation_step,
-        first_nonfinite_step=e.first_nonfinite_step,
-    )
-    pb.evidence.spike_steps.extend(e.spike_steps)
-    for c in v.checkpoints:
-        cv = pb.checkpoints.add(step=c.step, metric=c.metric, grade=GRADES.get(c.grade, 0))
-        _set_optional(cv, train_value=c.train_value, validation_value=c.validation_value, gap=c.gap)
-    es = v.early_stopping
-    pb.early_stopping.monitor = es.monitor
-    pb.early_stopping.mode = es.mode
-    pb.early_stopping.evaluations_since_best = es.evaluations_since_best
-    pb.early_stopping.steps_since_best = es.steps_since_best
-    pb.early_stopping.should_stop = es.should_stop
-    _set_optional(pb.early_stopping, best_step=es.best_step, best_value=es.best_value)
-    lc = v.loss_context
-    pb.loss_context.initial_band = lc.initial_band
-    pb.loss_context.final_band = lc.final_band
-    pb.loss_context.caveat = lc.caveat
-    _set_optional(pb.loss_context, initial_loss=lc.initial_loss, final_loss=lc.final_loss)
-    return pb
-
-
-def comparison_to_pb(c: Comparison) -> runs_pb2.CompareRunsResponse:
-    pb = runs_pb2.CompareRunsResponse(
-        differing=list(c.differing),
-        pairs=[
-            runs_pb2.PairChange(
-                run_a=p.run_a, run_b=p.run_b, changed=list(p.changed), warning=p.warning
-            )
-            for p in c.pairs
-        ],
-        best=[runs_pb2.BestRun(metric=b.metric, run_id=b.run_id, value=b.value) for b in c.best],
-        baseline_run_id=c.baseline_run_id,
-        incomparable=list(c.incomparable),
-    )
-    for r in c.rows:
-        row = pb.rows.add(
-            run_id=r.run_id,
-            run_name=r.run_name,
-            model=r.model,
-            hyperparameters={k: hyper_to_pb(v) for k, v in r.hyperparameters.items()},
-            best_metrics=dict(r.best_metrics),
-            deltas=dict(r.deltas),
-            state=RUN_STATES.get(r.state, runs_pb2.RUN_STATE_UNSPECIFIED),
-        )
-        _set_optional(
-            row,
-            final_train_loss=r.final_train_loss,
-            best_train_loss=r.best_train_loss,
-            final_validation_loss=r.final_validation_loss,
-            best_validation_loss=r.best_validation_loss,
-        )
-    return pb

@@ -1,10 +1,12 @@
-"""The evalstream.v1.Scoring servicer: ScoreBoxes now, ScoreText with the text metrics."""
+"""The evalstream.v1.Scoring servicer: ScoreText and ScoreBoxes, each recordable as a checkpoint.
+
+Messages are read and built by :mod:`._convert`; the math is in metrics/.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import math
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,40 +19,33 @@ from evalstream_server.analysis.diagnosis import (
     diagnose_boxes,
     diagnose_text,
 )
-from evalstream_server.api._status import abort, invalid, unknown_field_violations
-from evalstream_server.api.runs import SPLIT_NAMES, store_abort
-from evalstream_server.api.text import (
-    CpuWorkers,
-    TextLimits,
-    TextStream,
-    check_unknown,
+from evalstream_server.api._convert import (
+    SPLIT_NAMES,
+    box_options_from_pb,
+    box_result_to_pb,
+    images_from_pb,
     pairs_from_pb,
-    result_to_pb,
+    text_batch_unknown_fields,
+    text_result_to_pb,
+    unknown_field_violations,
 )
+from evalstream_server.api._status import store_abort
+from evalstream_server.api.text import CpuWorkers, TextLimits, TextStream
 from evalstream_server.api.verdicts import VerdictHub
 from evalstream_server.errors import FieldViolation
-from evalstream_server.metrics import bands
 from evalstream_server.metrics.boxes import (
-    DEFAULT_IOU_THRESHOLDS,
+    FIGURES,
     BatchScore,
-    Box,
     BoxAccumulator,
-    BoxOptions,
-    Counts,
     ImageBoxes,
-    PrCurve,
-    undefined_reason,
     validate_images,
     validate_options,
 )
 from evalstream_server.metrics.text._types import TextBatchScores, TextPair
 from evalstream_server.observability import ServiceMetrics
 from evalstream_server.runtime.bertscore import BertScoreRuntime
+from evalstream_server.status import abort, invalid
 from evalstream_server.store import NotFound, SpecimenRecord, Store, StoreError
-
-FIGURES = ("precision", "recall", "f1", "mean_iou")
-
-DEFAULT_PR_CURVE_POINTS = 101
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +103,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
         checkpoint: Checkpoint | None = None
         omit_pairs = False
         for batch_index, batch in enumerate(request_iterator):
-            violations = check_unknown(batch)
+            violations = text_batch_unknown_fields(batch)
             if violations:
                 invalid(context, violations)
             if stream is None:
@@ -136,7 +131,14 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
             self._pairs_scored.inc(len(pairs))
             if batch.HasField("checkpoint") and checkpoint is not None:
                 self._record_text(checkpoint, batch_index, pairs, results, stream, context)
-            yield result_to_pb(batch_index, pairs, results, stream, omit_pairs)
+            yield text_result_to_pb(
+                batch_index,
+                pairs,
+                results,
+                running=stream.running(),
+                pairs_total=stream.pairs_total,
+                omit_pairs=omit_pairs,
+            )
 
     def _record_text(
         self,
@@ -193,7 +195,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
             if violations:
                 invalid(context, violations)
             if accumulator is None:
-                options = _options_from_pb(batch.options)
+                options = box_options_from_pb(batch.options)
                 violations = validate_options(options)
                 if violations:
                     invalid(context, violations)
@@ -203,7 +205,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
                 invalid(context, [_options_changed(batch_index)])
             if batch.HasField("checkpoint"):
                 checkpoint = self._checkpoint(batch.checkpoint, checkpoint, batch_index, context)
-            images = _images_from_pb(batch.images)
+            images = images_from_pb(batch.images)
             violations = validate_images(
                 images,
                 max_images=self._limits.max_images_per_batch,
@@ -216,7 +218,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
             self._boxes_scored.inc(sum(len(i.predictions) + len(i.ground_truth) for i in images))
             if batch.HasField("checkpoint") and checkpoint is not None:
                 self._record(checkpoint, batch_index, images, score, accumulator, context)
-            yield _result_to_pb(batch_index, score, accumulator, first_options)
+            yield box_result_to_pb(batch_index, score, accumulator, first_options)
 
     def _checkpoint(
         self,
@@ -310,7 +312,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
         self._verdicts.checkpoints_changed(checkpoint.run_id)
 
 
-# ------------------------------------------------------------------ translation
+# ------------------------------------------------------------------ helpers
 
 
 def with_flags(
@@ -328,100 +330,3 @@ def _options_changed(batch_index: int) -> FieldViolation:
         f"batch {batch_index} changes the options set by the stream's "
         "first batch; start a new stream to score with other options",
     )
-
-
-def _options_from_pb(pb: scoring_pb2.BoxOptions) -> BoxOptions:
-    return BoxOptions(
-        iou_thresholds=tuple(pb.iou_thresholds) or DEFAULT_IOU_THRESHOLDS,
-        confidence_threshold=pb.confidence_threshold
-        if pb.HasField("confidence_threshold")
-        else 0.0,
-        class_agnostic=pb.class_agnostic,
-        pr_curve=pb.pr_curve,
-        pr_curve_max_points=pb.pr_curve_max_points or DEFAULT_PR_CURVE_POINTS,
-    )
-
-
-def _boxes_from_pb(boxes: Sequence[scoring_pb2.Box]) -> list[Box]:
-    return [Box(b.x1, b.y1, b.x2, b.y2, b.label, b.confidence) for b in boxes]
-
-
-def _images_from_pb(images: Sequence[scoring_pb2.ImageBoxes]) -> list[ImageBoxes]:
-    return [
-        ImageBoxes(i.image_id, _boxes_from_pb(i.predictions), _boxes_from_pb(i.ground_truth))
-        for i in images
-    ]
-
-
-def _figure(value: float | None, band: str, reason: str) -> common_pb2.Figure:
-    if value is None or not math.isfinite(value):
-        return common_pb2.Figure(undefined_reason=reason or "undefined")
-    return common_pb2.Figure(value=value, band=band)
-
-
-def _count_figure(c: Counts, name: str) -> common_pb2.Figure:
-    value: float | None = getattr(c, name)()
-    if value is None:
-        return common_pb2.Figure(undefined_reason=undefined_reason(c, name))
-    return _figure(value, bands.band(name, value), "")
-
-
-def _scores_to_pb(threshold: float, c: Counts) -> scoring_pb2.BoxScores:
-    return scoring_pb2.BoxScores(
-        iou_threshold=threshold,
-        tp=c.tp,
-        fp=c.fp,
-        fn=c.fn,
-        precision=_count_figure(c, "precision"),
-        recall=_count_figure(c, "recall"),
-        f1=_count_figure(c, "f1"),
-        mean_iou=_count_figure(c, "mean_iou"),
-    )
-
-
-def _curve_to_pb(curve: PrCurve) -> scoring_pb2.PrCurve:
-    def fig(value: float | None, band_of: str, reason: str) -> common_pb2.Figure:
-        return _figure(value, bands.band(band_of, value) if value is not None else "", reason)
-
-    pb = scoring_pb2.PrCurve(
-        iou_threshold=curve.iou_threshold,
-        confidence=curve.confidence,
-        precision=curve.precision,
-        recall=curve.recall,
-        f1=curve.f1,
-        best_f1=fig(curve.best_f1, "f1", "no predictions"),
-        best_precision=fig(curve.best_precision, "precision", "no predictions"),
-        best_recall=fig(curve.best_recall, "recall", "no predictions or no ground truth"),
-        average_precision=fig(curve.average_precision, "precision", "no ground truth"),
-    )
-    if curve.best_confidence is not None:
-        pb.best_confidence = curve.best_confidence
-    return pb
-
-
-def _result_to_pb(
-    batch_index: int,
-    score: BatchScore,
-    accumulator: BoxAccumulator,
-    options: scoring_pb2.BoxOptions,
-) -> scoring_pb2.BoxResult:
-    thresholds = accumulator.options.iou_thresholds
-    result = scoring_pb2.BoxResult(
-        batch_index=batch_index,
-        batch=[_scores_to_pb(t, c) for t, c in zip(thresholds, score.batch, strict=True)],
-        running=[_scores_to_pb(t, c) for t, c in zip(thresholds, accumulator.running, strict=True)],
-        images_total=accumulator.images_total,
-        boxes_total=accumulator.boxes_total,
-    )
-    if not options.omit_images:
-        result.images.extend(
-            scoring_pb2.ImageResult(
-                index=index,
-                image_id=image.image_id,
-                scores=[_scores_to_pb(t, c) for t, c in zip(thresholds, image.counts, strict=True)],
-            )
-            for index, image in enumerate(score.images)
-        )
-    if options.pr_curve:
-        result.pr_curves.extend(_curve_to_pb(c) for c in accumulator.pr_curves())
-    return result

@@ -1,26 +1,15 @@
-"""ScoreText: VQA answers scored by BLEU, ROUGE, METEOR and BERTScore over one stream.
+"""ScoreText's streams: the text metrics' accumulators of one stream, and the CPU workers.
 
-Protobuf stops here: batches become `TextPair`s, options become the registry's
-option dataclasses, and each family's accumulator (metrics/text) does the math.
-BERTScore runs on the shared dynamic batcher; while it embeds, the CPU metrics
-of the same batch are computed on this thread and, on a machine with more than
-one core, in worker processes (`CpuWorkers`): a batch's pairs are split, each
-worker computes the per-pair statistics of its share (pure functions of the
-pair: ``pair_values`` of bleu, rouge, meteor) and the accumulator, which stays
-in this process, folds them in pair order. Per-pair scores and running
-aggregates are the same numbers as scoring on one thread.
-
-Memory: each process memoises text-level work in its own text memo
-(metrics/text/_memo.py), bounded by the same budget (``--text-cache-mb``), so
-the text caches hold at most budget x (1 + worker processes) in all.
+BERTScore runs on the shared dynamic batcher while BLEU, ROUGE and METEOR are computed on
+the handler thread and, with more than one core, in spawned worker processes
+(`CpuWorkers`) that compute per-pair statistics; the accumulators fold them in pair
+order, so the numbers are those of one thread. Each process has its own text memo.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import importlib
-import math
 import multiprocessing
 import os
 import threading
@@ -30,17 +19,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
-from evalstream.v1 import common_pb2, scoring_pb2
+from evalstream.v1 import scoring_pb2
 
-from evalstream_server.api._status import abort, invalid, unknown_field_violations
+from evalstream_server.api._convert import families_from_pb, text_options_from_pb
 from evalstream_server.errors import FieldViolation
 from evalstream_server.metrics.text import _memo
 from evalstream_server.metrics.text._types import Score, TextAccumulator, TextBatchScores, TextPair
 from evalstream_server.metrics.text.registry import (
-    FAMILIES,
-    BleuOptions,
-    MeteorOptions,
-    RougeOptions,
     make_accumulator,
     validate_options,
     validate_pairs,
@@ -48,14 +33,7 @@ from evalstream_server.metrics.text.registry import (
 from evalstream_server.runtime.batcher import BatcherClosed, BatcherOverloaded
 from evalstream_server.runtime.bertscore import BertScoreRuntime
 from evalstream_server.runtime.models import ModelNotReady
-
-METRIC_FAMILIES = {
-    scoring_pb2.TEXT_METRIC_BLEU: "bleu",
-    scoring_pb2.TEXT_METRIC_ROUGE: "rouge",
-    scoring_pb2.TEXT_METRIC_METEOR: "meteor",
-    scoring_pb2.TEXT_METRIC_BERTSCORE: "bertscore",
-}
-
+from evalstream_server.status import abort, invalid
 
 #: Smallest batch whose CPU metrics are shared with worker processes (below it,
 #: the round trip costs more than it saves).
@@ -197,66 +175,6 @@ class TextLimits:
     warm_up_timeout_seconds: float = 120.0
 
 
-def _families(pb: scoring_pb2.TextOptions) -> tuple[list[str], list[FieldViolation]]:
-    if not pb.metrics:
-        return list(FAMILIES), []
-    families, violations = [], []
-    for i, metric in enumerate(pb.metrics):
-        family = METRIC_FAMILIES.get(metric)
-        if family is None:
-            violations.append(
-                FieldViolation(
-                    f"options.metrics[{i}]",
-                    f"unknown metric {metric}; valid: {', '.join(METRIC_FAMILIES.values())}",
-                )
-            )
-        elif family in families:
-            violations.append(FieldViolation(f"options.metrics[{i}]", f"{family} is listed twice"))
-        else:
-            families.append(family)
-    return families, violations
-
-
-def family_options(pb: scoring_pb2.TextOptions) -> dict[str, object]:
-    """The registry's option dataclasses from the proto options."""
-    b, r, m = pb.bleu, pb.rouge, pb.meteor
-    return {
-        "bleu": BleuOptions(
-            tokenize=b.tokenize or "13a",
-            lowercase=b.lowercase,
-            smooth_method=b.smooth_method or "exp",
-            smooth_value=b.smooth_value if b.HasField("smooth_value") else None,
-        ),
-        "rouge": RougeOptions(
-            use_stemmer=r.use_stemmer if r.HasField("use_stemmer") else True,
-            rouge_lsum=r.rouge_lsum,
-        ),
-        "meteor": MeteorOptions(
-            alpha=m.alpha if m.HasField("alpha") else 0.9,
-            beta=m.beta if m.HasField("beta") else 3.0,
-            gamma=m.gamma if m.HasField("gamma") else 0.5,
-        ),
-    }
-
-
-def score_to_pb(score: Score) -> scoring_pb2.Score:
-    """The proto of a score (memoised: per-pair scores repeat; callers copy, never mutate)."""
-    # The sign is part of the key: 0.0 == -0.0 would otherwise share an entry.
-    negative = score.value is not None and math.copysign(1.0, score.value) < 0
-    return _score_pb(score, negative)
-
-
-@functools.lru_cache(maxsize=1 << 14)
-def _score_pb(score: Score, negative: bool) -> scoring_pb2.Score:
-    if score.value is None:
-        figure = common_pb2.Figure(undefined_reason=score.reason or "undefined")
-        note = ""
-    else:
-        figure = common_pb2.Figure(value=score.value, band=score.band)
-        note = score.reason
-    return scoring_pb2.Score(name=score.name, figure=figure, signature=score.signature, note=note)
-
-
 class TextStream:
     """One ScoreText stream: its options, accumulators and the batches so far."""
 
@@ -283,8 +201,8 @@ class TextStream:
     def start(self, pb: scoring_pb2.TextOptions) -> None:
         """Fixes the stream's options and builds its accumulators (first batch)."""
         context = self._context
-        families, violations = _families(pb)
-        options = family_options(pb)
+        families, violations = families_from_pb(pb)
+        options = text_options_from_pb(pb)
         for family in families:
             if family in options:
                 violations += validate_options(family, options[family])
@@ -384,44 +302,3 @@ class TextStream:
 
     def running(self) -> list[Score]:
         return [s for acc in self._accumulators.values() for s in acc.running]
-
-
-def pairs_from_pb(batch: scoring_pb2.TextBatch) -> list[TextPair]:
-    return [TextPair(p.prediction, tuple(p.references), p.specimen_id) for p in batch.pairs]
-
-
-def result_to_pb(
-    batch_index: int,
-    pairs: Sequence[TextPair],
-    results: dict[str, TextBatchScores],
-    stream: TextStream,
-    omit_pairs: bool,
-) -> scoring_pb2.TextResult:
-    result = scoring_pb2.TextResult(
-        batch_index=batch_index,
-        batch=[score_to_pb(s) for r in results.values() for s in r.batch],
-        running=[score_to_pb(s) for s in stream.running()],
-        pairs_total=stream.pairs_total,
-    )
-    if not omit_pairs:
-        result.pairs.extend(
-            scoring_pb2.PairResult(
-                index=i,
-                specimen_id=pair.specimen_id,
-                scores=[score_to_pb(s) for r in results.values() for s in r.pairs[i]],
-            )
-            for i, pair in enumerate(pairs)
-        )
-    return result
-
-
-def check_unknown(batch: scoring_pb2.TextBatch) -> list[FieldViolation]:
-    o = batch.options
-    return (
-        unknown_field_violations(batch, "")
-        + unknown_field_violations(o, "options")
-        + unknown_field_violations(o.bleu, "options.bleu")
-        + unknown_field_violations(o.rouge, "options.rouge")
-        + unknown_field_violations(o.meteor, "options.meteor")
-        + unknown_field_violations(o.bertscore, "options.bertscore")
-    )

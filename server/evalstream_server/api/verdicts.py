@@ -1,16 +1,9 @@
 """Live verdicts: one incremental analyzer per watched run, fed as chunks commit.
 
-An analyzer is built from the store the first time a run's verdict is asked
-for (GetVerdict or WatchVerdict) and then kept in memory (least recently used
-runs are dropped beyond `max_runs`), fed with every chunk of that run right
-after its commit, so a verdict costs a look at a bounded summary, not a pass
-over the run's points. Runs nobody asked about are not analysed at all: ingest
-does not pay for verdicts no one reads.
-
-A watcher is pushed a verdict when it *changes*: its state, severity, the early
-stopping advice (best step, should-stop) or a checkpoint grade. The push
-happens on the thread that committed the chunk's ack, so it follows the ack by
-the cost of one verdict (about a millisecond).
+An analyzer is built from the store when a run's verdict is first asked for, kept (least
+recently used dropped beyond ``max_runs``) and fed each committed chunk, so a verdict costs
+a look at a bounded summary, and runs nobody watches cost nothing. Watchers are pushed a
+verdict when it changes (`verdict_key`).
 """
 
 from __future__ import annotations

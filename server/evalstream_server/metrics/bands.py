@@ -1,9 +1,9 @@
 """Quality bands: the documented words for a score, from one table.
 
-Every evalstream score carries a band (STYLE.md, "results describe
-themselves"). The cutoffs are the ones the product documents in the .proto
-comments; they live here once, in :data:`BANDS`, and the named functions are
-thin wrappers over :func:`band`.
+Every evalstream score carries a band, so that results describe themselves
+(as sacrebleu's signatures do). The cutoffs are the ones the product documents
+in the .proto comments; they live here once, in :data:`BANDS`, and the named
+functions are thin wrappers over :func:`band`.
 
 A band is chosen by the first cutoff the value reaches (``value >= cutoff``),
 so a value exactly on a cutoff takes the higher band: ``f1_band(0.90)`` is

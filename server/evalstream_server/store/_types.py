@@ -10,7 +10,7 @@ Errors (one tree, mapped to gRPC codes in one place by the servicer)::
     ├── StoreOverloaded        the bounded write queue is full              -> RESOURCE_EXHAUSTED
     └── WriterLost             the writer process died mid-write; resend    -> UNAVAILABLE
 
-No grpc or protobuf here (STYLE.md 2).
+No grpc or protobuf here: protobuf stops at the servicers.
 """
 
 from __future__ import annotations

@@ -1,52 +1,13 @@
 """The text metrics' memo: one cache per process, bounded by bytes, not entries.
 
-BLEU, ROUGE and METEOR memoise their text-level work (tokens, n-gram counts,
-the score of a pair) because references repeat over a stream: every checkpoint
-of a run is scored against the same references. An entry-counted cache
-(``functools.lru_cache(maxsize=65536)``) does not bound memory when an entry is
-the n-gram Counter of a 10,000-character text (about 1 MB): a stream of unique
-texts grew the server without limit. Here every text-level memoised function of
-bleu, rouge and meteor shares one cache whose entries are weighed in approximate
-bytes, key included (the cache keeps the key's strings alive), and whose total
-stays within one budget: ``--text-cache-mb``, 64 MiB by default, per process
-(the server and each text worker process hold their own). A budget of 0 caches
-nothing. An entry heavier than 1/16 of the budget is computed but never stored,
-so that one huge text cannot flush everything else.
-
-Eviction is CLOCK (second chance; Corbato 1968), the usual approximation of
-LRU: entries leave oldest first, except that one used since it was last
-looked at goes to the back instead. A hit then only marks its entry, without a
-lock or a reordering: about 50 ns more than an ``lru_cache`` hit, where an
-exact LRU (OrderedDict and lock) cost 230 ns more, which made cold scoring of
-short texts 20-35% slower.
-
-Once the memo is full, a new entry is stored with probability 1/8 only (the
-bimodal insertion of Qureshi et al. 2007, "Adaptive Insertion Policies for
-High Performance Caching"). Scoring a run's checkpoints is a cyclic scan: new
-predictions every time, the same references. When one pass does not fit, an
-LRU (or CLOCK) evicts every reference before its next use and never hits again
-(measured: 1,318 real-text pairs, all three metrics, 64 MiB: every checkpoint
-slower than the first). Refusing most newcomers keeps what is there; the
-references that are admitted get used, and CLOCK evicts the unused first, so
-repeated texts accumulate. Same test, checkpoints 2-8 against an unbounded
-cache: BLEU as fast, ROUGE 15% and METEOR 30% slower (storing every new entry:
-2x, 1.6x and 1.5x slower).
-
-Weights are arithmetic on ``len()`` of the key's strings and of the value's
-containers, with CPython's object sizes below (``sys.getsizeof`` of a dict costs
-four times a whole look-up; no walk over contents): within a small factor of
-what tracemalloc measures (tests/metrics/text/test_memo.py). Strings are
-weighed as ASCII (1 byte a character): a non-ASCII key string weighs 2 to 4
-times its estimate.
-
-Word-level caches (a Porter stem, WordNet synonyms of one word) stay
-``functools.lru_cache``, the cheapest look-up there is, on the hottest path:
-`word_cache` bounds them to 32,768 words each and does not cache words longer
-than 32 characters, so a hostile long "word" cannot pin memory either.
-
-This module holds process-wide state on purpose (STYLE.md 6 otherwise): the
-cache serves pure functions, like the ``lru_cache`` it replaces, and the budget
-is handed in once by the server's wiring (`set_budget`).
+BLEU, ROUGE and METEOR memoise text-level work (tokens, n-gram counts, pair scores)
+because references repeat over a stream. Entries are weighed in approximate bytes and
+their total stays within ``--text-cache-mb`` per process. Eviction is CLOCK (Corbato
+1968); once full, a newcomer is stored with probability 1/8 (bimodal insertion: Qureshi
+et al. 2007, "Adaptive Insertion Policies for High Performance Caching"), so the cyclic
+scan of a run's checkpoints keeps hitting. Word-level caches stay bounded
+``functools.lru_cache`` (`word_cache`). Process-wide state on purpose: it serves pure
+functions, and the server hands the budget in once (`set_budget`).
 """
 
 from __future__ import annotations

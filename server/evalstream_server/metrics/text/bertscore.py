@@ -1,52 +1,12 @@
 """BERTScore over a stream: bert-score's definition, fed by the shared dynamic batcher.
 
-BERTScore (Zhang et al. 2020, "BERTScore: Evaluating Text Generation with
-BERT", ICLR) matches every token of the prediction to its most similar token
-of the reference by the cosine of their contextual embeddings (one layer of a
-transformer encoder), and the other way round. This module reproduces the
-reference implementation, bert-score 0.3.13 (github.com/tiiiger/bert_score,
-``bert_score/utils.py``: ``sent_encode``, ``get_idf_dict``, ``collate_idf``,
-``greedy_cos_idf``; ``bert_score/score.py``: ``score``), to |Δ| <= 1e-4 in fp32
-with the same model, layer and options (tested):
-
-* **Tokens.** Sentences are stripped; special tokens ([CLS], [SEP]) are kept
-  in the sequence; sentences longer than the tokenizer's ``model_max_length``
-  are truncated (such a pair's scores say so in ``reason``).
-* **Matching.** Precision = sum_i w_i max_j cos(c_i, r_j) / sum_i w_i over the
-  prediction's tokens i, recall the same from the reference side, F1 their
-  harmonic mean. As in bert-score, [CLS] and [SEP] take part as *targets* of
-  the max (they are in the similarity matrix) but weigh 0 as sources: without
-  idf every token weighs 1 except [CLS] and [SEP], which bert-score sets to 0.
-* **idf** (``idf=True``): w(t) = ln((M + 1) / (df(t) + 1)) with M documents
-  and df(t) the documents containing token t; bert-score takes the documents
-  from the references of one ``score`` call, every reference of every
-  candidate counted (duplicates too). Here they are **the references of the
-  batch** (one ``update``): the same pairs sent as one batch score exactly as
-  one ``bert_score.score(..., idf=True)`` call, but the same pair scores
-  differently in different batches, and a batch of one pair gives its
-  reference's tokens weight 0 (each occurs in every reference), so recall is
-  undefined. Send batches of many pairs with idf. [CLS] and [SEP] occur in
-  every document, so their idf is 0 too.
-* **Empty sentences.** bert-score sets P and R to 0 (and F to 0) when the
-  candidate or the reference is empty (special tokens only); so does this.
-  Where all weights of a side are 0 but the sentence is not empty (idf only),
-  bert-score returns NaN for that side and 0 for F; here that value and F are
-  undefined (``value=None`` with a ``reason``).
-* **Several references.** As ``bert_score.score`` does with a list of lists,
-  each of P, R and F is the maximum over the references *separately* (the
-  reported P and R may come from different references than the F).
-* **Baseline rescaling** (``rescale_with_baseline=True``): (x - b) / (1 - b)
-  with b from bert-score's own files, ``bert_score/rescale_baseline/<lang>/<model>.tsv``,
-  row = layer. bert-score ships none for the default MiniLM model: asking to
-  rescale with it is refused at construction, naming the missing file.
-* **Padding.** bert-score multiplies padded similarity entries by 0 and takes
-  the max over them as well, so a token whose best cosine is negative scores
-  0 instead when a longer sentence shares its batch. Here the max runs over
-  real tokens only (batch-independent). Contextual embeddings of real models
-  have positive cosines, so the two agree in practice.
-
-A batch's aggregate is the mean of its pairs' values, and the running
-aggregate the mean over every pair of the stream (undefined values skipped).
+Reference: Zhang et al. 2020, "BERTScore: Evaluating Text Generation with BERT" (ICLR),
+and bert-score 0.3.13 (github.com/tiiiger/bert_score, ``bert_score/utils.py``
+``greedy_cos_idf``, ``bert_score/score.py`` ``score``), reproduced to |Δ| <= 1e-4 in fp32
+with the same model, layer and options (tested). Where it must differ it says so: idf is
+taken over the references of one batch (one ``update``), a side whose weights are all 0
+is undefined (``value=None`` with a reason) rather than NaN, and the max runs over real
+tokens only, independent of the batch. Aggregates are means over pairs.
 """
 
 from __future__ import annotations

@@ -1,33 +1,12 @@
 """BLEU as sacrebleu computes it, with summable per-pair statistics.
 
-Reference: sacrebleu 2.x (mjpost/sacrebleu, sacrebleu/metrics/bleu.py), Post
-(2018), "A Call for Clarity in Reporting BLEU Scores". Numbers agree with
-sacrebleu on the same inputs to 1e-9 (tests/metrics/text/test_bleu.py):
-
-* per pair: ``sacrebleu.sentence_bleu`` (``BLEU(..., effective_order=True)
-  .sentence_score(prediction, references)``), signature ``eff:yes``;
-* batch and running aggregates: ``BLEU(...).corpus_score`` over the batch's or
-  the stream's pairs (``eff:no``). The running score is finished from the
-  summed sufficient statistics (lengths, matched and total n-grams for n = 1..4)
-  with sacrebleu's own ``BLEU.compute_bleu``, exactly as ``corpus_score`` sums
-  its segment statistics, so it costs nothing extra per batch.
-
-Values are on a 0-1 scale: sacrebleu's score / 100.
-
-Several references: a pair may have any number (>= 1) of references. For the
-corpus, sacrebleu accepts a variable count by padding with ``None`` and reports
-``nrefs:var``; a pair's statistics depend only on its own references, so the
-aggregates here equal ``corpus_score`` with that padding, and the signature says
-``nrefs:var`` once counts differ (the registry can instead hold a stream to the
-count of its first pair).
-
-Speed: statistics are computed once per pair and serve both the sentence and
-the corpus score (sacrebleu's two calls each extract them), and tokenization
-with n-gram extraction is memoised per string in the text metrics' memo (an LRU
-bounded by bytes: metrics/text/_memo.py), using sacrebleu's own tokenizers
-(n-grams counted as its extract_all_word_ngrams counts them) without their
-per-line caches. Text on which none of 13a's rules acts skips its regular
-expressions: its tokens are then str.split()'s, as 13a's would be.
+Reference: sacrebleu 2.x (mjpost/sacrebleu, sacrebleu/metrics/bleu.py), Post (2018), "A
+Call for Clarity in Reporting BLEU Scores"; numbers agree to 1e-9
+(tests/metrics/text/test_bleu.py). Per pair: ``sentence_bleu`` (``eff:yes``); batch and
+running aggregates: ``corpus_score`` (``eff:no``), the running one finished from summed
+sufficient statistics with sacrebleu's ``compute_bleu``, so it costs nothing per batch.
+Values are sacrebleu's score / 100; a variable number of references is ``nrefs:var``, as
+in sacrebleu. Tokens and n-grams are memoised in the text memo (metrics/text/_memo.py).
 """
 
 from __future__ import annotations
@@ -50,8 +29,12 @@ from evalstream_server.metrics.text._memo import (
     TOKEN_BYTES,
     memo,
 )
-from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
-from evalstream_server.metrics.text.registry import BleuOptions
+from evalstream_server.metrics.text._types import (
+    BleuOptions,
+    Score,
+    TextBatchScores,
+    TextPair,
+)
 
 __all__ = [
     "BleuAccumulator",

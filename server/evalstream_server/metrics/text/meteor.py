@@ -1,35 +1,12 @@
 """METEOR as NLTK computes it, with the word look-ups memoised.
 
 Reference: NLTK's ``nltk.translate.meteor_score.meteor_score`` (nltk/nltk,
-nltk/translate/meteor_score.py), after Lavie & Agarwal (2007), "METEOR: An
-Automatic Metric for MT Evaluation with High Levels of Correlation with Human
-Judgments". Per pair the value agrees with ``meteor_score(references,
-prediction, alpha=, beta=, gamma=)`` on the same tokens to 1e-9
-(tests/metrics/text/test_meteor.py):
-
-* tokens: ``nltk.word_tokenize(text, preserve_line=True)`` as Hugging Face
-  ``evaluate``'s meteor tokenizes (``preserve_line`` skips Punkt sentence
-  splitting, so no Punkt data is needed), then lowercased (NLTK's
-  ``preprocess=str.lower``);
-* alignment in NLTK's three stages and order: exact words, then Porter stems
-  of the words left, then WordNet synonyms (lemma names without ``_`` of
-  ``wordnet.synsets(stem)``) of the stems left, each stage taking, from the
-  last hypothesis word backwards, the latest still free reference position;
-* score ``(1 - gamma * (chunks / matches) ** beta) * P R / (alpha P + (1 -
-  alpha) R)``, 0 where NLTK divides by zero (no match, or an empty side);
-* several references: the best score (``meteor_score`` takes the max).
-
-Aggregates (batch and running) are the mean of the per-pair scores
-(``agg:mean``), added pair by pair in stream order.
-
-WordNet must be loadable by NLTK: without it NLTK's number cannot be given, and
-:class:`WordNetMissing` says how to install it (never a different number).
-
-Speed (same numbers): NLTK calls ``wordnet.synsets`` and the Porter stemmer for
-every leftover word of every (prediction, reference) comparison; here stems
-and synonym sets are memoised per word in bounded LRU caches, and tokenization
-and the score of a (prediction, reference, parameters) comparison in the text
-metrics' memo (an LRU bounded by bytes: metrics/text/_memo.py).
+nltk/translate/meteor_score.py), after Lavie & Agarwal (2007), "METEOR: An Automatic
+Metric for MT Evaluation with High Levels of Correlation with Human Judgments"; per pair
+the value agrees to 1e-9 on the same tokens (tests/metrics/text/test_meteor.py): tokens as
+Hugging Face ``evaluate`` makes them, NLTK's exact, stem and synonym stages, the best
+reference. Aggregates are per-pair means (``agg:mean``). Without WordNet,
+:class:`WordNetMissing` says how to install it: never a different number.
 """
 
 from __future__ import annotations
@@ -49,8 +26,12 @@ from evalstream_server.metrics.text._memo import (
     weigh_tokens,
     word_cache,
 )
-from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
-from evalstream_server.metrics.text.registry import MeteorOptions
+from evalstream_server.metrics.text._types import (
+    MeteorOptions,
+    Score,
+    TextBatchScores,
+    TextPair,
+)
 
 __all__ = [
     "TOKENIZER",
@@ -139,7 +120,7 @@ def _stemmer() -> Any:
 # fire), and none of the MacIntyre contractions it splits inside a word
 # (CONTRACTIONS2: cannot, gimme, gonna, gotta, lemme, wanna; the others need an
 # apostrophe). Anything else goes to word_tokenize itself. Short VQA answers
-# are nearly all of this kind, and word_tokenize costs ~100 us per string.
+# are nearly all of this kind, and word_tokenize is slow per string.
 _PLAIN = re.compile(r"[A-Za-z0-9 \t\n]*")
 _PLAIN_PERIOD = re.compile(r"([A-Za-z0-9 \t\n]+)\.[ \t\n]*")
 _CONTRACTED = re.compile(r"(?i)\b(?:cannot|gimme|gonna|gotta|lemme|wanna)\b")

@@ -1,35 +1,35 @@
 """The text metrics by name: options, validation and accumulators.
 
-Like sacrebleu's ``METRICS = {'BLEU': BLEU, ...}`` (sacrebleu/metrics/__init__.py),
-a family is chosen by name and its heavy parts (sacrebleu, rouge-score, NLTK and
-WordNet) are imported on first use; an unknown name is an error that lists the
-valid names. The options dataclasses live here, beside their validation, so that
-the servicer can check a request before anything is built.
-
-Families and their reference implementations:
-
-* ``bleu``: sacrebleu (:mod:`.bleu`);
-* ``rouge``: Google's rouge-score (:mod:`.rouge`);
-* ``meteor``: NLTK's ``nltk.translate.meteor_score`` (:mod:`.meteor`);
-* ``bertscore``: bert-score, built by the runtime (it needs the model and the
-  batcher), not here.
+Like sacrebleu's ``METRICS = {'BLEU': BLEU, ...}`` (sacrebleu/metrics/__init__.py), a
+family is chosen by name, its heavy parts are imported on first use, and an unknown name
+is an error that lists the valid names. The registry imports the metric modules, never
+the reverse: the options they need live in the leaf :mod:`._types` (re-exported here,
+beside their validation). Families: ``bleu`` (sacrebleu), ``rouge`` (rouge-score),
+``meteor`` (NLTK); ``bertscore`` (bert-score) is built by the runtime.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from evalstream_server.errors import MAX_VIOLATIONS, FieldViolation, cap_violations
-from evalstream_server.metrics.text._types import TextAccumulator, TextPair
+from evalstream_server.metrics.text._types import (
+    BLEU_SMOOTH_METHODS,
+    BLEU_TOKENIZERS,
+    BleuOptions,
+    MeteorOptions,
+    RougeOptions,
+    TextAccumulator,
+    TextOptions,
+    TextPair,
+)
 
 __all__ = [
     "BLEU_SMOOTH_METHODS",
     "BLEU_TOKENIZERS",
     "FAMILIES",
     "BleuOptions",
-    "FieldViolation",
     "MeteorOptions",
     "RougeOptions",
     "TextOptions",
@@ -40,67 +40,10 @@ __all__ = [
 
 FAMILIES: tuple[str, ...] = ("bleu", "rouge", "meteor", "bertscore")
 
-#: sacrebleu tokenizers served: the ones that need no extra package or model
-#: (ja-mecab, ko-mecab and the spm/flores tokenizers do).
-BLEU_TOKENIZERS: tuple[str, ...] = ("13a", "intl", "zh", "char", "none")
-
-#: sacrebleu's smoothing methods (``BLEU.SMOOTH_DEFAULTS``).
-BLEU_SMOOTH_METHODS: tuple[str, ...] = ("exp", "floor", "add-k", "none")
-
 # Smoothing methods that take smooth_value; sacrebleu silently ignores it for
 # the others, which we refuse instead so that a request means what it says.
 _SMOOTH_WITH_VALUE = ("floor", "add-k")
 
-
-@dataclass(frozen=True, slots=True)
-class BleuOptions:
-    """sacrebleu BLEU options (``sacrebleu.metrics.BLEU``'s arguments of the same names).
-
-    Attributes:
-        tokenize: One of :data:`BLEU_TOKENIZERS`.
-        lowercase: Lowercase before tokenizing (signature ``case:lc``).
-        smooth_method: One of :data:`BLEU_SMOOTH_METHODS`.
-        smooth_value: For ``floor`` (default 0.1) and ``add-k`` (default 1); None
-            takes sacrebleu's default.
-    """
-
-    tokenize: str = "13a"
-    lowercase: bool = False
-    smooth_method: str = "exp"
-    smooth_value: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RougeOptions:
-    """rouge-score options.
-
-    Attributes:
-        use_stemmer: Porter-stem tokens longer than 3 characters (rouge-score's
-            ``use_stemmer``).
-        rouge_lsum: Also score rougeLsum (summary-level LCS over sentences split
-            on newlines, rouge-score's ``split_summaries=False``).
-    """
-
-    use_stemmer: bool = True
-    rouge_lsum: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class MeteorOptions:
-    """NLTK METEOR parameters (``meteor_score``'s alpha, beta and gamma).
-
-    Attributes:
-        alpha: Relative weight of precision and recall, in [0, 1].
-        beta: Shape of the fragmentation penalty, >= 0.
-        gamma: Weight of the fragmentation penalty, in [0, 1].
-    """
-
-    alpha: float = 0.9
-    beta: float = 3.0
-    gamma: float = 0.5
-
-
-TextOptions = BleuOptions | RougeOptions | MeteorOptions
 
 _OPTION_TYPES: dict[str, type] = {
     "bleu": BleuOptions,
@@ -326,8 +269,6 @@ def warm_up() -> list[str]:
     Returns:
         Problems found (e.g. WordNet missing), as messages; empty when all is well.
     """
-    from evalstream_server.metrics.text._types import TextPair
-
     problems = []
     pair = [TextPair("a cat sat on the mat", ("the cat sat on a mat",))]
     for family, options in (

@@ -1,35 +1,12 @@
 """ROUGE-1, ROUGE-2, ROUGE-L (and ROUGE-Lsum) as Google's rouge-score computes them.
 
-Reference: rouge-score 0.1.2 (google-research/google-research, rouge/
-rouge_scorer.py, tokenize.py), which replicates Lin (2004), "ROUGE: A Package
-for Automatic Evaluation of Summaries". Per pair, each value agrees with
-``RougeScorer([...], use_stemmer=...).score_multi(references, prediction)`` to
-1e-9 (tests/metrics/text/test_rouge.py):
-
-* tokens: rouge-score's default tokenizer (lowercase, every run of characters
-  outside ``[a-z0-9]`` is a separator, so non-ASCII letters are dropped; with
-  the stemmer, NLTK's Porter stem of tokens longer than 3 characters);
-* rougeN: clipped n-gram overlap, precision over the prediction's n-grams and
-  recall over the reference's (each denominator at least 1);
-* rougeL: longest common subsequence; 0 when either side has no tokens;
-* rougeLsum (option): rouge-score's own summary-level union LCS over sentences
-  split on newlines (``split_summaries=False``);
-* F-measure: ``2PR / (P + R)``, 0 when ``P + R = 0``;
-* several references: per rouge type, the reference with the highest
-  F-measure (the first on ties, like ``np.argmax``) gives P, R and F.
-
-The product's headline is recall: each type's band is computed on recall, and
-carried by its precision and F-measure scores too (signature
-``headline:recall``). Batch and running aggregates are the mean of the per-pair
-values (``agg:mean``), added pair by pair in stream order so that any split of
-a stream into batches gives the same running value.
-
-Speed (same numbers): tokens with stemming and n-gram counts per text, and the
-scores of a (reference, prediction) pair, are memoised in the text metrics'
-memo (an LRU bounded by bytes: metrics/text/_memo.py), Porter stems per word in
-a bounded LRU cache; the LCS length is computed bit-parallel on Python integers (Allison &
-Dix 1986; Hyyrö 2004) instead of rouge-score's O(mn) table; and a prediction is
-tokenized once, not once per reference.
+Reference: rouge-score 0.1.2 (google-research/google-research, rouge/rouge_scorer.py,
+tokenize.py), after Lin (2004), "ROUGE: A Package for Automatic Evaluation of Summaries";
+per pair each value agrees with ``RougeScorer(...).score_multi`` to 1e-9
+(tests/metrics/text/test_rouge.py), the reference of highest F-measure giving P, R and F.
+Bands are computed on recall, the product's headline (``headline:recall``); aggregates are
+per-pair means (``agg:mean``). The LCS is computed bit-parallel (Allison & Dix 1986; Hyyrö
+2004) and text-level work is memoised (metrics/text/_memo.py), with the same numbers.
 """
 
 from __future__ import annotations
@@ -57,8 +34,12 @@ from evalstream_server.metrics.text._memo import (
     weigh_tokens,
     word_cache,
 )
-from evalstream_server.metrics.text._types import Score, TextBatchScores, TextPair
-from evalstream_server.metrics.text.registry import RougeOptions
+from evalstream_server.metrics.text._types import (
+    RougeOptions,
+    Score,
+    TextBatchScores,
+    TextPair,
+)
 
 __all__ = [
     "RougeAccumulator",
