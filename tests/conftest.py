@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,3 +188,36 @@ def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
         if sp.proc.poll() is None:
             sp.proc.send_signal(signal.SIGKILL)
             sp.proc.wait(10)
+
+
+def scrape_metrics(live_server) -> str:  # type: ignore[no-untyped-def]
+    """A live server's /metrics body after a few RPCs, so that the labelled series exist.
+
+    Health, a run with a training and a validation point, and one ScoreBoxes batch.
+    """
+    from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(live_server.target) as channel:
+        health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        runs = runs_pb2_grpc.RunsStub(channel)
+        run = runs.CreateRun(runs_pb2.CreateRunRequest(project="p", name="m"), timeout=10)
+        chunks = [
+            runs_pb2.LossChunk(
+                sequence=i, run_id=run.id, split=split, series="loss", steps=[1], values=[0.5]
+            )
+            for i, split in enumerate((common_pb2.SPLIT_TRAIN, common_pb2.SPLIT_VALIDATION))
+        ]
+        list(runs.StreamLoss(iter(chunks), timeout=10))
+        box = scoring_pb2.Box(x1=0, y1=0, x2=1, y2=1, label="a", confidence=0.5)
+        batch = scoring_pb2.BoxBatch(
+            images=[scoring_pb2.ImageBoxes(image_id="i", predictions=[box], ground_truth=[box])]
+        )
+        list(scoring_pb2_grpc.ScoringStub(channel).ScoreBoxes(iter([batch]), timeout=10))
+    http, port = live_server.deps.metrics.serve_http("127.0.0.1", 0)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            return reply.read().decode()
+    finally:
+        http.shutdown()
+

@@ -12,13 +12,11 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import urllib.request
 from pathlib import Path
 
-import grpc
 import pytest
-from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ..conftest import scrape_metrics
 
 yaml = pytest.importorskip("yaml")
 
@@ -121,34 +119,10 @@ def test_prometheus_scrapes_evalstream_and_loads_the_rules() -> None:
     assert job["static_configs"][0]["targets"] == ["evalstream:9464"]
 
 
-def _exercise(target: str) -> None:
-    """A few RPCs so that the labelled series exist."""
-    with grpc.insecure_channel(target) as channel:
-        health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
-        runs = runs_pb2_grpc.RunsStub(channel)
-        run = runs.CreateRun(runs_pb2.CreateRunRequest(project="p", name="m"), timeout=10)
-        chunk = runs_pb2.LossChunk(
-            sequence=1, run_id=run.id, split=common_pb2.SPLIT_TRAIN, series="loss",
-            steps=[1], values=[0.5],
-        )  # fmt: skip
-        list(runs.StreamLoss(iter([chunk]), timeout=10))
-        box = scoring_pb2.Box(x1=0, y1=0, x2=1, y2=1, label="a", confidence=0.5)
-        batch = scoring_pb2.BoxBatch(
-            images=[scoring_pb2.ImageBoxes(image_id="i", predictions=[box], ground_truth=[box])]
-        )
-        list(scoring_pb2_grpc.ScoringStub(channel).ScoreBoxes(iter([batch]), timeout=10))
-
-
 @pytest.fixture
 def exported(live_server) -> set[str]:
     """Sample names on a live server's /metrics."""
-    _exercise(live_server.target)
-    http, port = live_server.deps.metrics.serve_http("127.0.0.1", 0)
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
-            body = reply.read().decode()
-    finally:
-        http.shutdown()
+    body = scrape_metrics(live_server)
     return {
         re.split(r"[{ ]", line, maxsplit=1)[0]
         for line in body.splitlines()

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
-import urllib.request
 from pathlib import Path
 
 import pytest
 from evalstream._cli import build_parser
-from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc
 from evalstream_server import config
+
+from ..conftest import scrape_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -59,23 +59,6 @@ def test_documented_flags_exist() -> None:
     assert not stale, f"documented flags the server does not have: {sorted(stale)}"
 
 
-def _scrape(live_server) -> str:
-    with runs_pb2_grpc.grpc.insecure_channel(live_server.target) as channel:
-        runs = runs_pb2_grpc.RunsStub(channel)
-        run = runs.CreateRun(runs_pb2.CreateRunRequest(project="p", name="docs"), timeout=10)
-        chunk = runs_pb2.LossChunk(
-            sequence=1, run_id=run.id, split=common_pb2.SPLIT_VALIDATION, series="loss",
-            steps=[1], values=[0.5],
-        )  # fmt: skip
-        list(runs.StreamLoss(iter([chunk]), timeout=10))
-    http, port = live_server.deps.metrics.serve_http("127.0.0.1", 0)
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
-            return reply.read().decode()
-    finally:
-        http.shutdown()
-
-
 def exported_families(body: str) -> set[str]:
     """Metric families in a /metrics body, from its TYPE lines (``_created`` left out).
 
@@ -89,7 +72,7 @@ def exported_families(body: str) -> set[str]:
 
 @pytest.mark.parametrize("live_server", [{"quality_gauges": True}], indirect=True)
 def test_every_exported_metric_is_in_the_metrics_reference(live_server) -> None:
-    exported = exported_families(_scrape(live_server))
+    exported = exported_families(scrape_metrics(live_server))
     # The families of every module that exports: gRPC, batcher, store, quality gauges.
     for expected in (
         "evalstream_grpc_server_started_total",
