@@ -259,9 +259,8 @@ def load_model_dir(flag: Path | None, environ: Mapping[str, str] | None = None) 
     environ = os.environ if environ is None else environ
     if flag is not None:
         return flag
-    if environ.get("EVALSTREAM_MODEL_DIR"):
-        return Path(environ["EVALSTREAM_MODEL_DIR"])
-    return default_model_dir(environ)
+    variable = environ.get(env_name("--model-dir"))
+    return Path(variable) if variable else default_model_dir(environ)
 
 
 def is_loopback(host: str) -> bool:

@@ -134,7 +134,7 @@ def test_a_lost_writer_is_unavailable_to_clients_and_bad_writer_options_are_refu
     db_path: Path,
 ) -> None:
     import grpc
-    from evalstream_server.api.runs import store_status
+    from evalstream_server.api._status import store_status
 
     assert store_status(WriterLost("gone"))[0] == grpc.StatusCode.UNAVAILABLE
     with pytest.raises(InvalidInput) as bad:

