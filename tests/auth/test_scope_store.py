@@ -19,7 +19,7 @@ def test_scoped_store_implements_every_store_method() -> None:
 
 
 def test_cli_reads_the_token_from_the_environment(auth_server, tokens, monkeypatch, capsys) -> None:
-    from evalstream._cli import main
+    from evalstream.cli import main
 
     argv = ["--target", auth_server.target, "runs", "list", "--project", "proj-a"]
     monkeypatch.delenv("EVALSTREAM_TOKEN", raising=False)

@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from evalstream._cli import main
+from evalstream.cli import main
 
 
 def _write(path: Path, lines: list[dict]) -> Path:

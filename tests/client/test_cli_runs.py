@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from evalstream import Client
-from evalstream._cli import main
+from evalstream.cli import main
 
 
 def test_import_show_and_list(live_server, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from evalstream._cli import build_parser
+from evalstream.cli import build_parser
 from evalstream_server import config
 
 from ..conftest import scrape_metrics

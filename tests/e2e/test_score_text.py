@@ -17,7 +17,7 @@ import grpc
 import pytest
 import sacrebleu
 from evalstream import AsyncClient, Client, errors
-from evalstream._cli import main
+from evalstream.cli import main
 from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
 from evalstream_server.api.text import CpuWorkers
 from nltk.tokenize import word_tokenize

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 from evalstream import Box, Client, ImageBoxes, errors
-from evalstream._cli import main
+from evalstream.cli import main
 
 
 def _overfitting_curves(

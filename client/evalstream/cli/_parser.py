@@ -1,0 +1,140 @@
+"""The argument parser of the ``evalstream`` command."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from evalstream._base import DEFAULT_BATCH_SIZE, DEFAULT_TARGET
+
+
+def _parse_floats(text: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evalstream", description="evalstream client")
+    p.add_argument(
+        "--target", default=DEFAULT_TARGET, help=f"server address (default {DEFAULT_TARGET})"
+    )
+    p.add_argument("--timeout", type=float, default=600.0, help="deadline in seconds (default 600)")
+    sec = p.add_argument_group(
+        "security", "each option's variable is read when the option is not given"
+    )
+    sec.add_argument(
+        "--token",
+        default=None,
+        help="bearer token (env EVALSTREAM_TOKEN; prefer it: options show in ps)",
+    )
+    sec.add_argument(
+        "--ca", type=Path, default=None, help="CA bundle, PEM; turns TLS on (env EVALSTREAM_CA)"
+    )
+    sec.add_argument(
+        "--cert",
+        type=Path,
+        default=None,
+        help="client certificate, PEM, for mTLS (env EVALSTREAM_CERT)",
+    )
+    sec.add_argument("--key", type=Path, default=None, help="client key, PEM (env EVALSTREAM_KEY)")
+    sec.add_argument("--tls", action="store_true", help="TLS with the system's roots (no --ca)")
+    sec.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow sending the token in plaintext to a non-loopback host",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sb = sub.add_parser("score-boxes", help="score predicted boxes against ground truth")
+    sb.add_argument("--predictions", type=Path, required=True, help="predicted boxes, JSON Lines")
+    sb.add_argument(
+        "--ground-truth", type=Path, required=True, help="ground-truth boxes, JSON Lines"
+    )
+    sb.add_argument("--iou", type=_parse_floats, default=None, help="IoU thresholds, e.g. 0.5,0.75")
+    sb.add_argument("--confidence", type=float, default=None, help="confidence threshold in [0, 1]")
+    sb.add_argument(
+        "--pr-curve", action="store_true", help="F1-optimal confidence and AP per threshold"
+    )
+    sb.add_argument("--class-agnostic", action="store_true", help="match regardless of label")
+    sb.add_argument("--bbox-format", choices=("xyxy", "xywh"), default="xyxy")
+    sb.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per message")
+    sb.add_argument("--json", action="store_true", help="print the full report as JSON")
+
+    st = sub.add_parser(
+        "score-text", help="score answers against references (BLEU, ROUGE, METEOR, BERTScore)"
+    )
+    st.add_argument(
+        "--predictions",
+        type=Path,
+        required=True,
+        help="one answer per line (.txt), or JSONL with prediction [and specimen_id]",
+    )
+    st.add_argument(
+        "--references",
+        type=Path,
+        required=True,
+        help="one reference per line (.txt), or JSONL with references: [...] per line",
+    )
+    st.add_argument(
+        "--metrics", default="", help="comma-separated: bleu,rouge,meteor,bertscore (default all)"
+    )
+    st.add_argument("--tokenize", default="13a", help="BLEU tokenizer: 13a, intl, zh, char, none")
+    st.add_argument("--lowercase", action="store_true", help="BLEU: lowercase")
+    st.add_argument("--no-stemmer", action="store_true", help="ROUGE: no Porter stemming")
+    st.add_argument("--rouge-lsum", action="store_true", help="ROUGE: add rougeLsum")
+    st.add_argument("--idf", action="store_true", help="BERTScore: idf weights from the references")
+    st.add_argument("--batch-size", type=int, default=64, help="pairs per message")
+    st.add_argument("--json", action="store_true", help="print the full report as JSON")
+
+    h = sub.add_parser("health", help="print the server's health status; exit 0 only if SERVING")
+    h.add_argument("--service", default="", help="service name ('' for the whole server)")
+
+    runs = sub.add_parser("runs", help="list, show and backfill training runs")
+    rsub = runs.add_subparsers(dest="runs_command", required=True)
+    rl = rsub.add_parser("list", help="runs of a project")
+    rl.add_argument("--project", required=True)
+    rl.add_argument(
+        "--status", action="append", default=[], choices=("running", "finished", "failed", "killed")
+    )
+    rl.add_argument("--model", default="")
+    rl.add_argument("--json", action="store_true")
+    rs = rsub.add_parser("show", help="one run: hyperparameters, derived values, last points")
+    rs.add_argument("run", help="run id")
+    rs.add_argument("--json", action="store_true")
+    rv = rsub.add_parser("verdict", help="diagnose a run: state, evidence, advice, where to stop")
+    rv.add_argument("run", help="run id")
+    rv.add_argument("--json", action="store_true")
+    rw = rsub.add_parser("watch", help="print the verdict, then each change, until the run ends")
+    rw.add_argument("run", help="run id")
+    rc = rsub.add_parser("compare", help="compare runs; changed variables are marked with *")
+    rc.add_argument("runs", nargs="+", help="run ids")
+    rc.add_argument("--baseline", default="", help="run the deltas are against (default the first)")
+    rc.add_argument("--json", action="store_true")
+    ri = rsub.add_parser(
+        "import", help="backfill points from CSV or JSONL (step, split, value[, series])"
+    )
+    ri.add_argument("file", type=Path)
+    ri.add_argument("--run", required=True, help="run id")
+    ri.add_argument("--series", default="loss", help="series when a row names none (default loss)")
+    ri.add_argument("--split", default="train", help="split when a row names none (default train)")
+    return p
+
+
+def _security(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Client security options from flags, else EVALSTREAM_TOKEN/_CA/_CERT/_KEY."""
+
+    def pick(flag: object, variable: str) -> Any:
+        return flag if flag is not None else (environ.get(variable) or None)
+
+    return {
+        "token": pick(args.token, "EVALSTREAM_TOKEN"),
+        "ca": pick(args.ca, "EVALSTREAM_CA"),
+        "client_cert": pick(args.cert, "EVALSTREAM_CERT"),
+        "client_key": pick(args.key, "EVALSTREAM_KEY"),
+        "tls": True if args.tls else None,
+        "insecure": args.insecure,
+    }
