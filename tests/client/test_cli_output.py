@@ -277,6 +277,16 @@ def test_table_numbers_are_right_aligned() -> None:
     ]
 
 
+def test_narrow_table_keeps_every_word_and_number_whole() -> None:
+    rows = [["IoU", "TP", "precision", "F1", "mean IoU"]]
+    rows += [["0.5", "12", "0.5000 low", "0.5000 needs_improvement", "1.0000 very_tight"]]
+    rows += [["0.75", "3", "0.2500 low", "n/a", "0.9000 very_tight"]]
+    text = _format._render(_format._grid(rows), width=50)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 50 and len(lines) > len(rows)  # it wrapped, within 50
+    assert sorted(text.split()) == sorted(" ".join(" ".join(r) for r in rows).split())
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--version"])

@@ -120,6 +120,27 @@ def _longest_word(cells: Iterable[str], cap: int | None) -> int:
     return longest if cap is None else min(longest, cap)
 
 
+def _fit(natural: Sequence[int], narrowest: Sequence[int], available: int) -> list[int] | None:
+    """Column widths that sum to at most ``available``, or None when none do.
+
+    The widest column that may still shrink gives up a character at a time, so that
+    short columns stay whole and the long text wraps.
+
+    Example:
+        >>> _fit([4, 30, 6], [4, 10, 6], 30)
+        [4, 20, 6]
+        >>> _fit([4, 30, 6], [4, 10, 6], 19) is None
+        True
+    """
+    widths = list(natural)
+    for _ in range(sum(widths) - available):
+        shrinkable = [i for i, w in enumerate(widths) if w > narrowest[i]]
+        if not shrinkable:
+            return None
+        widths[max(shrinkable, key=widths.__getitem__)] -= 1
+    return widths
+
+
 class _Grid:
     """A table of string cells that fits the width it is drawn in.
 
@@ -133,16 +154,20 @@ class _Grid:
         self.body = [list(r) for r in (rows[1:] if header else rows)]
         self.indent = indent
         columns = list(zip(*self.body, strict=True)) or [()] * len(rows[0])
+        head = self.head or [""] * len(columns)
         self.numeric = [_numeric(c) for c in columns]
-        self.min_widths = [
+        self.natural = [
+            max([len(name), *map(len, cells)]) for name, cells in zip(head, columns, strict=True)
+        ]
+        self.narrowest = [
             max(
                 _longest_word(cells, None if numeric else _MAX_WORD),
-                _longest_word([self.head[i]], _MAX_HEADER_WORD) if self.head else 1,
+                _longest_word([name], _MAX_HEADER_WORD),
             )
-            for i, (cells, numeric) in enumerate(zip(columns, self.numeric, strict=True))
+            for name, cells, numeric in zip(head, columns, self.numeric, strict=True)
         ]
 
-    def _table(self) -> Table:
+    def _table(self, widths: Sequence[int]) -> Table:
         table = Table(
             box=None, pad_edge=False, show_header=self.head is not None, header_style="bold"
         )
@@ -151,7 +176,7 @@ class _Grid:
                 self.head[i] if self.head else "",
                 justify="right" if numeric else "left",
                 overflow="fold",
-                min_width=self.min_widths[i],
+                width=widths[i],
             )
         for r in self.body:
             table.add_row(*(_styled(c) for c in r))
@@ -171,10 +196,12 @@ class _Grid:
         return Group(*records)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        narrowest = sum(self.min_widths) + 2 * (len(self.min_widths) - 1) + self.indent
-        fits = narrowest <= options.max_width
-        view = self._table() if fits or self.head is None else self._records(self.head)
-        yield _indent(view, self.indent)
+        available = options.max_width - self.indent - 2 * (len(self.natural) - 1)
+        widths = _fit(self.natural, self.narrowest, available)
+        if widths is None and self.head is not None:
+            yield _indent(self._records(self.head), self.indent)
+        else:  # a headerless grid (two columns: a name and its value) wraps as it must
+            yield _indent(self._table(widths or self.narrowest), self.indent)
 
 
 def _indent(view: RenderableType, by: int = 2) -> RenderableType:
