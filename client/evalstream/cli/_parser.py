@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,19 @@ def _parse_floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
 
 
+def version() -> str:
+    """The installed evalstream's version: its distribution's metadata, else ``__version__``."""
+    try:
+        return importlib.metadata.version("evalstream")
+    except importlib.metadata.PackageNotFoundError:  # imported from a source tree
+        from evalstream import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evalstream", description="evalstream client")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     p.add_argument(
         "--target", default=DEFAULT_TARGET, help=f"server address (default {DEFAULT_TARGET})"
     )
@@ -92,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     h = sub.add_parser("health", help="print the server's health status; exit 0 only if SERVING")
     h.add_argument("--service", default="", help="service name ('' for the whole server)")
+    h.add_argument("--json", action="store_true", help='print {"service": ..., "status": ...}')
 
     runs = sub.add_parser("runs", help="list, show and backfill training runs")
     rsub = runs.add_subparsers(dest="runs_command", required=True)
@@ -101,19 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--status", action="append", default=[], choices=("running", "finished", "failed", "killed")
     )
     rl.add_argument("--model", default="")
-    rl.add_argument("--json", action="store_true")
+    rl.add_argument("--json", action="store_true", help="print the runs as JSON")
     rs = rsub.add_parser("show", help="one run: hyperparameters, derived values, last points")
     rs.add_argument("run", help="run id")
-    rs.add_argument("--json", action="store_true")
+    rs.add_argument("--json", action="store_true", help="print the run as JSON")
     rv = rsub.add_parser("verdict", help="diagnose a run: state, evidence, advice, where to stop")
     rv.add_argument("run", help="run id")
-    rv.add_argument("--json", action="store_true")
+    rv.add_argument("--json", action="store_true", help="print the verdict as JSON")
     rw = rsub.add_parser("watch", help="print the verdict, then each change, until the run ends")
     rw.add_argument("run", help="run id")
+    rw.add_argument("--json", action="store_true", help="print each verdict as one JSON line")
     rc = rsub.add_parser("compare", help="compare runs; changed variables are marked with *")
     rc.add_argument("runs", nargs="+", help="run ids")
     rc.add_argument("--baseline", default="", help="run the deltas are against (default the first)")
-    rc.add_argument("--json", action="store_true")
+    rc.add_argument("--json", action="store_true", help="print the comparison as JSON")
     ri = rsub.add_parser(
         "import", help="backfill points from CSV or JSONL (step, split, value[, series])"
     )
