@@ -421,6 +421,7 @@ async def _start(
     )
     for name in ("", *SERVICE_NAMES):
         deps.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    cause: RuntimeError | None = None
     try:
         if credentials is None:
             port = server.add_insecure_port(config.address)
@@ -428,8 +429,6 @@ async def _start(
             port = server.add_secure_port(config.address, credentials)
     except RuntimeError as exc:  # grpcio's text names GRPC_VERBOSITY, not the cause
         port, cause = 0, exc
-    else:
-        cause = None
     if port == 0:
         raise RuntimeError(
             f"cannot listen on {config.address}: the address is in use or not available "
