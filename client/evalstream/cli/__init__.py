@@ -3,7 +3,7 @@
     evalstream [--target HOST:PORT] [--timeout S] [--token T] [--ca CA] ... COMMAND
     evalstream --version
     evalstream score-boxes --predictions P.jsonl --ground-truth G.jsonl [--iou 0.5,0.75]
-                           [--confidence 0.3] [--pr-curve] [--json]
+                           [--format auto|jsonl|coco] [--confidence 0.3] [--pr-curve] [--json]
     evalstream score-text --predictions P.txt --references R.txt [--metrics bleu,rouge] [--json]
     evalstream health [--service NAME] [--json]
     evalstream runs list --project P [--status S] [--model M] [--json]
@@ -15,7 +15,8 @@
 
 Tables fit the terminal and colour bands, grades and states; into a pipe they are
 plain text. ``--json`` prints the result as JSON (``runs watch --json``: JSON Lines,
-one verdict per line). The input files are described in :mod:`evalstream.cli._inputs`.
+one verdict per line). The input files are described in :mod:`evalstream.cli._inputs`
+and :mod:`evalstream.cli._coco`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from evalstream._client import Client
+from evalstream.cli._box_files import read_box_files
 from evalstream.cli._format import (
     _comparison_view,
     _grid,
@@ -42,7 +44,7 @@ from evalstream.cli._format import (
     _verdict_view,
     to_json,
 )
-from evalstream.cli._inputs import InputError, pair_images, read_boxes, read_points, read_text_file
+from evalstream.cli._inputs import BoxRules, InputError, read_points, read_text_file
 from evalstream.cli._parser import _security, build_parser
 from evalstream.errors import EvalstreamError
 
@@ -71,12 +73,22 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 return _runs_command(client, args, out)
             if args.command == "score-text":
                 return _score_text(client, args, out)
-            images = pair_images(
-                read_boxes(args.predictions, bbox_format=args.bbox_format),
-                read_boxes(args.ground_truth, bbox_format=args.bbox_format),
+            inputs = read_box_files(
+                args.predictions,
+                args.ground_truth,
+                fmt=args.format,
+                rules=BoxRules(
+                    bbox_format=args.bbox_format,
+                    assume_confidence=args.assume_confidence,
+                    assume_label=args.assume_label,
+                    class_agnostic=args.class_agnostic,
+                    ignore_unknown_keys=args.ignore_unknown_keys,
+                ),
             )
+            for note in inputs.notes:
+                print(f"evalstream: {note}", file=sys.stderr)
             report = client.score_boxes(
-                images,
+                inputs.images,
                 batch_size=args.batch_size,
                 iou_thresholds=args.iou,
                 confidence_threshold=args.confidence,
