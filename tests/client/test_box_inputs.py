@@ -138,6 +138,18 @@ def test_ground_truth_without_label_is_refused(tmp_path: Path, capsys) -> None:
     assert "g.jsonl:1:" in err and "--assume-label" in err
 
 
+def test_ground_truth_crowd_boxes_are_left_out_with_a_note(tmp_path: Path, capsys) -> None:
+    crowd = GT_LINE | {"bbox": [50, 50, 60, 60], "iscrowd": 1}
+    inputs = _read(tmp_path, [GT_LINE | {"score": 0.5}], [GT_LINE | {"iscrowd": 0}, crowd])
+    assert inputs.images[0].ground_truth == (Box(0, 0, 10, 10, "dog"),)
+    (note,) = inputs.notes
+    assert "g.jsonl: 1 crowd box(es)" in note
+    err = _refused(tmp_path, capsys, [GT_LINE | {"score": 0.5}], gt=[GT_LINE | {"iscrowd": 2}])
+    assert "g.jsonl:1: iscrowd must be 0 or 1, got 2" in err
+    err = _refused(tmp_path, capsys, [GT_LINE | {"score": 0.5, "iscrowd": 0}])
+    assert "p.jsonl:1: unknown key 'iscrowd'" in err
+
+
 def test_assume_label_and_class_agnostic_make_labels_unnecessary(tmp_path: Path) -> None:
     preds = [{"image_id": "a", "bbox": [0, 0, 1, 1], "score": 0.5}]
     gt = [{"image_id": "a", "bbox": [0, 0, 1, 1], "label": "dog"}]
@@ -192,6 +204,10 @@ def test_conflicting_keys_are_refused(tmp_path: Path, capsys, box: dict, says: s
          '"score": 0.5}', "x2 is -inf"),
         ('{"image_id": "a", "bbox": [0, 0, "1", 1], "label": "d", "score": 0.5}', "bbox[2] must"),
         ('{"image_id": "a", "bbox": [0, 0, 1], "label": "d", "score": 0.5}', "4 numbers"),
+        ('{"image_id": "a", "bbox": [0, 0, 1, 1e400], "label": "d", "score": 0.5}',
+         "bbox[3] is inf"),
+        ('{"image_id": "a", "bbox": [0, 0, 1, 1' + "0" * 400 + '], "label": "d", "score": 0.5}',
+         "numbers must be finite"),
         ('{"image_id": "a", "x1": 0, "y1": 0, "label": "d", "score": 0.5}', "without x2, y2"),
         ('{"image_id": "a", "bbox": [0, 0, 1, 1], "label": "d", "score": 1.5}', "outside [0, 1]"),
         ('{"image_id": "a", "bbox": [0, 0, 1, 1], "label": 7, "score": 0.5}', "category_id"),

@@ -33,24 +33,19 @@ def read_box_files(
     rules = rules or BoxRules()
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; the formats are {', '.join(FORMATS)}")
-    if fmt == "jsonl":
-        kinds = {ground_truth: ("jsonl", None), predictions: ("jsonl", None)}
-    else:
-        kinds = {ground_truth: sniff(ground_truth), predictions: sniff(predictions)}
-    (gt_kind, gt_data), (pred_kind, pred_data) = kinds[ground_truth], kinds[predictions]
-    if fmt == "auto" and {gt_kind, pred_kind} == {"jsonl"}:
-        fmt = "jsonl"
-    elif fmt == "auto":
-        if gt_kind == "jsonl" or pred_kind == "jsonl":
+    gt_kind, gt_data = ("jsonl", None) if fmt == "jsonl" else sniff(ground_truth)
+    pred_kind, pred_data = ("jsonl", None) if fmt == "jsonl" else sniff(predictions)
+    if fmt == "auto":
+        if (gt_kind == "jsonl") != (pred_kind == "jsonl"):
             coco, other = (
-                (ground_truth, predictions) if gt_kind != "jsonl" else (predictions, ground_truth)
+                (predictions, ground_truth) if gt_kind == "jsonl" else (ground_truth, predictions)
             )
             raise InputError(
                 f"{coco} is COCO JSON but {other} is JSON Lines; give both files in one "
                 "format (COCO: a dataset as --ground-truth and a results list as "
                 "--predictions)"
             )
-        fmt = "coco"
+        fmt = "jsonl" if gt_kind == "jsonl" else "coco"
     if fmt == "jsonl":
         pred = read_boxes(predictions, prediction=True, rules=rules)
         gt = read_boxes(ground_truth, prediction=False, rules=rules)

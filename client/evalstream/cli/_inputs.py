@@ -59,9 +59,13 @@ def finite(value: Any, where: str, key: str) -> float:
     """A finite JSON number, or InputError naming where and which key."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(f"{where}: {key} must be a number, got {json.dumps(value)}")
-    if not math.isfinite(value):
+    try:
+        result = float(value)
+    except OverflowError:
+        result = math.inf
+    if not math.isfinite(result):
         raise InputError(f"{where}: {key} is {value}; numbers must be finite")
-    return float(value)
+    return result
 
 
 class KeyCheck:
@@ -88,7 +92,7 @@ class KeyCheck:
         if not self.ignored:
             return []
         counts = ", ".join(f"{k!r} ({n}x)" for k, n in sorted(self.ignored.items()))
-        return [f"{self.path}: ignored unknown keys {counts} (--ignore-unknown-keys)"]
+        return [f"note: {self.path}: ignored unknown keys {counts} (--ignore-unknown-keys)"]
 
 
 def _corners(record: Mapping[str, Any], where: str, bbox_format: str | None) -> tuple[float, ...]:
@@ -170,7 +174,7 @@ def _confidence(record: Mapping[str, Any], where: str, rules: BoxRules) -> float
 def is_crowd(record: Mapping[str, Any], where: str) -> bool:
     """COCO's iscrowd flag of a ground-truth box: 0 or 1 (or false/true)."""
     value = record.get("iscrowd", 0)
-    if value not in (0, 1) or isinstance(value, float):
+    if value not in (0, 1):
         raise InputError(f"{where}: iscrowd must be 0 or 1, got {json.dumps(value)}")
     return bool(value)
 
@@ -281,7 +285,7 @@ def read_boxes(path: Path, *, prediction: bool, rules: BoxRules | None = None) -
 def crowd_note(path: Path, count: int) -> str:
     """Says that crowd ground truth was left out, and what that changes."""
     return (
-        f"{path}: {count} crowd box(es) (iscrowd 1) left out of the ground truth; "
+        f"note: {path}: {count} crowd box(es) (iscrowd 1) left out of the ground truth; "
         "evalstream has no crowd matching, so a prediction on a crowd region counts as a "
         "false positive (pycocotools would ignore it)"
     )
