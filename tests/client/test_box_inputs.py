@@ -207,7 +207,7 @@ def test_conflicting_keys_are_refused(tmp_path: Path, capsys, box: dict, says: s
         ('{"image_id": "a", "bbox": [0, 0, 1, 1e400], "label": "d", "score": 0.5}',
          "bbox[3] is inf"),
         ('{"image_id": "a", "bbox": [0, 0, 1, 1' + "0" * 400 + '], "label": "d", "score": 0.5}',
-         "numbers must be finite"),
+         "bbox[3] is an integer too large for a float; numbers must be finite"),
         ('{"image_id": "a", "x1": 0, "y1": 0, "label": "d", "score": 0.5}', "without x2, y2"),
         ('{"image_id": "a", "bbox": [0, 0, 1, 1], "label": "d", "score": 1.5}', "outside [0, 1]"),
         ('{"image_id": "a", "bbox": [0, 0, 1, 1], "label": 7, "score": 0.5}', "category_id"),

@@ -58,14 +58,21 @@ _FLAGS_HINT = "--ignore-unknown-keys drops keys it does not know"
 def finite(value: Any, where: str, key: str) -> float:
     """A finite JSON number, or InputError naming where and which key."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{where}: {key} must be a number, got {json.dumps(value)}")
+        raise InputError(f"{where}: {key} must be a number, got {show(value)}")
     try:
         result = float(value)
     except OverflowError:
         result = math.inf
     if not math.isfinite(result):
-        raise InputError(f"{where}: {key} is {value}; numbers must be finite")
+        shown = value if isinstance(value, float) else "an integer too large for a float"
+        raise InputError(f"{where}: {key} is {shown}; numbers must be finite")
     return result
+
+
+def show(value: Any) -> str:
+    """A JSON value for a message, cut short."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class KeyCheck:
@@ -102,7 +109,7 @@ def _corners(record: Mapping[str, Any], where: str, bbox_format: str | None) -> 
             raise InputError(f"{where}: both bbox and {', '.join(present)}; give one of them")
         bbox = record["bbox"]
         if not isinstance(bbox, list) or len(bbox) != 4:
-            raise InputError(f"{where}: bbox must be a list of 4 numbers, got {json.dumps(bbox)}")
+            raise InputError(f"{where}: bbox must be a list of 4 numbers, got {show(bbox)}")
         a, b, c, d = (finite(v, where, f"bbox[{i}]") for i, v in enumerate(bbox))
         if bbox_format != "xywh":
             return a, b, c, d
@@ -138,12 +145,12 @@ def _label(
     if key != "category_id":
         if not isinstance(value, str):
             raise InputError(
-                f"{where}: {key} must be a string, got {json.dumps(value)} "
+                f"{where}: {key} must be a string, got {show(value)} "
                 "(for numeric classes use category_id)"
             )
         return value
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{where}: category_id must be an integer, got {json.dumps(value)}")
+        raise InputError(f"{where}: category_id must be an integer, got {show(value)}")
     if categories is None:
         return str(value)
     if value not in categories:
@@ -175,7 +182,7 @@ def is_crowd(record: Mapping[str, Any], where: str) -> bool:
     """COCO's iscrowd flag of a ground-truth box: 0 or 1 (or false/true)."""
     value = record.get("iscrowd", 0)
     if value not in (0, 1):
-        raise InputError(f"{where}: iscrowd must be 0 or 1, got {json.dumps(value)}")
+        raise InputError(f"{where}: iscrowd must be 0 or 1, got {show(value)}")
     return bool(value)
 
 
@@ -212,9 +219,7 @@ def image_id(record: Mapping[str, Any], where: str) -> str:
     """The image_id of a record as a string (COCO's are integers)."""
     value = record.get("image_id")
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise InputError(
-            f"{where}: image_id must be a string or an integer, got {json.dumps(value)}"
-        )
+        raise InputError(f"{where}: image_id must be a string or an integer, got {show(value)}")
     return str(value)
 
 
@@ -268,7 +273,7 @@ def read_boxes(path: Path, *, prediction: bool, rules: BoxRules | None = None) -
                 known = box_keys | {"image_id"}
             for at, entry in entries:
                 if not isinstance(entry, dict):
-                    raise InputError(f"{at}: a box must be an object, got {json.dumps(entry)}")
+                    raise InputError(f"{at}: a box must be an object, got {show(entry)}")
                 keys.check(entry, known, at)
                 if not prediction and is_crowd(entry, at):
                     crowd += 1
