@@ -521,3 +521,12 @@ def test_coco_reader_agrees_with_pycocotools(tmp_path: Path) -> None:
     assert crowds > 0 and f"{crowds} crowd box(es)" in inputs.notes[0]
     assert sum(len(t) for t, _ in got.values()) == 120 - crowds
     assert sum(not t for t, _ in got.values()) >= 5  # images without annotations are kept
+
+
+@pytest.mark.parametrize("value", ["1.5", "nan", "-0.1", "high"])
+def test_assume_confidence_must_be_in_unit_interval(tmp_path: Path, capsys, value: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["score-boxes", "--predictions=p", "--ground-truth=g",
+                                   "--assume-confidence", value])  # fmt: skip
+    assert exit_.value.code == 2
+    assert f"expected a number in [0, 1], got {value!r}" in capsys.readouterr().err
