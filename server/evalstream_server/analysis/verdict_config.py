@@ -14,7 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-__all__ = ["VerdictConfig"]
+__all__ = ["MONITOR_SPLITS", "VerdictConfig"]
+
+#: Splits a monitor may name (``"split/name"``; a bare name means validation).
+MONITOR_SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +57,9 @@ class VerdictConfig:
         plateau_ratio: Recent slope over average slope below which the curve
             is flattening (converged, or underfitting when still high).
         recent_fraction: Fraction of the post-warm-up steps that is "recent".
+        smooth_min_evaluations: Post-warm-up validation evaluations from which
+            the overfitting rise is smoothed (median of the last 3); with fewer,
+            it is the latest evaluation's.
     """
 
     monitor: str = "validation/loss"
@@ -77,6 +83,7 @@ class VerdictConfig:
     underfit_max_gap: float = 0.10
     plateau_ratio: float = 0.30
     recent_fraction: float = 0.20
+    smooth_min_evaluations: int = 10
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> VerdictConfig:
@@ -156,6 +163,16 @@ class VerdictConfig:
             )
         if self.min_points < 3:
             problems.append(f"min_points must be >= 3, got {self.min_points}")
+        if self.smooth_min_evaluations < 3:
+            problems.append(
+                f"smooth_min_evaluations must be >= 3, got {self.smooth_min_evaluations}"
+            )
+        split, sep, _name = self.monitor.partition("/")
+        if sep and split not in MONITOR_SPLITS:
+            problems.append(
+                f"monitor {self.monitor!r} names split {split!r}; the splits are "
+                f"{', '.join(MONITOR_SPLITS)} (e.g. 'validation/wer')"
+            )
         if self.min_spikes < 1:
             problems.append(f"min_spikes must be >= 1, got {self.min_spikes}")
         if not 0 <= self.overfit_gap <= self.severe_overfit_gap:
