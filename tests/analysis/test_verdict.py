@@ -295,6 +295,24 @@ def test_verdict_overfitting_with_a_stalled_monitor_deploys_the_monitors_best() 
     )
 
 
+def test_verdict_mode_follows_the_monitors_name_when_not_given() -> None:
+    # BLEU without mode: higher is better (its best is 0.30 at step 2000, not 0.20 at
+    # step 500); WER without mode: lower is better.
+    bleu = _wer_rows([0.20, 0.25, 0.28, 0.30, 0.29, 0.28, 0.27, 0.26], name="bleu")
+    v = verdict_from_series(
+        _hw_train(),
+        _s("validation", HW_EVALS, HW_VAL),
+        bleu,
+        VerdictConfig.from_mapping({"monitor": "validation/bleu"}),
+    )
+    es = v.early_stopping
+    assert (es.mode, es.best_step, es.best_value) == ("max", 2000, 0.30)
+    wer = _wer_rows([0.40, 0.30, 0.26, 0.24, 0.23, 0.22, 0.225, 0.224])
+    v = verdict_from_series(None, None, wer, VerdictConfig(monitor="wer"))
+    assert (v.early_stopping.mode, v.early_stopping.best_step) == ("min", 3000)
+    assert verdict_from_series(None, None).early_stopping.mode == "min"  # validation/loss
+
+
 def test_verdict_monitor_not_logged_is_said() -> None:
     v = verdict_from_series(
         _hw_train(),

@@ -16,12 +16,12 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from evalstream_server.analysis.checkpoints import grade_checkpoints
+from evalstream_server.analysis.checkpoints import grade_checkpoints, metric_mode
 from evalstream_server.analysis.curve_state import CurveSnapshot, IncrementalCurveState
 from evalstream_server.analysis.early_stopping import EarlyStopping, early_stopping
 from evalstream_server.analysis.evidence import (
@@ -260,6 +260,8 @@ def _judge(
 
     # Checkpoint grades: every metric logged on both splits (the monitor's with its mode).
     m_split, m_name = _parse_monitor(cfg.monitor)
+    if not cfg.mode:
+        cfg = replace(cfg, mode=metric_mode(m_name))
     graded = grade_checkpoints(
         rows, overfit_gap=cfg.overfit_gap, severe_overfit_gap=cfg.severe_overfit_gap
     )

@@ -31,7 +31,9 @@ class VerdictConfig:
     Attributes:
         monitor: ``"split/series"`` monitored for early stopping; a loss series
             or a checkpoint metric (e.g. ``"validation/bbox_f1@0.5"``).
-        mode: ``"min"`` or ``"max"`` for ``monitor``.
+        mode: ``"min"`` or ``"max"`` for ``monitor``; ``""`` (the default): by
+            the monitor's name (``checkpoints.metric_mode``: min for losses,
+            errors, WER, CER, perplexity; max for F1, BLEU, ROUGE and the rest).
         min_delta: Smallest improvement of ``monitor`` that counts, its units.
         patience: Evaluations without improvement before stopping is advised;
             also how old the validation best must be for overfitting.
@@ -63,7 +65,7 @@ class VerdictConfig:
     """
 
     monitor: str = "validation/loss"
-    mode: str = "min"
+    mode: str = ""
     min_delta: float = 0.0
     patience: int = 3
     warmup_steps: int | None = None
@@ -130,12 +132,16 @@ class VerdictConfig:
         """Problems with the values, one sentence each; empty when valid.
 
         Example:
-            >>> VerdictConfig(mode="up", patience=-1).validate()
-            ["mode must be 'min' or 'max', got 'up'", 'patience must be >= 0, got -1']
+            >>> VerdictConfig(patience=-1, min_points=2).validate()
+            ['patience must be >= 0, got -1', 'min_points must be >= 3, got 2']
+            >>> VerdictConfig(mode="up").validate()[0]
+            "mode must be 'min', 'max' or empty (by the monitor's name), got 'up'"
         """
         problems: list[str] = []
-        if self.mode not in ("min", "max"):
-            problems.append(f"mode must be 'min' or 'max', got {self.mode!r}")
+        if self.mode not in ("", "min", "max"):
+            problems.append(
+                f"mode must be 'min', 'max' or empty (by the monitor's name), got {self.mode!r}"
+            )
         if not self.monitor:
             problems.append("monitor must not be empty")
         if self.patience < 0:
