@@ -121,15 +121,6 @@ class Series:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A chunk the server refused (not resent): its sequence number, reason and field."""
-
-    sequence: int
-    reason: str
-    field: str
-
-
 @dataclass
 class LoggerStats:
     """Counters of a run's loss streamer."""
