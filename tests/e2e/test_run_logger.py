@@ -146,3 +146,12 @@ def test_async_run_refusal_raises_and_finish_marks_failed(live_server) -> None:
     flushed, finished, status = asyncio.run(scenario())
     assert "steps 0 to 39" in flushed and "steps 0 to 39" in finished
     assert status == "failed"
+
+
+def test_flush_raises_when_the_stream_stopped_with_points_unsent(live_server) -> None:
+    client = Client(live_server.target)
+    run = client.create_run("logger", "closed")
+    client.close()  # the channel is gone: the logger cannot send what it is given
+    run.log(0, loss=1.0)
+    with pytest.raises(errors.EvalstreamError, match="1 logged points were never acknowledged"):
+        run.flush(timeout=30)
