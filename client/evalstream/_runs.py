@@ -12,7 +12,9 @@ Buffer policy: the buffer holds at most `max_buffer_points` points, counting
 those sent but not yet acked. When it is full, `log` blocks up to
 `buffer_timeout` seconds (default 30) for room, counting each wait in
 `stats.buffer_full_waits`; `on_full="drop"` drops the new points instead,
-counting them in `stats.points_dropped`.
+counting them in `stats.points_dropped`. A chunk refused because the store's
+write queue is full (an ack with no field) is resent after a back-off, counted
+in `stats.chunks_overloaded`.
 
 No silent loss: `log` and `log_many` check each point at the call (see
 :mod:`._points`) and raise `InvalidPoint` there. A chunk the server refuses
@@ -283,9 +285,12 @@ class LossStreamer:
             except ValueError as exc:  # the client's channel was closed: nothing more can be sent
                 self._stopped = exc
                 break
+            overloaded = False
             try:
                 for ack in call:
-                    self._acked(ack)
+                    if not self._acked(ack):
+                        overloaded = True  # resend it (and what followed it) on a new stream
+                        break
                     backoff = 0.05
             except grpc.RpcError as exc:
                 error = from_grpc(exc)
@@ -304,12 +309,22 @@ class LossStreamer:
                 with self._cond:
                     self._cond.notify_all()
                 call.cancel()
+            if overloaded:
+                log.info("the server's store is overloaded; resending in %.2f s", backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
 
-    def _acked(self, ack: runs_pb2.LossAck) -> None:
+    def _acked(self, ack: runs_pb2.LossAck) -> bool:
+        """Settles an acked chunk; False when it was refused for load and must be resent."""
         with self._cond:
+            if not ack.accepted and not ack.field and ack.sequence in self._unacked:
+                # Refused with no field: the store's write queue was full ("retry
+                # later"), not the points. Kept in _unacked, so resent.
+                self.stats.chunks_overloaded += 1
+                return False
             chunk = self._unacked.pop(ack.sequence, None)
             if chunk is None:
-                return
+                return True
             n = len(chunk.steps)
             self._unacked_points -= n
             if ack.accepted:
@@ -328,6 +343,7 @@ class LossStreamer:
                 self.unraised.append(refusal)
                 log.warning("the server refused logged points: %s", refusal.describe())
             self._cond.notify_all()
+            return True
 
 
 class Run:
