@@ -432,15 +432,13 @@ class Run:
         if type(step) is not int or not 0 <= step <= MAX_STEP:
             step = check_step(step)
         wall = time.time() if wall_time is None else check_value(wall_time, field="wall_time")
-        points = []
         for name, value in series.items():
-            if type(value) is not float:
-                value = check_value(value, field=name)
-            if len(name) > MAX_SERIES:
-                check_series(name)
-            points.append((name, value))
+            if type(value) is not float or len(name) > MAX_SERIES:
+                # Checked (and converted) only off the common path: all floats.
+                series = {check_series(k): check_value(v, field=k) for k, v in series.items()}
+                break
         logger = self._logger()
-        for name, value in points:
+        for name, value in series.items():
             logger.add(split_enum, name, (step,), (value,), (wall,))
         if logger.unraised:
             self._raise_refused()
