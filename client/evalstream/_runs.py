@@ -530,6 +530,8 @@ class Run:
             PointsRefused: points were refused; the run is now "failed".
             DeadlineExceeded: points still unacknowledged after `timeout` s; the
                 status is not changed.
+            EvalstreamError: (DATA_LOSS) the loss stream stopped with points never
+                acknowledged; the status is not changed.
         """
         _base.check_status(status)
         self._close_logger(timeout)
