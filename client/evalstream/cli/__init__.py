@@ -44,7 +44,8 @@ from evalstream.cli._format import (
     _verdict_view,
     to_json,
 )
-from evalstream.cli._inputs import BoxRules, InputError, read_points, read_text_file
+from evalstream.cli._import import import_points
+from evalstream.cli._inputs import BoxRules, InputError, read_text_file
 from evalstream.cli._parser import _security, build_parser
 from evalstream.errors import EvalstreamError
 
@@ -214,23 +215,7 @@ def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
             view += [Text("series"), _grid(rows, indent=2)]
         _show(out, Group(*view))
         return 0
-    grouped = read_points(args.file, default_split=args.split, default_series=args.series)
-    run = client.get_run(args.run)
-    total = 0
-    for (split, series_name), (steps, points) in grouped.items():
-        run.log_many(steps, points, split=split, series=series_name)
-        total += len(steps)
-    run.flush(timeout=args.timeout)
-    refused = run.refusals
-    for r in refused:
-        print(f"refused: {r.reason}", file=sys.stderr)
-    print(
-        f"imported {total - sum(1 for _ in refused)} of {total} points into {run.id}"
-        if not refused
-        else f"imported with {len(refused)} refused chunks",
-        file=out,
-    )
-    return 1 if refused else 0
+    return import_points(client, args, out)
 
 
 def _watch(client: Client, args: argparse.Namespace, out: TextIO) -> int:

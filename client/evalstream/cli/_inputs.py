@@ -18,11 +18,13 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evalstream._points import check_series, check_split, check_step, check_value
 from evalstream._types import Box, ImageBoxes
+from evalstream.errors import InvalidPoint
 
 
 class InputError(ValueError):
@@ -339,34 +341,84 @@ def read_text_file(path: Path, key: str) -> tuple[list[Any], list[str]]:
     return values, ids
 
 
+def _number(cell: Any, key: str) -> Any:
+    """A CSV cell or JSON value as a number when it is text ("3", "2.5", "nan")."""
+    if cell is None or cell == "":
+        raise InvalidPoint(f"no {key}: each row needs a step and a value", field=key)
+    if not isinstance(cell, str):
+        return cell
+    try:
+        return int(cell)
+    except ValueError:
+        try:
+            return float(cell)
+        except ValueError:
+            raise InvalidPoint(f"{key} {cell!r:.60} is not a number", field=key) from None
+
+
+@dataclass
+class PointRows:
+    """A point file's readable rows by (split, series), and the rows that cannot be imported.
+
+    `groups` maps (split, series) to (steps, values, line numbers); `problems` holds
+    (line number, reason) of each row refused before sending.
+    """
+
+    groups: dict[tuple[str, str], tuple[list[int], list[float], list[int]]] = field(
+        default_factory=dict
+    )
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        """Every data row: readable or not."""
+        return sum(len(g[0]) for g in self.groups.values()) + len(self.problems)
+
+
 def read_points(
     path: Path, *, default_split: str = "train", default_series: str = "loss"
-) -> dict[tuple[str, str], tuple[list[int], list[float]]]:
-    """Reads step,split,value[,series] rows from CSV (with a header) or JSONL."""
-    grouped: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+) -> PointRows:
+    """Reads step,split,value[,series] rows from CSV (with a header) or JSONL.
 
-    def add(where: str, row: dict[str, Any]) -> None:
+    A row that the server would refuse (no integer step >= 0, a value that is
+    not a number, an unknown split, a series name over 128 characters) or that
+    cannot be read is kept in `problems` with its line number and the reason;
+    the other rows are read.
+    """
+    rows = PointRows()
+
+    def add(number: int, row: Any) -> None:
+        if not isinstance(row, dict):
+            rows.problems.append((number, "expected an object with step and value"))
+            return
         try:
-            step = int(row["step"])
-            value = float(row["value"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{where}: needs integer step and numeric value ({exc})") from exc
-        key = (str(row.get("split") or default_split), str(row.get("series") or default_series))
-        steps, values = grouped.setdefault(key, ([], []))
+            step = check_step(_number(row.get("step"), "step"))
+            value = check_value(_number(row.get("value"), "value"), field="value")
+            split = str(row.get("split") or default_split)
+            check_split(split)
+            series = check_series(str(row.get("series") or default_series))
+        except InvalidPoint as exc:
+            rows.problems.append((number, exc.message))
+            return
+        steps, values, lines = rows.groups.setdefault((split, series), ([], [], []))
         steps.append(step)
         values.append(value)
+        lines.append(number)
 
     with path.open(encoding="utf-8", newline="") as f:
         if path.suffix.lower() in (".jsonl", ".json"):
             for number, line in enumerate(f, 1):
                 if line.strip():
                     try:
-                        add(f"{path}:{number}", json.loads(line))
+                        record = json.loads(line)
                     except json.JSONDecodeError as exc:
-                        raise InputError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+                        rows.problems.append((number, f"not JSON ({exc.msg})"))
+                        continue
+                    add(number, record)
         else:
-            for number, row in enumerate(csv.DictReader(f), 2):
-                add(f"{path}:{number}", row)
-    if not grouped:
+            reader = csv.DictReader(f)
+            for row in reader:
+                add(reader.line_num, row)
+    if not rows.rows:
         raise no_records(path)
-    return grouped
+    return rows
