@@ -59,6 +59,7 @@ METHOD_ROLES: Mapping[str, str] = {
     "/evalstream.v1.Runs/CompareRuns": "read",
     "/evalstream.v1.Runs/ListEvaluationSteps": "read",
     "/evalstream.v1.Runs/GetSpecimens": "read",
+    "/evalstream.v1.Runs/ListProjects": "read",
     "/evalstream.v1.Runs/CreateRun": "write",
     "/evalstream.v1.Runs/StreamLoss": "write",
     "/evalstream.v1.Runs/LogCheckpoint": "write",

@@ -139,10 +139,14 @@ class CreateRunRequest(_message.Message):
     def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., hyperparameters: _Optional[_Mapping[str, HyperValue]] = ..., verdict_config: _Optional[_Union[VerdictConfig, _Mapping]] = ...) -> None: ...
 
 class GetRunRequest(_message.Message):
-    __slots__ = ("run_id",)
+    __slots__ = ("run_id", "project", "name")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     run_id: str
-    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+    project: str
+    name: str
+    def __init__(self, run_id: _Optional[str] = ..., project: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class HyperFilter(_message.Message):
     __slots__ = ("key", "value")
@@ -575,18 +579,20 @@ class ListEvaluationStepsResponse(_message.Message):
     def __init__(self, steps: _Optional[_Iterable[_Union[EvaluationStep, _Mapping]]] = ...) -> None: ...
 
 class GetSpecimensRequest(_message.Message):
-    __slots__ = ("run_id", "split", "step", "page_size", "page_token")
+    __slots__ = ("run_id", "split", "step", "page_size", "page_token", "flag")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SPLIT_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FLAG_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     split: _common_pb2.Split
     step: int
     page_size: int
     page_token: str
-    def __init__(self, run_id: _Optional[str] = ..., split: _Optional[_Union[_common_pb2.Split, str]] = ..., step: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    flag: str
+    def __init__(self, run_id: _Optional[str] = ..., split: _Optional[_Union[_common_pb2.Split, str]] = ..., step: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., flag: _Optional[str] = ...) -> None: ...
 
 class Specimen(_message.Message):
     __slots__ = ("specimen_id", "prediction_text", "reference_texts", "predicted_boxes", "ground_truth_boxes", "scores", "flags")
@@ -636,3 +642,31 @@ class GetSpecimensResponse(_message.Message):
     specimens: _containers.RepeatedCompositeFieldContainer[Specimen]
     next_page_token: str
     def __init__(self, specimens: _Optional[_Iterable[_Union[Specimen, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListProjectsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class Project(_message.Message):
+    __slots__ = ("name", "runs", "running", "updated_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    runs: int
+    running: int
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., runs: _Optional[int] = ..., running: _Optional[int] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListProjectsResponse(_message.Message):
+    __slots__ = ("projects", "next_page_token")
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    projects: _containers.RepeatedCompositeFieldContainer[Project]
+    next_page_token: str
+    def __init__(self, projects: _Optional[_Iterable[_Union[Project, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -94,6 +94,11 @@ class RunsStub:
                 request_serializer=evalstream_dot_v1_dot_runs__pb2.GetSpecimensRequest.SerializeToString,
                 response_deserializer=evalstream_dot_v1_dot_runs__pb2.GetSpecimensResponse.FromString,
                 _registered_method=True)
+        self.ListProjects = channel.unary_unary(
+                '/evalstream.v1.Runs/ListProjects',
+                request_serializer=evalstream_dot_v1_dot_runs__pb2.ListProjectsRequest.SerializeToString,
+                response_deserializer=evalstream_dot_v1_dot_runs__pb2.ListProjectsResponse.FromString,
+                _registered_method=True)
 
 
 class RunsServicer:
@@ -183,6 +188,13 @@ class RunsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListProjects(self, request, context):
+        """Projects the caller may see, each with its run counts, paged by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -245,6 +257,11 @@ def add_RunsServicer_to_server(servicer, server):
                     servicer.GetSpecimens,
                     request_deserializer=evalstream_dot_v1_dot_runs__pb2.GetSpecimensRequest.FromString,
                     response_serializer=evalstream_dot_v1_dot_runs__pb2.GetSpecimensResponse.SerializeToString,
+            ),
+            'ListProjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProjects,
+                    request_deserializer=evalstream_dot_v1_dot_runs__pb2.ListProjectsRequest.FromString,
+                    response_serializer=evalstream_dot_v1_dot_runs__pb2.ListProjectsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -571,6 +588,33 @@ class Runs:
             '/evalstream.v1.Runs/GetSpecimens',
             evalstream_dot_v1_dot_runs__pb2.GetSpecimensRequest.SerializeToString,
             evalstream_dot_v1_dot_runs__pb2.GetSpecimensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalstream.v1.Runs/ListProjects',
+            evalstream_dot_v1_dot_runs__pb2.ListProjectsRequest.SerializeToString,
+            evalstream_dot_v1_dot_runs__pb2.ListProjectsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,7 @@ from evalstream_server.store import (
     CheckpointRow,
     EvaluationStepRow,
     PointChunk,
+    ProjectSummary,
     RunRecord,
     SeriesData,
     SpecimenRecord,
@@ -142,6 +143,16 @@ def run_to_pb(run: RunRecord, derived: Mapping[str, bool | int | float | str] = 
         derived={k: hyper_to_pb(v) for k, v in derived.items()},
         created_at=_timestamp(run.created_at),
         updated_at=_timestamp(run.updated_at),
+    )
+
+
+def project_to_pb(project: ProjectSummary) -> runs_pb2.Project:
+    """A project and its run counts."""
+    return runs_pb2.Project(
+        name=project.name,
+        runs=project.runs,
+        running=project.running,
+        updated_at=_timestamp(project.updated_at),
     )
 
 

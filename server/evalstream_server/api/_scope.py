@@ -22,6 +22,7 @@ from evalstream_server.store import (
     NewRun,
     NotFound,
     PointChunk,
+    ProjectSummary,
     RunRecord,
     SeriesData,
     SpecimenRecord,
@@ -130,6 +131,28 @@ class ScopedStore:
             page_token=page_token,
         )
 
+    def list_projects(
+        self, *, page_size: int = 100, page_token: str = ""
+    ) -> tuple[list[ProjectSummary], str]:
+        """The store's pages with the projects outside the caller's scope left out.
+
+        Asks the store for only as many projects as the page still lacks, so that
+        every project of a store page is either kept or skipped and the store's
+        token resumes exactly after the page returned.
+        """
+        principal = current_principal()
+        if principal.all_projects:
+            return self._store.list_projects(page_size=page_size, page_token=page_token)
+        kept: list[ProjectSummary] = []
+        token = page_token
+        while True:
+            page, token = self._store.list_projects(
+                page_size=page_size - len(kept), page_token=token
+            )
+            kept += [p for p in page if principal.can_access(p.name)]
+            if len(kept) >= page_size or not token:
+                return kept, token
+
     def set_status(self, run_id: str, status: str) -> RunRecord:
         self._run(run_id)
         return self._store.set_status(run_id, status)
@@ -188,11 +211,18 @@ class ScopedStore:
         return self._store.evaluation_steps(run_id, split=split)
 
     def specimens(
-        self, run_id: str, split: str, step: int, *, page_size: int = 100, page_token: str = ""
+        self,
+        run_id: str,
+        split: str,
+        step: int,
+        *,
+        page_size: int = 100,
+        page_token: str = "",
+        flag: str = "",
     ) -> tuple[list[SpecimenRecord], str]:
         self._run(run_id)
         return self._store.specimens(
-            run_id, split, step, page_size=page_size, page_token=page_token
+            run_id, split, step, page_size=page_size, page_token=page_token, flag=flag
         )
 
     def data_version(self, run_id: str) -> int:

@@ -23,7 +23,7 @@ from evalstream.v1 import runs_pb2, runs_pb2_grpc
 from grpc import aio
 
 from evalstream_server.analysis.compare import RunSummary, compare_runs
-from evalstream_server.analysis.diagnosis import action_items
+from evalstream_server.analysis.diagnosis import BOX_FLAGS, TEXT_FLAGS, action_items
 from evalstream_server.analysis.verdict import VerdictConfig, monitor_problem
 from evalstream_server.api._convert import (
     DEFAULT_SERIES,
@@ -36,12 +36,14 @@ from evalstream_server.api._convert import (
     evaluation_step_to_pb,
     hyper_to_python,
     point_chunk_from_pb,
+    project_to_pb,
     run_to_pb,
     series_to_pb,
     specimen_to_pb,
     verdict_config_from_pb,
     verdict_to_pb,
 )
+from evalstream_server.api._scope import ProjectDenied
 from evalstream_server.api._status import store_abort, store_status
 from evalstream_server.api._window import Waker, Window, settled
 from evalstream_server.api.verdicts import VerdictHub
@@ -64,6 +66,8 @@ MAX_PROJECT = 128
 MAX_SERIES = 128
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
+#: The diagnosis flags a specimen can carry (GetSpecimensRequest.flag).
+SPECIMEN_FLAGS: tuple[str, ...] = BOX_FLAGS + TEXT_FLAGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,11 +250,58 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
     def GetRun(
         self, request: runs_pb2.GetRunRequest, context: grpc.ServicerContext
     ) -> runs_pb2.Run:  # noqa: N802
+        if request.project or request.name or not request.run_id:
+            return self._get_run_by_name(request, context)
         try:
             run = self._store.get_run(request.run_id)
             return run_to_pb(run, _derived(run, self._store))
         except StoreError as exc:
             store_abort(context, exc)
+
+    def _get_run_by_name(
+        self, request: runs_pb2.GetRunRequest, context: grpc.ServicerContext
+    ) -> runs_pb2.Run:
+        """GetRun by project and name; another project's run answers as a missing one does."""
+        violations = []
+        if request.run_id:
+            violations.append(
+                FieldViolation("run_id", "give run_id, or project and name, not both")
+            )
+        elif not request.project or not request.name:
+            missing = "name" if request.project else "project"
+            violations.append(
+                FieldViolation(missing, "required: give run_id, or both project and name")
+            )
+        if violations:
+            invalid(context, violations)
+        try:
+            run = self._store.find_run(request.project, request.name)
+            return run_to_pb(run, _derived(run, self._store))
+        except (NotFound, ProjectDenied):
+            abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"run named {request.name!r} not found in project {request.project!r}",
+            )
+        except StoreError as exc:
+            store_abort(context, exc)
+
+    def ListProjects(  # noqa: N802
+        self, request: runs_pb2.ListProjectsRequest, context: grpc.ServicerContext
+    ) -> runs_pb2.ListProjectsResponse:
+        violations: list[FieldViolation] = []
+        page_size = _page_size(request.page_size, "page_size", violations)
+        if violations:
+            invalid(context, violations)
+        try:
+            projects, token = self._store.list_projects(
+                page_size=page_size, page_token=request.page_token
+            )
+        except StoreError as exc:
+            store_abort(context, exc)
+        return runs_pb2.ListProjectsResponse(
+            projects=[project_to_pb(p) for p in projects], next_page_token=token
+        )
 
     def ListRuns(
         self, request: runs_pb2.ListRunsRequest, context: grpc.ServicerContext
@@ -538,6 +589,13 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
         if request.split not in SPLIT_NAMES:
             violations.append(FieldViolation("split", "must be train, validation or test"))
         page_size = _page_size(request.page_size, "page_size", violations)
+        if request.flag and request.flag not in SPECIMEN_FLAGS:
+            violations.append(
+                FieldViolation(
+                    "flag",
+                    f"unknown flag {request.flag[:60]!r}; known flags: {', '.join(SPECIMEN_FLAGS)}",
+                )
+            )
         if violations:
             invalid(context, violations)
         try:
@@ -547,6 +605,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
                 request.step,
                 page_size=page_size,
                 page_token=request.page_token,
+                flag=request.flag,
             )
         except StoreError as exc:
             store_abort(context, exc)

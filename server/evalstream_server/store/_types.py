@@ -188,6 +188,16 @@ class EvaluationStepRow:
     metrics: Mapping[str, float]
 
 
+@dataclass(frozen=True, slots=True)
+class ProjectSummary:
+    """A project and its runs, counted; ``updated_at`` is its latest run's, in epoch seconds."""
+
+    name: str
+    runs: int
+    running: int
+    updated_at: float
+
+
 class Store(Protocol):
     """The run store the servicers depend on (SQLiteStore is the embedded one)."""
 
@@ -214,6 +224,12 @@ class Store(Protocol):
         page_token: str = "",
     ) -> tuple[list[RunRecord], str]:
         """One page of runs ordered by (created_at, id) and the next page token ("" at the end)."""
+        ...
+
+    def list_projects(
+        self, *, page_size: int = 100, page_token: str = ""
+    ) -> tuple[list[ProjectSummary], str]:
+        """One page of the projects that have runs, ordered by name, and the next page token."""
         ...
 
     def set_status(self, run_id: str, status: str) -> RunRecord:
@@ -265,9 +281,16 @@ class Store(Protocol):
         ...
 
     def specimens(
-        self, run_id: str, split: str, step: int, *, page_size: int = 100, page_token: str = ""
+        self,
+        run_id: str,
+        split: str,
+        step: int,
+        *,
+        page_size: int = 100,
+        page_token: str = "",
+        flag: str = "",
     ) -> tuple[list[SpecimenRecord], str]:
-        """One page of the specimens of an evaluation step and the next page token."""
+        """A page of a step's specimens (only those with ``flag`` unless "") and the next token."""
         ...
 
     def data_version(self, run_id: str) -> int:

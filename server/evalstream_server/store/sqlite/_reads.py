@@ -191,12 +191,36 @@ def _evaluation_rows(
 
 
 def _specimen_rows(
-    conn: sqlite3.Connection, run_id: str, split: str, step: int, *, after: int, limit: int
+    conn: sqlite3.Connection,
+    run_id: str,
+    split: str,
+    step: int,
+    *,
+    after: int,
+    limit: int,
+    flag: str = "",
 ) -> list[Any]:
-    """Rows (seq, specimen id, body) of an evaluation step after ``seq`` ``after``, in order."""
+    """Rows (seq, specimen id, body) of an evaluation step after ``seq`` ``after``, in order.
+
+    ``flag`` (unless "") keeps the specimens whose body lists it among its flags.
+    """
     _check_run_exists(conn, run_id)
+    cond = ""
+    args: tuple[Any, ...] = (run_id, split, step, after)
+    if flag:
+        cond = " AND EXISTS (SELECT 1 FROM json_each(body, '$.flags') WHERE value = ?)"
+        args += (flag,)
     return conn.execute(
         "SELECT seq, specimen_id, body FROM specimens "
-        "WHERE run_id = ? AND split = ? AND step = ? AND seq > ? ORDER BY seq LIMIT ?",
-        (run_id, split, step, after, limit),
+        f"WHERE run_id = ? AND split = ? AND step = ? AND seq > ?{cond} ORDER BY seq LIMIT ?",
+        (*args, limit),
+    ).fetchall()
+
+
+def _project_rows(conn: sqlite3.Connection, *, after: str, limit: int) -> list[Any]:
+    """Rows (project, runs, running runs, latest updated_at) of projects named after ``after``."""
+    return conn.execute(
+        "SELECT project, count(*), sum(status = 'running'), max(updated_at) FROM runs "
+        "WHERE project > ? GROUP BY project ORDER BY project LIMIT ?",
+        (after, limit),
     ).fetchall()

@@ -47,6 +47,7 @@ from evalstream_server.store._types import (
     InvalidInput,
     NewRun,
     PointChunk,
+    ProjectSummary,
     RunRecord,
     SeriesData,
     SpecimenRecord,
@@ -328,6 +329,24 @@ class SQLiteStore:
         token = _encode_token("runs", runs[-1].created_at, runs[-1].id) if len(rows) > size else ""
         return runs, token
 
+    def list_projects(
+        self, *, page_size: int = 100, page_token: str = ""
+    ) -> tuple[list[ProjectSummary], str]:
+        """One page of the projects that have runs, ordered by name, and the next page's token.
+
+        Raises:
+            InvalidInput: page size < 1 or a bad page token.
+        """
+        size = _check_page_size(page_size)
+        after = _decode_token(page_token, "projects", (str,))[0] if page_token else ""
+        rows = self._pool.read(partial(_reads._project_rows, after=after, limit=size + 1))
+        projects = [
+            ProjectSummary(name=r[0], runs=int(r[1]), running=int(r[2]), updated_at=float(r[3]))
+            for r in rows[:size]
+        ]
+        token = _encode_token("projects", projects[-1].name) if len(rows) > size else ""
+        return projects, token
+
     def set_status(self, run_id: str, status: str) -> RunRecord:
         """Sets the run's status (any transition is allowed); durable on return.
 
@@ -475,9 +494,19 @@ class SQLiteStore:
         return _group_evaluation_steps(metric_rows, count_rows)
 
     def specimens(
-        self, run_id: str, split: str, step: int, *, page_size: int = 100, page_token: str = ""
+        self,
+        run_id: str,
+        split: str,
+        step: int,
+        *,
+        page_size: int = 100,
+        page_token: str = "",
+        flag: str = "",
     ) -> tuple[list[SpecimenRecord], str]:
         """One page of an evaluation step's specimens (first-insertion order) and the next token.
+
+        ``flag`` (unless "") keeps only the specimens carrying that diagnosis flag; a
+        flag no specimen carries gives an empty page (the servicer checks the name).
 
         Raises:
             NotFound: no such run.
@@ -495,6 +524,7 @@ class SQLiteStore:
                 step=step,
                 after=after,
                 limit=size + 1,
+                flag=flag,
             )
         )
         records = [_specimen_from_json(sid, body) for _, sid, body in rows[:size]]
