@@ -10,6 +10,8 @@ Needs only grpcio and protobuf. The public surface::
     ImageResult, PrCurve, Figure         results (frozen dataclasses)
     Run, RunInfo, Series, LoggerStats,
     Refusal                              runs: log loss and checkpoints, read curves
+    ProjectInfo, EvaluationStep,
+    Specimen                             projects, evaluations, ground truth beside prediction
     errors                               the exception tree (EvalstreamError, ...)
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from evalstream import errors
 from evalstream._client import AsyncClient, Client
+from evalstream._records import EvaluationStep, ProjectInfo, Specimen
 from evalstream._run_types import LoggerStats, RunInfo, Series
 from evalstream._runs import AsyncRun, Run
 from evalstream._types import (
@@ -48,16 +51,19 @@ __all__ = [
     "Client",
     "Comparison",
     "EvalstreamError",
+    "EvaluationStep",
     "Figure",
     "ImageBoxes",
     "ImageResult",
     "LoggerStats",
     "PairResult",
     "PrCurve",
+    "ProjectInfo",
     "Refusal",
     "Run",
     "RunInfo",
     "Series",
+    "Specimen",
     "TextReport",
     "TextResult",
     "TextScore",

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from evalstream import _convert
+from evalstream._records import EvaluationStep, ProjectInfo, Specimen
 from evalstream._run_types import (
     STATUSES,
     TASKS,
@@ -187,9 +188,40 @@ def create_run(
     return RunInfo.from_pb(reply)
 
 
-def get_run(run_id: str) -> Plan[RunInfo]:
-    """GetRun: the run of that id (NotFound when unknown)."""
-    return RunInfo.from_pb((yield Unary("GetRun", runs_pb2.GetRunRequest(run_id=run_id))))
+def run_request(ref: str) -> runs_pb2.GetRunRequest:
+    """The GetRunRequest of a run id, or of ``"project/name"`` (run ids never contain "/").
+
+    The project is what comes before the first "/" (a project whose name holds a
+    "/" is reached with `find_run`).
+
+    Example:
+        >>> r = run_request("vision/baseline")
+        >>> r.run_id, r.project, r.name
+        ('', 'vision', 'baseline')
+        >>> run_request("r_0123456789abcdef").run_id
+        'r_0123456789abcdef'
+    """
+    if not isinstance(ref, str):
+        raise TypeError(f"a run is given by its id or 'project/name', not {type(ref).__name__}")
+    project, slash, name = ref.partition("/")
+    if not slash:
+        return runs_pb2.GetRunRequest(run_id=ref)
+    if not project or not name:
+        raise ValueError(f"run {ref!r}: give 'project/name' (both non-empty) or a run id")
+    return runs_pb2.GetRunRequest(project=project, name=name)
+
+
+def get_run(ref: str) -> Plan[RunInfo]:
+    """GetRun: the run of that id or ``"project/name"`` (NotFound when unknown)."""
+    return RunInfo.from_pb((yield Unary("GetRun", run_request(ref))))
+
+
+def resolve_run_id(ref: str) -> Plan[str]:
+    """The id of a run given by id (returned as it is, no call) or by ``"project/name"``."""
+    request = run_request(ref)
+    if request.run_id:
+        return request.run_id
+    return str((yield Unary("GetRun", request)).id)
 
 
 def find_run(project: str, name: str) -> Plan[RunInfo]:
@@ -247,9 +279,11 @@ def curves(
     return [Series.from_pb(s) for s in reply.series]
 
 
-def verdict(run_id: str, config: Mapping[str, Any]) -> Plan[Verdict]:
-    """GetVerdict, with `config` overriding the run's stored thresholds."""
-    request = runs_pb2.GetVerdictRequest(run_id=run_id, config=verdict_config_pb(config))
+def verdict(ref: str, config: Mapping[str, Any]) -> Plan[Verdict]:
+    """GetVerdict (of a run id or "project/name"), `config` overriding the stored thresholds."""
+    request = runs_pb2.GetVerdictRequest(
+        run_id=(yield from resolve_run_id(ref)), config=verdict_config_pb(config)
+    )
     return Verdict.from_pb((yield Unary("GetVerdict", request)))
 
 
@@ -267,11 +301,16 @@ def compare(
     hyperparameters: Mapping[str, HyperValue] | None,
     baseline: str,
 ) -> Plan[Comparison]:
-    """CompareRuns: by ids, or a project's runs passing the filters."""
+    """CompareRuns: by ids (or "project/name"s), or a project's runs passing the filters."""
+    ids = []
+    for ref in run_ids:
+        ids.append((yield from resolve_run_id(ref)))
+    if baseline:
+        baseline = yield from resolve_run_id(baseline)
     reply = yield Unary(
         "CompareRuns",
         runs_pb2.CompareRunsRequest(
-            run_ids=list(run_ids),
+            run_ids=ids,
             project=project,
             statuses=[STATUSES[s] for s in statuses],
             model=model,
@@ -307,6 +346,45 @@ def set_status(run_id: str, status: str) -> Plan[RunInfo]:
     """SetRunStatus: the run as it is after the change."""
     request = runs_pb2.SetRunStatusRequest(run_id=run_id, status=STATUSES[check_status(status)])
     return RunInfo.from_pb((yield Unary("SetRunStatus", request)))
+
+
+# ------------------------------------------------------- projects and evaluations
+
+
+def projects_page(page_size: int, token: str) -> Plan[tuple[list[ProjectInfo], str]]:
+    """One page of `list_projects`: its projects and the next page's token ("" after the last)."""
+    reply = yield Unary(
+        "ListProjects", runs_pb2.ListProjectsRequest(page_size=page_size, page_token=token)
+    )
+    return [ProjectInfo.from_pb(p) for p in reply.projects], reply.next_page_token
+
+
+def evaluation_steps(ref: str, split: str | None) -> Plan[list[EvaluationStep]]:
+    """ListEvaluationSteps: a run's evaluations, of one split or (None) of all."""
+    request = runs_pb2.ListEvaluationStepsRequest()
+    if split:
+        request.split = split_pb(split)
+    request.run_id = yield from resolve_run_id(ref)
+    reply = yield Unary("ListEvaluationSteps", request)
+    return [EvaluationStep.from_pb(s) for s in reply.steps]
+
+
+def specimens_page(
+    run_id: str, step: int, split: str, flag: str | None, page_size: int, token: str
+) -> Plan[tuple[list[Specimen], str]]:
+    """One page of GetSpecimens (of a run id) and the next page's token ("" after the last)."""
+    reply = yield Unary(
+        "GetSpecimens",
+        runs_pb2.GetSpecimensRequest(
+            run_id=run_id,
+            split=split_pb(split),
+            step=step,
+            page_size=page_size,
+            page_token=token,
+            flag=flag or "",
+        ),
+    )
+    return [Specimen.from_pb(s) for s in reply.specimens], reply.next_page_token
 
 
 # ------------------------------------------------------------------------ health

@@ -36,6 +36,7 @@ from evalstream._base import (
     Stream,
     TextFold,
 )
+from evalstream._records import EvaluationStep, ProjectInfo, Specimen
 from evalstream._run_types import HyperValue, RunInfo, Series
 from evalstream._runs import AsyncRun, Run, _SyncBridge
 from evalstream._types import BoxReport, BoxResult, ImageBoxes, TextReport, TextResult
@@ -147,9 +148,16 @@ class Client(BaseClient):
         plan = _base.create_run(project, name, model, task, hyperparameters, resume)
         return Run(self, self._drive(plan), **logger_options)
 
-    def get_run(self, run_id: str, **logger_options: Any) -> Run:
-        """A handle on an existing run by id (NotFound when unknown)."""
-        return Run(self, self._drive(_base.get_run(run_id)), **logger_options)
+    def get_run(self, run: str, **logger_options: Any) -> Run:
+        """A handle on an existing run, by id or ``"project/name"`` (NotFound when unknown).
+
+        Run ids never contain "/"; the project is what comes before the first "/".
+        """
+        return Run(self, self._drive(_base.get_run(run)), **logger_options)
+
+    def run_id(self, run: str) -> str:
+        """The id of a run given by id (returned at once) or by ``"project/name"``."""
+        return self._drive(_base.resolve_run_id(run))
 
     def find_run(self, project: str, name: str, **logger_options: Any) -> Run:
         """A handle on an existing run by project and name (NotFound when unknown)."""
@@ -193,9 +201,10 @@ class Client(BaseClient):
     ) -> Iterator[Verdict]:
         """The current verdict, then each change of it, until the run finishes.
 
-        `timeout` bounds the whole watch (default: the client's stream timeout).
+        `run_id` may be ``"project/name"``. `timeout` bounds the whole watch
+        (default: the client's stream timeout).
         """
-        return self._stream(_base.watch, run_id, timeout, config)
+        return self._stream(_base.watch, self.run_id(run_id), timeout, config)
 
     def compare(
         self,
@@ -214,6 +223,43 @@ class Client(BaseClient):
     def health(self, service: str = "", *, timeout: float | None = None) -> str:
         """The server's health status for `service` ("" is the whole server): e.g. "SERVING"."""
         return self._drive(_base.health(service, timeout))
+
+    # ------------------------------------------------ projects and evaluations
+
+    def list_projects(self, *, page_size: int = 100) -> Iterator[ProjectInfo]:
+        """Every project this token may see, by name, with its run counts (pages as needed)."""
+        token = ""
+        while True:
+            projects, token = self._drive(_base.projects_page(page_size, token))
+            yield from projects
+            if not token:
+                return
+
+    def evaluation_steps(self, run: str, *, split: str | None = None) -> list[EvaluationStep]:
+        """The steps at which a run (id or "project/name") was evaluated, of `split` or all."""
+        return self._drive(_base.evaluation_steps(run, split))
+
+    def specimens(
+        self,
+        run: str,
+        step: int,
+        *,
+        split: str = "validation",
+        flag: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[Specimen]:
+        """The specimens of one evaluation step, ground truth beside prediction (pages as needed).
+
+        `flag` keeps those carrying that diagnosis flag, e.g. "missed_detection"
+        (an unknown flag raises InvalidArgument listing the known ones).
+        """
+        run_id, token = self.run_id(run), ""
+        while True:
+            plan = _base.specimens_page(run_id, step, split, flag, page_size, token)
+            page, token = self._drive(plan)
+            yield from page
+            if not token:
+                return
 
     # --------------------------------------------------------------- scoring
 
@@ -426,9 +472,13 @@ class AsyncClient(BaseClient):
         plan = _base.create_run(project, name, model, task, hyperparameters, resume)
         return self._handle(await self._drive(plan), logger_options)
 
-    async def get_run(self, run_id: str, **logger_options: Any) -> AsyncRun:
+    async def get_run(self, run: str, **logger_options: Any) -> AsyncRun:
         """Async twin of `Client.get_run`."""
-        return self._handle(await self._drive(_base.get_run(run_id)), logger_options)
+        return self._handle(await self._drive(_base.get_run(run)), logger_options)
+
+    async def run_id(self, run: str) -> str:
+        """Async twin of `Client.run_id`."""
+        return await self._drive(_base.resolve_run_id(run))
 
     async def find_run(self, project: str, name: str, **logger_options: Any) -> AsyncRun:
         """Async twin of `Client.find_run`."""
@@ -468,11 +518,13 @@ class AsyncClient(BaseClient):
         """Async twin of `Client.verdict`."""
         return await self._drive(_base.verdict(run_id, config))
 
-    def watch(
+    async def watch(
         self, run_id: str, *, timeout: float | None = None, **config: Any
     ) -> AsyncIterator[Verdict]:
         """Async twin of `Client.watch`."""
-        return self._stream(_base.watch, run_id, timeout, config)
+        resolved = await self.run_id(run_id)
+        async for verdict in self._stream(_base.watch, resolved, timeout, config):
+            yield verdict
 
     async def compare(
         self,
@@ -491,6 +543,41 @@ class AsyncClient(BaseClient):
     async def health(self, service: str = "", *, timeout: float | None = None) -> str:
         """The server's health status for `service`: e.g. "SERVING"."""
         return await self._drive(_base.health(service, timeout))
+
+    # ------------------------------------------------ projects and evaluations
+
+    async def list_projects(self, *, page_size: int = 100) -> AsyncIterator[ProjectInfo]:
+        """Async twin of `Client.list_projects`."""
+        token = ""
+        while True:
+            projects, token = await self._drive(_base.projects_page(page_size, token))
+            for project in projects:
+                yield project
+            if not token:
+                return
+
+    async def evaluation_steps(self, run: str, *, split: str | None = None) -> list[EvaluationStep]:
+        """Async twin of `Client.evaluation_steps`."""
+        return await self._drive(_base.evaluation_steps(run, split))
+
+    async def specimens(
+        self,
+        run: str,
+        step: int,
+        *,
+        split: str = "validation",
+        flag: str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[Specimen]:
+        """Async twin of `Client.specimens`."""
+        run_id, token = await self.run_id(run), ""
+        while True:
+            plan = _base.specimens_page(run_id, step, split, flag, page_size, token)
+            page, token = await self._drive(plan)
+            for specimen in page:
+                yield specimen
+            if not token:
+                return
 
     # --------------------------------------------------------------- scoring
 

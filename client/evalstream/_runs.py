@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,7 @@ from evalstream._points import (
     floats_list,
     steps_list,
 )
+from evalstream._records import EvaluationStep, Specimen
 from evalstream._run_types import (
     SPLIT_NAMES,
     STATUSES,
@@ -565,6 +566,21 @@ class Run:
         """The current verdict, then each change, until the run finishes (or `timeout` s)."""
         return self._client.watch(self.id, timeout=timeout, **config)  # type: ignore[no-any-return]
 
+    def evaluation_steps(self, split: str | None = None) -> list[EvaluationStep]:
+        """The steps at which the run was evaluated (of `split`, or all): metrics, flag counts."""
+        return self._client.evaluation_steps(self.id, split=split)  # type: ignore[no-any-return]
+
+    def specimens(
+        self, step: int, split: str = "validation", flag: str | None = None
+    ) -> Iterator[Specimen]:
+        """The specimens of one evaluation step, ground truth beside prediction (paged).
+
+        `flag` keeps only those carrying that diagnosis flag, e.g. "missed_detection".
+        """
+        return self._client.specimens(  # type: ignore[no-any-return]
+            self.id, step, split=split, flag=flag
+        )
+
     def __enter__(self) -> Run:
         return self
 
@@ -690,6 +706,20 @@ class AsyncRun:
     def watch(self, *, timeout: float | None = None, **config: Any) -> Any:
         """Async twin of `Run.watch`: an async iterator of verdicts."""
         return self._client.watch(self.id, timeout=timeout, **config)
+
+    async def evaluation_steps(self, split: str | None = None) -> list[EvaluationStep]:
+        """Async twin of `Run.evaluation_steps`."""
+        return await self._client.evaluation_steps(  # type: ignore[no-any-return]
+            self.id, split=split
+        )
+
+    def specimens(
+        self, step: int, split: str = "validation", flag: str | None = None
+    ) -> AsyncIterator[Specimen]:
+        """Async twin of `Run.specimens`: an async iterator of specimens."""
+        return self._client.specimens(  # type: ignore[no-any-return]
+            self.id, step, split=split, flag=flag
+        )
 
     async def __aenter__(self) -> AsyncRun:
         return self

@@ -12,6 +12,11 @@
     evalstream runs watch RUN [--json]
     evalstream runs compare A B [C ...] [--baseline A] [--json]
     evalstream runs import FILE --run RUN [--series S] [--split S]
+    evalstream runs create PROJECT NAME [--model M] [--task T] [--hp key=value ...] [--json]
+    evalstream runs steps RUN [--split S] [--json]
+    evalstream runs specimens RUN --step N [--split S] [--flag F] [--json]
+    evalstream projects [--json]
+    (RUN: a run id or project/name)
 
 Tables fit the terminal and colour bands, grades and states; into a pipe they are
 plain text. ``--json`` prints the result as JSON (``runs watch --json``: JSON Lines,
@@ -33,6 +38,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from evalstream._client import Client
+from evalstream.cli import _projects, _specimens
 from evalstream.cli._box_files import read_box_files
 from evalstream.cli._format import (
     _comparison_view,
@@ -72,6 +78,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 return 0 if status == "SERVING" else 1
             if args.command == "runs":
                 return _runs_command(client, args, out)
+            if args.command == "projects":
+                return _projects.projects_command(client, args, out)
             if args.command == "score-text":
                 return _score_text(client, args, out)
             inputs = read_box_files(
@@ -135,6 +143,12 @@ def _score_text(client: Client, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    if args.runs_command == "create":
+        return _projects.create_command(client, args, out)
+    if args.runs_command == "steps":
+        return _specimens.steps_command(client, args, out)
+    if args.runs_command == "specimens":
+        return _specimens.specimens_command(client, args, out)
     if args.runs_command == "verdict":
         v = client.verdict(args.run)
         if args.json:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from evalstream._base import DEFAULT_BATCH_SIZE, DEFAULT_TARGET
+from evalstream.cli import _projects, _specimens
 
 
 def _parse_floats(text: str) -> list[float]:
@@ -176,25 +177,27 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--model", default="")
     rl.add_argument("--json", action="store_true", help="print the runs as JSON")
     rs = rsub.add_parser("show", help="one run: hyperparameters, derived values, last points")
-    rs.add_argument("run", help="run id")
+    rs.add_argument("run", help="run id or project/name")
     rs.add_argument("--json", action="store_true", help="print the run as JSON")
     rv = rsub.add_parser("verdict", help="diagnose a run: state, evidence, advice, where to stop")
-    rv.add_argument("run", help="run id")
+    rv.add_argument("run", help="run id or project/name")
     rv.add_argument("--json", action="store_true", help="print the verdict as JSON")
     rw = rsub.add_parser("watch", help="print the verdict, then each change, until the run ends")
-    rw.add_argument("run", help="run id")
+    rw.add_argument("run", help="run id or project/name")
     rw.add_argument("--json", action="store_true", help="print each verdict as one JSON line")
     rc = rsub.add_parser("compare", help="compare runs; changed variables are marked with *")
-    rc.add_argument("runs", nargs="+", help="run ids")
+    rc.add_argument("runs", nargs="+", help="run ids or project/name")
     rc.add_argument("--baseline", default="", help="run the deltas are against (default the first)")
     rc.add_argument("--json", action="store_true", help="print the comparison as JSON")
     ri = rsub.add_parser(
         "import", help="backfill points from CSV or JSONL (step, split, value[, series])"
     )
     ri.add_argument("file", type=Path)
-    ri.add_argument("--run", required=True, help="run id")
+    ri.add_argument("--run", required=True, help="run id or project/name")
     ri.add_argument("--series", default="loss", help="series when a row names none (default loss)")
     ri.add_argument("--split", default="train", help="split when a row names none (default train)")
+    _projects.add_parsers(sub, rsub)
+    _specimens.add_parsers(rsub)
     return p
 
 
