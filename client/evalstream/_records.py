@@ -35,8 +35,8 @@ class EvaluationStep:
     """One evaluation of a run: its split and step, what was recorded there, and the flags seen.
 
     `flag_counts` counts the specimens carrying each diagnosis flag (flags no
-    specimen carries are absent); `actions` gives the advice for each flag seen,
-    most frequent flag first.
+    specimen carries are absent) and `actions` gives the advice for each flag
+    seen, both most frequent flag first.
 
     Example:
         >>> s = EvaluationStep("validation", 200, 3, {"bbox_f1@0.5": 0.5}, {"loose_box": 1}, {})
@@ -58,7 +58,7 @@ class EvaluationStep:
             step=pb.step,
             specimens=pb.specimens,
             metrics=dict(pb.metrics),
-            flag_counts=dict(pb.flag_counts),
+            flag_counts=dict(sorted(pb.flag_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
             actions={a.flag: tuple(Advice(x.action, x.text) for x in a.advice) for a in pb.actions},
         )
 

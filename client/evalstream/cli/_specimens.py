@@ -142,6 +142,9 @@ def specimens_command(client: Client, args: argparse.Namespace, out: TextIO) -> 
             file=out,
         )
         return 0
-    print(f"{len(specimens)} specimens{which} at {args.split} step {args.step}\n", file=out)
+    n = len(specimens)
+    print(
+        f"{n} specimen{'' if n == 1 else 's'}{which} at {args.split} step {args.step}\n", file=out
+    )
     print(format_specimens(specimens), file=out)
     return 0
