@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import math
 import sys
 import time
@@ -12,7 +10,7 @@ from typing import TextIO
 
 from evalstream._client import Client
 from evalstream._run_types import HyperValue
-from evalstream.cli._format import _table
+from evalstream.cli._format import _grid, _show, to_json
 from evalstream.errors import AlreadyExists
 
 TASK_CHOICES = ("phrase_grounding", "vqa", "other")
@@ -73,10 +71,10 @@ def projects_command(client: Client, args: argparse.Namespace, out: TextIO) -> i
     """Prints the projects (a table, or JSON)."""
     projects = list(client.list_projects())
     if args.json:
-        print(json.dumps([dataclasses.asdict(p) for p in projects], indent=2), file=out)
+        print(to_json(projects), file=out)
         return 0
     if not projects:
-        print("no projects (create a run: evalstream runs create PROJECT NAME)", file=out)
+        _show(out, "no projects (create a run: evalstream runs create PROJECT NAME)")
         return 0
     rows = [["project", "runs", "running", "last update (UTC)"]]
     rows += [
@@ -88,7 +86,7 @@ def projects_command(client: Client, args: argparse.Namespace, out: TextIO) -> i
         ]
         for p in projects
     ]
-    print(_table(rows), file=out)
+    _show(out, _grid(rows))
     return 0
 
 
@@ -108,7 +106,7 @@ def create_command(client: Client, args: argparse.Namespace, out: TextIO) -> int
         )
         return 1
     if args.json:
-        print(json.dumps(dataclasses.asdict(run.info), indent=2), file=out)
+        print(to_json(run.info), file=out)
     else:
         print(run.id, file=out)
     return 0

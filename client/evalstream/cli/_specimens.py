@@ -8,16 +8,17 @@ beside the answer.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TextIO
+
+from rich.console import Group, RenderableType
+from rich.text import Text
 
 from evalstream._client import Client
 from evalstream._records import EvaluationStep, Specimen
 from evalstream._types import Box
-from evalstream.cli._format import _table
+from evalstream.cli._format import _grid, _render, _show, to_json
 
 SPLIT_CHOICES = ("train", "validation", "test")
 #: The diagnosis flags, for --help (the server checks the name and lists them when wrong).
@@ -58,8 +59,7 @@ def _numbers(values: Mapping[str, float]) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in sorted(values.items())) or "-"
 
 
-def format_steps(steps: Sequence[EvaluationStep]) -> str:
-    """The table of `evalstream runs steps`: one row per split and step."""
+def _steps_view(steps: Sequence[EvaluationStep]) -> RenderableType:
     rows = [["split", "step", "specimens", "metrics", "flags"]]
     rows += [
         [
@@ -71,7 +71,12 @@ def format_steps(steps: Sequence[EvaluationStep]) -> str:
         ]
         for s in steps
     ]
-    return _table(rows)
+    return _grid(rows)
+
+
+def format_steps(steps: Sequence[EvaluationStep]) -> str:
+    """The table of `evalstream runs steps`: one row per split and step."""
+    return _render(_steps_view(steps))
 
 
 def format_box(box: Box, *, confidence: bool) -> str:
@@ -87,13 +92,11 @@ def format_box(box: Box, *, confidence: bool) -> str:
 
 
 def _columns(head: Sequence[str], left: Sequence[str], right: Sequence[str]) -> list[list[str]]:
-    rows = [[f"  {head[0]}", head[1]]]
     pairs = itertools.zip_longest(left or ["-"], right or ["-"], fillvalue="")
-    return rows + [[f"  {a}", b] for a, b in pairs]
+    return [list(head)] + [[a, b] for a, b in pairs]
 
 
-def format_specimen(s: Specimen) -> str:
-    """One specimen: its id, flags and scores, then ground truth beside prediction."""
+def _specimen_view(s: Specimen) -> RenderableType:
     head = f"{s.specimen_id or '(no id)'}  flags: {', '.join(s.flags) or '-'}"
     head += f"  scores: {_numbers(s.scores)}"
     if s.ground_truth_boxes or s.predicted_boxes:
@@ -108,23 +111,21 @@ def format_specimen(s: Specimen) -> str:
             list(s.reference_texts),
             [s.prediction_text] if s.prediction_text else [],
         )
-    return head + "\n" + _table(rows)
+    return Group(Text(head), _grid(rows, indent=2))
 
 
-def format_specimens(specimens: Iterable[Specimen]) -> str:
-    """Each specimen as `format_specimen` does, a blank line between them."""
-    return "\n\n".join(format_specimen(s) for s in specimens)
+def format_specimen(s: Specimen) -> str:
+    """One specimen: its id, flags and scores, then ground truth beside prediction."""
+    return _render(_specimen_view(s))
 
 
 def steps_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     """Prints a run's evaluation steps (a table, or JSON)."""
     steps = client.evaluation_steps(args.run, split=args.split)
     if args.json:
-        print(json.dumps([dataclasses.asdict(s) for s in steps], indent=2), file=out)
-    elif not steps:
-        print(f"no evaluations recorded for run {args.run}", file=out)
+        print(to_json(steps), file=out)
     else:
-        print(format_steps(steps), file=out)
+        _show(out, _steps_view(steps) if steps else f"no evaluations recorded for run {args.run}")
     return 0
 
 
@@ -132,7 +133,7 @@ def specimens_command(client: Client, args: argparse.Namespace, out: TextIO) -> 
     """Prints the specimens of one evaluation step (blocks of two columns, or JSON)."""
     specimens = list(client.specimens(args.run, args.step, split=args.split, flag=args.flag))
     if args.json:
-        print(json.dumps([dataclasses.asdict(s) for s in specimens], indent=2), file=out)
+        print(to_json(specimens), file=out)
         return 0
     which = f" with flag {args.flag}" if args.flag else ""
     if not specimens:
@@ -143,8 +144,10 @@ def specimens_command(client: Client, args: argparse.Namespace, out: TextIO) -> 
         )
         return 0
     n = len(specimens)
-    print(
-        f"{n} specimen{'' if n == 1 else 's'}{which} at {args.split} step {args.step}\n", file=out
-    )
-    print(format_specimens(specimens), file=out)
+    views: list[RenderableType] = [
+        Text(f"{n} specimen{'' if n == 1 else 's'}{which} at {args.split} step {args.step}")
+    ]
+    for specimen in specimens:
+        views += [Text(""), _specimen_view(specimen)]
+    _show(out, Group(*views))
     return 0
