@@ -51,7 +51,7 @@ from evalstream._types import (
     TextResult,
 )
 from evalstream._verdicts import Comparison, Verdict, verdict_config_pb
-from evalstream.errors import AlreadyExists, NotFound
+from evalstream.errors import AlreadyExists, EvalstreamError, NotFound, Unavailable, from_grpc
 from evalstream.v1 import runs_pb2, runs_pb2_grpc, scoring_pb2_grpc
 
 T = TypeVar("T")
@@ -59,6 +59,8 @@ T = TypeVar("T")
 DEFAULT_TARGET = "localhost:50051"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_STREAM_TIMEOUT = 3600.0
+#: A stream's timeout meaning "no deadline" (a watch follows its run however long it lasts).
+NO_DEADLINE = math.inf
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_TEXT_BATCH_SIZE = 64
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -135,9 +137,15 @@ class BaseClient:
         self.target = target
         self.timeout = timeout
         self.stream_timeout = stream_timeout
+        self._reached = (
+            False  # set by the first reply: UNAVAILABLE before it asks if the server runs
+        )
         self._options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
+            # grpc's default grows to 120 s between attempts: a restarted server would go
+            # unnoticed by watches and loggers for up to two minutes.
+            ("grpc.max_reconnect_backoff_ms", 5_000),
         ]
         self._transport: Transport = make_transport(
             target,
@@ -155,6 +163,25 @@ class BaseClient:
     def _connect(self) -> Any:
         """The channel to `target` (blocking or asyncio: the subclass's)."""
         raise NotImplementedError
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        """A stream's deadline in seconds: its own, else `stream_timeout`; None for none."""
+        if timeout == NO_DEADLINE:
+            return None
+        return timeout or self.stream_timeout
+
+    def _error(self, exc: Any) -> EvalstreamError:
+        """`exc` (a grpc.RpcError) in the evalstream tree, asking whether the server runs
+        when the server was never reached."""
+        error = from_grpc(exc)
+        if isinstance(error, Unavailable) and not self._reached:
+            error = Unavailable(
+                f"{error.message}; is evalstream-server running at {self.target}? "
+                "(start it with `make serve` or `evalstream-server`)",
+                code=error.code,
+            )
+        error.__cause__ = exc
+        return error
 
 
 # --------------------------------------------------------------------------- runs
@@ -254,9 +281,92 @@ def verdict(run_id: str, config: Mapping[str, Any]) -> Plan[Verdict]:
 
 
 def watch(run_id: str, timeout: float | None, config: Mapping[str, Any]) -> Stream[Verdict]:
-    """WatchVerdict: the verdict now, then each change of it."""
+    """WatchVerdict: the verdict now, then each change (no deadline when `timeout` is None)."""
     request = runs_pb2.WatchVerdictRequest(run_id=run_id, config=verdict_config_pb(config))
-    return Stream("WatchVerdict", request, Verdict.from_pb, timeout)
+    return Stream(
+        "WatchVerdict", request, Verdict.from_pb, NO_DEADLINE if timeout is None else timeout
+    )
+
+
+def change_key(v: Verdict) -> tuple[object, ...]:
+    """What counts as a change of verdict: as the server's `verdict_key` (api/verdicts.py)."""
+    es = v.early_stopping
+    return (
+        v.state,
+        v.severity,
+        es.best_step,
+        es.should_stop,
+        tuple((c.step, c.metric, c.grade) for c in v.checkpoints),
+    )
+
+
+class Follow:
+    """A watch that follows its run until it finishes, across broken connections.
+
+    No I/O: the client opens `stream()`, shows a verdict when `fresh` says so,
+    and on an error waits `retry(error)` seconds (which raises the error when it
+    is not worth retrying) before opening the stream again. Each new stream
+    starts with the current verdict: dropped when it is no change from the last
+    one shown. A connection that breaks (UNAVAILABLE: the server restarted or the
+    network failed) is retried with exponential back-off, without end; the first
+    connection is not, so a wrong address fails at once. `timeout` (None: none)
+    bounds the whole watch.
+
+    Example:
+        >>> follow = Follow("r1", None, {}, clock=lambda: 0.0)
+        >>> follow.stream().timeout == NO_DEADLINE
+        True
+        >>> from evalstream.errors import Unavailable
+        >>> follow.retry(Unavailable("down", code="UNAVAILABLE"))
+        Traceback (most recent call last):
+        ...
+        evalstream.errors.Unavailable: UNAVAILABLE: down
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        timeout: float | None,
+        config: Mapping[str, Any],
+        *,
+        clock: Callable[[], float],
+        first_backoff: float = 0.1,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.run_id = run_id
+        self._config = config
+        self._clock = clock
+        self._deadline = None if timeout is None else clock() + timeout
+        self._first_backoff = first_backoff
+        self._max_backoff = max_backoff
+        self._backoff = first_backoff
+        self._last: tuple[object, ...] | None = None
+        self.reconnects = 0
+
+    def stream(self) -> Stream[Verdict]:
+        """The WatchVerdict call to open now (its deadline: what is left of `timeout`)."""
+        left = None if self._deadline is None else max(self._deadline - self._clock(), 0.001)
+        return watch(self.run_id, left, self._config)
+
+    def fresh(self, verdict: Verdict) -> bool:
+        """Whether `verdict` is news (not the repeat a new stream starts with)."""
+        self._backoff = self._first_backoff
+        key = change_key(verdict)
+        if key == self._last:
+            return False
+        self._last = key
+        return True
+
+    def retry(self, error: EvalstreamError) -> float:
+        """Seconds to wait before reconnecting after `error`; raises it when it is final."""
+        if not isinstance(error, Unavailable) or self._last is None:
+            raise error
+        delay = self._backoff
+        if self._deadline is not None and self._clock() + delay >= self._deadline:
+            raise error
+        self._backoff = min(self._backoff * 2, self._max_backoff)
+        self.reconnects += 1
+        return delay
 
 
 def compare(

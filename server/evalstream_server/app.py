@@ -227,6 +227,8 @@ class RunningServer:
         self.loop = new_event_loop(event_loop)
         self.server: aio.Server | None = None
         self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+        # Called when stopping begins, e.g. to end the streams that never end by themselves.
+        self.on_stop: list[Callable[[], None]] = []
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="grpc-aio", daemon=True)
         self._thread.start()
@@ -248,6 +250,8 @@ class RunningServer:
             self._end()
             return self._stopped
         server = self.server
+        for hook in self.on_stop:
+            hook()
 
         async def stop() -> None:
             await server.stop(grace)
@@ -373,6 +377,7 @@ async def _start(
             )
     deps.metrics.watch_gauges(gauges)
     verdicts = VerdictHub(deps.store)
+    running.on_stop.append(verdicts.close)  # watches end at once, not after the grace period
     # Every project's running runs (not `scoped`): /metrics is the operator's view.
     install_quality_gauges(
         deps.metrics,

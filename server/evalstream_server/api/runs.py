@@ -44,7 +44,7 @@ from evalstream_server.api._convert import (
 )
 from evalstream_server.api._status import store_abort, store_status
 from evalstream_server.api._window import Waker, Window, settled
-from evalstream_server.api.verdicts import VerdictHub
+from evalstream_server.api.verdicts import HubClosed, VerdictHub
 from evalstream_server.errors import FieldViolation
 from evalstream_server.status import abort, abort_async, invalid
 from evalstream_server.store import (
@@ -590,6 +590,13 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
             store_abort(context, exc)
         except ValueError as exc:  # the run's stored thresholds do not validate
             abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"verdict_config: {exc}")
+        except HubClosed:
+            abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "the server is shutting down; watch again once it is back "
+                "(the evalstream client reconnects by itself)",
+            )
 
     def _state(self, run_id: str) -> str | None:
         try:
