@@ -207,9 +207,13 @@ def create_run(
     )
     try:
         reply = yield Unary("CreateRun", request)
-    except AlreadyExists:
+    except AlreadyExists as exc:
         if not resume:
-            raise
+            raise AlreadyExists(
+                f"{exc.message}; pass resume=True to continue the existing run",
+                code=exc.code,
+                violations=exc.violations,
+            ) from exc
         return (yield from find_run(project, name))
     return RunInfo.from_pb(reply)
 

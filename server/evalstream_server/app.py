@@ -55,6 +55,7 @@ from evalstream_server.runtime import fetch_model
 from evalstream_server.runtime.bertscore import BertScoreRuntime, BertScoreSettings
 from evalstream_server.runtime.device import resolve_device
 from evalstream_server.runtime.models import missing_default
+from evalstream_server.status import abort
 from evalstream_server.store import SQLiteStore, Store
 
 log = logging.getLogger("evalstream.server")
@@ -65,6 +66,24 @@ RUNS_SERVICE = runs_pb2.DESCRIPTOR.services_by_name["Runs"].full_name
 SERVICE_NAMES = (SCORING_SERVICE, RUNS_SERVICE)
 
 
+class Health(health.HealthServicer):
+    """grpc.health.v1, whose NOT_FOUND for an unknown service lists the services it knows."""
+
+    def Check(  # noqa: N802
+        self, request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        with self._lock:
+            known = sorted(self._server_status)
+        if request.service not in known:
+            names = ", ".join(name or "'' (the whole server)" for name in known)
+            abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"unknown service {request.service!r}; services: {names}",
+            )
+        return super().Check(request, context)
+
+
 @dataclass
 class Deps:
     """What the servicers are handed. `Deps.open` builds the defaults; tests may swap parts."""
@@ -73,7 +92,7 @@ class Deps:
     bertscore: BertScoreRuntime
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     health: health.HealthServicer = field(
-        default_factory=lambda: health.HealthServicer(experimental_non_blocking=True)
+        default_factory=lambda: Health(experimental_non_blocking=True)
     )
     workers: CpuWorkers | None = None
     text_ready: threading.Event = field(default_factory=threading.Event)
