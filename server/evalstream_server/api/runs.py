@@ -45,6 +45,7 @@ from evalstream_server.api._convert import (
 from evalstream_server.api._status import store_abort, store_status
 from evalstream_server.api._window import Waker, Window, settled
 from evalstream_server.api.verdicts import HubClosed, VerdictHub
+from evalstream_server.config import raise_hint
 from evalstream_server.errors import FieldViolation
 from evalstream_server.status import abort, abort_async, invalid
 from evalstream_server.store import (
@@ -158,7 +159,11 @@ def chunk_violations(chunk: runs_pb2.LossChunk, limits: RunsLimits) -> list[Fiel
         )
     if n > limits.max_points_per_chunk:
         violations.append(
-            FieldViolation("steps", f"{n} points, at most {limits.max_points_per_chunk} per chunk")
+            FieldViolation(
+                "steps",
+                f"{n} points, at most {limits.max_points_per_chunk} per chunk; "
+                f"send smaller chunks, or {raise_hint('max_points_per_chunk')}",
+            )
         )
     if n and not violations:
         # Small chunks (one point a step is common) in Python: numpy's reductions
