@@ -28,7 +28,7 @@ import itertools
 import math
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from evalstream import _convert
 from evalstream._run_types import (
@@ -373,24 +373,53 @@ class Follow:
         return delay
 
 
+class HasId(Protocol):
+    """A run as a handle or a record (`Run`, `AsyncRun`, `RunInfo`): anything with its id."""
+
+    @property
+    def id(self) -> str: ...
+
+
+RunRef = str | HasId
+"""A run given by its id or by an object that has one."""
+
+
+def run_id(run: RunRef, where: str) -> str:
+    """The id of `run` (an id, or a Run, AsyncRun or RunInfo); TypeError naming `where`.
+
+    Example:
+        >>> run_id("r1", "run_ids[0]"), run_id(RunInfo.from_pb(runs_pb2.Run(id="r2")), "baseline")
+        ('r1', 'r2')
+    """
+    if isinstance(run, str):
+        return run
+    found = getattr(run, "id", None)
+    if isinstance(found, str):
+        return found
+    raise TypeError(f"{where}: expected a run id or a Run, got {type(run).__name__} {run!r:.60}")
+
+
 def compare(
-    run_ids: Sequence[str],
+    runs: Sequence[RunRef],
     project: str,
     statuses: Sequence[str],
     model: str,
     hyperparameters: Mapping[str, HyperValue] | None,
-    baseline: str,
+    baseline: RunRef,
 ) -> Plan[Comparison]:
-    """CompareRuns: by ids, or a project's runs passing the filters."""
+    """CompareRuns: by ids (or Run handles), or a project's runs passing the filters."""
+    if isinstance(runs, str):  # one id would be compared character by character
+        raise TypeError(f"run_ids: expected a sequence of runs, got the string {runs!r}")
+    run_ids = [run_id(r, f"run_ids[{i}]") for i, r in enumerate(runs)]
     reply = yield Unary(
         "CompareRuns",
         runs_pb2.CompareRunsRequest(
-            run_ids=list(run_ids),
+            run_ids=run_ids,
             project=project,
             statuses=[STATUSES[s] for s in statuses],
             model=model,
             hyperparameters=_filters(hyperparameters),
-            baseline_run_id=baseline,
+            baseline_run_id=run_id(baseline, "baseline"),
         ),
     )
     return Comparison.from_pb(reply)

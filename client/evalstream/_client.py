@@ -35,6 +35,7 @@ from evalstream._base import (
     Follow,
     Pair,
     Plan,
+    RunRef,
     Stream,
     TextFold,
 )
@@ -223,15 +224,19 @@ class Client(BaseClient):
 
     def compare(
         self,
-        run_ids: Sequence[str] = (),
+        run_ids: Sequence[RunRef] = (),
         *,
         project: str = "",
         statuses: Sequence[str] = (),
         model: str = "",
         hyperparameters: Mapping[str, HyperValue] | None = None,
-        baseline: str = "",
+        baseline: RunRef = "",
     ) -> Comparison:
-        """Compares runs (by id, or a project's runs passing the filters)."""
+        """Compares runs: given by id or as Run handles, or a project's runs passing the filters.
+
+        `baseline` (an id or a Run) is the run the deltas are against (default the
+        first). ``print(comparison)`` shows the table `evalstream runs compare` prints.
+        """
         plan = _base.compare(run_ids, project, statuses, model, hyperparameters, baseline)
         return self._drive(plan)
 
@@ -518,13 +523,13 @@ class AsyncClient(BaseClient):
 
     async def compare(
         self,
-        run_ids: Sequence[str] = (),
+        run_ids: Sequence[RunRef] = (),
         *,
         project: str = "",
         statuses: Sequence[str] = (),
         model: str = "",
         hyperparameters: Mapping[str, HyperValue] | None = None,
-        baseline: str = "",
+        baseline: RunRef = "",
     ) -> Comparison:
         """Async twin of `Client.compare`."""
         plan = _base.compare(run_ids, project, statuses, model, hyperparameters, baseline)
