@@ -51,7 +51,14 @@ from evalstream._types import (
     TextResult,
 )
 from evalstream._verdicts import Comparison, Verdict, verdict_config_pb
-from evalstream.errors import AlreadyExists, EvalstreamError, NotFound, Unavailable, from_grpc
+from evalstream.errors import (
+    AlreadyExists,
+    EvalstreamError,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+    from_grpc,
+)
 from evalstream.v1 import runs_pb2, runs_pb2_grpc, scoring_pb2_grpc
 
 T = TypeVar("T")
@@ -59,6 +66,8 @@ T = TypeVar("T")
 DEFAULT_TARGET = "localhost:50051"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_STREAM_TIMEOUT = 3600.0
+#: How to raise the server's message size limit (tests check the flag against the server's).
+SERVER_MESSAGE_LIMIT_HINT = "raise it with --max-message-bytes / EVALSTREAM_MAX_MESSAGE_BYTES"
 #: A stream's timeout meaning "no deadline" (a watch follows its run however long it lasts).
 NO_DEADLINE = math.inf
 DEFAULT_BATCH_SIZE = 256
@@ -178,6 +187,17 @@ class BaseClient:
             error = Unavailable(
                 f"{error.message}; is evalstream-server running at {self.target}? "
                 "(start it with `make serve` or `evalstream-server`)",
+                code=error.code,
+            )
+        elif isinstance(error, ResourceExhausted) and "message larger than max" in error.message:
+            # grpc's own message-size refusal, before any handler: say whose limit it is.
+            whose = (
+                f"the server's: {SERVER_MESSAGE_LIMIT_HINT}"
+                if error.message.startswith("SERVER:")
+                else "this client's: raise it with Client(max_message_bytes=...)"
+            )
+            error = ResourceExhausted(
+                f"{error.message}; send smaller batches (batch_size=), or the limit is {whose}",
                 code=error.code,
             )
         error.__cause__ = exc

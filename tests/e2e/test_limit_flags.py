@@ -66,3 +66,21 @@ def test_every_named_limit_is_a_flag_the_server_takes() -> None:
     for field in [*_BOX_LIMITS.values(), *_TEXT_LIMITS.values(), "max_points_per_chunk"]:
         assert hasattr(Config(), field)
         assert raise_hint(field).split()[3] in flags
+
+
+@pytest.mark.parametrize("live_server", [{"max_message_bytes": 100_000}], indirect=True)
+def test_message_size_refusals_say_whose_limit_and_how_to_raise_it(live_server) -> None:
+    from evalstream._base import SERVER_MESSAGE_LIMIT_HINT
+
+    assert SERVER_MESSAGE_LIMIT_HINT == raise_hint("max_message_bytes")  # cannot drift
+    answers, refs = ["word " * 1900] * 64, ["word"] * 64  # one message of about 600 kB
+    with Client(live_server.target) as client, pytest.raises(errors.ResourceExhausted) as info:
+        client.score_text(answers, refs, metrics=["bleu"])
+    assert info.value.message.endswith(
+        "the limit is the server's: raise it with --max-message-bytes / "
+        "EVALSTREAM_MAX_MESSAGE_BYTES"
+    )
+    with Client(live_server.target, max_message_bytes=50_000) as client:
+        with pytest.raises(errors.ResourceExhausted) as info:
+            client.score_text(answers, refs, metrics=["bleu"])
+    assert "this client's: raise it with Client(max_message_bytes=...)" in info.value.message
