@@ -13,12 +13,14 @@ PROTOS := $(wildcard protos/evalstream/v1/*.proto)
 
 .PHONY: install model serve test test-fast bench proto lint typecheck docs clean
 
-# One stamp per set-up: reinstalls only when pyproject.toml changes.
+# One stamp per set-up: reinstalls only when pyproject.toml changes. The project installs
+# with -qq (errors only): setuptools' 'Editable installation' notice would otherwise land
+# in front of the server's JSON log on the first `make serve`.
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet $(if $(filter dev,$(EXTRAS)),-e) '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install -qq $(if $(filter dev,$(EXTRAS)),-e) '.[$(EXTRAS)]'
 	$(BIN)/python scripts/install_wordnet.py
 	touch $@
 

@@ -133,3 +133,33 @@ def test_event_loops(monkeypatch: pytest.MonkeyPatch) -> None:
     assert kind("auto") == "asyncio"
     with pytest.raises(RuntimeError, match="uvloop is not installed"):
         new_event_loop("uvloop")
+
+
+def test_version_prints_and_exits_before_anything_starts(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.metadata
+
+    from evalstream_server import app
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("--version started the server")
+
+    monkeypatch.setattr(app, "serve", must_not_run)
+    with pytest.raises(SystemExit) as info:
+        app.main(["--version"])
+    assert info.value.code == 0
+    expected = f"evalstream-server {importlib.metadata.version('evalstream')}\n"
+    assert capsys.readouterr().out == expected
+
+
+def test_version_without_metadata_is_the_package_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    import evalstream_server
+
+    def missing(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    assert config.version() == evalstream_server.__version__

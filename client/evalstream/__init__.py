@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from evalstream import errors
 from evalstream._client import AsyncClient, Client
-from evalstream._run_types import LoggerStats, Refusal, RunInfo, Series
+from evalstream._run_types import LoggerStats, RunInfo, Series
 from evalstream._runs import AsyncRun, Run
 from evalstream._types import (
     Box,
@@ -34,7 +34,7 @@ from evalstream._types import (
     TextScore,
 )
 from evalstream._verdicts import Comparison, Verdict
-from evalstream.errors import EvalstreamError
+from evalstream.errors import EvalstreamError, Refusal
 
 __version__ = "0.1.0"
 

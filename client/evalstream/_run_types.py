@@ -121,15 +121,6 @@ class Series:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A chunk the server refused (not resent): its sequence number, reason and field."""
-
-    sequence: int
-    reason: str
-    field: str
-
-
 @dataclass
 class LoggerStats:
     """Counters of a run's loss streamer."""
@@ -140,5 +131,6 @@ class LoggerStats:
     chunks_sent: int = 0
     chunks_resent: int = 0
     chunks_refused: int = 0
+    chunks_overloaded: int = 0  # refused for load by the store, then resent
     reconnects: int = 0
     buffer_full_waits: int = 0

@@ -12,8 +12,18 @@ Buffer policy: the buffer holds at most `max_buffer_points` points, counting
 those sent but not yet acked. When it is full, `log` blocks up to
 `buffer_timeout` seconds (default 30) for room, counting each wait in
 `stats.buffer_full_waits`; `on_full="drop"` drops the new points instead,
-counting them in `stats.points_dropped`. Refused chunks (e.g. a negative step)
-are not resent; they are kept in `Run.refusals` and logged.
+counting them in `stats.points_dropped`. A chunk refused because the store's
+write queue is full (an ack with no field) is resent after a back-off, counted
+in `stats.chunks_overloaded`.
+
+No silent loss: `log` and `log_many` check each point at the call (see
+:mod:`._points`) and raise `InvalidPoint` there. A chunk the server refuses
+anyway (a limit only it knows, a run that is gone) is not resent: it is kept
+in `Run.refusals` and raised as `PointsRefused` at the run's next `log`,
+`log_many`, `flush` or `finish`, naming the steps and the server's reason; and
+`finish()` never marks a run with refused points "finished" (it marks it
+"failed" and raises). A stream that stops for good with points unacknowledged
+makes `flush` and `finish` raise too.
 """
 
 from __future__ import annotations
@@ -30,18 +40,35 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from evalstream import _base
+from evalstream._points import (
+    MAX_SERIES,
+    MAX_STEP,
+    check_series,
+    check_split,
+    check_step,
+    check_value,
+    floats_list,
+    steps_list,
+)
 from evalstream._run_types import (
+    SPLIT_NAMES,
     STATUSES,
     LoggerStats,
-    Refusal,
     RunInfo,
     Series,
     hyper_pb,
-    split_pb,
 )
 from evalstream._transport import Transport
 from evalstream._verdicts import Verdict
-from evalstream.errors import DeadlineExceeded, ResourceExhausted, from_grpc
+from evalstream.errors import (
+    DeadlineExceeded,
+    EvalstreamError,
+    InvalidPoint,
+    PointsRefused,
+    Refusal,
+    ResourceExhausted,
+    from_grpc,
+)
 from evalstream.v1 import runs_pb2
 
 if TYPE_CHECKING:
@@ -96,8 +123,10 @@ class LossStreamer:
         self._sequence = 0
         self._closing = False
         self._done = False
+        self._stopped: BaseException | None = None  # why the stream thread ended early
         self.stats = LoggerStats() if stats is None else stats
         self.refusals: list[Refusal] = [] if refusals is None else refusals
+        self.unraised: list[Refusal] = []  # refusals not yet raised to the caller
         self._thread = threading.Thread(
             target=self._run, name=f"evalstream-loss-{run_id}", daemon=True
         )
@@ -145,16 +174,29 @@ class LossStreamer:
             self.stats.points_logged += n
             self._cond.notify_all()
 
+    def take_refusals(self) -> tuple[Refusal, ...]:
+        """The refusals not yet raised to the caller (each is handed out once)."""
+        with self._cond:
+            taken, self.unraised = tuple(self.unraised), []
+        return taken
+
     def flush(self, timeout: float | None) -> None:
         with self._cond:
             ok = self._cond.wait_for(
                 lambda: (self._buffered == 0 and not self._unacked) or self._done, timeout
             )
+            left = self._buffered + self._unacked_points
             if not ok:
                 raise DeadlineExceeded(
-                    f"flush: {self._buffered + self._unacked_points} points "
-                    f"not acknowledged after {timeout} s",
+                    f"flush: {left} points not acknowledged after {timeout} s",
                     code="DEADLINE_EXCEEDED",
+                )
+            if left:  # the stream thread ended with points it could not send
+                why = f" ({self._stopped!r})" if self._stopped is not None else ""
+                raise EvalstreamError(
+                    f"{left} logged points were never acknowledged: the loss stream "
+                    f"stopped{why}; they are not stored",
+                    code="DATA_LOSS",
                 )
 
     def close(self, timeout: float | None) -> None:
@@ -218,6 +260,17 @@ class LossStreamer:
             yield chunk
 
     def _run(self) -> None:
+        try:
+            self._stream()
+        except BaseException as exc:  # noqa: BLE001 - kept for flush to raise
+            self._stopped = exc
+            log.exception("the loss stream of run %s stopped", self._run_id)
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def _stream(self) -> None:
         backoff = 0.05
         while True:
             with self._cond:
@@ -229,11 +282,15 @@ class LossStreamer:
                 call = self._stub.StreamLoss(
                     self._requests(resend, stop), timeout=self._stream_timeout
                 )
-            except ValueError:  # the client's channel was closed: nothing more can be sent
+            except ValueError as exc:  # the client's channel was closed: nothing more can be sent
+                self._stopped = exc
                 break
+            overloaded = False
             try:
                 for ack in call:
-                    self._acked(ack)
+                    if not self._acked(ack):
+                        overloaded = True  # resend it (and what followed it) on a new stream
+                        break
                     backoff = 0.05
             except grpc.RpcError as exc:
                 error = from_grpc(exc)
@@ -252,24 +309,41 @@ class LossStreamer:
                 with self._cond:
                     self._cond.notify_all()
                 call.cancel()
-        with self._cond:
-            self._done = True
-            self._cond.notify_all()
+            if overloaded:
+                log.info("the server's store is overloaded; resending in %.2f s", backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
 
-    def _acked(self, ack: runs_pb2.LossAck) -> None:
+    def _acked(self, ack: runs_pb2.LossAck) -> bool:
+        """Settles an acked chunk; False when it was refused for load and must be resent."""
         with self._cond:
+            if not ack.accepted and not ack.field and ack.sequence in self._unacked:
+                # Refused with no field: the store's write queue was full ("retry
+                # later"), not the points. Kept in _unacked, so resent.
+                self.stats.chunks_overloaded += 1
+                return False
             chunk = self._unacked.pop(ack.sequence, None)
             if chunk is None:
-                return
+                return True
             n = len(chunk.steps)
             self._unacked_points -= n
             if ack.accepted:
                 self.stats.points_acked += n
             else:
                 self.stats.chunks_refused += 1
-                self.refusals.append(Refusal(ack.sequence, ack.reason, ack.field))
-                log.warning("the server refused loss chunk %d: %s", ack.sequence, ack.reason)
+                refusal = Refusal(
+                    ack.sequence,
+                    ack.reason,
+                    ack.field,
+                    SPLIT_NAMES.get(chunk.split, str(chunk.split)),
+                    chunk.series,
+                    tuple(chunk.steps),
+                )
+                self.refusals.append(refusal)
+                self.unraised.append(refusal)
+                log.warning("the server refused logged points: %s", refusal.describe())
             self._cond.notify_all()
+            return True
 
 
 class Run:
@@ -326,8 +400,16 @@ class Run:
 
     @property
     def refusals(self) -> list[Refusal]:
-        """Chunks the server refused, with its reasons."""
+        """Chunks the server refused, with its reasons (raised too: see `PointsRefused`)."""
         return list(self._refusals)
+
+    def _raise_refused(self) -> None:
+        """Raises the refusals that came in since the last call (each once)."""
+        streamer = self._streamer
+        if streamer is not None and streamer.unraised:
+            refused = streamer.take_refusals()
+            if refused:
+                raise PointsRefused(refused)
 
     def log(
         self, step: int, *, split: str = "train", wall_time: float | None = None, **series: float
@@ -336,14 +418,30 @@ class Run:
 
         Returns at once; points are streamed in the background. NaN and infinite
         values are sent as they are (they are evidence of divergence).
+
+        Raises:
+            InvalidPoint: (a ValueError) a step that is not an integer >= 0, a value
+                that is not a number, an unknown split, a series name over 128
+                characters; nothing of the call is logged.
+            PointsRefused: the server refused points of earlier calls (this call's
+                points are logged).
         """
         if not series:
             raise ValueError("log needs at least one value, e.g. loss=0.5")
-        split_enum = split_pb(split)
-        wall = time.time() if wall_time is None else wall_time
+        split_enum = check_split(split)
+        if type(step) is not int or not 0 <= step <= MAX_STEP:
+            step = check_step(step)
+        wall = time.time() if wall_time is None else check_value(wall_time, field="wall_time")
+        for name, value in series.items():
+            if type(value) is not float or len(name) > MAX_SERIES:
+                # Checked (and converted) only off the common path: all floats.
+                series = {check_series(k): check_value(v, field=k) for k, v in series.items()}
+                break
         logger = self._logger()
         for name, value in series.items():
-            logger.add(split_enum, name, (step,), (float(value),), (wall,))
+            logger.add(split_enum, name, (step,), (value,), (wall,))
+        if logger.unraised:
+            self._raise_refused()
 
     def log_many(
         self,
@@ -354,24 +452,45 @@ class Run:
         series: str = "loss",
         wall_times: Sequence[float] | None = None,
     ) -> None:
-        """Logs many points of one series at once (e.g. backfilling history)."""
+        """Logs many points of one series at once (e.g. backfilling history).
+
+        `steps` are integers >= 0 (integral floats are taken); `values` numbers,
+        NaN and infinities included; numpy arrays and tensors are fine.
+
+        Raises:
+            InvalidPoint: (a ValueError) lengths that differ, or a bad point: its
+                index and value are in the message, `.index` and `.value`;
+                nothing of the call is logged.
+            PointsRefused: the server refused points of earlier calls (this call's
+                points are logged).
+        """
         if len(steps) != len(values):
-            raise ValueError(f"{len(steps)} steps but {len(values)} values")
+            raise InvalidPoint(
+                f"{len(steps)} steps but {len(values)} values: one value per step",
+                field="values",
+            )
         if wall_times is not None and len(wall_times) != len(steps):
-            raise ValueError(f"{len(wall_times)} wall times but {len(steps)} steps")
+            raise InvalidPoint(
+                f"{len(wall_times)} wall times but {len(steps)} steps: one per step, or none",
+                field="wall_times",
+            )
+        split_enum = check_split(split)
+        check_series(series)
+        step_ints = steps_list(steps)
+        value_floats = floats_list(values)
+        walls = floats_list(wall_times, field="wall_times") if wall_times is not None else None
         logger = self._logger()
-        steps_list = [int(s) for s in steps]
-        values_list = [float(v) for v in values]
-        walls = [float(w) for w in wall_times] if wall_times is not None else None
-        for start in range(0, len(steps_list), 100_000):
+        for start in range(0, len(step_ints), 100_000):
             end = start + 100_000
             logger.add(
-                split_pb(split),
+                split_enum,
                 series,
-                steps_list[start:end],
-                values_list[start:end],
+                step_ints[start:end],
+                value_floats[start:end],
                 walls[start:end] if walls else None,
             )
+        if logger.unraised:
+            self._raise_refused()
 
     def log_checkpoint(
         self, step: int, metrics: Mapping[str, float], *, split: str = "validation"
@@ -382,19 +501,45 @@ class Run:
         )
 
     def flush(self, timeout: float | None = None) -> None:
-        """Blocks until every logged point is acknowledged as durable.
+        """Blocks until every logged point is acknowledged as durable (or refused).
 
         Raises:
             DeadlineExceeded: when points are still unacknowledged after `timeout` seconds.
+            PointsRefused: the server refused points logged since the last raise.
         """
         if self._streamer is not None:
             self._streamer.flush(timeout)
+            self._raise_refused()
+
+    def _final_status(self, status: str) -> tuple[str, PointsRefused | None]:
+        """The status `finish` sets: "failed" instead of "finished" when points were refused."""
+        if status == "finished" and self._refusals:
+            return "failed", PointsRefused(tuple(self._refusals))
+        return status, None
 
     def finish(self, status: str = "finished", *, timeout: float | None = 60.0) -> RunInfo:
-        """Flushes, stops the streamer and sets the run's status."""
+        """Flushes, stops the streamer and sets the run's status.
+
+        A run some of whose points the server refused is never marked "finished":
+        ``finish()`` marks it "failed" and raises `PointsRefused` listing every
+        refusal (``run.set_status("finished")`` says you accept the loss). With
+        another status (e.g. "failed" when leaving a ``with`` block on an
+        exception) the status is set and nothing more is raised.
+
+        Raises:
+            PointsRefused: points were refused; the run is now "failed".
+            DeadlineExceeded: points still unacknowledged after `timeout` s; the
+                status is not changed.
+            EvalstreamError: (DATA_LOSS) the loss stream stopped with points never
+                acknowledged; the status is not changed.
+        """
         _base.check_status(status)
         self._close_logger(timeout)
-        return self.set_status(status)
+        final, refused = self._final_status(status)
+        info = self.set_status(final)
+        if refused is not None:
+            raise refused
+        return info
 
     def set_status(self, status: str) -> RunInfo:
         """Sets the run's status ("running", "finished", "failed", "killed")."""
@@ -501,7 +646,10 @@ class AsyncRun:
         self._run.log_many(steps, values, split=split, series=series, wall_times=wall_times)
 
     async def flush(self, timeout: float | None = None) -> None:
-        """Waits (without blocking the loop) until every logged point is acknowledged."""
+        """Waits (without blocking the loop) until every logged point is acknowledged.
+
+        Raises `PointsRefused` as `Run.flush` does.
+        """
         await asyncio.to_thread(self._run.flush, timeout)
 
     async def log_checkpoint(
@@ -518,10 +666,14 @@ class AsyncRun:
         return self._run.info
 
     async def finish(self, status: str = "finished", *, timeout: float | None = 60.0) -> RunInfo:
-        """Flushes, stops the streamer and sets the run's status."""
+        """As `Run.finish`: "failed" and `PointsRefused` when points were refused."""
         _base.check_status(status)
         await asyncio.to_thread(self._run._close_logger, timeout)
-        return await self.set_status(status)
+        final, refused = self._run._final_status(status)
+        info = await self.set_status(final)
+        if refused is not None:
+            raise refused
+        return info
 
     async def curves(
         self, *, splits: Sequence[str] = (), series: Sequence[str] = (), max_points: int = 0

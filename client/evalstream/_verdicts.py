@@ -1,12 +1,12 @@
 """Verdicts and comparisons as the client sees them: frozen dataclasses from the protos.
 
 `str()` of a Verdict or a Comparison is the plain-text report the CLI prints
-(`format_verdict`, `format_comparison`: one implementation for both).
+(`evalstream._display`: one implementation for both).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +82,8 @@ class Verdict:
     as_of_step: int
 
     def __str__(self) -> str:
+        from evalstream._display import format_verdict  # rich, on first print only
+
         return format_verdict(self)
 
     @classmethod
@@ -177,6 +179,8 @@ class Comparison:
     incomparable: tuple[str, ...]
 
     def __str__(self) -> str:
+        from evalstream._display import format_comparison  # rich, on first print only
+
         return format_comparison(self)
 
     @classmethod
@@ -211,83 +215,3 @@ class Comparison:
 def verdict_config_pb(overrides: Mapping[str, Any] | None) -> runs_pb2.VerdictConfig:
     """A VerdictConfig message from keyword overrides (monitor, mode, patience, ...)."""
     return runs_pb2.VerdictConfig(**dict(overrides or {}))
-
-
-# ------------------------------------------------------------------ plain text
-
-
-def plain_table(rows: Sequence[Sequence[str]]) -> str:
-    """Rows as left-aligned columns two spaces apart.
-
-    Example:
-        >>> print(plain_table([["run", "state"], ["a", "healthy"]]))
-        run  state
-        a    healthy
-    """
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
-
-
-def format_verdict(v: Verdict) -> str:
-    """A verdict as a few readable lines."""
-    state = v.state.upper() + (f" ({v.severity})" if v.severity else "")
-    lines = [f"{state} at step {v.as_of_step}: {v.summary}"]
-    numbers = {k: x for k, x in v.evidence.items() if x not in (None, ())}
-    if numbers:
-        lines.append(
-            "evidence: "
-            + ", ".join(
-                f"{k}={x:.4g}" if isinstance(x, float) else f"{k}={x}" for k, x in numbers.items()
-            )
-        )
-    es = v.early_stopping
-    if es.best_step is not None:
-        stop = "stop now" if es.should_stop else "keep going"
-        lines.append(
-            f"best {es.monitor} {es.best_value:.4g} at step {es.best_step} "
-            f"({es.evaluations_since_best} evaluations ago): {stop}"
-        )
-    for c in v.checkpoints:
-        lines.append(
-            f"checkpoint {c.step} {c.metric}: train {c.train_value} "
-            f"val {c.validation_value} -> {c.grade}"
-        )
-    lines += [f"advice: {a.text}" for a in v.advice]
-    lc = v.loss_context
-    if lc.get("initial_loss") is not None:
-        lines.append(
-            f"loss context: start {lc['initial_loss']:.4g} ({lc['initial_band']}), "
-            f"final {lc['final_loss']:.4g} ({lc['final_band']}); {lc['caveat']}"
-        )
-    return "\n".join(lines)
-
-
-def format_comparison(c: Comparison) -> str:
-    """The comparison table; hyperparameters that differ across runs are marked with *."""
-    keys = sorted({k for r in c.rows for k in r.hyperparameters})
-    metrics = sorted({m for r in c.rows for m in r.best_metrics})
-    head = ["run", "model"] + [f"{k}*" if k in c.differing else k for k in keys]
-    head += ["final train", "best val", "state"] + metrics
-
-    def num(x: float | None) -> str:
-        return "-" if x is None else f"{x:.4g}"
-
-    rows = [head] + [
-        [r.run_name or r.run_id, r.model]
-        + [str(r.hyperparameters.get(k, "-")) for k in keys]
-        + [num(r.final_train_loss), num(r.best_validation_loss), r.state]
-        + [num(r.best_metrics.get(m)) for m in metrics]
-        for r in c.rows
-    ]
-    out = [plain_table(rows)]
-    for p in c.pairs:
-        out.append(
-            f"{p.run_a} vs {p.run_b}: changed {', '.join(p.changed) or 'nothing'}"
-            + (f"  WARNING: {p.warning}" if p.warning else "")
-        )
-    out += [f"best {metric}: {rid} ({value:.4g})" for metric, (rid, value) in c.best.items()]
-    if c.incomparable:
-        out.append("not compared (signatures differ): " + ", ".join(c.incomparable))
-    return "\n".join(out)

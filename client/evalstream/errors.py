@@ -7,6 +7,7 @@ wrong::
 
     EvalstreamError
     ├── InvalidArgument        INVALID_ARGUMENT, OUT_OF_RANGE   (.violations; a ValueError)
+    │   └── InvalidPoint       a point Run.log refuses at the call
     ├── NotFound               NOT_FOUND
     ├── AlreadyExists          ALREADY_EXISTS
     ├── FailedPrecondition     FAILED_PRECONDITION
@@ -17,7 +18,9 @@ wrong::
     ├── Unavailable            UNAVAILABLE (server down or unreachable)
     ├── DeadlineExceeded       DEADLINE_EXCEEDED
     ├── Cancelled              CANCELLED
-    └── ServerError            INTERNAL, UNKNOWN, DATA_LOSS, ABORTED
+    ├── ServerError            INTERNAL, UNKNOWN, DATA_LOSS, ABORTED
+    └── PointsRefused          logged points the server refused (.refusals), raised
+                               at the run's next log, flush or finish
 
 Example:
     >>> issubclass(InvalidArgument, EvalstreamError)
@@ -110,6 +113,89 @@ class ServerError(EvalstreamError):
     """The server failed (INTERNAL, UNKNOWN, DATA_LOSS, ABORTED)."""
 
 
+class InvalidPoint(InvalidArgument, ValueError):
+    """A point that `Run.log` or `Run.log_many` refuses at the call, before sending it.
+
+    The server would refuse it (a negative or non-integer step, a value that is
+    not a number, ...). `.violations` names the field (``steps[3]``); `.index`
+    is the point's index in the call (None for `log`), `.value` the bad value.
+    Nothing of the call is logged.
+    """
+
+    def __init__(
+        self, message: str, *, field: str, index: int | None = None, value: object = None
+    ) -> None:
+        super().__init__(
+            message, code="INVALID_ARGUMENT", violations=(FieldViolation(field, message),)
+        )
+        self.index = index
+        self.value = value
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A chunk of logged points the server refused (not resent).
+
+    `reason` is the server's, `field` the part it refused (``steps[3]``: the
+    chunk's fourth point; empty when the store was overloaded); `steps` are the
+    chunk's steps, in the order logged.
+    """
+
+    sequence: int
+    reason: str
+    field: str
+    split: str = ""
+    series: str = ""
+    steps: tuple[int, ...] = ()
+
+    @property
+    def refused_step(self) -> int | None:
+        """The step the server named (``steps[i]``), or None when it refused the whole chunk."""
+        if self.field.startswith("steps[") and self.field.endswith("]"):
+            index = self.field[len("steps[") : -1]
+            if index.isdigit() and int(index) < len(self.steps):
+                return self.steps[int(index)]
+        return None
+
+    def describe(self) -> str:
+        """One line: which points (split/series, steps) and the server's reason."""
+        n = len(self.steps)
+        step = self.refused_step
+        if step is not None:
+            which = f"step {step}"
+        elif n == 1:
+            which = f"step {self.steps[0]}"
+        elif n:
+            which = f"steps {self.steps[0]} to {self.steps[-1]}"
+        else:
+            which = "no points"
+        return (
+            f"{self.split}/{self.series}: {n} point{'s' if n != 1 else ''} refused "
+            f"({which}): {self.reason}"
+        )
+
+
+class PointsRefused(EvalstreamError):
+    """The server refused logged points after `log` returned; `.refusals` says which and why.
+
+    Raised at the run's next `log`, `log_many`, `flush` or `finish` (once per
+    refusal; `finish` raises for every refusal of the run). Refused points are not
+    resent: fix them and log them again.
+    """
+
+    def __init__(self, refusals: tuple[Refusal, ...]) -> None:
+        points = sum(len(r.steps) for r in refusals)
+        lines = "".join(f"\n  {r.describe()}" for r in refusals[:10])
+        more = f"\n  ... and {len(refusals) - 10} more chunks" if len(refusals) > 10 else ""
+        super().__init__(
+            f"the server refused {points} logged point{'s' if points != 1 else ''} "
+            f"in {len(refusals)} chunk{'s' if len(refusals) != 1 else ''}; they are not stored:"
+            f"{lines}{more}",
+            code="POINTS_REFUSED",
+        )
+        self.refusals = refusals
+
+
 _BY_CODE: dict[grpc.StatusCode, type[EvalstreamError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
@@ -160,8 +246,11 @@ __all__ = [
     "FailedPrecondition",
     "FieldViolation",
     "InvalidArgument",
+    "InvalidPoint",
     "NotFound",
     "PermissionDenied",
+    "PointsRefused",
+    "Refusal",
     "ResourceExhausted",
     "ServerError",
     "Unauthenticated",

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import gc
 import logging
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -443,15 +445,19 @@ async def _start(
     )
     for name in ("", *SERVICE_NAMES):
         deps.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    cause: RuntimeError | None = None
     try:
         if credentials is None:
             port = server.add_insecure_port(config.address)
         else:
             port = server.add_secure_port(config.address, credentials)
-    except RuntimeError as exc:
-        raise RuntimeError(f"cannot listen on {config.address}: {exc}") from exc
+    except RuntimeError as exc:  # grpcio's text names GRPC_VERBOSITY, not the cause
+        port, cause = 0, exc
     if port == 0:
-        raise RuntimeError(f"cannot listen on {config.address}: address in use or not available")
+        raise RuntimeError(
+            f"cannot listen on {config.address}: the address is in use or not available "
+            "(pass --host / EVALSTREAM_HOST or --port / EVALSTREAM_PORT)"
+        ) from cause
     await server.start()
     # Runs needs nothing more; Scoring (and the server as a whole) serves once
     # the BERTScore model has loaded, or at once when BERTScore is disabled.
@@ -471,10 +477,48 @@ async def _start(
     return port
 
 
+def _busy(host: str, port: int) -> bool:
+    """True when `port` on `host` is taken: bound here and released at once."""
+    if port <= 0:
+        return False
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror:
+        return False  # the real bind reports the bad host
+    for family, kind, proto, _name, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            # As a listening server would (TIME_WAIT sockets do not count).
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return True
+    return False
+
+
+def port_problems(config: Config) -> list[str]:
+    """Ports another process holds, said before anything loads (what `make serve` twice meets)."""
+    problems = []
+    if _busy(config.host, config.port):
+        problems.append(
+            f"cannot listen on {config.address}: the port is in use (is another "
+            "evalstream-server running? stop it, or pass --port / EVALSTREAM_PORT)"
+        )
+    if config.metrics_port > 0 and _busy(config.metrics_host, config.metrics_port):
+        problems.append(
+            f"cannot serve metrics on {config.metrics_host}:{config.metrics_port}: the port is "
+            "in use (pass --metrics-port / EVALSTREAM_METRICS_PORT, or -1 to turn metrics off)"
+        )
+    return problems
+
+
 def serve(config: Config, *, stop: threading.Event | None = None) -> int:
     """Runs the server until SIGTERM/SIGINT (or `stop`), then drains. Returns the exit code."""
     stop = stop or threading.Event()
-    problems = config.exposure_problems()  # before loading anything
+    problems = config.exposure_problems() + port_problems(config)  # before loading anything
     missing = missing_default(config.bertscore_model, config.model_dir)
     if missing is not None:
         problems.append(missing)
@@ -493,9 +537,15 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
         return 1
     metrics_server = None
     if config.metrics_port >= 0:
-        metrics_server, metrics_port = deps.metrics.serve_http(
-            config.metrics_host, config.metrics_port
-        )
+        try:
+            metrics_server, metrics_port = deps.metrics.serve_http(
+                config.metrics_host, config.metrics_port
+            )
+        except OSError as exc:  # taken since port_problems looked
+            error = f"cannot serve metrics on {config.metrics_host}:{config.metrics_port}: {exc}"
+            log.error("start failed", extra={"fields": {"error": error}})
+            deps.close()
+            return 1
         log.info(
             "metrics",
             extra={"fields": {"url": f"http://{config.metrics_host}:{metrics_port}/metrics"}},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import ipaddress
 import os
 from collections.abc import Mapping, Sequence
@@ -303,8 +304,7 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
         "--model-dir",
         "model_dir",
         Path,
-        "model cache holding the embedded BERTScore model (evalstream-server fetch-model "
-        "fills it)",
+        "model cache holding the embedded BERTScore model (evalstream-server fetch-model fills it)",
     ),
     ("--device", "device", str, "scoring device: auto, cpu or cuda"),
     ("--max-message-bytes", "max_message_bytes", int, "largest gRPC message accepted or sent"),
@@ -449,6 +449,16 @@ def raise_hint(field: str) -> str:
     return f"raise it with {flag} / {env_name(flag)}"
 
 
+def version() -> str:
+    """The installed version: the ``evalstream`` distribution's metadata, else ``__version__``."""
+    try:
+        return importlib.metadata.version("evalstream")
+    except importlib.metadata.PackageNotFoundError:  # imported from a source tree
+        from evalstream_server import __version__
+
+        return __version__
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``evalstream-server`` (defaults are filled in by `load`)."""
     p = argparse.ArgumentParser(
@@ -458,6 +468,8 @@ def parser() -> argparse.ArgumentParser:
         epilog="evalstream-server fetch-model [--model-dir DIR] fetches the default "
         "BERTScore model into the model cache (see its --help).",
     )
+    # argparse prints the version and exits while parsing: nothing is loaded or started.
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     defaults = Config()
     for flag, field, type_, help_text in _FLAGS:
         if type_ is bool:

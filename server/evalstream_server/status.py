@@ -25,6 +25,9 @@ __all__ = ["MAX_FIELD", "MAX_MESSAGE", "abort", "abort_async", "invalid", "rich_
 # RESOURCE_EXHAUSTED: messages and violations are capped.
 MAX_MESSAGE = 1000
 MAX_FIELD = 120
+# Descriptions share this budget (never less than MAX_FIELD each), so that a lone
+# violation can list what would be valid (e.g. the series a monitor may name).
+MAX_DESCRIPTIONS = 4000
 
 
 def _cap(text: str, limit: int) -> str:
@@ -36,14 +39,15 @@ def rich_status(
 ) -> grpc.Status:
     """`code` and `message` with, when given, BadRequest field violations as details."""
     status = status_pb2.Status(code=code.value[0], message=_cap(message, MAX_MESSAGE))
-    violations = list(violations)
+    violations = list(violations)[:MAX_VIOLATIONS]
     if violations:
+        each = max(MAX_FIELD, MAX_DESCRIPTIONS // len(violations))
         detail = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=_cap(v.field, MAX_FIELD), description=_cap(v.description, MAX_FIELD)
+                    field=_cap(v.field, MAX_FIELD), description=_cap(v.description, each)
                 )
-                for v in violations[:MAX_VIOLATIONS]
+                for v in violations
             ]
         )
         status.details.add().Pack(detail)

@@ -207,3 +207,147 @@ def test_property_noise_below_threshold_keeps_state(
     noisy = train * (1 + amplitude * rng.uniform(-1, 1, len(train)))
     assert _verdict(train, val).state == state
     assert _verdict(noisy, val).state == state
+
+
+# Hand-worked runs of issue 14: train loss falls throughout; validation is evaluated
+# every 500 steps (8 evaluations: sparse) and is lowest (1.00) at step 1000.
+HW_STEPS = np.arange(10, 4001, 10)
+HW_EVALS = np.arange(500, 4001, 500)
+HW_VAL = np.array([1.40, 1.00, 1.00, 1.04, 1.08, 1.10, 1.13, 1.34])
+# Latest: (1.34 - 1.00) / 1.00 = 34%. Smoothed: the 3-point rolling medians are
+# 1.40 1.00 1.00 1.04 1.08 1.10 1.13 1.34 (lowest 1.00); the median of the last 3
+# evaluations (1.10, 1.13, 1.34) is 1.13: 13%. The thresholds: severe from 30%.
+
+
+def _hw_train() -> SeriesData:
+    return _s("train", HW_STEPS, 0.3 + 2.2 * np.exp(-HW_STEPS / 800))
+
+
+def test_verdict_rise_severity_and_summary_quote_the_same_figure() -> None:
+    v = verdict_from_series(_hw_train(), _s("validation", HW_EVALS, HW_VAL))
+    # 8 evaluations < smooth_min_evaluations (10): the latest evaluation's rise rules.
+    assert (v.state, v.severity) == ("overfitting", "severe")
+    assert (
+        "Validation loss is 34% above its best (step 1000; latest evaluation; "
+        "13% smoothed over the last 3)"
+    ) in v.summary
+    assert v.summary.endswith("severe overfitting.")
+    assert v.evidence.best_validation_step == 1000
+    # With enough evaluations to smooth, the smoothed 13% rules, and is quoted first.
+    v = verdict_from_series(
+        _hw_train(),
+        _s("validation", HW_EVALS, HW_VAL),
+        (),
+        VerdictConfig(smooth_min_evaluations=8),
+    )
+    assert (v.state, v.severity) == ("overfitting", "mild")
+    assert (
+        "Validation loss is 13% above its best (step 1000; smoothed over the last 3 "
+        "evaluations; latest evaluation 34%)"
+    ) in v.summary
+
+
+def _wer_rows(values: list[float], name: str = "wer") -> list[CheckpointRow]:
+    return [
+        CheckpointRow("validation", int(s), {name: w}, {})
+        for s, w in zip(HW_EVALS, values, strict=True)
+    ]
+
+
+def test_verdict_loss_only_overfitting_follows_the_monitor() -> None:
+    # A speech fine-tune: validation loss rises after step 1000 (34%), WER keeps
+    # improving to step 3000 (0.22), then 0.225 and 0.224: 2 evaluations since its
+    # best, under the patience of 3.
+    rows = _wer_rows([0.40, 0.30, 0.26, 0.24, 0.23, 0.22, 0.225, 0.224])
+    v = verdict_from_series(
+        _hw_train(),
+        _s("validation", HW_EVALS, HW_VAL),
+        rows,
+        VerdictConfig(monitor="validation/wer"),
+    )
+    assert (v.state, v.severity) == ("overfitting", "mild")
+    assert v.summary.startswith(
+        "Overfitting in loss only: validation loss is 34% above its best (step 1000; "
+        "latest evaluation; 13% smoothed over the last 3) while validation/wer kept "
+        "improving (best 0.22 at step 3000)"
+    )
+    assert v.early_stopping.best_step == 3000 and not v.early_stopping.should_stop
+    assert v.advice[0].action == "follow_monitor" and "step 3000" in v.advice[0].text
+    assert not any("1000" in a.text for a in v.advice)
+    assert v.evidence.best_validation_step == 1000  # the loss's own best, as documented
+
+
+def test_verdict_overfitting_with_a_stalled_monitor_deploys_the_monitors_best() -> None:
+    # BLEU (higher is better) peaks at step 2000 and falls for 4 evaluations: both
+    # the loss and the monitor overfit; the checkpoint to deploy is BLEU's best.
+    rows = _wer_rows([0.20, 0.25, 0.28, 0.30, 0.29, 0.28, 0.27, 0.26], name="bleu")
+    v = verdict_from_series(
+        _hw_train(),
+        _s("validation", HW_EVALS, HW_VAL),
+        rows,
+        VerdictConfig(monitor="validation/bleu", mode="max"),
+    )
+    assert (v.state, v.severity) == ("overfitting", "severe")
+    assert "validation/bleu has not improved since step 2000" in v.summary
+    assert v.advice[0].action == "stop_earlier"
+    assert v.advice[0].text == (
+        "Stop earlier: deploy the checkpoint at the best validation/bleu (step 2000)."
+    )
+
+
+def test_verdict_mode_follows_the_monitors_name_when_not_given() -> None:
+    # BLEU without mode: higher is better (its best is 0.30 at step 2000, not 0.20 at
+    # step 500); WER without mode: lower is better.
+    bleu = _wer_rows([0.20, 0.25, 0.28, 0.30, 0.29, 0.28, 0.27, 0.26], name="bleu")
+    v = verdict_from_series(
+        _hw_train(),
+        _s("validation", HW_EVALS, HW_VAL),
+        bleu,
+        VerdictConfig.from_mapping({"monitor": "validation/bleu"}),
+    )
+    es = v.early_stopping
+    assert (es.mode, es.best_step, es.best_value) == ("max", 2000, 0.30)
+    wer = _wer_rows([0.40, 0.30, 0.26, 0.24, 0.23, 0.22, 0.225, 0.224])
+    v = verdict_from_series(None, None, wer, VerdictConfig(monitor="wer"))
+    assert (v.early_stopping.mode, v.early_stopping.best_step) == ("min", 3000)
+    assert verdict_from_series(None, None).early_stopping.mode == "min"  # validation/loss
+
+
+def test_verdict_monitor_not_logged_is_said() -> None:
+    v = verdict_from_series(
+        _hw_train(),
+        _s("validation", HW_EVALS, HW_VAL),
+        (),
+        VerdictConfig(monitor="validation/foo"),
+    )
+    assert v.early_stopping.best_step is None
+    assert (
+        "Early stopping is off: monitor 'validation/foo' is not logged yet "
+        "(series: train/loss, validation/loss; checkpoint metrics: none)."
+    ) in v.summary
+
+
+def test_monitor_problem_lists_what_the_run_logs() -> None:
+    analyzer = build_analyzer(
+        [_hw_train(), _s("validation", HW_EVALS, HW_VAL)],
+        _wer_rows([0.4] * 8),
+        VerdictConfig(),
+    )
+    logged = analyzer.logged()
+    assert logged.series == ("train/loss", "validation/loss")
+    assert logged.metrics == ("validation/wer",)
+    assert verdict.monitor_problem("validation/wer", logged) is None
+    assert verdict.monitor_problem("wer", logged) is None  # a bare name is on validation
+    assert verdict.monitor_problem("validation/foo", logged) == (
+        "monitor 'validation/foo' is not logged by this run; series: train/loss, "
+        "validation/loss; checkpoint metrics: validation/wer"
+    )
+    # Nothing on the test split yet: it may be logged later.
+    assert verdict.monitor_problem("test/wer", logged) is None
+
+
+def test_verdict_config_monitor_split_must_exist() -> None:
+    assert VerdictConfig(monitor="valdation/wer").validate() == [
+        "monitor 'valdation/wer' names split 'valdation'; the splits are train, "
+        "validation, test (e.g. 'validation/wer')"
+    ]

@@ -13,6 +13,6 @@ def test_config_from_mapping_and_validate() -> None:
         VerdictConfig.from_mapping({"bogus": 1})
     with pytest.raises(ValueError, match="patience must be int"):
         VerdictConfig.from_mapping({"patience": "3"})
-    assert cfg.merged({"mode": "max"}).mode == "max" and cfg.mode == "min"
+    assert cfg.merged({"mode": "max"}).mode == "max" and cfg.mode == ""
     assert VerdictConfig().validate() == []
     assert VerdictConfig(overfit_gap=0.3, severe_overfit_gap=0.2).validate()

@@ -129,9 +129,10 @@ def test_bad_box_file_names_the_line(live_server, tmp_path: Path, capsys) -> Non
 
 def test_server_refusal_shows_the_field(live_server, tmp_path: Path, capsys) -> None:
     preds = _write(
-        tmp_path / "p.jsonl", [{"image_id": "a", "bbox": [5, 0, 1, 1], "confidence": 0.5}]
+        tmp_path / "p.jsonl",
+        [{"image_id": "a", "bbox": [5, 0, 1, 1], "label": "a", "confidence": 0.5}],
     )
-    gt = _write(tmp_path / "g.jsonl", [])
+    gt = _write(tmp_path / "g.jsonl", [{"image_id": "a", "bbox": [0, 0, 1, 1], "label": "a"}])
     assert (
         main(
             [

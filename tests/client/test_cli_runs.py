@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from evalstream import Client
 from evalstream.cli import main
 
@@ -71,8 +72,60 @@ def test_import_refused_points_exit_nonzero(live_server, tmp_path: Path) -> None
     )
 
 
-def test_import_unreadable_row_names_the_line(live_server, tmp_path: Path, capsys) -> None:
-    f = tmp_path / "bad.csv"
-    f.write_text("step,value\n1,abc\n")
-    assert main(["--target", live_server.target, "runs", "import", str(f), "--run", "x"]) == 2
-    assert "bad.csv:2" in capsys.readouterr().err
+def test_import_names_each_refused_line_and_imports_the_rest(
+    live_server, tmp_path: Path, capsys
+) -> None:
+    with Client(live_server.target) as client:
+        run = client.create_run("proj", "partly-bad")
+    f = tmp_path / "history.csv"
+    f.write_text(
+        "step,value,split\n"
+        "0,2.5,train\n"
+        "-1,2.4,train\n"  # line 3: negative step
+        "1,abc,train\n"  # line 4: not a number
+        "2,2.0,val\n"  # line 5: unknown split
+        "3,nan,train\n"  # NaN is a value like any other
+        "4.5,1.0,train\n"  # line 7: not an integer step
+        "5,1.5,\n"
+    )
+    out = io.StringIO()
+    assert (
+        main(["--target", live_server.target, "runs", "import", str(f), "--run", run.id], out=out)
+        == 1
+    )
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"{f}:3: step = -1: a step must be >= 0 and < 2**63 (the optimizer step)",
+        f"{f}:4: value 'abc' is not a number",
+        f"{f}:5: split 'val' is not one of train, validation, test",
+        f"{f}:7: step = 4.5: a step must be an integer (the optimizer step), not float",
+    ]
+    assert out.getvalue().startswith(f"imported 3 of 7 points into {run.id}; 4 lines refused")
+    with Client(live_server.target) as client:
+        (loss,) = client.get_run(run.id).curves()
+    assert loss.steps == (0, 3, 5)
+
+
+@pytest.mark.parametrize("live_server", [{"max_points_per_chunk": 2}], indirect=True)
+def test_import_maps_a_server_refusal_to_its_lines(live_server, tmp_path: Path, capsys) -> None:
+    with Client(live_server.target) as client:
+        run = client.create_run("proj", "server-refuses")
+    f = tmp_path / "history.jsonl"
+    f.write_text(
+        '{"step": 0, "value": 2.5}\n'
+        '{"step": 0, "value": 2.7, "split": "validation"}\n'
+        "\n"
+        '{"step": 1, "value": 2.25}\n'
+        '{"step": 2, "value": 2.0}\n'
+    )
+    out = io.StringIO()
+    assert (
+        main(["--target", live_server.target, "runs", "import", str(f), "--run", run.id], out=out)
+        == 1
+    )
+    reason = (
+        "refused by the server: steps: 3 points, at most 2 per chunk; send smaller chunks, "
+        "or raise it with --max-points-per-chunk / EVALSTREAM_MAX_POINTS_PER_CHUNK"
+    )
+    assert capsys.readouterr().err.splitlines() == [f"{f}:{n}: {reason}" for n in (1, 4, 5)]
+    assert out.getvalue().startswith(f"imported 1 of 4 points into {run.id}; 3 lines refused")

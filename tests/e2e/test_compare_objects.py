@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import io
 
 import numpy as np
 import pytest
 from evalstream import AsyncClient, Client
+from evalstream.cli import main
 
 
 def _two_runs(client: Client):  # noqa: ANN202 - (Run, Run)
@@ -35,6 +37,10 @@ def test_compare_takes_runs_and_prints_the_table(live_server) -> None:
         assert lines[2].split()[:3] == ["b", "m", "0.0003"]
         assert f"{a.id} vs {b.id}: changed learning_rate" in text
         assert "Comparison(" not in text
+        out = io.StringIO()
+        argv = ["--target", live_server.target, "runs", "compare", a.id, b.id, "--baseline", b.id]
+        assert main(argv, out=out) == 0
+        assert out.getvalue().rstrip("\n") == text  # one implementation for both
         with pytest.raises(TypeError, match=r"run_ids\[1\]: expected a run id or a Run, got int"):
             client.compare([a, 7])
         with pytest.raises(TypeError, match="sequence of runs"):

@@ -54,6 +54,8 @@ def test_a_new_data_dir_serves_bertscore_from_the_model_cache(tmp_path: Path) ->
         f1 = report.overall["bertscore_f1"]
         assert f1.value == pytest.approx(1.0, abs=1e-5)
         assert "all-MiniLM-L6-v2" in f1.signature
+        # stderr is the JSON log only: no progress bar from loading the weights.
+        assert sp.raw and all(line.startswith("{") for line in sp.raw), "".join(sp.raw)
     finally:
         sp.proc.kill()
         sp.proc.wait(10)

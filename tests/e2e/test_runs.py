@@ -400,16 +400,6 @@ def test_client_run_failed_on_exception(live_server) -> None:
         assert client.get_run(run.id).curves()[0].values == (1.0,)
 
 
-def test_client_refusals_are_reported_not_resent(live_server) -> None:
-    with Client(live_server.target) as client:
-        run = client.create_run("proj", "bad-steps")
-        run.log_many([1, -1], [1.0, 1.0])
-        run.flush(timeout=30)
-        assert run.stats.chunks_refused == 1
-        assert run.refusals[0].field == "steps[1]"
-        run.finish()
-
-
 def test_async_client_runs(live_server) -> None:
     import asyncio
 

@@ -116,6 +116,90 @@ def test_watch_pushes_the_change_to_overfitting_quickly(live_server) -> None:
         assert not thread.is_alive()  # the watch ends when the run finishes
 
 
+# A speech fine-tune, hand-worked (issue 14): training loss falls throughout; the
+# validation loss is lowest at step 1000 (1.00) and ends 34% above it (1.34); the WER,
+# logged as a checkpoint metric, improves to step 3000 (0.22) and stays near it.
+SPEECH_STEPS = np.arange(10, 4001, 10)
+SPEECH_EVALS = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000]
+SPEECH_LOSS = [1.40, 1.00, 1.00, 1.04, 1.08, 1.10, 1.13, 1.34]
+SPEECH_WER = [0.40, 0.30, 0.26, 0.24, 0.23, 0.22, 0.225, 0.224]
+
+
+def _speech_run(client: Client, name: str):  # type: ignore[no-untyped-def]
+    run = client.create_run("speech", name)
+    run.log_many(SPEECH_STEPS, 0.3 + 2.2 * np.exp(-SPEECH_STEPS / 800))
+    run.log_many(SPEECH_EVALS, SPEECH_LOSS, split="validation")
+    for step, wer in zip(SPEECH_EVALS, SPEECH_WER, strict=True):
+        run.log_checkpoint(step, {"wer": wer}, split="validation")
+    run.flush(timeout=30)
+    return run
+
+
+def test_loss_only_overfitting_follows_the_monitored_wer(live_server) -> None:
+    with Client(live_server.target) as client:
+        run = _speech_run(client, "loss-only")
+        by_loss = run.verdict()
+        v = run.verdict(monitor="validation/wer")
+    # Monitoring the loss: 34% at the latest of 8 evaluations is severe, and says so.
+    assert (by_loss.state, by_loss.severity) == ("overfitting", "severe")
+    assert "34% above its best (step 1000; latest evaluation" in by_loss.summary
+    # Monitoring the WER: the loss alone overfits; deploy the WER's best, step 3000.
+    assert (v.state, v.severity) == ("overfitting", "mild")
+    assert v.summary.startswith("Overfitting in loss only: validation loss is 34% above")
+    assert "validation/wer kept improving (best 0.22 at step 3000)" in v.summary
+    assert v.early_stopping.best_step == 3000 and v.early_stopping.monitor == "validation/wer"
+    assert v.advice[0].action == "follow_monitor" and "step 3000" in v.advice[0].text
+    assert all("1000" not in a.text for a in v.advice)
+
+
+def test_unknown_monitor_is_invalid_argument_listing_what_exists(live_server) -> None:
+    with Client(live_server.target) as client:
+        run = _speech_run(client, "typo")
+        for call in (
+            lambda: run.verdict(monitor="validation/foo"),
+            lambda: next(iter(run.watch(timeout=10, monitor="validation/foo"))),
+        ):
+            with pytest.raises(errors.InvalidArgument) as info:
+                call()
+            (violation,) = info.value.violations
+            assert violation.field == "config.monitor"
+            assert violation.description == (
+                "monitor 'validation/foo' is not logged by this run; series: train/loss, "
+                "validation/loss; checkpoint metrics: validation/wer; give one of them"
+            )
+        # A split with nothing logged yet is not refused: the verdict says it.
+        v = run.verdict(monitor="test/wer")
+        assert "Early stopping is off: monitor 'test/wer' is not logged yet" in v.summary
+
+
+def test_create_run_monitor_before_any_point(live_server) -> None:
+    import grpc
+    from evalstream.v1 import runs_pb2, runs_pb2_grpc
+
+    with grpc.insecure_channel(live_server.target) as channel:
+        stub = runs_pb2_grpc.RunsStub(channel)
+
+        def create(name: str, monitor: str) -> runs_pb2.Run:
+            request = runs_pb2.CreateRunRequest(
+                project="speech",
+                name=name,
+                verdict_config=runs_pb2.VerdictConfig(monitor=monitor),
+            )
+            return stub.CreateRun(request, timeout=10)
+
+        # An unknown split can never be logged: refused at once, on the monitor's field.
+        with pytest.raises(grpc.RpcError) as info:
+            create("bad-split", "valdation/wer")
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.details().startswith("verdict_config.monitor: monitor 'valdation/wer'")
+        # No points yet: accepted; the verdict says the monitor is not logged yet.
+        run = create("early", "validation/foo")
+    with Client(live_server.target) as client:
+        v = client.verdict(run.id)
+        assert "monitor 'validation/foo' is not logged yet" in v.summary
+        assert v.early_stopping.monitor == "validation/foo" and v.early_stopping.best_step is None
+
+
 def test_compare_runs_flags_confounded_pairs(live_server) -> None:
     steps = np.arange(500)
     with Client(live_server.target) as client:

@@ -1,35 +1,51 @@
 """The ``evalstream`` command line: talks to a running server.
 
+    evalstream [--target HOST:PORT] [--timeout S] [--token T] [--ca CA] ... COMMAND
+    evalstream --version
     evalstream score-boxes --predictions P.jsonl --ground-truth G.jsonl [--iou 0.5,0.75]
-                           [--confidence 0.3] [--pr-curve] [--json] [--target HOST:PORT]
+                           [--format auto|jsonl|coco] [--confidence 0.3] [--pr-curve] [--json]
     evalstream score-text --predictions P.txt --references R.txt [--metrics bleu,rouge] [--json]
-    evalstream health [--service NAME]
-    evalstream runs list --project P | runs show RUN | runs import FILE --run RUN
-    evalstream runs verdict RUN | runs watch RUN | runs compare A B C
+    evalstream health [--service NAME] [--json]
+    evalstream runs list --project P [--status S] [--model M] [--json]
+    evalstream runs show RUN [--json]
+    evalstream runs verdict RUN [--json]
+    evalstream runs watch RUN [--json]
+    evalstream runs compare A B [C ...] [--baseline A] [--json]
+    evalstream runs import FILE --run RUN [--series S] [--split S]
 
-The input files are described in :mod:`evalstream.cli._inputs`.
+Tables fit the terminal and colour bands, grades and states; into a pipe they are
+plain text. ``--json`` prints the result as JSON (``runs watch --json``: JSON Lines,
+one verdict per line). The input files are described in :mod:`evalstream.cli._inputs`
+and :mod:`evalstream.cli._coco`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
 from collections.abc import Sequence
 from typing import TextIO
 
+from rich.console import Group, RenderableType
+from rich.text import Text
+
 from evalstream._client import Client
+from evalstream.cli._box_files import read_box_files
 from evalstream.cli._format import (
-    _table,
-    format_comparison,
-    format_report,
-    format_text_report,
-    format_verdict,
+    _comparison_view,
+    _grid,
+    _report_view,
+    _show,
+    _text_report_view,
+    _verdict_change_view,
+    _verdict_view,
+    to_json,
 )
-from evalstream.cli._inputs import InputError, pair_images, read_boxes, read_points, read_text_file
+from evalstream.cli._import import import_points
+from evalstream.cli._inputs import BoxRules, InputError, read_text_file
 from evalstream.cli._parser import _security, build_parser
 from evalstream.errors import EvalstreamError
 
@@ -49,18 +65,31 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         ) as client:
             if args.command == "health":
                 status = client.health(args.service)
-                print(status, file=out)
+                if args.json:
+                    print(to_json({"service": args.service, "status": status}), file=out)
+                else:
+                    _show(out, _grid([[status]], header=False))
                 return 0 if status == "SERVING" else 1
             if args.command == "runs":
                 return _runs_command(client, args, out)
             if args.command == "score-text":
                 return _score_text(client, args, out)
-            images = pair_images(
-                read_boxes(args.predictions, bbox_format=args.bbox_format),
-                read_boxes(args.ground_truth, bbox_format=args.bbox_format),
+            inputs = read_box_files(
+                args.predictions,
+                args.ground_truth,
+                fmt=args.format,
+                rules=BoxRules(
+                    bbox_format=args.bbox_format,
+                    assume_confidence=args.assume_confidence,
+                    assume_label=args.assume_label,
+                    class_agnostic=args.class_agnostic,
+                    ignore_unknown_keys=args.ignore_unknown_keys,
+                ),
             )
+            for note in inputs.notes:
+                print(f"evalstream: {note}", file=sys.stderr)
             report = client.score_boxes(
-                images,
+                inputs.images,
                 batch_size=args.batch_size,
                 iou_thresholds=args.iou,
                 confidence_threshold=args.confidence,
@@ -74,9 +103,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         print(f"evalstream: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(dataclasses.asdict(report), indent=2), file=out)
+        print(to_json(report), file=out)
     else:
-        print(format_report(report), file=out)
+        _show(out, _report_view(report))
     return 0
 
 
@@ -99,50 +128,47 @@ def _score_text(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         idf=args.idf,
     )
     if args.json:
-        print(json.dumps(dataclasses.asdict(report), indent=2), file=out)
+        print(to_json(report), file=out)
     else:
-        print(format_text_report(report), file=out)
+        _show(out, _text_report_view(report))
     return 0
 
 
 def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     if args.runs_command == "verdict":
         v = client.verdict(args.run)
-        print(
-            json.dumps(dataclasses.asdict(v), indent=2) if args.json else format_verdict(v),
-            file=out,
-        )
+        if args.json:
+            print(to_json(v), file=out)
+        else:
+            _show(out, _verdict_view(v))
         return 0
     if args.runs_command == "watch":
-        for v in client.watch(args.run):
-            print(format_verdict(v), file=out, flush=True)
-            print("", file=out, flush=True)
-        return 0
+        return _watch(client, args, out)
     if args.runs_command == "compare":
         c = client.compare(args.runs, baseline=args.baseline)
-        print(
-            json.dumps(dataclasses.asdict(c), indent=2) if args.json else format_comparison(c),
-            file=out,
-        )
+        if args.json:
+            print(to_json(c), file=out)
+        else:
+            _show(out, _comparison_view(c))
         return 0
     if args.runs_command == "list":
         runs = list(client.list_runs(args.project, statuses=args.status, model=args.model))
         if args.json:
-            print(json.dumps([dataclasses.asdict(r) for r in runs], indent=2), file=out)
+            print(to_json(runs), file=out)
             return 0
         rows = [["id", "name", "model", "task", "status", "created"]]
         rows += [
             [
                 r.id,
                 r.name,
-                r.model,
-                r.task,
+                r.model or "-",
+                r.task or "-",
                 r.status,
                 time.strftime("%Y-%m-%d %H:%M", time.gmtime(r.created_at)),
             ]
             for r in runs
         ]
-        print(_table(rows) if runs else f"no runs in project {args.project!r}", file=out)
+        _show(out, _grid(rows) if runs else f"no runs in project {args.project!r}")
         return 0
     if args.runs_command == "show":
         run = client.get_run(args.run)
@@ -159,51 +185,54 @@ def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
                 }
                 for s in series
             ]
-            print(json.dumps(info, indent=2), file=out)
+            print(to_json(info), file=out)
             return 0
         i = run.info
-        print(
-            f"{i.name} ({i.id}) in {i.project}: {i.status}, "
-            f"model {i.model or '-'}, task {i.task or '-'}",
-            file=out,
-        )
+        view: list[RenderableType] = [
+            _grid(
+                [
+                    ["run", f"{i.name} ({i.id})"],
+                    ["project", i.project],
+                    ["status", i.status],
+                    ["model", i.model or "-"],
+                    ["task", i.task or "-"],
+                ],
+                header=False,
+            )
+        ]
         for title, values in (("hyperparameters", i.hyperparameters), ("derived", i.derived)):
             if values:
-                print(f"{title}:", file=out)
-                print(_table([[f"  {k}", str(v)] for k, v in sorted(values.items())]), file=out)
-        if series:
-            rows = [["  split", "series", "points", "last step", "last value"]]
-            rows += [
-                [
-                    f"  {s.split}",
-                    s.name,
-                    str(s.total_points),
-                    str(s.steps[-1]),
-                    f"{s.values[-1]:.6g}",
-                ]
-                for s in series
-                if s.steps
-            ]
-            print("series:", file=out)
-            print(_table(rows), file=out)
+                view.append(Text(title))
+                rows = [[k, str(v)] for k, v in sorted(values.items())]
+                view.append(_grid(rows, header=False, indent=2))
+        rows = [["split", "series", "points", "last step", "last value"]]
+        rows += [
+            [s.split, s.name, str(s.total_points), str(s.steps[-1]), f"{s.values[-1]:.6g}"]
+            for s in series
+            if s.steps
+        ]
+        if len(rows) > 1:
+            view += [Text("series"), _grid(rows, indent=2)]
+        _show(out, Group(*view))
         return 0
-    grouped = read_points(args.file, default_split=args.split, default_series=args.series)
-    run = client.get_run(args.run)
-    total = 0
-    for (split, series_name), (steps, points) in grouped.items():
-        run.log_many(steps, points, split=split, series=series_name)
-        total += len(steps)
-    run.flush(timeout=args.timeout)
-    refused = run.refusals
-    for r in refused:
-        print(f"refused: {r.reason}", file=sys.stderr)
-    print(
-        f"imported {total - sum(1 for _ in refused)} of {total} points into {run.id}"
-        if not refused
-        else f"imported with {len(refused)} refused chunks",
-        file=out,
-    )
-    return 1 if refused else 0
+    return import_points(client, args, out)
+
+
+def _watch(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    """The first verdict in full, then one short block per change (JSON Lines with --json)."""
+    before = None
+    for v in client.watch(args.run):
+        if args.json:
+            print(to_json(v, lines=True), file=out, flush=True)
+        elif before is None:
+            _show(out, _verdict_view(v))
+        else:
+            change = _verdict_change_view(before, v)
+            if change is not None:
+                print("", file=out)
+                _show(out, change)
+        before = v
+    return 0
 
 
 def run() -> None:

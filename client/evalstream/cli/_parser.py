@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,29 @@ def _parse_floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
 
 
+def version() -> str:
+    """The installed evalstream's version: its distribution's metadata, else ``__version__``."""
+    try:
+        return importlib.metadata.version("evalstream")
+    except importlib.metadata.PackageNotFoundError:  # imported from a source tree
+        from evalstream import __version__
+
+        return __version__
+
+
+def _parse_confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from exc
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evalstream", description="evalstream client")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     p.add_argument(
         "--target", default=DEFAULT_TARGET, help=f"server address (default {DEFAULT_TARGET})"
     )
@@ -55,18 +77,68 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    sb = sub.add_parser("score-boxes", help="score predicted boxes against ground truth")
-    sb.add_argument("--predictions", type=Path, required=True, help="predicted boxes, JSON Lines")
+    sb = sub.add_parser(
+        "score-boxes",
+        help="score predicted boxes against ground truth",
+        description="Scores predicted boxes against ground truth. Box files are evalstream "
+        "JSON Lines, or COCO's own: a dataset JSON as --ground-truth and a results list as "
+        "--predictions. A box without a confidence or a label, or with a key the reader "
+        "does not know, is refused with its file and line unless a flag says what to assume.",
+    )
     sb.add_argument(
-        "--ground-truth", type=Path, required=True, help="ground-truth boxes, JSON Lines"
+        "--predictions",
+        type=Path,
+        required=True,
+        help="predicted boxes: JSON Lines, or a COCO results list",
+    )
+    sb.add_argument(
+        "--ground-truth",
+        type=Path,
+        required=True,
+        help="ground-truth boxes: JSON Lines, or a COCO dataset",
+    )
+    sb.add_argument(
+        "--format",
+        choices=("auto", "jsonl", "coco"),
+        default="auto",
+        help="auto (default): COCO when the files are COCO JSON (a dataset object, a results "
+        "array), else JSON Lines; jsonl; coco",
     )
     sb.add_argument("--iou", type=_parse_floats, default=None, help="IoU thresholds, e.g. 0.5,0.75")
     sb.add_argument("--confidence", type=float, default=None, help="confidence threshold in [0, 1]")
     sb.add_argument(
         "--pr-curve", action="store_true", help="F1-optimal confidence and AP per threshold"
     )
-    sb.add_argument("--class-agnostic", action="store_true", help="match regardless of label")
-    sb.add_argument("--bbox-format", choices=("xyxy", "xywh"), default="xyxy")
+    sb.add_argument(
+        "--class-agnostic",
+        action="store_true",
+        help="match regardless of label (boxes then need no label)",
+    )
+    sb.add_argument(
+        "--bbox-format",
+        choices=("xyxy", "xywh"),
+        default=None,
+        help="how a JSON Lines bbox is read: xyxy = corners [x1, y1, x2, y2] (default), "
+        "xywh = COCO's [x, y, width, height]; COCO files are always xywh",
+    )
+    sb.add_argument(
+        "--assume-confidence",
+        type=_parse_confidence,
+        default=None,
+        metavar="C",
+        help="confidence of a prediction that gives none (otherwise refused), e.g. 1.0",
+    )
+    sb.add_argument(
+        "--assume-label",
+        default=None,
+        metavar="LABEL",
+        help='label of a box that gives none (otherwise refused), e.g. ""',
+    )
+    sb.add_argument(
+        "--ignore-unknown-keys",
+        action="store_true",
+        help="drop box keys the reader does not know (otherwise refused), with a note",
+    )
     sb.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per message")
     sb.add_argument("--json", action="store_true", help="print the full report as JSON")
 
@@ -98,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     h = sub.add_parser("health", help="print the server's health status; exit 0 only if SERVING")
     h.add_argument("--service", default="", help="service name ('' for the whole server)")
+    h.add_argument("--json", action="store_true", help='print {"service": ..., "status": ...}')
 
     runs = sub.add_parser("runs", help="list, show and backfill training runs")
     rsub = runs.add_subparsers(dest="runs_command", required=True)
@@ -107,19 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--status", action="append", default=[], choices=("running", "finished", "failed", "killed")
     )
     rl.add_argument("--model", default="")
-    rl.add_argument("--json", action="store_true")
+    rl.add_argument("--json", action="store_true", help="print the runs as JSON")
     rs = rsub.add_parser("show", help="one run: hyperparameters, derived values, last points")
     rs.add_argument("run", help="run id")
-    rs.add_argument("--json", action="store_true")
+    rs.add_argument("--json", action="store_true", help="print the run as JSON")
     rv = rsub.add_parser("verdict", help="diagnose a run: state, evidence, advice, where to stop")
     rv.add_argument("run", help="run id")
-    rv.add_argument("--json", action="store_true")
+    rv.add_argument("--json", action="store_true", help="print the verdict as JSON")
     rw = rsub.add_parser("watch", help="print the verdict, then each change, until the run ends")
     rw.add_argument("run", help="run id")
+    rw.add_argument("--json", action="store_true", help="print each verdict as one JSON line")
     rc = rsub.add_parser("compare", help="compare runs; changed variables are marked with *")
     rc.add_argument("runs", nargs="+", help="run ids")
     rc.add_argument("--baseline", default="", help="run the deltas are against (default the first)")
-    rc.add_argument("--json", action="store_true")
+    rc.add_argument("--json", action="store_true", help="print the comparison as JSON")
     ri = rsub.add_parser(
         "import", help="backfill points from CSV or JSONL (step, split, value[, series])"
     )

@@ -11,8 +11,9 @@ module to print the accuracy per state.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,7 @@ __all__ = [
     "format_accuracy",
     "generate_corpus",
     "make_curve",
+    "sparse_evaluations",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -222,6 +224,26 @@ def generate_corpus(
     return [make_curve(s, seed + i) for s in states for i in range(n_per_state)]
 
 
+def sparse_evaluations(curve: CorpusCurve, n: int) -> CorpusCurve:
+    """The same run with at most ``n`` validation evaluations, evenly spaced, the last kept.
+
+    Real runs often evaluate rarely (every epoch, or every few thousand steps);
+    this thins the corpus's 10-60 evaluations to measure the verdict there.
+
+    Example:
+        >>> full = make_curve("overfitting", 3)
+        >>> c = sparse_evaluations(full, 8)
+        >>> len(c.validation.steps), bool(c.validation.steps[-1] == full.validation.steps[-1])
+        (8, True)
+    """
+    v = curve.validation
+    if v is None or len(v.steps) <= n:
+        return curve
+    keep = np.unique(np.linspace(len(v.steps) - 1, 0, n).round().astype(int))
+    thinned = replace(v, steps=v.steps[keep], values=v.values[keep], total_points=len(keep))
+    return replace(curve, validation=thinned)
+
+
 def accuracy(
     curves: Sequence[CorpusCurve], config: VerdictConfig | None = None
 ) -> tuple[dict[str, dict[str, int]], list[tuple[CorpusCurve, Verdict]]]:
@@ -260,11 +282,28 @@ def format_accuracy(confusion: dict[str, dict[str, int]]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    conf, missed = accuracy(generate_corpus(100))
+def main(argv: Sequence[str] | None = None) -> None:
+    """Prints the accuracy per state and the first 40 misses."""
+    parser = argparse.ArgumentParser(description="Verdict accuracy on the generated corpus.")
+    parser.add_argument("--per-state", type=int, default=100, help="curves per state (100)")
+    parser.add_argument(
+        "--evaluations",
+        type=int,
+        default=0,
+        help="thin each run to at most this many validation evaluations (0: as generated)",
+    )
+    args = parser.parse_args(argv)
+    curves = generate_corpus(args.per_state)
+    if args.evaluations:
+        curves = [sparse_evaluations(c, args.evaluations) for c in curves]
+    conf, missed = accuracy(curves)
     print(format_accuracy(conf))
     for curve, verdict in missed[:40]:
         print(
             f"{curve.state}#{curve.seed} -> {verdict.state}: "
             f"{curve.description} | {verdict.summary}"
         )
+
+
+if __name__ == "__main__":
+    main()

@@ -252,24 +252,52 @@ def loss_context(initial_loss: float | None, final_loss: float | None) -> LossCo
     )
 
 
-def advice_for(state: str, stop_at: int | None) -> tuple[Advice, ...]:
+def advice_for(
+    state: str, stop_at: int | None, *, monitor: str = "", loss_only: bool = False
+) -> tuple[Advice, ...]:
     """The advice for ``state``; overfitting names the step to stop at when known.
+
+    ``monitor`` names the quantity ``stop_at`` is the best of when it is not
+    the validation loss. ``loss_only`` (the validation loss overfits while the
+    monitor keeps improving) advises following the monitor instead of stopping.
 
     Example:
         >>> advice_for("overfitting", 2000)[0].text
         'Stop earlier: deploy the checkpoint at the best validation step (2000).'
+        >>> advice_for("overfitting", 3000, monitor="validation/wer")[0].text
+        'Stop earlier: deploy the checkpoint at the best validation/wer (step 3000).'
+        >>> [a.action for a in advice_for("overfitting", 3000, monitor="validation/wer",
+        ...                               loss_only=True)]
+        ['follow_monitor', 'add_regularisation']
         >>> advice_for("healthy", 2000)
         ()
     """
     advice = ADVICE[state]
-    if state == "overfitting" and stop_at is not None:
-        advice = (
+    if state != "overfitting":
+        return advice
+    if loss_only and monitor:
+        best = f" (best so far: step {stop_at})" if stop_at is not None else ""
+        return (
             Advice(
-                "stop_earlier",
-                f"Stop earlier: deploy the checkpoint at the best validation step ({stop_at}).",
+                "follow_monitor",
+                f"Keep selecting checkpoints by {monitor}{best}, and let early stopping "
+                f"follow {monitor}: the validation loss rising while {monitor} improves "
+                "usually means over-confident predictions, not a worse model.",
             ),
-            *advice[1:],
+            Advice(
+                "add_regularisation",
+                "If calibration matters, temper the over-confidence: label smoothing, "
+                "dropout, weight decay.",
+            ),
         )
+    if stop_at is not None:
+        where = (
+            f"the best {monitor} (step {stop_at})"
+            if monitor
+            else f"the best validation step ({stop_at})"
+        )
+        advice = (Advice("stop_earlier", f"Stop earlier: deploy the checkpoint at {where}."),)
+        advice += ADVICE[state][1:]
     return advice
 
 

@@ -31,6 +31,8 @@ from evalstream_server.analysis.verdict_config import VerdictConfig
 
 __all__ = [
     "Findings",
+    "MonitorView",
+    "Rise",
     "apply_rules",
     "checkpoint_severity",
     "diverged_blown_up",
@@ -41,6 +43,7 @@ __all__ = [
     "overfitting",
     "underfitting",
     "unstable",
+    "validation_rise",
 ]
 
 _SEVERITIES = ("", "mild", "moderate", "severe")
@@ -55,12 +58,34 @@ class Findings:
         severity: ``"mild"``, ``"moderate"`` or ``"severe"`` for overfitting.
         summary: One sentence.
         evidence: Keyword arguments of ``Evidence``.
+        loss_only: Overfitting in the validation loss only: the monitored
+            metric kept improving.
     """
 
     state: str = "healthy"
     severity: str = ""
     summary: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
+    loss_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorView:
+    """The early-stopping monitor as the rules read it.
+
+    Attributes:
+        name: ``"split/name"``, e.g. ``"validation/wer"``.
+        is_loss: The monitor is the validation loss the rules read.
+        best_step: Step of its best value; None when it has none.
+        best_value: Its best value.
+        should_stop: Its patience is exhausted.
+    """
+
+    name: str
+    is_loss: bool
+    best_step: int | None = None
+    best_value: float | None = None
+    should_stop: bool = False
 
 
 def apply_rules(
@@ -70,6 +95,7 @@ def apply_rules(
     warmup: int,
     ckpt_severity: str,
     cfg: VerdictConfig,
+    monitor: MonitorView | None = None,
 ) -> Findings:
     """The first rule that holds, with its evidence.
 
@@ -81,6 +107,7 @@ def apply_rules(
         ckpt_severity: Overfitting severity of the latest graded checkpoint
             (:func:`checkpoint_severity`); ``""`` when healthy or none.
         cfg: The thresholds.
+        monitor: The early-stopping monitor, weighed by ``overfitting``.
     """
     f = Findings()
     ev = f.evidence
@@ -100,7 +127,7 @@ def apply_rules(
         diverged_blown_up(f, m, cfg)
         or unstable(f, m, cfg)
         or not_learning(f, m, cfg)
-        or overfitting(f, m, ckpt_severity, cfg)
+        or overfitting(f, m, ckpt_severity, cfg, monitor)
         or underfitting(f, m, cfg)
     ):
         return f
@@ -180,27 +207,31 @@ def not_learning(f: Findings, m: Measures, cfg: VerdictConfig) -> bool:
     return True
 
 
-def overfitting(f: Findings, m: Measures, ckpt_severity: str, cfg: VerdictConfig) -> bool:
+def overfitting(
+    f: Findings,
+    m: Measures,
+    ckpt_severity: str,
+    cfg: VerdictConfig,
+    monitor: MonitorView | None = None,
+) -> bool:
     """``overfitting``: validation rose after its best while training did not worsen.
 
-    The best of the validation's 3-point rolling median must be at least
-    ``patience`` evaluations old, and the latest level above it by
-    ``overfit_rise`` (relative) and by 3 noise sigmas; or the latest graded
-    checkpoint is overfitting. The worse of the two severities wins.
+    The rise is one figure (:func:`validation_rise`): smoothed with at least
+    ``smooth_min_evaluations`` evaluations after warm-up, else the latest
+    evaluation's. The best must be at least ``patience`` evaluations old, and
+    the rise at least ``overfit_rise`` (relative) and 3 noise sigmas; that same
+    figure sets the severity and is the one the summary quotes first. Or the
+    latest graded checkpoint is overfitting; the worse of the two severities wins.
+
+    When ``monitor`` is another quantity than the validation loss and it
+    improved after the loss's best without exhausting its patience, the loss
+    alone overfits: severity mild (or the checkpoints'), ``f.loss_only`` set.
     """
     train, vx, vy = m.train, m.vx, m.vy
     rise_sev = ""
-    if train is not None and len(vy) >= 3:
-        sm = _rolling_median3(vy)
-        b = int(np.argmin(sm))
-        # The raw best among the smoothed best and its neighbours.
-        lo_i = max(b - 1, 0)
-        b = lo_i + int(np.argmin(vy[lo_i : b + 2]))
-        best = float(sm.min())
-        after = len(sm) - 1 - b
-        latest = median(vy[-3:])
-        rise = latest - best
-        rel_rise = rise / max(abs(best), 1e-12)
+    r = validation_rise(vx, vy, cfg) if train is not None else None
+    if train is not None and r is not None:
+        b = r.best_index
         noise = noise_sigma(vy)
         lo = vx[max(b - 1, 0)]
         hi = vx[min(b + 1, len(vx) - 1)]
@@ -219,31 +250,138 @@ def overfitting(f: Findings, m: Measures, ckpt_severity: str, cfg: VerdictConfig
         # "While training improves": it has not worsened (5% or two standard errors).
         train_ok = t_end <= t_best + 0.05 * abs(t_best) + 2.0 * t_se
         if (
-            after >= cfg.patience
-            and rel_rise >= cfg.overfit_rise
-            and rise > 3.0 * noise
+            r.after >= cfg.patience
+            and r.rel >= cfg.overfit_rise
+            and r.rise > 3.0 * noise
             and train_ok
         ):
-            if rel_rise >= cfg.overfit_severe_rise:
+            if r.rel >= cfg.overfit_severe_rise:
                 rise_sev = "severe"
-            elif rel_rise >= cfg.overfit_moderate_rise:
+            elif r.rel >= cfg.overfit_moderate_rise:
                 rise_sev = "moderate"
             else:
                 rise_sev = "mild"
-            f.evidence["best_validation_step"] = int(vx[b])
+            f.evidence["best_validation_step"] = r.best_step
     if not (rise_sev or ckpt_severity):
         return False
+    improving = (
+        rise_sev
+        and r is not None
+        and monitor is not None
+        and not monitor.is_loss
+        and monitor.best_step is not None
+        and monitor.best_step > r.best_step
+        and not monitor.should_stop
+    )
+    if improving:
+        rise_sev = "mild"
     severity = max(rise_sev, ckpt_severity, key=_SEVERITIES.index)
     source = "the validation loss" if rise_sev else "the checkpoint metrics"
     if rise_sev and ckpt_severity:
         source = "the validation loss and the checkpoint metrics"
     _overfit(f, severity, source)
-    if rise_sev:
-        f.summary = (
-            f"Validation loss has risen {rel_rise:.0%} above its best (step "
-            f"{int(vx[b])}) while training loss keeps improving ({severity} overfitting)."
-        )
+    if rise_sev and r is not None:
+        quoted = f"validation loss is {r.phrase()}"
+        if improving and monitor is not None:
+            f.loss_only = True
+            f.summary = (
+                f"Overfitting in loss only: {quoted} while {monitor.name} kept improving "
+                f"(best {monitor.best_value:.4g} at step {monitor.best_step}): {severity} "
+                f"overfitting; select checkpoints by {monitor.name}."
+            )
+        else:
+            also = ""
+            if monitor is not None and not monitor.is_loss and monitor.best_step is not None:
+                also = f", and {monitor.name} has not improved since step {monitor.best_step}"
+            f.summary = (
+                f"{quoted[0].upper()}{quoted[1:]} while training loss keeps improving{also}: "
+                f"{severity} overfitting."
+            )
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class Rise:
+    """How far the validation loss rose above its best, as the verdict reads it.
+
+    Attributes:
+        basis: ``"smoothed"`` or ``"latest"``: which figure is ``rel``.
+        best_index: Index (into the post-warm-up evaluations) of the best quoted.
+        best_step: Its step.
+        rel: The relative rise that sets the state and the severity.
+        rise: The same rise in the loss's units.
+        after: Evaluations since the best.
+        latest_rel: The latest evaluation over the lowest evaluation, relative.
+        smoothed_rel: The median of the last 3 evaluations over the lowest
+            3-point rolling median, relative.
+    """
+
+    basis: str
+    best_index: int
+    best_step: int
+    rel: float
+    rise: float
+    after: int
+    latest_rel: float
+    smoothed_rel: float
+
+    def phrase(self) -> str:
+        """``"34% above its best (step 1000; latest evaluation; 13% smoothed over the last 3)"``."""
+        if self.basis == "latest":
+            return (
+                f"{self.latest_rel:.0%} above its best (step {self.best_step}; latest "
+                f"evaluation; {self.smoothed_rel:.0%} smoothed over the last 3)"
+            )
+        return (
+            f"{self.smoothed_rel:.0%} above its best (step {self.best_step}; smoothed over "
+            f"the last 3 evaluations; latest evaluation {self.latest_rel:.0%})"
+        )
+
+
+def validation_rise(vx: FloatArray, vy: FloatArray, cfg: VerdictConfig) -> Rise | None:
+    """The validation loss's rise above its best; None with fewer than 3 evaluations.
+
+    With at least ``cfg.smooth_min_evaluations`` evaluations the rise is
+    smoothed (median of the last 3 against the lowest 3-point rolling median:
+    one noisy evaluation moves neither); with fewer, 3 evaluations are a long
+    stretch of the run and their median lags, so the rise is the latest
+    evaluation's against the lowest one.
+
+    Example:
+        >>> vx = np.arange(500.0, 4001.0, 500.0)
+        >>> vy = np.array([1.40, 1.00, 1.00, 1.04, 1.08, 1.10, 1.13, 1.34])
+        >>> r = validation_rise(vx, vy, VerdictConfig())
+        >>> r.basis, r.best_step, round(r.rel, 2), round(r.smoothed_rel, 2)
+        ('latest', 1000, 0.34, 0.13)
+    """
+    n = len(vy)
+    if n < 3:
+        return None
+    sm = _rolling_median3(vy)
+    s = int(np.argmin(sm))
+    # The raw best among the smoothed best and its neighbours.
+    lo_i = max(s - 1, 0)
+    s = lo_i + int(np.argmin(vy[lo_i : s + 2]))
+    best_sm = float(sm.min())
+    smoothed_rise = median(vy[-3:]) - best_sm
+    smoothed_rel = smoothed_rise / max(abs(best_sm), 1e-12)
+    raw = int(np.argmin(vy))
+    latest_rise = float(vy[-1] - vy[raw])
+    latest_rel = latest_rise / max(abs(float(vy[raw])), 1e-12)
+    if n >= cfg.smooth_min_evaluations:
+        basis, b, rel, rise = "smoothed", s, smoothed_rel, smoothed_rise
+    else:
+        basis, b, rel, rise = "latest", raw, latest_rel, latest_rise
+    return Rise(
+        basis=basis,
+        best_index=b,
+        best_step=int(vx[b]),
+        rel=rel,
+        rise=rise,
+        after=n - 1 - b,
+        latest_rel=latest_rel,
+        smoothed_rel=smoothed_rel,
+    )
 
 
 def underfitting(f: Findings, m: Measures, cfg: VerdictConfig) -> bool:

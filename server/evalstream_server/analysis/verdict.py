@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from evalstream_server.analysis.checkpoints import grade_checkpoints
+from evalstream_server.analysis.checkpoints import grade_checkpoints, metric_mode
 from evalstream_server.analysis.curve_state import CurveSnapshot, IncrementalCurveState
 from evalstream_server.analysis.early_stopping import EarlyStopping, early_stopping
 from evalstream_server.analysis.evidence import (
@@ -34,7 +35,7 @@ from evalstream_server.analysis.evidence import (
     advice_for,
     loss_context,
 )
-from evalstream_server.analysis.rules import apply_rules, checkpoint_severity
+from evalstream_server.analysis.rules import MonitorView, apply_rules, checkpoint_severity
 from evalstream_server.analysis.verdict_config import VerdictConfig
 from evalstream_server.store._types import CheckpointRow, SeriesData
 
@@ -45,12 +46,14 @@ __all__ = [
     "Advice",
     "Evidence",
     "IncrementalCurveState",
+    "Logged",
     "LossContext",
     "RunAnalyzer",
     "Verdict",
     "VerdictConfig",
     "build_analyzer",
     "loss_context",
+    "monitor_problem",
     "verdict_from_series",
 ]
 
@@ -58,6 +61,62 @@ __all__ = [
 def _parse_monitor(monitor: str) -> tuple[str, str]:
     split, sep, name = monitor.partition("/")
     return (split, name) if sep else ("validation", monitor)
+
+
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """What a run has logged, as ``"split/name"``, sorted.
+
+    Attributes:
+        series: Point series (StreamLoss), e.g. ``"validation/loss"``.
+        metrics: Checkpoint metrics (LogCheckpoint, checkpoint-named scoring),
+            e.g. ``"validation/wer"``.
+    """
+
+    series: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+
+    def has(self, monitor: str) -> bool:
+        """Whether ``monitor`` (``"split/name"``, or a bare name on validation) is logged."""
+        key = "/".join(_parse_monitor(monitor))
+        return key in self.series or key in self.metrics
+
+    def has_split(self, split: str) -> bool:
+        """Whether anything is logged on ``split``."""
+        return any(k.partition("/")[0] == split for k in (*self.series, *self.metrics))
+
+    def describe(self) -> str:
+        """``"series: train/loss, validation/loss; checkpoint metrics: validation/wer"``."""
+        return (
+            f"series: {', '.join(self.series) or 'none'}; "
+            f"checkpoint metrics: {', '.join(self.metrics) or 'none'}"
+        )
+
+
+def monitor_problem(monitor: str, logged: Logged) -> str | None:
+    """Why ``monitor`` cannot be followed, or None when it can (or may yet be).
+
+    A monitor whose split has data but which is neither a series nor a
+    checkpoint metric of it is a mistake (a typo turns early stopping off); one
+    whose split has nothing yet may be logged later and is not refused here
+    (the verdict's summary says it is not logged yet).
+
+    Example:
+        >>> logged = Logged(("train/loss", "validation/loss"), ("validation/wer",))
+        >>> monitor_problem("validation/wer", logged) is None
+        True
+        >>> for part in monitor_problem("validation/foo", logged).split("; "):
+        ...     print(part)
+        monitor 'validation/foo' is not logged by this run
+        series: train/loss, validation/loss
+        checkpoint metrics: validation/wer
+        >>> monitor_problem("test/wer", logged) is None
+        True
+    """
+    split, _name = _parse_monitor(monitor)
+    if logged.has(monitor) or not logged.has_split(split):
+        return None
+    return f"monitor {monitor!r} is not logged by this run; {logged.describe()}"
 
 
 class RunAnalyzer:
@@ -116,6 +175,13 @@ class RunAnalyzer:
             if not ok:
                 self._stale = True
             return ok and not self._stale
+
+    def logged(self) -> Logged:
+        """The series and checkpoint metrics fed so far (for checking a monitor)."""
+        with self._lock:
+            series = sorted(f"{sp}/{n}" for (sp, n), st in self._states.items() if st.count)
+            rows = self._checkpoints
+        return _logged(series, rows)
 
     def set_checkpoints(self, rows: Sequence[CheckpointRow]) -> None:
         """Replaces the run's checkpoint rows (they are few; no incremental state)."""
@@ -194,6 +260,8 @@ def _judge(
 
     # Checkpoint grades: every metric logged on both splits (the monitor's with its mode).
     m_split, m_name = _parse_monitor(cfg.monitor)
+    if not cfg.mode:
+        cfg = replace(cfg, mode=metric_mode(m_name))
     graded = grade_checkpoints(
         rows, overfit_gap=cfg.overfit_gap, severe_overfit_gap=cfg.severe_overfit_gap
     )
@@ -209,15 +277,35 @@ def _judge(
     ckpt_severity = checkpoint_severity(graded, cfg)
 
     es = _early_stopping(snaps, rows, cfg, m_split, m_name, warmup)
+    is_loss = m_split == "validation" and m_name == cfg.loss_series
+    monitor = MonitorView(
+        name=cfg.monitor,
+        is_loss=is_loss,
+        best_step=es.best_step,
+        best_value=es.best_value,
+        should_stop=es.should_stop,
+    )
     ctx = loss_context(train.first_value, train.last_value) if train is not None else LossContext()
-    f = apply_rules(train, val, primary, warmup, ckpt_severity, cfg)
+    f = apply_rules(train, val, primary, warmup, ckpt_severity, cfg, monitor)
     ev = f.evidence
     best_step = ev.get("best_validation_step")
-    advice = advice_for(f.state, best_step if best_step is not None else es.best_step)
+    if not is_loss and es.best_step is not None:
+        # The best checkpoint and the advice follow the monitor, not the loss.
+        advice = advice_for(f.state, es.best_step, monitor=cfg.monitor, loss_only=f.loss_only)
+    else:
+        advice = advice_for(f.state, best_step if best_step is not None else es.best_step)
+    summary = f.summary
+    logged = _logged([f"{sp}/{n}" for (sp, n), s in snaps.items() if s.count], rows)
+    if not is_loss and not logged.has(cfg.monitor):
+        # Never silently off: a monitor not (yet) logged is said.
+        summary += (
+            f" Early stopping is off: monitor {cfg.monitor!r} is not logged yet "
+            f"({logged.describe()})."
+        )
     return Verdict(
         state=f.state,
         severity=f.severity,
-        summary=f.summary,
+        summary=summary,
         evidence=Evidence(**ev),
         advice=advice,
         checkpoints=tuple(graded),
@@ -225,6 +313,11 @@ def _judge(
         loss_context=ctx,
         as_of_step=int(as_of),
     )
+
+
+def _logged(series: Sequence[str], rows: Sequence[CheckpointRow]) -> Logged:
+    metrics = sorted({f"{r.split}/{name}" for r in rows for name in r.metrics})
+    return Logged(tuple(sorted(series)), tuple(metrics))
 
 
 def _early_stopping(

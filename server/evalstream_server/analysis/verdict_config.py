@@ -14,7 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-__all__ = ["VerdictConfig"]
+__all__ = ["MONITOR_SPLITS", "VerdictConfig"]
+
+#: Splits a monitor may name (``"split/name"``; a bare name means validation).
+MONITOR_SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,7 +31,9 @@ class VerdictConfig:
     Attributes:
         monitor: ``"split/series"`` monitored for early stopping; a loss series
             or a checkpoint metric (e.g. ``"validation/bbox_f1@0.5"``).
-        mode: ``"min"`` or ``"max"`` for ``monitor``.
+        mode: ``"min"`` or ``"max"`` for ``monitor``; ``""`` (the default): by
+            the monitor's name (``checkpoints.metric_mode``: min for losses,
+            errors, WER, CER, perplexity; max for F1, BLEU, ROUGE and the rest).
         min_delta: Smallest improvement of ``monitor`` that counts, its units.
         patience: Evaluations without improvement before stopping is advised;
             also how old the validation best must be for overfitting.
@@ -54,10 +59,13 @@ class VerdictConfig:
         plateau_ratio: Recent slope over average slope below which the curve
             is flattening (converged, or underfitting when still high).
         recent_fraction: Fraction of the post-warm-up steps that is "recent".
+        smooth_min_evaluations: Post-warm-up validation evaluations from which
+            the overfitting rise is smoothed (median of the last 3); with fewer,
+            it is the latest evaluation's.
     """
 
     monitor: str = "validation/loss"
-    mode: str = "min"
+    mode: str = ""
     min_delta: float = 0.0
     patience: int = 3
     warmup_steps: int | None = None
@@ -77,6 +85,7 @@ class VerdictConfig:
     underfit_max_gap: float = 0.10
     plateau_ratio: float = 0.30
     recent_fraction: float = 0.20
+    smooth_min_evaluations: int = 10
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> VerdictConfig:
@@ -123,12 +132,16 @@ class VerdictConfig:
         """Problems with the values, one sentence each; empty when valid.
 
         Example:
-            >>> VerdictConfig(mode="up", patience=-1).validate()
-            ["mode must be 'min' or 'max', got 'up'", 'patience must be >= 0, got -1']
+            >>> VerdictConfig(patience=-1, min_points=2).validate()
+            ['patience must be >= 0, got -1', 'min_points must be >= 3, got 2']
+            >>> VerdictConfig(mode="up").validate()[0]
+            "mode must be 'min', 'max' or empty (by the monitor's name), got 'up'"
         """
         problems: list[str] = []
-        if self.mode not in ("min", "max"):
-            problems.append(f"mode must be 'min' or 'max', got {self.mode!r}")
+        if self.mode not in ("", "min", "max"):
+            problems.append(
+                f"mode must be 'min', 'max' or empty (by the monitor's name), got {self.mode!r}"
+            )
         if not self.monitor:
             problems.append("monitor must not be empty")
         if self.patience < 0:
@@ -156,6 +169,16 @@ class VerdictConfig:
             )
         if self.min_points < 3:
             problems.append(f"min_points must be >= 3, got {self.min_points}")
+        if self.smooth_min_evaluations < 3:
+            problems.append(
+                f"smooth_min_evaluations must be >= 3, got {self.smooth_min_evaluations}"
+            )
+        split, sep, _name = self.monitor.partition("/")
+        if sep and split not in MONITOR_SPLITS:
+            problems.append(
+                f"monitor {self.monitor!r} names split {split!r}; the splits are "
+                f"{', '.join(MONITOR_SPLITS)} (e.g. 'validation/wer')"
+            )
         if self.min_spikes < 1:
             problems.append(f"min_spikes must be >= 1, got {self.min_spikes}")
         if not 0 <= self.overfit_gap <= self.severe_overfit_gap:

@@ -24,7 +24,7 @@ from grpc import aio
 
 from evalstream_server.analysis.compare import RunSummary, compare_runs
 from evalstream_server.analysis.diagnosis import action_items
-from evalstream_server.analysis.verdict import VerdictConfig
+from evalstream_server.analysis.verdict import VerdictConfig, monitor_problem
 from evalstream_server.api._convert import (
     DEFAULT_SERIES,
     SMALL_PACKED,
@@ -103,7 +103,9 @@ def verdict_config_violations(values: Mapping[str, object], path: str) -> list[F
         problems = VerdictConfig.from_mapping(values).validate()
     except ValueError as exc:
         return [FieldViolation(path, str(exc))]
-    return [FieldViolation(path, p) for p in problems]
+    return [
+        FieldViolation(f"{path}.monitor" if p.startswith("monitor") else path, p) for p in problems
+    ]
 
 
 def _derived(run: RunRecord, store: Store) -> dict[str, bool | int | float | str]:
@@ -568,12 +570,31 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
             invalid(context, violations)
         return overrides
 
+    def _check_monitor(
+        self, run_id: str, overrides: Mapping[str, object], context: grpc.ServicerContext
+    ) -> None:
+        """A requested monitor the run does not log is refused, never silently off.
+
+        Raises:
+            NotFound: unknown run (the caller maps it).
+        """
+        monitor = overrides.get("monitor")
+        if not isinstance(monitor, str):
+            return
+        problem = monitor_problem(monitor, self._verdicts.logged(run_id))
+        if problem:
+            invalid(
+                context,
+                [FieldViolation("config.monitor", f"{problem}; give one of them")],
+            )
+
     def GetVerdict(
         self, request: runs_pb2.GetVerdictRequest, context: grpc.ServicerContext
     ) -> runs_pb2.Verdict:  # noqa: N802
         overrides = self._overrides(request.config, context)
         try:
             self._store.get_run(request.run_id)  # the caller's scope: the hub's cache has none
+            self._check_monitor(request.run_id, overrides, context)
             verdict = self._verdicts.verdict(request.run_id, overrides)
         except StoreError as exc:
             store_abort(context, exc)
@@ -587,6 +608,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
         overrides = self._overrides(request.config, context)
         try:
             self._store.get_run(request.run_id)  # the caller's scope: the hub's cache has none
+            self._check_monitor(request.run_id, overrides, context)
             for verdict in self._verdicts.watch(
                 request.run_id, overrides, active=context.is_active
             ):

@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from evalstream_server.analysis.verdict import RunAnalyzer, Verdict, VerdictConfig, build_analyzer
+from evalstream_server.analysis.verdict import (
+    Logged,
+    RunAnalyzer,
+    Verdict,
+    VerdictConfig,
+    build_analyzer,
+)
 from evalstream_server.store import Store
 
 FINISHED = ("finished", "failed", "killed")
@@ -99,6 +105,14 @@ class VerdictHub:
                     del self._runs[victim]
             self._runs.move_to_end(run_id)
         return entry
+
+    def logged(self, run_id: str) -> Logged:
+        """The run's series and checkpoint metrics (to check a monitor against).
+
+        Raises:
+            NotFound: unknown run.
+        """
+        return self._entry(run_id).analyzer.logged()
 
     def verdict(self, run_id: str, overrides: Mapping[str, object] = {}) -> Verdict:
         """The run's verdict now, with `overrides` over its stored thresholds.

@@ -335,6 +335,12 @@ def load_model(
     except ImportError as exc:  # pragma: no cover - server extra installs them
         raise ModelLoadError(f"BERTScore needs torch and transformers: {exc}") from exc
 
+    from transformers.utils import logging as hf_logging
+
+    # transformers draws a "Loading weights" progress bar on stderr: in a server
+    # whose stderr is a JSON log it is noise, and no one watches it.
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         if type(tokenizer).__name__.startswith(_PREFIX_SPACE_TOKENIZERS):
@@ -351,6 +357,9 @@ def load_model(
         raise ModelNotFound(f"cannot load BERTScore model from {where}: {exc}{hint}") from exc
     except (ValueError, KeyError) as exc:
         raise ModelLoadError(f"cannot load BERTScore model {name!r}: {exc}") from exc
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
 
     if hasattr(model, "decoder") and hasattr(model, "encoder"):
         model = model.encoder  # as bert-score does for encoder-decoder models

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from evalstream_server.metrics.bands import rouge_band
 from evalstream_server.metrics.text._types import Score, TextPair
 from evalstream_server.metrics.text.registry import RougeOptions
 from evalstream_server.metrics.text.rouge import (
@@ -52,8 +53,8 @@ def test_rouge_agrees_with_rouge_score(options: RougeOptions, varied: tuple[Text
                 assert s.value is not None
                 assert abs(s.value - getattr(expected[t], f)) <= TOL, (pair, t, f)
                 sums[(t, f)] += getattr(expected[t], f)
-                # The band is the type's, computed on recall.
-                assert s.band == by_name[f"{t}_recall"].band
+                # Recall carries the ROUGE band of its own value; the others none.
+                assert s.band == (rouge_band(s.value) if f == "recall" else "")
     batch = {s.name: s for s in out.batch}
     for (t, f), total in sums.items():
         s = batch[f"{t}_{f}"]
@@ -88,13 +89,36 @@ def test_rouge_signature_and_band_on_recall() -> None:
     by_name = {s.name: s for s in scores}
     assert by_name["rouge1_precision"].value == 1.0
     assert by_name["rouge1_recall"].value == 0.25
-    assert {by_name[f"rouge1_{f}"].band for f in FIELDS} == {"low"}  # band of 0.25
+    # Recall 0.25 is "low"; precision 1.0 and F-measure 0.4 have no documented band.
+    assert by_name["rouge1_recall"].band == "low"
+    assert by_name["rouge1_precision"].band == by_name["rouge1_fmeasure"].band == ""
     assert by_name["rouge1_recall"].signature == (
         "rouge:rouge1|stem:yes|headline:recall|multi:best_f|version:rouge-score-0.1.2"
     )
     assert rouge_signature("rougeL", use_stemmer=False, aggregate=True) == (
         "rouge:rougeL|stem:no|headline:recall|multi:best_f|agg:mean|version:rouge-score-0.1.2"
     )
+
+
+def test_rouge_bands_per_row_fmeasure_never_takes_recalls_band() -> None:
+    # The issue's row: rouge2_fmeasure 0.4762 was "high", the band of its recall 0.5.
+    # Prediction "a b c d e f p q r s t u" has 11 bigrams, the reference "a b c d e f x y z
+    # w v" 10; they share 5 (ab bc cd de ef): precision 5/11, recall 5/10 = 0.5 ("high",
+    # >= 0.50), F = 2PR / (P + R) = 10/21 = 0.4762.
+    acc = RougeAccumulator(options=RougeOptions(use_stemmer=False))
+    pair = TextPair("a b c d e f p q r s t u", ("a b c d e f x y z w v",))
+    (scores,) = acc.update([pair]).pairs
+    by_name = {s.name: s for s in scores}
+    assert by_name["rouge2_recall"].value == 0.5
+    assert by_name["rouge2_precision"].value == pytest.approx(5 / 11)
+    assert by_name["rouge2_fmeasure"].value == pytest.approx(10 / 21)
+    assert by_name["rouge2_recall"].band == "high"
+    # No documented band table for precision and F-measure: no band, not recall's.
+    assert by_name["rouge2_precision"].band == ""
+    assert by_name["rouge2_fmeasure"].band == ""
+    # The running (mean) rows follow the same rule.
+    running = {s.name: s for s in acc.running}
+    assert running["rouge2_recall"].band == "high" and running["rouge2_fmeasure"].band == ""
 
 
 def test_rouge_non_ascii_is_dropped_like_rouge_score() -> None:

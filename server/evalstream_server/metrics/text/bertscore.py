@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,19 +68,16 @@ def _bert_score_dir() -> Path | None:
 
 
 def _bert_score_version() -> str:
-    """bert-score's own ``__version__`` (0.3.13 still says 0.3.12), as its hash uses."""
-    root = _bert_score_dir()
-    if root is not None:
-        match = re.search(
-            r"__version__\s*=\s*['\"]([^'\"]+)['\"]", (root / "__init__.py").read_text("utf-8")
-        )
-        if match:
-            return match.group(1)
-    try:
-        from importlib.metadata import version
+    """The installed bert-score distribution's version, as pip reports it.
 
+    Not its ``__version__``: bert-score 0.3.13 still says 0.3.12 there (and in
+    its own hash), which would name a release that is not installed.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
         return version("bert-score")
-    except Exception:  # noqa: BLE001 - only for the signature
+    except PackageNotFoundError:
         return "unknown"
 
 

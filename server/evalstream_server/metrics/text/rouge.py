@@ -4,9 +4,10 @@ Reference: rouge-score 0.1.2 (google-research/google-research, rouge/rouge_score
 tokenize.py), after Lin (2004), "ROUGE: A Package for Automatic Evaluation of Summaries";
 per pair each value agrees with ``RougeScorer(...).score_multi`` to 1e-9
 (tests/metrics/text/test_rouge.py), the reference of highest F-measure giving P, R and F.
-Bands are computed on recall, the product's headline (``headline:recall``); aggregates are
-per-pair means (``agg:mean``). The LCS is computed bit-parallel (Allison & Dix 1986; Hyyrö
-2004) and text-level work is memoised (metrics/text/_memo.py), with the same numbers.
+Recall, the product's headline (``headline:recall``), carries the ROUGE band; precision and
+F-measure have no documented band table and carry none. Aggregates are per-pair means
+(``agg:mean``). The LCS is computed bit-parallel (Allison & Dix 1986; Hyyrö 2004) and
+text-level work is memoised (metrics/text/_memo.py), with the same numbers.
 """
 
 from __future__ import annotations
@@ -336,8 +337,8 @@ class RougeAccumulator:
         >>> out = acc.update([TextPair("a cat sat", ("the cat sat",))])
         >>> [(s.name, round(s.value, 4), s.band) for s in out.pairs[0][:3]]
         ... # doctest: +NORMALIZE_WHITESPACE
-        [('rouge1_recall', 0.6667, 'high'), ('rouge1_precision', 0.6667, 'high'),
-         ('rouge1_fmeasure', 0.6667, 'high')]
+        [('rouge1_recall', 0.6667, 'high'), ('rouge1_precision', 0.6667, ''),
+         ('rouge1_fmeasure', 0.6667, '')]
     """
 
     family = "rouge"
@@ -366,10 +367,11 @@ class RougeAccumulator:
         out: list[Score] = []
         k = 0
         for signature, names in self._named[aggregate]:
-            recall = values[k]
-            label = "" if recall is None else band("rouge", recall)
-            for name in names:
+            for field, name in zip(_FIELDS, names, strict=True):
                 value = values[k]
+                # Only recall has a documented band table (docs/reference/metrics.md);
+                # precision and F-measure carry none rather than recall's.
+                label = band("rouge", value) if field == "recall" and value is not None else ""
                 out.append(Score(name, value, label, signature, reason if value is None else ""))
                 k += 1
         return tuple(out)
