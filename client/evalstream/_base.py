@@ -28,7 +28,7 @@ import itertools
 import math
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from evalstream import _convert
 from evalstream._records import EvaluationStep, ProjectInfo, Specimen
@@ -52,7 +52,14 @@ from evalstream._types import (
     TextResult,
 )
 from evalstream._verdicts import Comparison, Verdict, verdict_config_pb
-from evalstream.errors import AlreadyExists, NotFound
+from evalstream.errors import (
+    AlreadyExists,
+    EvalstreamError,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+    from_grpc,
+)
 from evalstream.v1 import runs_pb2, runs_pb2_grpc, scoring_pb2_grpc
 
 T = TypeVar("T")
@@ -60,6 +67,10 @@ T = TypeVar("T")
 DEFAULT_TARGET = "localhost:50051"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_STREAM_TIMEOUT = 3600.0
+#: How to raise the server's message size limit (tests check the flag against the server's).
+SERVER_MESSAGE_LIMIT_HINT = "raise it with --max-message-bytes / EVALSTREAM_MAX_MESSAGE_BYTES"
+#: A stream's timeout meaning "no deadline" (a watch follows its run however long it lasts).
+NO_DEADLINE = math.inf
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_TEXT_BATCH_SIZE = 64
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -136,9 +147,15 @@ class BaseClient:
         self.target = target
         self.timeout = timeout
         self.stream_timeout = stream_timeout
+        self._reached = (
+            False  # set by the first reply: UNAVAILABLE before it asks if the server runs
+        )
         self._options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
+            # grpc's default grows to 120 s between attempts: a restarted server would go
+            # unnoticed by watches and loggers for up to two minutes.
+            ("grpc.max_reconnect_backoff_ms", 5_000),
         ]
         self._transport: Transport = make_transport(
             target,
@@ -156,6 +173,36 @@ class BaseClient:
     def _connect(self) -> Any:
         """The channel to `target` (blocking or asyncio: the subclass's)."""
         raise NotImplementedError
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        """A stream's deadline in seconds: its own, else `stream_timeout`; None for none."""
+        if timeout == NO_DEADLINE:
+            return None
+        return timeout or self.stream_timeout
+
+    def _error(self, exc: Any) -> EvalstreamError:
+        """`exc` (a grpc.RpcError) in the evalstream tree, asking whether the server runs
+        when the server was never reached."""
+        error = from_grpc(exc)
+        if isinstance(error, Unavailable) and not self._reached:
+            error = Unavailable(
+                f"{error.message}; is evalstream-server running at {self.target}? "
+                "(start it with `make serve` or `evalstream-server`)",
+                code=error.code,
+            )
+        elif isinstance(error, ResourceExhausted) and "message larger than max" in error.message:
+            # grpc's own message-size refusal, before any handler: say whose limit it is.
+            whose = (
+                f"the server's: {SERVER_MESSAGE_LIMIT_HINT}"
+                if error.message.startswith("SERVER:")
+                else "this client's: raise it with Client(max_message_bytes=...)"
+            )
+            error = ResourceExhausted(
+                f"{error.message}; send smaller batches (batch_size=), or the limit is {whose}",
+                code=error.code,
+            )
+        error.__cause__ = exc
+        return error
 
 
 # --------------------------------------------------------------------------- runs
@@ -181,9 +228,13 @@ def create_run(
     )
     try:
         reply = yield Unary("CreateRun", request)
-    except AlreadyExists:
+    except AlreadyExists as exc:
         if not resume:
-            raise
+            raise AlreadyExists(
+                f"{exc.message}; pass resume=True to continue the existing run",
+                code=exc.code,
+                violations=exc.violations,
+            ) from exc
         return (yield from find_run(project, name))
     return RunInfo.from_pb(reply)
 
@@ -288,25 +339,136 @@ def verdict(ref: str, config: Mapping[str, Any]) -> Plan[Verdict]:
 
 
 def watch(run_id: str, timeout: float | None, config: Mapping[str, Any]) -> Stream[Verdict]:
-    """WatchVerdict: the verdict now, then each change of it."""
+    """WatchVerdict: the verdict now, then each change (no deadline when `timeout` is None)."""
     request = runs_pb2.WatchVerdictRequest(run_id=run_id, config=verdict_config_pb(config))
-    return Stream("WatchVerdict", request, Verdict.from_pb, timeout)
+    return Stream(
+        "WatchVerdict", request, Verdict.from_pb, NO_DEADLINE if timeout is None else timeout
+    )
+
+
+def change_key(v: Verdict) -> tuple[object, ...]:
+    """What counts as a change of verdict: as the server's `verdict_key` (api/verdicts.py)."""
+    es = v.early_stopping
+    return (
+        v.state,
+        v.severity,
+        es.best_step,
+        es.should_stop,
+        tuple((c.step, c.metric, c.grade) for c in v.checkpoints),
+    )
+
+
+class Follow:
+    """A watch that follows its run until it finishes, across broken connections.
+
+    No I/O: the client opens `stream()`, shows a verdict when `fresh` says so,
+    and on an error waits `retry(error)` seconds (which raises the error when it
+    is not worth retrying) before opening the stream again. Each new stream
+    starts with the current verdict: dropped when it is no change from the last
+    one shown. A connection that breaks (UNAVAILABLE: the server restarted or the
+    network failed) is retried with exponential back-off, without end; the first
+    connection is not, so a wrong address fails at once. `timeout` (None: none)
+    bounds the whole watch.
+
+    Example:
+        >>> follow = Follow("r1", None, {}, clock=lambda: 0.0)
+        >>> follow.stream().timeout == NO_DEADLINE
+        True
+        >>> from evalstream.errors import Unavailable
+        >>> follow.retry(Unavailable("down", code="UNAVAILABLE"))
+        Traceback (most recent call last):
+        ...
+        evalstream.errors.Unavailable: UNAVAILABLE: down
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        timeout: float | None,
+        config: Mapping[str, Any],
+        *,
+        clock: Callable[[], float],
+        first_backoff: float = 0.1,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.run_id = run_id
+        self._config = config
+        self._clock = clock
+        self._deadline = None if timeout is None else clock() + timeout
+        self._first_backoff = first_backoff
+        self._max_backoff = max_backoff
+        self._backoff = first_backoff
+        self._last: tuple[object, ...] | None = None
+        self.reconnects = 0
+
+    def stream(self) -> Stream[Verdict]:
+        """The WatchVerdict call to open now (its deadline: what is left of `timeout`)."""
+        left = None if self._deadline is None else max(self._deadline - self._clock(), 0.001)
+        return watch(self.run_id, left, self._config)
+
+    def fresh(self, verdict: Verdict) -> bool:
+        """Whether `verdict` is news (not the repeat a new stream starts with)."""
+        self._backoff = self._first_backoff
+        key = change_key(verdict)
+        if key == self._last:
+            return False
+        self._last = key
+        return True
+
+    def retry(self, error: EvalstreamError) -> float:
+        """Seconds to wait before reconnecting after `error`; raises it when it is final."""
+        if not isinstance(error, Unavailable) or self._last is None:
+            raise error
+        delay = self._backoff
+        if self._deadline is not None and self._clock() + delay >= self._deadline:
+            raise error
+        self._backoff = min(self._backoff * 2, self._max_backoff)
+        self.reconnects += 1
+        return delay
+
+
+class HasId(Protocol):
+    """A run as a handle or a record (`Run`, `AsyncRun`, `RunInfo`): anything with its id."""
+
+    @property
+    def id(self) -> str: ...
+
+
+RunRef = str | HasId
+"""A run given by its id or by an object that has one."""
+
+
+def run_id(run: RunRef, where: str) -> str:
+    """The id of `run` (an id, or a Run, AsyncRun or RunInfo); TypeError naming `where`.
+
+    Example:
+        >>> run_id("r1", "run_ids[0]"), run_id(RunInfo.from_pb(runs_pb2.Run(id="r2")), "baseline")
+        ('r1', 'r2')
+    """
+    if isinstance(run, str):
+        return run
+    found = getattr(run, "id", None)
+    if isinstance(found, str):
+        return found
+    raise TypeError(f"{where}: expected a run id or a Run, got {type(run).__name__} {run!r:.60}")
 
 
 def compare(
-    run_ids: Sequence[str],
+    runs: Sequence[RunRef],
     project: str,
     statuses: Sequence[str],
     model: str,
     hyperparameters: Mapping[str, HyperValue] | None,
-    baseline: str,
+    baseline: RunRef,
 ) -> Plan[Comparison]:
-    """CompareRuns: by ids (or "project/name"s), or a project's runs passing the filters."""
+    """CompareRuns: by ids, "project/name"s or Run handles, or a project's runs filtered."""
+    if isinstance(runs, str):  # one id would be compared character by character
+        raise TypeError(f"run_ids: expected a sequence of runs, got the string {runs!r}")
     ids = []
-    for ref in run_ids:
-        ids.append((yield from resolve_run_id(ref)))
+    for i, ref in enumerate(runs):
+        ids.append((yield from resolve_run_id(run_id(ref, f"run_ids[{i}]"))))
     if baseline:
-        baseline = yield from resolve_run_id(baseline)
+        baseline = yield from resolve_run_id(run_id(baseline, "baseline"))
     reply = yield Unary(
         "CompareRuns",
         runs_pb2.CompareRunsRequest(
@@ -315,7 +477,7 @@ def compare(
             statuses=[STATUSES[s] for s in statuses],
             model=model,
             hyperparameters=_filters(hyperparameters),
-            baseline_run_id=baseline,
+            baseline_run_id=run_id(baseline, "baseline"),
         ),
     )
     return Comparison.from_pb(reply)

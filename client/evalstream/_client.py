@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -31,8 +32,10 @@ from evalstream._base import (
     DEFAULT_TEXT_BATCH_SIZE,
     BaseClient,
     BoxFold,
+    Follow,
     Pair,
     Plan,
+    RunRef,
     Stream,
     TextFold,
 )
@@ -41,7 +44,7 @@ from evalstream._run_types import HyperValue, RunInfo, Series
 from evalstream._runs import AsyncRun, Run, _SyncBridge
 from evalstream._types import BoxReport, BoxResult, ImageBoxes, TextReport, TextResult
 from evalstream._verdicts import Comparison, Verdict
-from evalstream.errors import EvalstreamError, from_grpc
+from evalstream.errors import EvalstreamError
 
 _log = logging.getLogger("evalstream.client")
 
@@ -53,7 +56,8 @@ class Client(BaseClient):
     """A blocking evalstream client. Use it as a context manager, or call `close`.
 
     Every call has a deadline: `timeout` seconds for unary calls and
-    `stream_timeout` for streams, unless a call passes its own. Errors are
+    `stream_timeout` for scoring and logging streams, unless a call passes its
+    own; `watch` has none (it follows its run until the run finishes). Errors are
     raised as `evalstream.errors.EvalstreamError` subclasses.
 
     Security: `token` is sent as ``authorization: Bearer <token>`` on every
@@ -82,10 +86,9 @@ class Client(BaseClient):
                         call.request, timeout=call.timeout or self.timeout
                     )
                 except grpc.RpcError as exc:
-                    error = from_grpc(exc)
-                    error.__cause__ = exc
-                    call = plan.throw(error)
+                    call = plan.throw(self._error(exc))
                 else:
+                    self._reached = True
                     call = plan.send(reply)
         except StopIteration as stop:
             return cast(T, stop.value)
@@ -96,14 +99,33 @@ class Client(BaseClient):
         """Builds the stream's operation on first iteration, then yields each decoded reply."""
         op = build(*args, **kwargs)
         request = op.request if op.encode is None else map(op.encode, op.request)
-        call = self._methods[op.method](request, timeout=op.timeout or self.stream_timeout)
+        call = self._methods[op.method](request, timeout=self._deadline(op.timeout))
         try:
             for reply in call:
+                self._reached = True
                 yield op.decode(reply)
         except grpc.RpcError as exc:
-            raise from_grpc(exc) from exc
+            raise self._error(exc) from exc
         finally:
             call.cancel()
+
+    def _follow(self, follow: Follow) -> Iterator[Verdict]:
+        """Runs a watch until its run finishes, reconnecting when the connection breaks."""
+        while True:
+            try:
+                for verdict in self._stream(follow.stream):
+                    if follow.fresh(verdict):
+                        yield verdict
+                return
+            except EvalstreamError as error:
+                delay = follow.retry(error)
+                _log.warning(
+                    "watch of run %s broke (%s); reconnecting in %.1f s",
+                    follow.run_id,
+                    error.code,
+                    delay,
+                )
+                time.sleep(delay)
 
     def __enter__(self) -> Client:
         return self
@@ -201,22 +223,29 @@ class Client(BaseClient):
     ) -> Iterator[Verdict]:
         """The current verdict, then each change of it, until the run finishes.
 
-        `run_id` may be ``"project/name"``. `timeout` bounds the whole watch
-        (default: the client's stream timeout).
+        `run_id` may be ``"project/name"``. A watch has no deadline: it follows
+        the run however long it lasts, and when the connection breaks (the server
+        restarts, the network fails) it reconnects with back-off, without showing
+        a verdict twice. `timeout` bounds the whole watch when given
+        (DeadlineExceeded after it).
         """
-        return self._stream(_base.watch, self.run_id(run_id), timeout, config)
+        return self._follow(Follow(self.run_id(run_id), timeout, config, clock=time.monotonic))
 
     def compare(
         self,
-        run_ids: Sequence[str] = (),
+        run_ids: Sequence[RunRef] = (),
         *,
         project: str = "",
         statuses: Sequence[str] = (),
         model: str = "",
         hyperparameters: Mapping[str, HyperValue] | None = None,
-        baseline: str = "",
+        baseline: RunRef = "",
     ) -> Comparison:
-        """Compares runs (by id, or a project's runs passing the filters)."""
+        """Compares runs: given by id or as Run handles, or a project's runs passing the filters.
+
+        `baseline` (an id or a Run) is the run the deltas are against (default the
+        first). ``print(comparison)`` shows the table `evalstream runs compare` prints.
+        """
         plan = _base.compare(run_ids, project, statuses, model, hyperparameters, baseline)
         return self._drive(plan)
 
@@ -415,10 +444,9 @@ class AsyncClient(BaseClient):
                         call.request, timeout=call.timeout or self.timeout
                     )
                 except grpc.RpcError as exc:
-                    error = from_grpc(exc)
-                    error.__cause__ = exc
-                    call = plan.throw(error)
+                    call = plan.throw(self._error(exc))
                 else:
+                    self._reached = True
                     call = plan.send(reply)
         except StopIteration as stop:
             return cast(T, stop.value)
@@ -429,14 +457,33 @@ class AsyncClient(BaseClient):
         """Builds the stream's operation on first iteration, then yields each decoded reply."""
         op = build(*args, **kwargs)
         request = op.request if op.encode is None else _encoded(op.request, op.encode)
-        call = self._methods[op.method](request, timeout=op.timeout or self.stream_timeout)
+        call = self._methods[op.method](request, timeout=self._deadline(op.timeout))
         try:
             async for reply in call:
+                self._reached = True
                 yield op.decode(reply)
         except grpc.RpcError as exc:
-            raise from_grpc(exc) from exc
+            raise self._error(exc) from exc
         finally:
             call.cancel()
+
+    async def _follow(self, follow: Follow) -> AsyncIterator[Verdict]:
+        """Async twin of `Client._follow`."""
+        while True:
+            try:
+                async for verdict in self._stream(follow.stream):
+                    if follow.fresh(verdict):
+                        yield verdict
+                return
+            except EvalstreamError as error:
+                delay = follow.retry(error)
+                _log.warning(
+                    "watch of run %s broke (%s); reconnecting in %.1f s",
+                    follow.run_id,
+                    error.code,
+                    delay,
+                )
+                await asyncio.sleep(delay)
 
     def _handle(self, info: RunInfo, logger_options: Mapping[str, Any]) -> AsyncRun:
         if self._bridge is None:
@@ -523,18 +570,18 @@ class AsyncClient(BaseClient):
     ) -> AsyncIterator[Verdict]:
         """Async twin of `Client.watch`."""
         resolved = await self.run_id(run_id)
-        async for verdict in self._stream(_base.watch, resolved, timeout, config):
+        async for verdict in self._follow(Follow(resolved, timeout, config, clock=time.monotonic)):
             yield verdict
 
     async def compare(
         self,
-        run_ids: Sequence[str] = (),
+        run_ids: Sequence[RunRef] = (),
         *,
         project: str = "",
         statuses: Sequence[str] = (),
         model: str = "",
         hyperparameters: Mapping[str, HyperValue] | None = None,
-        baseline: str = "",
+        baseline: RunRef = "",
     ) -> Comparison:
         """Async twin of `Client.compare`."""
         plan = _base.compare(run_ids, project, statuses, model, hyperparameters, baseline)

@@ -16,6 +16,7 @@ from evalstream._types import (
     TextResult,
     TextScore,
 )
+from evalstream.errors import FieldViolation, InvalidArgument
 from evalstream.v1 import common_pb2, scoring_pb2
 
 
@@ -135,9 +136,18 @@ def text_options(
     rescale_with_baseline: bool,
     omit_pairs: bool,
 ) -> scoring_pb2.TextOptions:
-    unknown = [m for m in metrics or () if m not in TEXT_METRICS]
+    unknown = [(i, m) for i, m in enumerate(metrics or ()) if m not in TEXT_METRICS]
     if unknown:
-        raise ValueError(f"unknown metrics {unknown}; valid: {', '.join(TEXT_METRICS)}")
+        valid = ", ".join(TEXT_METRICS)
+        raise InvalidArgument(
+            f"unknown metric{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(m) for _, m in unknown)}; valid: {valid}",
+            code="INVALID_ARGUMENT",
+            violations=tuple(
+                FieldViolation(f"metrics[{i}]", f"unknown metric {m!r}; valid: {valid}")
+                for i, m in unknown
+            ),
+        )
     options = scoring_pb2.TextOptions(
         metrics=[TEXT_METRICS[m] for m in metrics or ()],
         bleu=scoring_pb2.BleuOptions(

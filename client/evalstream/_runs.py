@@ -563,7 +563,7 @@ class Run:
         return self._client.verdict(self.id, **config)  # type: ignore[no-any-return]
 
     def watch(self, *, timeout: float | None = None, **config: Any) -> Iterator[Verdict]:
-        """The current verdict, then each change, until the run finishes (or `timeout` s)."""
+        """The current verdict, then each change, until the run finishes (see `Client.watch`)."""
         return self._client.watch(self.id, timeout=timeout, **config)  # type: ignore[no-any-return]
 
     def evaluation_steps(self, split: str | None = None) -> list[EvaluationStep]:

@@ -1,4 +1,8 @@
-"""Verdicts and comparisons as the client sees them: frozen dataclasses from the protos."""
+"""Verdicts and comparisons as the client sees them: frozen dataclasses from the protos.
+
+`str()` of a Verdict or a Comparison is the plain-text report the CLI prints
+(`evalstream._display`: one implementation for both).
+"""
 
 from __future__ import annotations
 
@@ -76,6 +80,11 @@ class Verdict:
     early_stopping: EarlyStopping
     loss_context: Mapping[str, Any]
     as_of_step: int
+
+    def __str__(self) -> str:
+        from evalstream._display import format_verdict  # rich, on first print only
+
+        return format_verdict(self)
 
     @classmethod
     def from_pb(cls, pb: runs_pb2.Verdict) -> Verdict:
@@ -168,6 +177,11 @@ class Comparison:
     best: Mapping[str, tuple[str, float]]
     baseline_run_id: str
     incomparable: tuple[str, ...]
+
+    def __str__(self) -> str:
+        from evalstream._display import format_comparison  # rich, on first print only
+
+        return format_comparison(self)
 
     @classmethod
     def from_pb(cls, pb: runs_pb2.CompareRunsResponse) -> Comparison:

@@ -6,8 +6,8 @@ violations (google.rpc.BadRequest) that say which field of which item was
 wrong::
 
     EvalstreamError
-    ├── InvalidArgument        INVALID_ARGUMENT, OUT_OF_RANGE   (.violations)
-    │   └── InvalidPoint       a point Run.log refuses at the call (also a ValueError)
+    ├── InvalidArgument        INVALID_ARGUMENT, OUT_OF_RANGE   (.violations; a ValueError)
+    │   └── InvalidPoint       a point Run.log refuses at the call
     ├── NotFound               NOT_FOUND
     ├── AlreadyExists          ALREADY_EXISTS
     ├── FailedPrecondition     FAILED_PRECONDITION
@@ -61,8 +61,12 @@ class EvalstreamError(Exception):
         return text
 
 
-class InvalidArgument(EvalstreamError):
-    """The request was refused as malformed; see `violations`."""
+class InvalidArgument(EvalstreamError, ValueError):
+    """The request was refused as malformed; see `violations`.
+
+    Also a ValueError: the client refuses some arguments itself (an unknown
+    metric name) before sending, where Python code expects a ValueError.
+    """
 
 
 class NotFound(EvalstreamError):

@@ -57,6 +57,7 @@ from evalstream_server.runtime import fetch_model
 from evalstream_server.runtime.bertscore import BertScoreRuntime, BertScoreSettings
 from evalstream_server.runtime.device import resolve_device
 from evalstream_server.runtime.models import missing_default
+from evalstream_server.status import abort
 from evalstream_server.store import SQLiteStore, Store
 
 log = logging.getLogger("evalstream.server")
@@ -67,6 +68,24 @@ RUNS_SERVICE = runs_pb2.DESCRIPTOR.services_by_name["Runs"].full_name
 SERVICE_NAMES = (SCORING_SERVICE, RUNS_SERVICE)
 
 
+class Health(health.HealthServicer):
+    """grpc.health.v1, whose NOT_FOUND for an unknown service lists the services it knows."""
+
+    def Check(  # noqa: N802
+        self, request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        with self._lock:
+            known = sorted(self._server_status)
+        if request.service not in known:
+            names = ", ".join(name or "'' (the whole server)" for name in known)
+            abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"unknown service {request.service!r}; services: {names}",
+            )
+        return super().Check(request, context)
+
+
 @dataclass
 class Deps:
     """What the servicers are handed. `Deps.open` builds the defaults; tests may swap parts."""
@@ -75,7 +94,7 @@ class Deps:
     bertscore: BertScoreRuntime
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     health: health.HealthServicer = field(
-        default_factory=lambda: health.HealthServicer(experimental_non_blocking=True)
+        default_factory=lambda: Health(experimental_non_blocking=True)
     )
     workers: CpuWorkers | None = None
     text_ready: threading.Event = field(default_factory=threading.Event)
@@ -229,6 +248,8 @@ class RunningServer:
         self.loop = new_event_loop(event_loop)
         self.server: aio.Server | None = None
         self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+        # Called when stopping begins, e.g. to end the streams that never end by themselves.
+        self.on_stop: list[Callable[[], None]] = []
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="grpc-aio", daemon=True)
         self._thread.start()
@@ -250,6 +271,8 @@ class RunningServer:
             self._end()
             return self._stopped
         server = self.server
+        for hook in self.on_stop:
+            hook()
 
         async def stop() -> None:
             await server.stop(grace)
@@ -375,6 +398,7 @@ async def _start(
             )
     deps.metrics.watch_gauges(gauges)
     verdicts = VerdictHub(deps.store)
+    running.on_stop.append(verdicts.close)  # watches end at once, not after the grace period
     # Every project's running runs (not `scoped`): /metrics is the operator's view.
     install_quality_gauges(
         deps.metrics,

@@ -436,6 +436,19 @@ def env_name(flag: str) -> str:
     return "EVALSTREAM_" + flag.lstrip("-").replace("-", "_").upper()
 
 
+def raise_hint(field: str) -> str:
+    """How to raise the limit that Config field sets, for error messages.
+
+    Taken from the flag table, so that a message cannot name a flag that is not there.
+
+    Example:
+        >>> raise_hint("max_images_per_batch")
+        'raise it with --max-images-per-batch / EVALSTREAM_MAX_IMAGES_PER_BATCH'
+    """
+    flag = next(flag for flag, name, _, _ in _FLAGS if name == field)
+    return f"raise it with {flag} / {env_name(flag)}"
+
+
 def version() -> str:
     """The installed version: the ``evalstream`` distribution's metadata, else ``__version__``."""
     try:

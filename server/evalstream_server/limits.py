@@ -19,6 +19,7 @@ import grpc
 from grpc import aio
 
 from evalstream_server.auth import bearer_token
+from evalstream_server.config import raise_hint
 from evalstream_server.rpc import behavior, rebuild
 
 HEADROOM = 16  # threads beyond the limit: health checks and fast refusals
@@ -46,14 +47,14 @@ class ConcurrencyLimit(aio.ServerInterceptor):
             if self._in_flight >= self._limit:
                 return (
                     f"the server is at its limit of {self._limit} concurrent calls; "
-                    "retry with back-off"
+                    f"retry with back-off, or {raise_hint('max_concurrent_rpcs')}"
                 )
             held = self._by_token.get(key, 0)
             if self._per_token and held >= self._per_token:
                 return (
-                    f"this token has {held} calls in flight, its limit "
-                    "(--max-concurrent-rpcs-per-token); finish or cancel some, or retry "
-                    "with back-off"
+                    f"this token has {held} calls in flight, its limit; finish or cancel "
+                    "some, retry with back-off, or "
+                    f"{raise_hint('max_concurrent_rpcs_per_token')}"
                 )
             self._in_flight += 1
             self._by_token[key] = held + 1

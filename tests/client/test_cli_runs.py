@@ -123,6 +123,9 @@ def test_import_maps_a_server_refusal_to_its_lines(live_server, tmp_path: Path, 
         main(["--target", live_server.target, "runs", "import", str(f), "--run", run.id], out=out)
         == 1
     )
-    reason = "refused by the server: steps: 3 points, at most 2 per chunk"
+    reason = (
+        "refused by the server: steps: 3 points, at most 2 per chunk; send smaller chunks, "
+        "or raise it with --max-points-per-chunk / EVALSTREAM_MAX_POINTS_PER_CHUNK"
+    )
     assert capsys.readouterr().err.splitlines() == [f"{f}:{n}: {reason}" for n in (1, 4, 5)]
     assert out.getvalue().startswith(f"imported 1 of 4 points into {run.id}; 3 lines refused")

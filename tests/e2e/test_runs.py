@@ -167,7 +167,10 @@ def test_a_chunk_of_too_many_points_is_refused_and_the_stream_goes_on(stub) -> N
     assert [a.accepted for a in acks] == [True, False, True]
     assert [a.stored for a in acks] == [10, 0, 1]
     assert acks[1].field == "steps"
-    assert acks[1].reason == "steps: 11 points, at most 10 per chunk"
+    assert acks[1].reason == (
+        "steps: 11 points, at most 10 per chunk; send smaller chunks, "
+        "or raise it with --max-points-per-chunk / EVALSTREAM_MAX_POINTS_PER_CHUNK"
+    )
     (loss,) = stub.GetCurves(runs_pb2.GetCurvesRequest(run_id=run.id), timeout=10).series
     assert list(loss.steps) == [*range(10), 30]  # none of the refused chunk's points
 

@@ -104,12 +104,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 pr_curve=args.pr_curve,
                 class_agnostic=args.class_agnostic,
             )
+    except EvalstreamError as exc:  # before ValueError: InvalidArgument is one too
+        print(f"evalstream: {exc}", file=sys.stderr)
+        return 1
     except (InputError, OSError, ValueError) as exc:
         print(f"evalstream: {exc}", file=sys.stderr)
         return 2
-    except EvalstreamError as exc:
-        print(f"evalstream: {exc}", file=sys.stderr)
-        return 1
     if args.json:
         print(to_json(report), file=out)
     else:

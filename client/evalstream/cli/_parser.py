@@ -45,7 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target", default=DEFAULT_TARGET, help=f"server address (default {DEFAULT_TARGET})"
     )
-    p.add_argument("--timeout", type=float, default=600.0, help="deadline in seconds (default 600)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="deadline of each call in seconds (default 600); `runs watch` has none: "
+        "it follows the run until it ends, reconnecting if the connection breaks",
+    )
     sec = p.add_argument_group(
         "security", "each option's variable is read when the option is not given"
     )

@@ -6,11 +6,14 @@ themselves are built by :mod:`evalstream_server.status`.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 import grpc
 
 from evalstream_server.api._scope import ProjectDenied
+from evalstream_server.config import raise_hint
 from evalstream_server.errors import FieldViolation
 from evalstream_server.status import abort
 from evalstream_server.store import (
@@ -23,7 +26,31 @@ from evalstream_server.store import (
     WriterLost,
 )
 
-__all__ = ["store_abort", "store_status"]
+__all__ = ["name_limit_flags", "store_abort", "store_status"]
+
+
+def name_limit_flags(
+    violations: Sequence[FieldViolation], limits: Mapping[str, str]
+) -> list[FieldViolation]:
+    """The violations, those of a size limit saying which flag raises it.
+
+    `limits` maps a field pattern (a regular expression the whole field matches)
+    to the Config field of its limit; a limit's description says "at most".
+
+    Example:
+        >>> v = FieldViolation("images", "300 images but at most 256 per batch")
+        >>> (named,) = name_limit_flags([v], {"images": "max_images_per_batch"})
+        >>> named.description.split("; ")[1]
+        'raise it with --max-images-per-batch / EVALSTREAM_MAX_IMAGES_PER_BATCH'
+    """
+    out = []
+    for v in violations:
+        for pattern, field in limits.items():
+            if "at most" in v.description and re.fullmatch(pattern, v.field):
+                v = FieldViolation(v.field, f"{v.description}; {raise_hint(field)}")
+                break
+        out.append(v)
+    return out
 
 
 def store_status(exc: StoreError) -> tuple[grpc.StatusCode, str, list[FieldViolation]]:

@@ -46,7 +46,8 @@ from evalstream_server.api._convert import (
 from evalstream_server.api._scope import ProjectDenied
 from evalstream_server.api._status import store_abort, store_status
 from evalstream_server.api._window import Waker, Window, settled
-from evalstream_server.api.verdicts import VerdictHub
+from evalstream_server.api.verdicts import HubClosed, VerdictHub
+from evalstream_server.config import raise_hint
 from evalstream_server.errors import FieldViolation
 from evalstream_server.status import abort, abort_async, invalid
 from evalstream_server.store import (
@@ -164,7 +165,11 @@ def chunk_violations(chunk: runs_pb2.LossChunk, limits: RunsLimits) -> list[Fiel
         )
     if n > limits.max_points_per_chunk:
         violations.append(
-            FieldViolation("steps", f"{n} points, at most {limits.max_points_per_chunk} per chunk")
+            FieldViolation(
+                "steps",
+                f"{n} points, at most {limits.max_points_per_chunk} per chunk; "
+                f"send smaller chunks, or {raise_hint('max_points_per_chunk')}",
+            )
         )
     if n and not violations:
         # Small chunks (one point a step is common) in Python: numpy's reductions
@@ -671,6 +676,13 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
             store_abort(context, exc)
         except ValueError as exc:  # the run's stored thresholds do not validate
             abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"verdict_config: {exc}")
+        except HubClosed:
+            abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "the server is shutting down; watch again once it is back "
+                "(the evalstream client reconnects by itself)",
+            )
 
     def _state(self, run_id: str) -> str | None:
         try:

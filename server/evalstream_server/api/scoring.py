@@ -29,7 +29,7 @@ from evalstream_server.api._convert import (
     text_result_to_pb,
     unknown_field_violations,
 )
-from evalstream_server.api._status import store_abort
+from evalstream_server.api._status import name_limit_flags, store_abort
 from evalstream_server.api.text import CpuWorkers, TextLimits, TextStream
 from evalstream_server.api.verdicts import VerdictHub
 from evalstream_server.errors import FieldViolation
@@ -58,6 +58,13 @@ class Checkpoint:
 
     def __str__(self) -> str:
         return f"run {self.run_id!r} {self.split} step {self.step}"
+
+
+#: Fields whose size limits a flag raises (field pattern -> Config field), for the refusals.
+_BOX_LIMITS = {
+    "images": "max_images_per_batch",
+    r"images\[\d+\]\.(predictions|ground_truth)": "max_boxes_per_image",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +219,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
                 max_boxes_per_image=self._limits.max_boxes_per_image,
             )
             if violations:
-                invalid(context, violations)
+                invalid(context, name_limit_flags(violations, _BOX_LIMITS))
             score = accumulator.update(images, check=False)  # validated above
             self._images_scored.inc(len(images))
             self._boxes_scored.inc(sum(len(i.predictions) + len(i.ground_truth) for i in images))

@@ -22,6 +22,8 @@ import grpc
 from evalstream.v1 import scoring_pb2
 
 from evalstream_server.api._convert import families_from_pb, text_options_from_pb
+from evalstream_server.api._status import name_limit_flags
+from evalstream_server.config import raise_hint
 from evalstream_server.errors import FieldViolation
 from evalstream_server.metrics.text import _memo
 from evalstream_server.metrics.text._types import Score, TextAccumulator, TextBatchScores, TextPair
@@ -164,6 +166,14 @@ def default_workers() -> int:
     return min(MAX_CPU_WORKERS, (cores or 1) - 1)
 
 
+#: Fields whose size limits a flag raises (field pattern -> Config field), for the refusals.
+_TEXT_LIMITS = {
+    "pairs": "max_pairs_per_batch",
+    r"pairs\[\d+\]\.references": "max_references_per_pair",
+    r"pairs\[\d+\]\.(prediction|references\[\d+\])": "max_chars_per_text",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class TextLimits:
     """Per-message limits of ScoreText (configured by flags)."""
@@ -265,7 +275,7 @@ class TextStream:
             reference_count=None,
         )
         if violations:
-            invalid(context, violations)
+            invalid(context, name_limit_flags(violations, _TEXT_LIMITS))
         pending = None
         if "bertscore" in self._accumulators:
             pending = self._pool.submit(self._accumulators["bertscore"].update, pairs)
@@ -274,7 +284,12 @@ class TextStream:
             try:
                 results["bertscore"] = pending.result()
             except BatcherOverloaded as exc:
-                abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"bertscore: {exc}; retry later")
+                hint = f", or {raise_hint('bertscore_max_queue')}" if exc.queue_full else ""
+                abort(
+                    context,
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"bertscore: {exc}; retry later{hint}",
+                )
             except (BatcherClosed, ModelNotReady) as exc:
                 abort(context, grpc.StatusCode.UNAVAILABLE, f"bertscore: {exc}")
             except TimeoutError as exc:

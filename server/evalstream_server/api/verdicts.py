@@ -52,6 +52,10 @@ class _Watched:
     cached: dict[tuple[tuple[str, str], ...], tuple[int, Verdict]] = field(default_factory=dict)
 
 
+class HubClosed(Exception):
+    """The server is stopping: a watch ends (UNAVAILABLE), and its client reconnects."""
+
+
 class VerdictHub:
     """Keeps analyzers of runs being looked at, and wakes their watchers."""
 
@@ -60,6 +64,17 @@ class VerdictHub:
         self._max_runs = max_runs
         self._lock = threading.Lock()
         self._runs: OrderedDict[str, _Watched] = OrderedDict()
+        self._closed = False
+
+    def close(self) -> None:
+        """Ends every watch with `HubClosed`: a stopping server does not wait out its grace
+        period for streams that would never end by themselves."""
+        with self._lock:
+            self._closed = True
+            entries = list(self._runs.values())
+        for entry in entries:
+            with entry.cond:
+                entry.cond.notify_all()
 
     def _config(self, run_id: str) -> VerdictConfig:
         run = self._store.get_run(run_id)  # NotFound propagates
@@ -162,7 +177,13 @@ class VerdictHub:
         active: Callable[[], bool],
         poll: float = 0.25,
     ) -> Iterator[Verdict]:
-        """The current verdict, then each change, until the run finishes or `active()` is False."""
+        """The current verdict, then each change, until the run finishes or `active()` is False.
+
+        Raises:
+            HubClosed: the server is stopping (`close`).
+        """
+        if self._closed:
+            raise HubClosed("the server is shutting down")
         entry = self._entry(run_id)
         finished = self._store.get_run(run_id).status in FINISHED
         with entry.cond:
@@ -176,10 +197,14 @@ class VerdictHub:
             while active():
                 with entry.cond:
                     entry.cond.wait_for(
-                        lambda e=entry, s=seen: e.version != s or e.ended,  # type: ignore[misc]
+                        lambda e=entry, s=seen: (  # type: ignore[misc]
+                            e.version != s or e.ended or self._closed
+                        ),
                         timeout=poll,
                     )
                     seen, ended = entry.version, entry.ended
+                if self._closed:
+                    raise HubClosed("the server is shutting down")
                 current = self.verdict(run_id, overrides)
                 if verdict_key(current) != verdict_key(last):
                     last = current

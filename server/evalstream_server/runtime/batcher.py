@@ -38,6 +38,10 @@ __all__ = [
 class BatcherOverloaded(RuntimeError):
     """The queue is full, or a sentence does not fit in accelerator memory (RESOURCE_EXHAUSTED)."""
 
+    def __init__(self, message: str, *, queue_full: bool = False) -> None:
+        super().__init__(message)
+        self.queue_full = queue_full  # the queue limit (--bertscore-max-queue), not memory
+
 
 class BatcherClosed(RuntimeError):
     """The batcher was closed (server shutting down: UNAVAILABLE)."""
@@ -279,7 +283,8 @@ class DynamicBatcher:
                 self._counts["rejected"] += len(fresh)
                 raise BatcherOverloaded(
                     f"BERTScore queue is full: {len(self._pending)} sentences waiting, "
-                    f"{len(fresh)} more asked, limit {self._max_queue}; retry later"
+                    f"{len(fresh)} more asked, limit {self._max_queue}",
+                    queue_full=True,
                 )
             now = time.monotonic()
             for text in texts:
