@@ -105,6 +105,15 @@ def test_import_names_each_refused_line_and_imports_the_rest(
         (loss,) = client.get_run(run.id).curves()
     assert loss.steps == (0, 3, 5)
 
+    # --json: the same account as one object (the good lines are idempotent rewrites).
+    out = io.StringIO()
+    argv = ["--target", live_server.target, "runs", "import", str(f), "--run", run.id, "--json"]
+    assert main(argv, out=out) == 1
+    report = json.loads(out.getvalue())
+    assert (report["run"], report["points"], report["imported"]) == (run.id, 7, 3)
+    assert [r["line"] for r in report["refused"]] == [3, 4, 5, 7]
+    assert report["refused"][2]["reason"] == "split 'val' is not one of train, validation, test"
+
 
 @pytest.mark.parametrize("live_server", [{"max_points_per_chunk": 2}], indirect=True)
 def test_import_maps_a_server_refusal_to_its_lines(live_server, tmp_path: Path, capsys) -> None:

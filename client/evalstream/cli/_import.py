@@ -13,6 +13,7 @@ import sys
 from typing import TextIO
 
 from evalstream._client import Client
+from evalstream.cli._format import to_json
 from evalstream.cli._inputs import read_points
 from evalstream.errors import PointsRefused, Refusal
 
@@ -35,11 +36,16 @@ def import_points(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     except PointsRefused as exc:
         refusals.extend(exc.refusals)
     bad = sorted(rows.problems + _refused_lines(rows.groups, refusals))
+    imported = rows.rows - len(bad)
+    if getattr(args, "json", False):
+        refused = [{"line": number, "reason": reason} for number, reason in bad]
+        report = {"run": run.id, "points": rows.rows, "imported": imported, "refused": refused}
+        print(to_json(report), file=out)
+        return 1 if bad else 0
     for number, reason in bad[:MAX_SHOWN]:
         print(f"{args.file}:{number}: {reason}", file=sys.stderr)
     if len(bad) > MAX_SHOWN:
         print(f"{args.file}: ... and {len(bad) - MAX_SHOWN} more lines refused", file=sys.stderr)
-    imported = rows.rows - len(bad)
     summary = f"imported {imported} of {rows.rows} points into {run.id}"
     if bad:
         summary += f"; {len(bad)} lines refused (fix them and import the file again)"

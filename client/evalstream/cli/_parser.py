@@ -202,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     ri.add_argument("--run", required=True, help="run id or project/name")
     ri.add_argument("--series", default="loss", help="series when a row names none (default loss)")
     ri.add_argument("--split", default="train", help="split when a row names none (default train)")
+    ri.add_argument(
+        "--json",
+        action="store_true",
+        help="print {run, points, imported, refused: [{line, reason}]} (still exit 1 on refusals)",
+    )
     _projects.add_parsers(sub, rsub)
     _specimens.add_parsers(rsub)
     return p
