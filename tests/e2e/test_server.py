@@ -64,6 +64,7 @@ def test_reflection_lists_and_describes_every_service(live_server) -> None:
                 "CreateRun",
                 "GetRun",
                 "ListRuns",
+                "ListProjects",
                 "SetRunStatus",
                 "StreamLoss",
                 "LogCheckpoint",
