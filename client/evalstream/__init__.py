@@ -20,7 +20,7 @@ from __future__ import annotations
 from evalstream import errors
 from evalstream._client import AsyncClient, Client
 from evalstream._records import EvaluationStep, ProjectInfo, Specimen
-from evalstream._run_types import LoggerStats, RunInfo, Series
+from evalstream._run_types import Checkpoint, LoggerStats, RunInfo, Series
 from evalstream._runs import AsyncRun, Run
 from evalstream._types import (
     Box,
@@ -48,6 +48,7 @@ __all__ = [
     "BoxReport",
     "BoxResult",
     "BoxScores",
+    "Checkpoint",
     "Client",
     "Comparison",
     "EvalstreamError",

@@ -35,6 +35,7 @@ from evalstream._records import EvaluationStep, ProjectInfo, Specimen
 from evalstream._run_types import (
     STATUSES,
     TASKS,
+    Checkpoint,
     HyperValue,
     RunInfo,
     Series,
@@ -580,15 +581,24 @@ def health(service: str, timeout: float | None) -> Plan[str]:
 
 
 class _FirstCarries:
-    """Encodes a stream's batches; the options travel with the first message only."""
+    """Encodes a stream's batches; the options travel with the first message only.
 
-    def __init__(self, encode: Callable[[Any, Any], Any], options: Any) -> None:
+    A checkpoint, when given, travels with every message: the server records each
+    batch that names one.
+    """
+
+    def __init__(
+        self, encode: Callable[[Any, Any], Any], options: Any, checkpoint: Checkpoint | None
+    ) -> None:
         self._encode = encode
         self._options = options
+        self._checkpoint = None if checkpoint is None else checkpoint.pb()
 
     def __call__(self, batch: Any) -> Any:
         message = self._encode(batch, self._options)
         self._options = None
+        if self._checkpoint is not None:
+            message.checkpoint.CopyFrom(self._checkpoint)
         return message
 
 
@@ -602,6 +612,7 @@ def box_stream(
     omit_images: bool,
     timeout: float | None,
     batches: Any,
+    checkpoint: Checkpoint | None = None,
 ) -> Stream[BoxResult]:
     """ScoreBoxes over `batches` (each a sequence of ImageBoxes)."""
     options = _convert.box_options(
@@ -612,7 +623,7 @@ def box_stream(
         class_agnostic=class_agnostic,
         omit_images=omit_images,
     )
-    encode = _FirstCarries(_convert.box_batch, options)
+    encode = _FirstCarries(_convert.box_batch, options, checkpoint)
     return Stream("ScoreBoxes", batches, _convert.box_result, timeout, encode)
 
 
@@ -637,13 +648,14 @@ def text_stream(
     metrics: Sequence[str] | None,
     timeout: float | None,
     options: Mapping[str, Any],
+    checkpoint: Checkpoint | None = None,
 ) -> Stream[TextResult]:
     """ScoreText over `batches` of (prediction, references, specimen id)."""
     unknown = sorted(set(options) - set(_TEXT_DEFAULTS))
     if unknown:
         raise TypeError(f"unknown text options {unknown}; valid: {', '.join(_TEXT_DEFAULTS)}")
     first = _convert.text_options(metrics=metrics, **{**_TEXT_DEFAULTS, **options})
-    encode = _FirstCarries(_convert.text_batch, first)
+    encode = _FirstCarries(_convert.text_batch, first, checkpoint)
     return Stream("ScoreText", batches, _convert.text_result, timeout, encode)
 
 

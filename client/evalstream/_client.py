@@ -40,7 +40,7 @@ from evalstream._base import (
     TextFold,
 )
 from evalstream._records import EvaluationStep, ProjectInfo, Specimen
-from evalstream._run_types import HyperValue, RunInfo, Series
+from evalstream._run_types import Checkpoint, HyperValue, RunInfo, Series
 from evalstream._runs import AsyncRun, Run, _SyncBridge
 from evalstream._types import BoxReport, BoxResult, ImageBoxes, TextReport, TextResult
 from evalstream._verdicts import Comparison, Verdict
@@ -303,6 +303,7 @@ class Client(BaseClient):
         class_agnostic: bool = False,
         omit_images: bool = False,
         timeout: float | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> Iterator[BoxResult]:
         """Streams batches of images to ScoreBoxes and yields one result per batch.
 
@@ -315,6 +316,9 @@ class Client(BaseClient):
             class_agnostic: Match regardless of label.
             omit_images: Aggregates only, no per-image results.
             timeout: Deadline of the whole stream in seconds.
+            checkpoint: Record the stream as this checkpoint's evaluation: its
+                running figures as checkpoint metrics, every image as a specimen
+                (`Run.checkpoint(step)` builds one).
         """
         return self._stream(
             _base.box_stream,
@@ -326,6 +330,7 @@ class Client(BaseClient):
             class_agnostic=class_agnostic,
             omit_images=omit_images,
             timeout=timeout,
+            checkpoint=checkpoint,
         )
 
     def stream_text(
@@ -334,6 +339,7 @@ class Client(BaseClient):
         *,
         metrics: Sequence[str] | None = None,
         timeout: float | None = None,
+        checkpoint: Checkpoint | None = None,
         **options: Any,
     ) -> Iterator[TextResult]:
         """Streams batches of (prediction, references, specimen id) to ScoreText.
@@ -341,7 +347,7 @@ class Client(BaseClient):
         Yields one result per batch: per-pair scores, the batch's corpus scores
         and the running corpus scores of the stream. Options as `score_text`.
         """
-        return self._stream(_base.text_stream, batches, metrics, timeout, options)
+        return self._stream(_base.text_stream, batches, metrics, timeout, options, checkpoint)
 
     def score_text(
         self,
@@ -352,6 +358,7 @@ class Client(BaseClient):
         specimen_ids: Sequence[str] | None = None,
         batch_size: int = DEFAULT_TEXT_BATCH_SIZE,
         timeout: float | None = None,
+        checkpoint: Checkpoint | None = None,
         **options: Any,
     ) -> TextReport:
         """Scores answers against references with BLEU, ROUGE, METEOR and BERTScore.
@@ -363,6 +370,9 @@ class Client(BaseClient):
             specimen_ids: Optional ids, echoed per pair.
             batch_size: Pairs per message.
             timeout: Deadline of the whole stream in seconds.
+            checkpoint: Record the stream as this checkpoint's evaluation: its
+                corpus scores as checkpoint metrics, every pair as a specimen
+                (`Run.checkpoint(step)` builds one).
             **options: bleu_tokenize ("13a", "intl", "zh", "char", "none"), lowercase,
                 smooth_method ("exp", "floor", "add-k", "none"), smooth_value,
                 use_stemmer (default True), rouge_lsum, meteor_alpha, meteor_beta,
@@ -373,7 +383,8 @@ class Client(BaseClient):
         """
         batches = _base.text_batches(predictions, references, specimen_ids, batch_size)
         fold = TextFold()
-        for result in self._stream(_base.text_stream, batches, metrics, timeout, options):
+        stream = self._stream(_base.text_stream, batches, metrics, timeout, options, checkpoint)
+        for result in stream:
             fold.add(result)
         return fold.report()
 
@@ -389,6 +400,7 @@ class Client(BaseClient):
         class_agnostic: bool = False,
         omit_images: bool = False,
         timeout: float | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> BoxReport:
         """Scores all `images` in one stream of `batch_size` batches; returns the report.
 
@@ -405,6 +417,7 @@ class Client(BaseClient):
             class_agnostic=class_agnostic,
             omit_images=omit_images,
             timeout=timeout,
+            checkpoint=checkpoint,
         ):
             fold.add(result)
         return fold.report()
@@ -639,6 +652,7 @@ class AsyncClient(BaseClient):
         class_agnostic: bool = False,
         omit_images: bool = False,
         timeout: float | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> AsyncIterator[BoxResult]:
         """Async twin of `Client.stream_boxes`; `batches` may be sync or async."""
         return self._stream(
@@ -651,6 +665,7 @@ class AsyncClient(BaseClient):
             class_agnostic=class_agnostic,
             omit_images=omit_images,
             timeout=timeout,
+            checkpoint=checkpoint,
         )
 
     def stream_text(
@@ -659,10 +674,11 @@ class AsyncClient(BaseClient):
         *,
         metrics: Sequence[str] | None = None,
         timeout: float | None = None,
+        checkpoint: Checkpoint | None = None,
         **options: Any,
     ) -> AsyncIterator[TextResult]:
         """Async twin of `Client.stream_text`."""
-        return self._stream(_base.text_stream, batches, metrics, timeout, options)
+        return self._stream(_base.text_stream, batches, metrics, timeout, options, checkpoint)
 
     async def score_text(
         self,
@@ -673,12 +689,14 @@ class AsyncClient(BaseClient):
         specimen_ids: Sequence[str] | None = None,
         batch_size: int = DEFAULT_TEXT_BATCH_SIZE,
         timeout: float | None = None,
+        checkpoint: Checkpoint | None = None,
         **options: Any,
     ) -> TextReport:
         """Async twin of `Client.score_text`."""
         batches = _base.text_batches(predictions, references, specimen_ids, batch_size)
         fold = TextFold()
-        async for result in self._stream(_base.text_stream, batches, metrics, timeout, options):
+        stream = self._stream(_base.text_stream, batches, metrics, timeout, options, checkpoint)
+        async for result in stream:
             fold.add(result)
         return fold.report()
 
@@ -694,6 +712,7 @@ class AsyncClient(BaseClient):
         class_agnostic: bool = False,
         omit_images: bool = False,
         timeout: float | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> BoxReport:
         """Async twin of `Client.score_boxes`."""
         fold = BoxFold()
@@ -707,6 +726,7 @@ class AsyncClient(BaseClient):
             class_agnostic=class_agnostic,
             omit_images=omit_images,
             timeout=timeout,
+            checkpoint=checkpoint,
         ):
             fold.add(result)
         return fold.report()

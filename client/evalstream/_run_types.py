@@ -66,6 +66,35 @@ def hyper_value(pb: runs_pb2.HyperValue) -> HyperValue | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where a scoring stream records its evaluation: one checkpoint of a run.
+
+    Passed as ``checkpoint=`` to `Client.score_boxes`, `score_text` and their
+    streams, it makes the server keep the stream's running figures as that
+    step's checkpoint metrics and every image or pair as a specimen
+    (`Run.specimens`). `Run.checkpoint(step)` builds one.
+
+    Example:
+        >>> Checkpoint("r_0123456789abcdef", 1500).pb().step
+        1500
+    """
+
+    run_id: str
+    step: int
+    split: str = "validation"
+
+    def pb(self) -> common_pb2.CheckpointRef:
+        """The CheckpointRef every batch of the stream carries."""
+        if isinstance(self.step, bool) or not isinstance(self.step, int) or self.step < 0:
+            raise ValueError(
+                f"checkpoint.step = {self.step!r}: an integer >= 0 (the optimizer step)"
+            )
+        return common_pb2.CheckpointRef(
+            run_id=self.run_id, split=split_pb(self.split), step=self.step
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class RunInfo:
     """A run as the server knows it. Times are seconds since the epoch."""
 

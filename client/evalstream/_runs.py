@@ -54,6 +54,7 @@ from evalstream._records import EvaluationStep, Specimen
 from evalstream._run_types import (
     SPLIT_NAMES,
     STATUSES,
+    Checkpoint,
     LoggerStats,
     RunInfo,
     Series,
@@ -566,6 +567,14 @@ class Run:
         """The current verdict, then each change, until the run finishes (see `Client.watch`)."""
         return self._client.watch(self.id, timeout=timeout, **config)  # type: ignore[no-any-return]
 
+    def checkpoint(self, step: int, split: str = "validation") -> Checkpoint:
+        """This run's checkpoint at `step`, for ``checkpoint=`` of the scoring calls.
+
+        Scoring with it records the figures as the step's checkpoint metrics and
+        every image or pair as a specimen (`specimens`).
+        """
+        return Checkpoint(self.id, step, split)
+
     def evaluation_steps(self, split: str | None = None) -> list[EvaluationStep]:
         """The steps at which the run was evaluated (of `split`, or all): metrics, flag counts."""
         return self._client.evaluation_steps(self.id, split=split)  # type: ignore[no-any-return]
@@ -706,6 +715,10 @@ class AsyncRun:
     def watch(self, *, timeout: float | None = None, **config: Any) -> Any:
         """Async twin of `Run.watch`: an async iterator of verdicts."""
         return self._client.watch(self.id, timeout=timeout, **config)
+
+    def checkpoint(self, step: int, split: str = "validation") -> Checkpoint:
+        """Twin of `Run.checkpoint` (no call: it only names the checkpoint)."""
+        return Checkpoint(self.id, step, split)
 
     async def evaluation_steps(self, split: str | None = None) -> list[EvaluationStep]:
         """Async twin of `Run.evaluation_steps`."""
