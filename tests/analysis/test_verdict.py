@@ -351,3 +351,21 @@ def test_verdict_config_monitor_split_must_exist() -> None:
         "monitor 'valdation/wer' names split 'valdation'; the splits are train, "
         "validation, test (e.g. 'validation/wer')"
     ]
+
+
+def test_verdict_with_the_loss_as_monitor_says_which_metrics_kept_improving() -> None:
+    # The same speech fine-tune with no monitor set (the loss): still overfitting as the
+    # loss reads, but the summary names WER, which kept improving to step 3000 (2
+    # evaluations since, under the patience of 3), and how to follow it instead.
+    wer = _wer_rows([0.40, 0.30, 0.26, 0.24, 0.23, 0.22, 0.225, 0.224])
+    v = verdict_from_series(_hw_train(), _s("validation", HW_EVALS, HW_VAL), wer)
+    assert (v.state, v.severity) == ("overfitting", "severe")
+    assert v.summary.endswith(
+        "Meanwhile validation/wer (best 0.22 at step 3000) kept improving: if that is what "
+        'you deploy on, monitor it (monitor="validation/wer") and the verdict and the best '
+        "checkpoint follow it."
+    )
+    # A metric whose best came before the loss's (BLEU peaks at step 500) is not named.
+    bleu = _wer_rows([0.30, 0.29, 0.28, 0.27, 0.26, 0.25, 0.24, 0.23], name="bleu")
+    v = verdict_from_series(_hw_train(), _s("validation", HW_EVALS, HW_VAL), bleu)
+    assert "Meanwhile" not in v.summary and v.summary.endswith("severe overfitting.")
