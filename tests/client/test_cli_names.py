@@ -129,6 +129,10 @@ def test_runs_create_prints_the_id_with_typed_hyperparameters(live_server, capsy
     assert code == 1 and out == ""
     assert "run named 'lr-sweep-1' already exists in project 'vision'" in err
     assert "vision/lr-sweep-1" in err
+    assert "pass --resume to use it" in err and "resume=True" not in err  # the CLI's words
+    # --resume: the existing run's id, exit 0.
+    code, out = cli(live_server.target, "runs", "create", "vision", "lr-sweep-1", "--resume")
+    assert (code, out.strip()) == (0, run_id)
 
 
 def test_projects_table_and_json(live_server) -> None:

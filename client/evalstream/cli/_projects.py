@@ -64,6 +64,11 @@ def add_parsers(sub: argparse._SubParsersAction, runs: argparse._SubParsersActio
         help="hyperparameters, e.g. --hp lr=1e-4 batch_size=32 amp=true optimizer=adamw "
         "(int, float, true/false, else a string)",
     )
+    rc.add_argument(
+        "--resume",
+        action="store_true",
+        help="when the name is taken, print the existing run instead of failing",
+    )
     rc.add_argument("--json", action="store_true", help="print the new run as JSON")
 
 
@@ -91,17 +96,24 @@ def projects_command(client: Client, args: argparse.Namespace, out: TextIO) -> i
 
 
 def create_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
-    """Creates the run and prints its id; a taken name exits 1 with the server's message."""
+    """Creates the run and prints its id; a taken name exits 1 unless --resume."""
     hypers = dict(args.hp)
     try:
         run = client.create_run(
-            args.project, args.name, model=args.model, task=args.task, hyperparameters=hypers
+            args.project,
+            args.name,
+            model=args.model,
+            task=args.task,
+            hyperparameters=hypers,
+            resume=args.resume,
         )
     except AlreadyExists as exc:
-        print(f"evalstream: {exc}", file=sys.stderr)
+        # The server's words, without the library's hint (resume=True is Python).
+        server = exc.__cause__ if isinstance(exc.__cause__, AlreadyExists) else exc
+        ref = f"{args.project}/{args.name}"
         print(
-            f"evalstream: it is reached by name as {args.project}/{args.name} "
-            f"(e.g. evalstream runs show {args.project}/{args.name})",
+            f"evalstream: {server}; pass --resume to use it, or reach it by name as {ref} "
+            f"(e.g. evalstream runs show {ref})",
             file=sys.stderr,
         )
         return 1
