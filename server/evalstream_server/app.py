@@ -42,7 +42,7 @@ from evalstream_server.api.scoring import ScoringLimits, ScoringServicer
 from evalstream_server.api.text import CpuWorkers, TextLimits, default_workers
 from evalstream_server.api.verdicts import VerdictHub
 from evalstream_server.auth import AuthInterceptor, TokenFileError, TokenTable
-from evalstream_server.config import Config
+from evalstream_server.config import Config, flag_hint
 from evalstream_server.limits import HEADROOM, ConcurrencyLimit
 from evalstream_server.metrics.text import _memo as text_memo
 from evalstream_server.metrics.text.registry import warm_up
@@ -456,7 +456,7 @@ async def _start(
     if port == 0:
         raise RuntimeError(
             f"cannot listen on {config.address}: the address is in use or not available "
-            "(pass --host / EVALSTREAM_HOST or --port / EVALSTREAM_PORT)"
+            f"(pass {flag_hint('host')} or {flag_hint('port')})"
         ) from cause
     await server.start()
     # Runs needs nothing more; Scoring (and the server as a whole) serves once
@@ -505,12 +505,12 @@ def port_problems(config: Config) -> list[str]:
     if _busy(config.host, config.port):
         problems.append(
             f"cannot listen on {config.address}: the port is in use (is another "
-            "evalstream-server running? stop it, or pass --port / EVALSTREAM_PORT)"
+            f"evalstream-server running? stop it, or pass {flag_hint('port')})"
         )
-    if config.metrics_port > 0 and _busy(config.metrics_host, config.metrics_port):
+    if _busy(config.metrics_host, config.metrics_port):
         problems.append(
             f"cannot serve metrics on {config.metrics_host}:{config.metrics_port}: the port is "
-            "in use (pass --metrics-port / EVALSTREAM_METRICS_PORT, or -1 to turn metrics off)"
+            f"in use (pass {flag_hint('metrics_port')}, or -1 to turn metrics off)"
         )
     return problems
 

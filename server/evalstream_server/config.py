@@ -436,17 +436,27 @@ def env_name(flag: str) -> str:
     return "EVALSTREAM_" + flag.lstrip("-").replace("-", "_").upper()
 
 
-def raise_hint(field: str) -> str:
-    """How to raise the limit that Config field sets, for error messages.
+def flag_hint(field: str) -> str:
+    """The flag and variable that set a Config field, for error messages.
 
     Taken from the flag table, so that a message cannot name a flag that is not there.
+
+    Example:
+        >>> flag_hint("metrics_port")
+        '--metrics-port / EVALSTREAM_METRICS_PORT'
+    """
+    flag = next(flag for flag, name, _, _ in _FLAGS if name == field)
+    return f"{flag} / {env_name(flag)}"
+
+
+def raise_hint(field: str) -> str:
+    """How to raise the limit that Config field sets, for error messages.
 
     Example:
         >>> raise_hint("max_images_per_batch")
         'raise it with --max-images-per-batch / EVALSTREAM_MAX_IMAGES_PER_BATCH'
     """
-    flag = next(flag for flag, name, _, _ in _FLAGS if name == field)
-    return f"raise it with {flag} / {env_name(flag)}"
+    return f"raise it with {flag_hint(field)}"
 
 
 def version() -> str:
