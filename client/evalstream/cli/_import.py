@@ -37,7 +37,7 @@ def import_points(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         refusals.extend(exc.refusals)
     bad = sorted(rows.problems + _refused_lines(rows.groups, refusals))
     imported = rows.rows - len(bad)
-    if getattr(args, "json", False):
+    if args.json:
         refused = [{"line": number, "reason": reason} for number, reason in bad]
         report = {"run": run.id, "points": rows.rows, "imported": imported, "refused": refused}
         print(to_json(report), file=out)

@@ -296,7 +296,7 @@ def _judge(
         advice = advice_for(f.state, best_step if best_step is not None else es.best_step)
     summary = f.summary
     if is_loss and f.state == "overfitting" and best_step is not None:
-        summary += _still_improving(rows, cfg, warmup, int(best_step))
+        summary += _still_improving(snaps, rows, cfg, warmup, int(best_step))
     logged = _logged([f"{sp}/{n}" for (sp, n), s in snaps.items() if s.count], rows)
     if not is_loss and not logged.has(cfg.monitor):
         # Never silently off: a monitor not (yet) logged is said.
@@ -318,30 +318,23 @@ def _judge(
 
 
 def _still_improving(
-    rows: Sequence[CheckpointRow], cfg: VerdictConfig, warmup: int, loss_best: int
+    snaps: Mapping[tuple[str, str], CurveSnapshot],
+    rows: Sequence[CheckpointRow],
+    cfg: VerdictConfig,
+    warmup: int,
+    loss_best: int,
 ) -> str:
     """The validation metrics that kept improving after the loss's best, said in a sentence.
 
     With the loss as the monitor, a rising validation loss reads as overfitting;
     a metric still improving (WER falling, BLEU rising) tells that the loss alone
     may be overfitting. The verdict keeps the monitor the user chose, and says so.
+    Each metric is read as it would be as the monitor (`_early_stopping`).
     """
     improving = []
     for name in sorted({n for r in rows if r.split == "validation" for n in r.metrics}):
-        pts = sorted(
-            (r.step, float(r.metrics[name]))
-            for r in rows
-            if r.split == "validation" and name in r.metrics
-        )
-        es = early_stopping(
-            np.array([p[0] for p in pts], dtype=np.int64),
-            np.array([p[1] for p in pts], dtype=np.float64),
-            monitor=f"validation/{name}",
-            mode=metric_mode(name),
-            min_delta=cfg.min_delta,
-            patience=cfg.patience,
-            start_step=warmup,
-        )
+        as_monitor = replace(cfg, monitor=f"validation/{name}", mode=metric_mode(name))
+        es = _early_stopping(snaps, rows, as_monitor, "validation", name, warmup)
         if es.best_step is not None and es.best_step > loss_best and not es.should_stop:
             improving.append((name, es.best_value, es.best_step))
     if not improving:
