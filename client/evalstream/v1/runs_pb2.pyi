@@ -26,6 +26,13 @@ class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_STATUS_FAILED: _ClassVar[RunStatus]
     RUN_STATUS_KILLED: _ClassVar[RunStatus]
 
+class ExportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXPORT_FORMAT_UNSPECIFIED: _ClassVar[ExportFormat]
+    EXPORT_FORMAT_POINTS: _ClassVar[ExportFormat]
+    EXPORT_FORMAT_CSV: _ClassVar[ExportFormat]
+    EXPORT_FORMAT_JSONL: _ClassVar[ExportFormat]
+
 class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     RUN_STATE_UNSPECIFIED: _ClassVar[RunState]
@@ -52,6 +59,10 @@ RUN_STATUS_RUNNING: RunStatus
 RUN_STATUS_FINISHED: RunStatus
 RUN_STATUS_FAILED: RunStatus
 RUN_STATUS_KILLED: RunStatus
+EXPORT_FORMAT_UNSPECIFIED: ExportFormat
+EXPORT_FORMAT_POINTS: ExportFormat
+EXPORT_FORMAT_CSV: ExportFormat
+EXPORT_FORMAT_JSONL: ExportFormat
 RUN_STATE_UNSPECIFIED: RunState
 RUN_STATE_INSUFFICIENT_DATA: RunState
 RUN_STATE_HEALTHY: RunState
@@ -250,16 +261,24 @@ class LogCheckpointResponse(_message.Message):
     def __init__(self, stored: _Optional[int] = ...) -> None: ...
 
 class GetCurvesRequest(_message.Message):
-    __slots__ = ("run_id", "splits", "series", "max_points")
+    __slots__ = ("run_id", "splits", "series", "max_points", "start_step", "end_step", "page_size", "page_token")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SPLITS_FIELD_NUMBER: _ClassVar[int]
     SERIES_FIELD_NUMBER: _ClassVar[int]
     MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
+    START_STEP_FIELD_NUMBER: _ClassVar[int]
+    END_STEP_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     splits: _containers.RepeatedScalarFieldContainer[_common_pb2.Split]
     series: _containers.RepeatedScalarFieldContainer[str]
     max_points: int
-    def __init__(self, run_id: _Optional[str] = ..., splits: _Optional[_Iterable[_Union[_common_pb2.Split, str]]] = ..., series: _Optional[_Iterable[str]] = ..., max_points: _Optional[int] = ...) -> None: ...
+    start_step: int
+    end_step: int
+    page_size: int
+    page_token: str
+    def __init__(self, run_id: _Optional[str] = ..., splits: _Optional[_Iterable[_Union[_common_pb2.Split, str]]] = ..., series: _Optional[_Iterable[str]] = ..., max_points: _Optional[int] = ..., start_step: _Optional[int] = ..., end_step: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class Series(_message.Message):
     __slots__ = ("split", "name", "steps", "values", "wall_times", "total_points")
@@ -278,12 +297,42 @@ class Series(_message.Message):
     def __init__(self, split: _Optional[_Union[_common_pb2.Split, str]] = ..., name: _Optional[str] = ..., steps: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ..., wall_times: _Optional[_Iterable[float]] = ..., total_points: _Optional[int] = ...) -> None: ...
 
 class GetCurvesResponse(_message.Message):
-    __slots__ = ("series", "checkpoint_metrics")
+    __slots__ = ("series", "checkpoint_metrics", "next_page_token")
     SERIES_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_METRICS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     series: _containers.RepeatedCompositeFieldContainer[Series]
     checkpoint_metrics: _containers.RepeatedCompositeFieldContainer[Series]
-    def __init__(self, series: _Optional[_Iterable[_Union[Series, _Mapping]]] = ..., checkpoint_metrics: _Optional[_Iterable[_Union[Series, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, series: _Optional[_Iterable[_Union[Series, _Mapping]]] = ..., checkpoint_metrics: _Optional[_Iterable[_Union[Series, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ExportCurvesRequest(_message.Message):
+    __slots__ = ("run_id", "splits", "series", "start_step", "end_step", "format")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SPLITS_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    START_STEP_FIELD_NUMBER: _ClassVar[int]
+    END_STEP_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    splits: _containers.RepeatedScalarFieldContainer[_common_pb2.Split]
+    series: _containers.RepeatedScalarFieldContainer[str]
+    start_step: int
+    end_step: int
+    format: ExportFormat
+    def __init__(self, run_id: _Optional[str] = ..., splits: _Optional[_Iterable[_Union[_common_pb2.Split, str]]] = ..., series: _Optional[_Iterable[str]] = ..., start_step: _Optional[int] = ..., end_step: _Optional[int] = ..., format: _Optional[_Union[ExportFormat, str]] = ...) -> None: ...
+
+class ExportCurvesResponse(_message.Message):
+    __slots__ = ("estimated_points", "points", "series", "text")
+    ESTIMATED_POINTS_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    estimated_points: int
+    points: int
+    series: _containers.RepeatedCompositeFieldContainer[Series]
+    text: bytes
+    def __init__(self, estimated_points: _Optional[int] = ..., points: _Optional[int] = ..., series: _Optional[_Iterable[_Union[Series, _Mapping]]] = ..., text: _Optional[bytes] = ...) -> None: ...
 
 class VerdictConfig(_message.Message):
     __slots__ = ("monitor", "mode", "min_delta", "patience", "warmup_steps", "not_learning_rel_decrease", "spike_sigma", "overfit_gap", "severe_overfit_gap")
@@ -595,7 +644,7 @@ class GetSpecimensRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., split: _Optional[_Union[_common_pb2.Split, str]] = ..., step: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., flag: _Optional[str] = ...) -> None: ...
 
 class Specimen(_message.Message):
-    __slots__ = ("specimen_id", "prediction_text", "reference_texts", "predicted_boxes", "ground_truth_boxes", "scores", "flags")
+    __slots__ = ("specimen_id", "prediction_text", "reference_texts", "predicted_boxes", "ground_truth_boxes", "scores", "flags", "image_uri", "width", "height", "question")
     class ScoresEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -610,6 +659,10 @@ class Specimen(_message.Message):
     GROUND_TRUTH_BOXES_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
     FLAGS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_URI_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
     specimen_id: str
     prediction_text: str
     reference_texts: _containers.RepeatedScalarFieldContainer[str]
@@ -617,7 +670,11 @@ class Specimen(_message.Message):
     ground_truth_boxes: _containers.RepeatedCompositeFieldContainer[SpecimenBox]
     scores: _containers.ScalarMap[str, float]
     flags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, specimen_id: _Optional[str] = ..., prediction_text: _Optional[str] = ..., reference_texts: _Optional[_Iterable[str]] = ..., predicted_boxes: _Optional[_Iterable[_Union[SpecimenBox, _Mapping]]] = ..., ground_truth_boxes: _Optional[_Iterable[_Union[SpecimenBox, _Mapping]]] = ..., scores: _Optional[_Mapping[str, float]] = ..., flags: _Optional[_Iterable[str]] = ...) -> None: ...
+    image_uri: str
+    width: int
+    height: int
+    question: str
+    def __init__(self, specimen_id: _Optional[str] = ..., prediction_text: _Optional[str] = ..., reference_texts: _Optional[_Iterable[str]] = ..., predicted_boxes: _Optional[_Iterable[_Union[SpecimenBox, _Mapping]]] = ..., ground_truth_boxes: _Optional[_Iterable[_Union[SpecimenBox, _Mapping]]] = ..., scores: _Optional[_Mapping[str, float]] = ..., flags: _Optional[_Iterable[str]] = ..., image_uri: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., question: _Optional[str] = ...) -> None: ...
 
 class SpecimenBox(_message.Message):
     __slots__ = ("x1", "y1", "x2", "y2", "label", "confidence")
@@ -670,3 +727,63 @@ class ListProjectsResponse(_message.Message):
     projects: _containers.RepeatedCompositeFieldContainer[Project]
     next_page_token: str
     def __init__(self, projects: _Optional[_Iterable[_Union[Project, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetSpecimenHistoryRequest(_message.Message):
+    __slots__ = ("run_id", "split", "specimen_id")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    SPECIMEN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    split: _common_pb2.Split
+    specimen_id: str
+    def __init__(self, run_id: _Optional[str] = ..., split: _Optional[_Union[_common_pb2.Split, str]] = ..., specimen_id: _Optional[str] = ...) -> None: ...
+
+class SpecimenAtStep(_message.Message):
+    __slots__ = ("step", "specimen")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    SPECIMEN_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    specimen: Specimen
+    def __init__(self, step: _Optional[int] = ..., specimen: _Optional[_Union[Specimen, _Mapping]] = ...) -> None: ...
+
+class GetSpecimenHistoryResponse(_message.Message):
+    __slots__ = ("steps",)
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    steps: _containers.RepeatedCompositeFieldContainer[SpecimenAtStep]
+    def __init__(self, steps: _Optional[_Iterable[_Union[SpecimenAtStep, _Mapping]]] = ...) -> None: ...
+
+class CompareSpecimensRequest(_message.Message):
+    __slots__ = ("run_ids", "split", "specimen_id", "step", "best")
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    SPECIMEN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    BEST_FIELD_NUMBER: _ClassVar[int]
+    run_ids: _containers.RepeatedScalarFieldContainer[str]
+    split: _common_pb2.Split
+    specimen_id: str
+    step: int
+    best: bool
+    def __init__(self, run_ids: _Optional[_Iterable[str]] = ..., split: _Optional[_Union[_common_pb2.Split, str]] = ..., specimen_id: _Optional[str] = ..., step: _Optional[int] = ..., best: _Optional[bool] = ...) -> None: ...
+
+class RunSpecimen(_message.Message):
+    __slots__ = ("run_id", "run_name", "step", "present", "specimen", "note")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_NAME_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    PRESENT_FIELD_NUMBER: _ClassVar[int]
+    SPECIMEN_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    run_name: str
+    step: int
+    present: bool
+    specimen: Specimen
+    note: str
+    def __init__(self, run_id: _Optional[str] = ..., run_name: _Optional[str] = ..., step: _Optional[int] = ..., present: _Optional[bool] = ..., specimen: _Optional[_Union[Specimen, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
+
+class CompareSpecimensResponse(_message.Message):
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[RunSpecimen]
+    def __init__(self, runs: _Optional[_Iterable[_Union[RunSpecimen, _Mapping]]] = ...) -> None: ...

@@ -69,6 +69,11 @@ class RunsStub:
                 request_serializer=evalstream_dot_v1_dot_runs__pb2.GetCurvesRequest.SerializeToString,
                 response_deserializer=evalstream_dot_v1_dot_runs__pb2.GetCurvesResponse.FromString,
                 _registered_method=True)
+        self.ExportCurves = channel.unary_stream(
+                '/evalstream.v1.Runs/ExportCurves',
+                request_serializer=evalstream_dot_v1_dot_runs__pb2.ExportCurvesRequest.SerializeToString,
+                response_deserializer=evalstream_dot_v1_dot_runs__pb2.ExportCurvesResponse.FromString,
+                _registered_method=True)
         self.GetVerdict = channel.unary_unary(
                 '/evalstream.v1.Runs/GetVerdict',
                 request_serializer=evalstream_dot_v1_dot_runs__pb2.GetVerdictRequest.SerializeToString,
@@ -98,6 +103,16 @@ class RunsStub:
                 '/evalstream.v1.Runs/ListProjects',
                 request_serializer=evalstream_dot_v1_dot_runs__pb2.ListProjectsRequest.SerializeToString,
                 response_deserializer=evalstream_dot_v1_dot_runs__pb2.ListProjectsResponse.FromString,
+                _registered_method=True)
+        self.GetSpecimenHistory = channel.unary_unary(
+                '/evalstream.v1.Runs/GetSpecimenHistory',
+                request_serializer=evalstream_dot_v1_dot_runs__pb2.GetSpecimenHistoryRequest.SerializeToString,
+                response_deserializer=evalstream_dot_v1_dot_runs__pb2.GetSpecimenHistoryResponse.FromString,
+                _registered_method=True)
+        self.CompareSpecimens = channel.unary_unary(
+                '/evalstream.v1.Runs/CompareSpecimens',
+                request_serializer=evalstream_dot_v1_dot_runs__pb2.CompareSpecimensRequest.SerializeToString,
+                response_deserializer=evalstream_dot_v1_dot_runs__pb2.CompareSpecimensResponse.FromString,
                 _registered_method=True)
 
 
@@ -147,7 +162,16 @@ class RunsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetCurves(self, request, context):
-        """A run's series, optionally downsampled for charts.
+        """A run's series, optionally by step range, downsampled for charts or
+        paged at full resolution.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportCurves(self, request, context):
+        """Every point of a run's series (or of some splits, series and a step range)
+        in messages of bounded size: as points, CSV or JSON Lines.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -195,6 +219,21 @@ class RunsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSpecimenHistory(self, request, context):
+        """One specimen at every evaluation step of a run (the slider for one image).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompareSpecimens(self, request, context):
+        """One specimen in several runs side by side, at a step or at each run's
+        best checkpoint.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -233,6 +272,11 @@ def add_RunsServicer_to_server(servicer, server):
                     request_deserializer=evalstream_dot_v1_dot_runs__pb2.GetCurvesRequest.FromString,
                     response_serializer=evalstream_dot_v1_dot_runs__pb2.GetCurvesResponse.SerializeToString,
             ),
+            'ExportCurves': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportCurves,
+                    request_deserializer=evalstream_dot_v1_dot_runs__pb2.ExportCurvesRequest.FromString,
+                    response_serializer=evalstream_dot_v1_dot_runs__pb2.ExportCurvesResponse.SerializeToString,
+            ),
             'GetVerdict': grpc.unary_unary_rpc_method_handler(
                     servicer.GetVerdict,
                     request_deserializer=evalstream_dot_v1_dot_runs__pb2.GetVerdictRequest.FromString,
@@ -262,6 +306,16 @@ def add_RunsServicer_to_server(servicer, server):
                     servicer.ListProjects,
                     request_deserializer=evalstream_dot_v1_dot_runs__pb2.ListProjectsRequest.FromString,
                     response_serializer=evalstream_dot_v1_dot_runs__pb2.ListProjectsResponse.SerializeToString,
+            ),
+            'GetSpecimenHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSpecimenHistory,
+                    request_deserializer=evalstream_dot_v1_dot_runs__pb2.GetSpecimenHistoryRequest.FromString,
+                    response_serializer=evalstream_dot_v1_dot_runs__pb2.GetSpecimenHistoryResponse.SerializeToString,
+            ),
+            'CompareSpecimens': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareSpecimens,
+                    request_deserializer=evalstream_dot_v1_dot_runs__pb2.CompareSpecimensRequest.FromString,
+                    response_serializer=evalstream_dot_v1_dot_runs__pb2.CompareSpecimensResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -464,6 +518,33 @@ class Runs:
             _registered_method=True)
 
     @staticmethod
+    def ExportCurves(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/evalstream.v1.Runs/ExportCurves',
+            evalstream_dot_v1_dot_runs__pb2.ExportCurvesRequest.SerializeToString,
+            evalstream_dot_v1_dot_runs__pb2.ExportCurvesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetVerdict(request,
             target,
             options=(),
@@ -615,6 +696,60 @@ class Runs:
             '/evalstream.v1.Runs/ListProjects',
             evalstream_dot_v1_dot_runs__pb2.ListProjectsRequest.SerializeToString,
             evalstream_dot_v1_dot_runs__pb2.ListProjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSpecimenHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalstream.v1.Runs/GetSpecimenHistory',
+            evalstream_dot_v1_dot_runs__pb2.GetSpecimenHistoryRequest.SerializeToString,
+            evalstream_dot_v1_dot_runs__pb2.GetSpecimenHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareSpecimens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalstream.v1.Runs/CompareSpecimens',
+            evalstream_dot_v1_dot_runs__pb2.CompareSpecimensRequest.SerializeToString,
+            evalstream_dot_v1_dot_runs__pb2.CompareSpecimensResponse.FromString,
             options,
             channel_credentials,
             insecure,

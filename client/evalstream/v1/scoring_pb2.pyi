@@ -38,14 +38,20 @@ class Box(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ..., label: _Optional[str] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class ImageBoxes(_message.Message):
-    __slots__ = ("image_id", "predictions", "ground_truth")
+    __slots__ = ("image_id", "predictions", "ground_truth", "image_uri", "width", "height")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
     GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_URI_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
     image_id: str
     predictions: _containers.RepeatedCompositeFieldContainer[Box]
     ground_truth: _containers.RepeatedCompositeFieldContainer[Box]
-    def __init__(self, image_id: _Optional[str] = ..., predictions: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., ground_truth: _Optional[_Iterable[_Union[Box, _Mapping]]] = ...) -> None: ...
+    image_uri: str
+    width: int
+    height: int
+    def __init__(self, image_id: _Optional[str] = ..., predictions: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., ground_truth: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., image_uri: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class BoxOptions(_message.Message):
     __slots__ = ("iou_thresholds", "confidence_threshold", "pr_curve", "pr_curve_max_points", "class_agnostic", "omit_images")
@@ -146,14 +152,22 @@ class BoxResult(_message.Message):
     def __init__(self, batch_index: _Optional[int] = ..., images: _Optional[_Iterable[_Union[ImageResult, _Mapping]]] = ..., batch: _Optional[_Iterable[_Union[BoxScores, _Mapping]]] = ..., running: _Optional[_Iterable[_Union[BoxScores, _Mapping]]] = ..., pr_curves: _Optional[_Iterable[_Union[PrCurve, _Mapping]]] = ..., images_total: _Optional[int] = ..., boxes_total: _Optional[int] = ...) -> None: ...
 
 class TextPair(_message.Message):
-    __slots__ = ("specimen_id", "prediction", "references")
+    __slots__ = ("specimen_id", "prediction", "references", "question", "image_uri", "width", "height")
     SPECIMEN_ID_FIELD_NUMBER: _ClassVar[int]
     PREDICTION_FIELD_NUMBER: _ClassVar[int]
     REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_URI_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
     specimen_id: str
     prediction: str
     references: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, specimen_id: _Optional[str] = ..., prediction: _Optional[str] = ..., references: _Optional[_Iterable[str]] = ...) -> None: ...
+    question: str
+    image_uri: str
+    width: int
+    height: int
+    def __init__(self, specimen_id: _Optional[str] = ..., prediction: _Optional[str] = ..., references: _Optional[_Iterable[str]] = ..., question: _Optional[str] = ..., image_uri: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class BleuOptions(_message.Message):
     __slots__ = ("tokenize", "lowercase", "smooth_method", "smooth_value")

@@ -23,7 +23,6 @@ from evalstream.v1 import runs_pb2, runs_pb2_grpc
 from grpc import aio
 
 from evalstream_server.analysis.compare import RunSummary, compare_runs
-from evalstream_server.analysis.diagnosis import BOX_FLAGS, TEXT_FLAGS, action_items
 from evalstream_server.analysis.verdict import VerdictConfig, monitor_problem
 from evalstream_server.api._convert import (
     DEFAULT_SERIES,
@@ -31,21 +30,20 @@ from evalstream_server.api._convert import (
     SPLIT_NAMES,
     STATUS_NAMES,
     TASK_NAMES,
-    checkpoint_series_to_pb,
     comparison_to_pb,
-    evaluation_step_to_pb,
     hyper_to_python,
     point_chunk_from_pb,
     project_to_pb,
     run_to_pb,
-    series_to_pb,
-    specimen_to_pb,
     verdict_config_from_pb,
     verdict_to_pb,
 )
+from evalstream_server.api._paging import MAX_PAGE, checked_page_size
 from evalstream_server.api._scope import ProjectDenied
 from evalstream_server.api._status import store_abort, store_status
 from evalstream_server.api._window import Waker, Window, settled
+from evalstream_server.api.curves import CurvesMixin
+from evalstream_server.api.specimens import SpecimensMixin
 from evalstream_server.api.verdicts import HubClosed, VerdictHub
 from evalstream_server.config import raise_hint
 from evalstream_server.errors import FieldViolation
@@ -65,10 +63,6 @@ from evalstream_server.store import (
 MAX_NAME = 256
 MAX_PROJECT = 128
 MAX_SERIES = 128
-MAX_PAGE = 1000
-DEFAULT_PAGE = 100
-#: The diagnosis flags a specimen can carry (GetSpecimensRequest.flag).
-SPECIMEN_FLAGS: tuple[str, ...] = BOX_FLAGS + TEXT_FLAGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +126,6 @@ def _derived(run: RunRecord, store: Store) -> dict[str, bool | int | float | str
     return derived
 
 
-def _page_size(value: int, field: str, violations: list[FieldViolation]) -> int:
-    if value == 0:
-        return DEFAULT_PAGE
-    if not 1 <= value <= MAX_PAGE:
-        violations.append(FieldViolation(field, f"{value} is not in [1, {MAX_PAGE}]"))
-    return value
-
-
 # ------------------------------------------------------------------ loss chunks
 
 
@@ -200,7 +186,7 @@ class _Ended:
     error: BaseException | None
 
 
-class RunsServicer(runs_pb2_grpc.RunsServicer):
+class RunsServicer(CurvesMixin, SpecimensMixin, runs_pb2_grpc.RunsServicer):
     """Runs, loss ingestion, checkpoints and specimens over a Store."""
 
     def __init__(
@@ -295,7 +281,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
         self, request: runs_pb2.ListProjectsRequest, context: grpc.ServicerContext
     ) -> runs_pb2.ListProjectsResponse:
         violations: list[FieldViolation] = []
-        page_size = _page_size(request.page_size, "page_size", violations)
+        page_size = checked_page_size(request.page_size, "page_size", violations)
         if violations:
             invalid(context, violations)
         try:
@@ -329,7 +315,7 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
                 )
             else:
                 filters[f.key] = value
-        page_size = _page_size(request.page_size, "page_size", violations)
+        page_size = checked_page_size(request.page_size, "page_size", violations)
         if violations:
             invalid(context, violations)
         if request.name:
@@ -521,102 +507,6 @@ class RunsServicer(runs_pb2_grpc.RunsServicer):
             store_abort(context, exc)
         self._verdicts.checkpoints_changed(request.run_id)
         return runs_pb2.LogCheckpointResponse(stored=stored)
-
-    # -------------------------------------------------------------- reading
-
-    def GetCurves(
-        self, request: runs_pb2.GetCurvesRequest, context: grpc.ServicerContext
-    ) -> runs_pb2.GetCurvesResponse:  # noqa: N802
-        violations = []
-        splits = []
-        for i, split in enumerate(request.splits):
-            if split not in SPLIT_NAMES:
-                violations.append(FieldViolation(f"splits[{i}]", f"unknown split {split}"))
-            else:
-                splits.append(SPLIT_NAMES[split])
-        if request.max_points < 0 or request.max_points == 1:
-            violations.append(
-                FieldViolation("max_points", f"{request.max_points}: use 0 (all) or >= 2")
-            )
-        if violations:
-            invalid(context, violations)
-        try:
-            series = self._store.read_series(
-                request.run_id, splits=splits, series=list(request.series)
-            )
-            checkpoints = self._store.checkpoints(request.run_id)
-        except StoreError as exc:
-            store_abort(context, exc)
-        return runs_pb2.GetCurvesResponse(
-            series=[series_to_pb(s, request.max_points) for s in series],
-            checkpoint_metrics=checkpoint_series_to_pb(checkpoints, splits),
-        )
-
-    def ListEvaluationSteps(  # noqa: N802
-        self, request: runs_pb2.ListEvaluationStepsRequest, context: grpc.ServicerContext
-    ) -> runs_pb2.ListEvaluationStepsResponse:
-        if request.split and request.split not in SPLIT_NAMES:
-            invalid(context, [FieldViolation("split", f"unknown split {request.split}")])
-        try:
-            rows = self._store.evaluation_steps(
-                request.run_id, split=SPLIT_NAMES.get(request.split, "")
-            )
-        except StoreError as exc:
-            store_abort(context, exc)
-        steps = []
-        for r in rows:
-            counts: dict[str, int] = {}
-            if r.specimens:
-                try:
-                    counts = self._flag_counts(request.run_id, r.split, r.step)
-                except StoreError as exc:
-                    store_abort(context, exc)
-            steps.append(evaluation_step_to_pb(r, counts, action_items(counts)))
-        return runs_pb2.ListEvaluationStepsResponse(steps=steps)
-
-    def _flag_counts(self, run_id: str, split: str, step: int) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        token = ""
-        while True:
-            page, token = self._store.specimens(
-                run_id, split, step, page_size=MAX_PAGE, page_token=token
-            )
-            for specimen in page:
-                for flag in specimen.flags:
-                    counts[flag] = counts.get(flag, 0) + 1
-            if not token:
-                return counts
-
-    def GetSpecimens(  # noqa: N802
-        self, request: runs_pb2.GetSpecimensRequest, context: grpc.ServicerContext
-    ) -> runs_pb2.GetSpecimensResponse:
-        violations: list[FieldViolation] = []
-        if request.split not in SPLIT_NAMES:
-            violations.append(FieldViolation("split", "must be train, validation or test"))
-        page_size = _page_size(request.page_size, "page_size", violations)
-        if request.flag and request.flag not in SPECIMEN_FLAGS:
-            violations.append(
-                FieldViolation(
-                    "flag",
-                    f"unknown flag {request.flag[:60]!r}; known flags: {', '.join(SPECIMEN_FLAGS)}",
-                )
-            )
-        if violations:
-            invalid(context, violations)
-        try:
-            records, token = self._store.specimens(
-                request.run_id,
-                SPLIT_NAMES[request.split],
-                request.step,
-                page_size=page_size,
-                page_token=request.page_token,
-                flag=request.flag,
-            )
-        except StoreError as exc:
-            store_abort(context, exc)
-        return runs_pb2.GetSpecimensResponse(
-            specimens=[specimen_to_pb(r) for r in records], next_page_token=token
-        )
 
     # -------------------------------------------------------------- verdicts
 
