@@ -173,10 +173,18 @@ class ScopedStore:
         return self._store.submit_points(chunk)
 
     def read_series(
-        self, run_id: str, *, splits: Sequence[str] = (), series: Sequence[str] = ()
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
     ) -> list[SeriesData]:
         self._run(run_id)
-        return self._store.read_series(run_id, splits=splits, series=series)
+        return self._store.read_series(
+            run_id, splits=splits, series=series, start_step=start_step, end_step=end_step
+        )
 
     def last_points(self, run_id: str, n: int = 1) -> list[SeriesData]:
         self._run(run_id)

@@ -53,6 +53,22 @@ def _check_step(step: object, *, field: str = "step") -> int:
     return value
 
 
+def _check_step_range(start: int | None, end: int | None) -> tuple[int, int]:
+    """``(start, end)`` as inclusive bounds, None meaning the first and the last step.
+
+    >>> _check_step_range(None, 5)
+    (0, 5)
+    """
+    lo = 0 if start is None else _check_step(start, field="start_step")
+    hi = _INT64_MAX if end is None else _check_step(end, field="end_step")
+    if lo > hi:
+        raise InvalidInput(
+            f"start_step {lo} is after end_step {hi}; the range is inclusive, start <= end",
+            field="start_step",
+        )
+    return lo, hi
+
+
 def _check_page_size(page_size: object) -> int:
     if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
         raise InvalidInput(f"page size must be >= 1, got {page_size!r}", field="page_size")

@@ -245,9 +245,19 @@ class Store(Protocol):
         ...
 
     def read_series(
-        self, run_id: str, *, splits: Sequence[str] = (), series: Sequence[str] = ()
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
     ) -> list[SeriesData]:
-        """The run's series (optionally filtered), merged and sorted by step."""
+        """The run's series (optionally filtered, and within [start_step, end_step]), by step.
+
+        ``total_points`` counts the points within the range; a series with none
+        there is still listed (empty).
+        """
         ...
 
     def last_points(self, run_id: str, n: int = 1) -> list[SeriesData]:

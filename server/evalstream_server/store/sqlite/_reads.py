@@ -17,6 +17,9 @@ from evalstream_server.store._records import _RUN_COLUMNS, _hyper_key, _row_to_r
 from evalstream_server.store._types import SPLITS, HyperValue, NotFound, RunRecord, SeriesData
 from evalstream_server.store.sqlite._ops import _Conn
 
+#: The largest step a point can have (steps are int64, >= 0).
+_LAST_STEP = 2**63 - 1
+
 
 def _check_run_exists(conn: _Conn, run_id: str) -> None:
     """NotFound unless the run exists (the readers' check, and the writer's on a cache miss)."""
@@ -97,8 +100,14 @@ def _read_series(
     names: Sequence[str],
     *,
     tail: int,
+    lo: int = 0,
+    hi: int = _LAST_STEP,
 ) -> list[SeriesData]:
-    """The run's series (all of each, or their last ``tail`` points), in SPLITS order then name."""
+    """The run's series (all of each, or their last ``tail`` points), in SPLITS order then name.
+
+    ``lo``/``hi`` (inclusive) keep the points of that step range, reading only
+    the chunks that overlap it (``tail`` is then 0).
+    """
     _check_run_exists(conn, run_id)
     rows = conn.execute("SELECT id, split, name FROM series WHERE run_id = ?", (run_id,)).fetchall()
     wanted = [r for r in rows if (not splits or r[1] in splits) and (not names or r[2] in names)]
@@ -107,14 +116,35 @@ def _read_series(
     for sid, split, name in wanted:
         if tail:
             steps, values, walls = _tail(conn, sid, tail)
-        else:
+        elif lo == 0 and hi == _LAST_STEP:
             chunks = conn.execute(
                 f"SELECT {_CHUNK_COLUMNS} FROM point_chunks WHERE series_id = ? ORDER BY id",
                 (sid,),
             ).fetchall()
             steps, values, walls = _merge([_decode_chunk(r) for r in chunks])
+        else:
+            steps, values, walls = _range(conn, sid, lo, hi)
         out.append(SeriesData(split, name, steps, values, walls, len(steps)))
     return out
+
+
+def _range(
+    conn: sqlite3.Connection, sid: int, lo: int, hi: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The points of a series with lo <= step <= hi.
+
+    Every such point lives in a chunk whose [min_step, max_step] overlaps the
+    range, so merging those chunks (in write order, the latest winning) and
+    cutting the result to the range is exact.
+    """
+    rows = conn.execute(
+        f"SELECT {_CHUNK_COLUMNS} FROM point_chunks "
+        "WHERE series_id = ? AND max_step >= ? AND min_step <= ? ORDER BY id",
+        (sid, lo, hi),
+    ).fetchall()
+    steps, values, walls = _merge([_decode_chunk(r) for r in rows])
+    cut = slice(int(np.searchsorted(steps, lo, "left")), int(np.searchsorted(steps, hi, "right")))
+    return steps[cut], values[cut], None if walls is None else walls[cut]
 
 
 def _tail(

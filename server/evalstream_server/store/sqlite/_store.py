@@ -29,6 +29,7 @@ from evalstream_server.store._checks import (
     _check_split,
     _check_status,
     _check_step,
+    _check_step_range,
     _decode_token,
     _encode_token,
 )
@@ -390,20 +391,30 @@ class SQLiteStore:
         return self.submit_points(chunk).result(timeout)
 
     def read_series(
-        self, run_id: str, *, splits: Sequence[str] = (), series: Sequence[str] = ()
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
     ) -> list[SeriesData]:
         """The run's series, each merged and sorted by step, one value per step.
 
         Ordered by split (train, validation, test), then name. Empty filters mean all.
+        With ``start_step`` and/or ``end_step`` (inclusive), only the points in that
+        range, read from the chunks that overlap it; ``total_points`` then counts
+        those points.
 
         Raises:
             NotFound: no such run.
-            InvalidInput: an unknown split.
+            InvalidInput: an unknown split, a negative bound, or start_step > end_step.
         """
         for split in splits:
             _check_split(split, field="splits")
+        lo, hi = _check_step_range(start_step, end_step)
         return self._pool.read(
-            lambda conn: _reads._read_series(conn, run_id, splits, series, tail=0)
+            lambda conn: _reads._read_series(conn, run_id, splits, series, tail=0, lo=lo, hi=hi)
         )
 
     def last_points(self, run_id: str, n: int = 1) -> list[SeriesData]:
