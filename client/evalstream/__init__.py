@@ -9,7 +9,7 @@ Needs only grpcio and protobuf. The public surface::
     BoxResult, BoxReport, BoxScores,
     ImageResult, PrCurve, Figure         results (frozen dataclasses)
     Run, RunInfo, Series, LoggerStats,
-    Refusal                              runs: log loss and checkpoints, read curves
+    Refusal, Point                       runs: log loss and checkpoints, read curves, export
     ProjectInfo, EvaluationStep,
     Specimen                             projects, evaluations, ground truth beside prediction
     errors                               the exception tree (EvalstreamError, ...)
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from evalstream import errors
 from evalstream._client import AsyncClient, Client
+from evalstream._export import Point
 from evalstream._records import EvaluationStep, ProjectInfo, Specimen
 from evalstream._run_types import Checkpoint, LoggerStats, RunInfo, Series
 from evalstream._runs import AsyncRun, Run
@@ -58,6 +59,7 @@ __all__ = [
     "ImageResult",
     "LoggerStats",
     "PairResult",
+    "Point",
     "PrCurve",
     "ProjectInfo",
     "Refusal",

@@ -39,6 +39,7 @@ from evalstream._base import (
     Stream,
     TextFold,
 )
+from evalstream._export import AsyncClientExport, ClientExport
 from evalstream._records import EvaluationStep, ProjectInfo, Specimen
 from evalstream._run_types import Checkpoint, HyperValue, RunInfo, Series
 from evalstream._runs import AsyncRun, Run, _SyncBridge
@@ -52,7 +53,7 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 
-class Client(BaseClient):
+class Client(ClientExport, BaseClient):
     """A blocking evalstream client. Use it as a context manager, or call `close`.
 
     Every call has a deadline: `timeout` seconds for unary calls and
@@ -435,7 +436,7 @@ def _encoded(items: Any, encode: Callable[[Any], Any]) -> Any:
     return messages()
 
 
-class AsyncClient(BaseClient):
+class AsyncClient(AsyncClientExport, BaseClient):
     """The asyncio twin of `Client`, with the same surface (methods are coroutines).
 
     Example:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from evalstream import _base
+from evalstream._export import Point
 from evalstream._points import (
     MAX_SERIES,
     MAX_STEP,
@@ -559,6 +560,19 @@ class Run:
         """The run's series, downsampled to `max_points` per series when > 0."""
         return self._client.curves(self.id, splits=splits, series=series, max_points=max_points)
 
+    def iter_points(
+        self,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> Iterator[Point]:
+        """Every stored point, lazily, by split, series and step (see `Client.iter_points`)."""
+        return self._client.iter_points(  # type: ignore[no-any-return]
+            self.id, splits=splits, series=series, start_step=start_step, end_step=end_step
+        )
+
     def verdict(self, **config: Any) -> Verdict:
         """The run's diagnosis now; keyword arguments override its thresholds (patience=5, ...)."""
         return self._client.verdict(self.id, **config)  # type: ignore[no-any-return]
@@ -706,6 +720,19 @@ class AsyncRun:
         """Async twin of `Run.curves`."""
         return list(
             await self._client.curves(self.id, splits=splits, series=series, max_points=max_points)
+        )
+
+    def iter_points(
+        self,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> Any:
+        """Async twin of `Run.iter_points`: an async iterator of points."""
+        return self._client.iter_points(
+            self.id, splits=splits, series=series, start_step=start_step, end_step=end_step
         )
 
     async def verdict(self, **config: Any) -> Verdict:

@@ -24,6 +24,7 @@ from evalstream_server.store import (
     PointChunk,
     ProjectSummary,
     RunRecord,
+    SeriesChunks,
     SeriesData,
     SpecimenRecord,
     Store,
@@ -183,6 +184,20 @@ class ScopedStore:
     ) -> list[SeriesData]:
         self._run(run_id)
         return self._store.read_series(
+            run_id, splits=splits, series=series, start_step=start_step, end_step=end_step
+        )
+
+    def series_chunks(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> list[SeriesChunks]:
+        self._run(run_id)
+        return self._store.series_chunks(
             run_id, splits=splits, series=series, start_step=start_step, end_step=end_step
         )
 

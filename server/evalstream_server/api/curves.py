@@ -1,15 +1,18 @@
-"""GetCurves of evalstream.v1.Runs: a run's series read back, downsampled for charts.
+"""GetCurves and ExportCurves of evalstream.v1.Runs: a run's series read back.
 
 A mixin of `RunsServicer` (it reads ``self._store``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import grpc
 from evalstream.v1 import runs_pb2
 
 from evalstream_server.api._convert import SPLIT_NAMES, checkpoint_series_to_pb, series_to_pb
 from evalstream_server.api._status import store_abort
+from evalstream_server.api.export import export_curves
 from evalstream_server.errors import FieldViolation
 from evalstream_server.status import invalid
 from evalstream_server.store import Store, StoreError
@@ -47,3 +50,9 @@ class CurvesMixin:
             series=[series_to_pb(s, request.max_points) for s in series],
             checkpoint_metrics=checkpoint_series_to_pb(checkpoints, splits),
         )
+
+    def ExportCurves(  # noqa: N802
+        self, request: runs_pb2.ExportCurvesRequest, context: grpc.ServicerContext
+    ) -> Iterator[runs_pb2.ExportCurvesResponse]:
+        """Every point in range, streamed a bounded window at a time (see `api.export`)."""
+        return export_curves(self._store, request, context)

@@ -156,6 +156,22 @@ class SeriesData:
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesChunks:
+    """Where a series' points lie, without reading them: one row per stored chunk.
+
+    ``chunks`` is an int64 array of shape (k, 3): ``min_step, max_step, n`` of each
+    chunk that overlaps the step range asked for, sorted by ``min_step``. A step
+    written twice counts in two chunks, so ``n`` sums to an upper bound of the
+    series' points there. Exporters cut a series into step windows with it (see
+    ``Store.read_series`` for a window's points).
+    """
+
+    split: str
+    name: str
+    chunks: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
 class CheckpointRow:
     """Metrics logged for one (split, step); ``signatures`` maps metric -> signature."""
 
@@ -262,6 +278,22 @@ class Store(Protocol):
 
     def last_points(self, run_id: str, n: int = 1) -> list[SeriesData]:
         """The last ``n`` points (by step) of every series of the run."""
+        ...
+
+    def series_chunks(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> list[SeriesChunks]:
+        """The extents of the chunks of the run's series (filtered) overlapping the range.
+
+        Ordered as ``read_series`` orders series; a series with no chunk there is
+        left out. Reads no points: for planning reads of a long series by window.
+        """
         ...
 
     def log_checkpoint(

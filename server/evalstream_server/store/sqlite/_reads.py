@@ -14,7 +14,14 @@ import numpy as np
 
 from evalstream_server.store._codec import _CHUNK_COLUMNS, _Chunk, _decode_chunk, _merge
 from evalstream_server.store._records import _RUN_COLUMNS, _hyper_key, _row_to_run
-from evalstream_server.store._types import SPLITS, HyperValue, NotFound, RunRecord, SeriesData
+from evalstream_server.store._types import (
+    SPLITS,
+    HyperValue,
+    NotFound,
+    RunRecord,
+    SeriesChunks,
+    SeriesData,
+)
 from evalstream_server.store.sqlite._ops import _Conn
 
 #: The largest step a point can have (steps are int64, >= 0).
@@ -125,6 +132,35 @@ def _read_series(
         else:
             steps, values, walls = _range(conn, sid, lo, hi)
         out.append(SeriesData(split, name, steps, values, walls, len(steps)))
+    return out
+
+
+def _series_chunks(
+    conn: sqlite3.Connection,
+    run_id: str,
+    splits: Sequence[str],
+    names: Sequence[str],
+    lo: int,
+    hi: int,
+) -> list[SeriesChunks]:
+    """(min step, max step, n) of each chunk overlapping [lo, hi], per series, by min step.
+
+    Series in SPLITS order then name, as `_read_series`; those without such a chunk
+    are left out.
+    """
+    _check_run_exists(conn, run_id)
+    rows = conn.execute("SELECT id, split, name FROM series WHERE run_id = ?", (run_id,)).fetchall()
+    wanted = [r for r in rows if (not splits or r[1] in splits) and (not names or r[2] in names)]
+    wanted.sort(key=lambda r: (SPLITS.index(r[1]), r[2]))
+    out: list[SeriesChunks] = []
+    for sid, split, name in wanted:
+        metas = conn.execute(
+            "SELECT min_step, max_step, n FROM point_chunks "
+            "WHERE series_id = ? AND max_step >= ? AND min_step <= ? ORDER BY min_step",
+            (sid, lo, hi),
+        ).fetchall()
+        if metas:
+            out.append(SeriesChunks(split, name, np.array(metas, dtype=np.int64).reshape(-1, 3)))
     return out
 
 

@@ -50,6 +50,7 @@ from evalstream_server.store._types import (
     PointChunk,
     ProjectSummary,
     RunRecord,
+    SeriesChunks,
     SeriesData,
     SpecimenRecord,
     StoreClosed,
@@ -415,6 +416,30 @@ class SQLiteStore:
         lo, hi = _check_step_range(start_step, end_step)
         return self._pool.read(
             lambda conn: _reads._read_series(conn, run_id, splits, series, tail=0, lo=lo, hi=hi)
+        )
+
+    def series_chunks(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> list[SeriesChunks]:
+        """(min step, max step, n) of each chunk of the run's series overlapping the range.
+
+        See `Store.series_chunks`; one indexed query per series, no blob read.
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: an unknown split, a negative bound, or start_step > end_step.
+        """
+        for split in splits:
+            _check_split(split, field="splits")
+        lo, hi = _check_step_range(start_step, end_step)
+        return self._pool.read(
+            lambda conn: _reads._series_chunks(conn, run_id, splits, series, lo, hi)
         )
 
     def last_points(self, run_id: str, n: int = 1) -> list[SeriesData]:
