@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from evalstream._base import Stream
 from evalstream._run_types import SPLIT_NAMES, split_pb
@@ -96,13 +96,10 @@ def _check_step(step: int | None, name: str) -> None:
         raise ValueError(f"{name} {step} is negative; steps are >= 0")
 
 
-def text_format(name: str) -> str:
-    """`name` when it is a text format ("csv" or "jsonl"); ValueError naming the choices."""
-    if name not in ("csv", "jsonl"):
-        raise ValueError(
-            f"format {name!r} is not one of csv, jsonl "
-            "(Parquet: `evalstream runs export --format parquet`)"
-        )
+def file_format(name: str) -> str:
+    """`name` when `Client.export` writes it ("csv", "jsonl", "parquet"); ValueError otherwise."""
+    if name not in ("csv", "jsonl", "parquet"):
+        raise ValueError(f"format {name!r} is not one of csv, jsonl, parquet")
     return name
 
 
@@ -151,21 +148,39 @@ class TextWriter:
             self._estimate = reply.estimated_points
         if reply.text:
             self._file.write(reply.text)
-        self.done += reply.points
+        self._count(reply.points)
+
+    def _count(self, n: int) -> None:
+        self.done += n
         if self._progress is not None:
             self._progress(self.done, max(self._estimate, self.done))
 
+    def close(self) -> None:
+        """Nothing to finish: every reply was written as it came."""
 
-def write_text(
-    replies: Iterable[runs_pb2.ExportCurvesResponse],
-    file: IO[bytes],
-    progress: Progress | None = None,
-) -> int:
-    """Copies a CSV or JSON Lines stream into `file`; returns the points written."""
-    writer = TextWriter(file, progress)
-    for reply in replies:
-        writer.add(reply)
-    return writer.done
+
+class Sink(Protocol):
+    """Where an export's replies go: `add` each, then `close`; `done` counts the points."""
+
+    done: int
+
+    def add(self, reply: runs_pb2.ExportCurvesResponse) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def sink(fmt: str, file: IO[bytes], progress: Progress | None) -> Sink:
+    """The writer of a `file_format` into `file` (Parquet needs the ``parquet`` extra)."""
+    if fmt == "parquet":
+        from evalstream._parquet import ParquetSink  # imports pyarrow: only when asked
+
+        return ParquetSink(file, progress)
+    return TextWriter(file, progress)
+
+
+def _wire(fmt: str) -> str:
+    """The stream format `fmt` is written from: Parquet from points."""
+    return "points" if fmt == "parquet" else fmt
 
 
 class ClientExport:
@@ -213,21 +228,27 @@ class ClientExport:
         end_step: int | None = None,
         progress: Progress | None = None,
     ) -> int:
-        """Writes every point of the run's series to a binary file as CSV or JSON Lines.
+        """Writes every point of the run's series to a binary file: CSV, JSON Lines or Parquet.
 
-        The server formats the text (see ExportCurves in the services reference);
-        memory stays bounded. `progress(done, estimated)` is called after each
-        message. Returns the points written.
+        The server formats CSV and JSON Lines (see ExportCurves in the services
+        reference); Parquet is written here with pyarrow (``pip install
+        'evalstream[parquet]'``) in row groups. Memory stays bounded either way.
+        `progress(done, estimated)` is called after each message. Returns the
+        points written.
         """
         op = export_stream(
             self.run_id(run_id),
-            text_format(format),
+            _wire(file_format(format)),
             splits=splits,
             series=series,
             start_step=start_step,
             end_step=end_step,
         )
-        return write_text(self._stream(lambda: op), file, progress)
+        writer = sink(format, file, progress)
+        for reply in self._stream(lambda: op):
+            writer.add(reply)
+        writer.close()
+        return writer.done
 
 
 class AsyncClientExport:
@@ -273,13 +294,14 @@ class AsyncClientExport:
         """Async twin of `Client.export` (the file is written on the event loop's thread)."""
         op = export_stream(
             await self.run_id(run_id),
-            text_format(format),
+            _wire(file_format(format)),
             splits=splits,
             series=series,
             start_step=start_step,
             end_step=end_step,
         )
-        writer = TextWriter(file, progress)
+        writer = sink(format, file, progress)
         async for reply in self._stream(lambda: op):
             writer.add(reply)
+        writer.close()
         return writer.done

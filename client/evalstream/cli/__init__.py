@@ -15,6 +15,8 @@
     evalstream runs create PROJECT NAME [--model M] [--task T] [--hp key=value ...] [--json]
     evalstream runs steps RUN [--split S] [--json]
     evalstream runs specimens RUN --step N [--split S] [--flag F] [--json]
+    evalstream runs export RUN [--format csv|jsonl|parquet] [-o FILE] [--split S ...]
+                           [--series NAME ...] [--start-step N] [--end-step N]
     evalstream projects [--json]
     (RUN: a run id or project/name)
 
@@ -38,7 +40,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from evalstream._client import Client
-from evalstream.cli import _projects, _specimens
+from evalstream.cli import _export, _projects, _specimens
 from evalstream.cli._box_files import read_box_files
 from evalstream.cli._format import (
     _comparison_view,
@@ -149,6 +151,8 @@ def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         return _specimens.steps_command(client, args, out)
     if args.runs_command == "specimens":
         return _specimens.specimens_command(client, args, out)
+    if args.runs_command == "export":
+        return _export.export_command(client, args, out)
     if args.runs_command == "verdict":
         v = client.verdict(args.run)
         if args.json:

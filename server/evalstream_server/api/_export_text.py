@@ -14,7 +14,7 @@ millions of points a second, so a block of points is formatted in a few passes o
 3. numpy writes each step's digits over its placeholder (exact for every int64).
 
 The result is checked against Python's csv and json modules, bit for bit, in
-tests/e2e/test_export.py and tests/store/test_export_text.py.
+tests/test_export_text.py and tests/e2e/test_export.py.
 """
 
 from __future__ import annotations
