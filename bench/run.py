@@ -56,6 +56,19 @@ def run_runs_bench(args: argparse.Namespace) -> None:
         print(f"  {line}")
 
 
+def run_export_bench(args: argparse.Namespace) -> None:
+    """A 100-million-point run exported to CSV by the CLI (bench_export.py), through the service."""
+    import bench_export
+
+    print()
+    print(
+        f"export, through the service (evalstream-server and the CLI as subprocesses; "
+        f"{os.cpu_count()} cores shared by both):"
+    )
+    for line in bench_export.format_report(bench_export.run_export_bench(args.export_points)):
+        print(f"  {line}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -66,13 +79,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--only",
-        choices=("boxes", "runs", "text", "verdicts"),
+        choices=("boxes", "runs", "text", "verdicts", "export"),
         default=None,
         help="one part only (default all)",
     )
     parser.add_argument("--runs-seconds", type=float, default=5.0, help="per runs measurement")
     parser.add_argument("--watchers", type=int, default=100, help="WatchVerdict watchers")
     parser.add_argument("--rounds", type=int, default=5, help="WatchVerdict rounds")
+    parser.add_argument(
+        "--export-points", type=int, default=100_000_000, help="points of the exported run"
+    )
     add_text_arguments(parser)
     args = parser.parse_args(argv)
     print(header(), flush=True)
@@ -84,6 +100,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.only == "verdicts":
         run_verdict_bench(args)
+        return
+    if args.only == "export":
+        run_export_bench(args)
         return
 
     images, coco_gt, coco_dt = make_detections(args.images, args.seed)
@@ -159,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         run_runs_bench(args)
         run_verdict_bench(args)
         run_text_bench(args)
+        run_export_bench(args)
 
 
 if __name__ == "__main__":
