@@ -10,8 +10,8 @@ then serves it and ``evalstream runs export RUN --format csv -o FILE`` runs as a
 subprocess of its own, timed from its start to its exit.
 
 Figures: points/s (and the ratio to the target), the CSV's size, the client's peak
-RSS (``ru_maxrss`` of the child, from ``wait4``) and its RSS sampled through the
-export (flat when memory is bounded), the server's peak RSS (``VmHWM``). A sample
+RSS (its ``VmHWM``, read every 50 ms until it exits) and its RSS sampled through
+the export (flat when memory is bounded), the server's peak RSS (``VmHWM``). A sample
 of rows is checked against the values the points were written with (every value
 is an exact IEEE expression of its step).
 
@@ -140,18 +140,22 @@ def run_export_bench(points: int = 100_000_000, *, keep_csv: bool = False) -> di
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
         samples: list[tuple[float, int]] = []
         server_peak_rss = [0]
+        client_peak = [0]
         stop = threading.Event()
 
         def sample() -> None:
-            while not stop.wait(0.25):
+            # VmHWM, the child's own peak since its exec (wait4's ru_maxrss would count
+            # the pages of this process it was forked from), read until it exits.
+            while not stop.wait(0.05):
                 rss = _status(proc.pid, "VmRSS")
                 if rss:
                     samples.append((time.perf_counter() - started, rss))
+                client_peak[0] = max(client_peak[0], _status(proc.pid, "VmHWM"))
                 server_peak_rss[0] = max(server_peak_rss[0], _status(server_pid, "VmRSS"))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status = os.waitpid(proc.pid, 0)
         seconds = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         stop.set()
@@ -173,7 +177,7 @@ def run_export_bench(points: int = 100_000_000, *, keep_csv: bool = False) -> di
         "seconds": seconds,
         "points_per_s": points / seconds,
         "csv_bytes": size,
-        "client_peak_rss_kb": usage.ru_maxrss,
+        "client_peak_rss_kb": client_peak[0],
         "client_rss_samples_kb": samples,
         "server_rss_before_kb": server_rss_before,
         "server_peak_rss_kb": max(server_hwm, server_peak_rss[0]),

@@ -11,7 +11,8 @@ millions of points a second, so a block of points is formatted in a few passes o
 2. ``bytes.replace`` turns each separator between points into the end of one row and
    the start of the next (``\\ntrain,loss,########,,``), with the step left as a
    placeholder of the right width: steps are split into runs of equal digit count.
-3. numpy writes each step's digits over its placeholder (exact for every int64).
+3. numpy writes each step's digits over its placeholder (exact for every int64),
+   through a view of the buffer as overlapping records of that width.
 
 The result is checked against Python's csv and json modules, bit for bit, in
 tests/test_export_text.py and tests/e2e/test_export.py.
@@ -153,9 +154,11 @@ def _run(
     buf = bytearray(sep)
     buf += body.replace(delim, sep) if n > 1 else body
     buf += end
-    out = np.frombuffer(buf, dtype=np.uint8)
-    where = starts[:, None] + (len(end) + len(head)) + np.arange(digits, dtype=np.int64)
-    out[where] = _digits(steps, digits)
+    # The buffer as overlapping `digits`-byte records, one starting at each byte: one
+    # fancy assignment writes every step's digits at once.
+    field = np.dtype((np.void, digits))
+    records = np.ndarray((len(buf) - digits + 1,), dtype=field, buffer=buf, strides=(1,))
+    records[starts + (len(end) + len(head))] = _digits(steps, digits).view(field).ravel()
     return bytes(memoryview(buf)[len(end) :])
 
 
