@@ -98,6 +98,12 @@ def _status(pid: int, key: str) -> int:
     return 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of a live process (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def check_sample(path: Path, per: int, rng: random.Random, n: int = 200) -> int:
     """Reads `n` rows at random offsets and checks each against `value`/`wall`; their count."""
     size = path.stat().st_size
@@ -134,6 +140,7 @@ def run_export_bench(points: int = 100_000_000, *, keep_csv: bool = False) -> di
     try:
         server_pid = server.proc.pid
         server_rss_before = _status(server_pid, "VmRSS")
+        server_cpu_before = _cpu_seconds(server_pid)
         argv = [str(exe), "--target", server.target, "runs", "export", run_id]
         argv += ["--format", "csv", "-o", str(csv_path)]
         started = time.perf_counter()
@@ -155,12 +162,13 @@ def run_export_bench(points: int = 100_000_000, *, keep_csv: bool = False) -> di
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        _, status = os.waitpid(proc.pid, 0)
+        _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         stop.set()
         sampler.join()
         server_hwm = _status(server_pid, "VmHWM")
+        server_cpu = _cpu_seconds(server_pid) - server_cpu_before
     finally:
         server.close()
     if proc.returncode != 0:
@@ -182,6 +190,9 @@ def run_export_bench(points: int = 100_000_000, *, keep_csv: bool = False) -> di
         "server_rss_before_kb": server_rss_before,
         "server_peak_rss_kb": max(server_hwm, server_peak_rss[0]),
         "rows_checked": checked,
+        "client_cpu_s": usage.ru_utime + usage.ru_stime,
+        "client_system_s": usage.ru_stime,
+        "server_cpu_s": server_cpu,
     }
 
 
@@ -208,6 +219,8 @@ def format_report(r: dict[str, Any]) -> list[str]:
         f"(RSS at 10/50/90% of the export: {', '.join(f'{m} MiB' for m in quarters)})",
         f"server peak RSS {r['server_peak_rss_kb'] / 1024:.0f} MiB "
         f"(idle before the export: {r['server_rss_before_kb'] / 1024:.0f} MiB)",
+        f"CPU: server {r['server_cpu_s']:.1f} s, client {r['client_cpu_s']:.1f} s "
+        f"({r['client_system_s']:.1f} s of it in the kernel, writing the file)",
     ]
 
 
