@@ -227,7 +227,7 @@ class ObservabilityInterceptor(aio.ServerInterceptor):
                 yield request
 
         def finish(
-            context: aio.ServicerContext, started: float, error: BaseException | None
+            context: aio.ServicerContext, started: float, error: BaseException | None, peer: str
         ) -> None:
             code = _status_of(context, error)
             elapsed = time.perf_counter() - started
@@ -243,24 +243,29 @@ class ObservabilityInterceptor(aio.ServerInterceptor):
                         "method": full,
                         "code": code,
                         "duration_ms": round(elapsed * 1000, 3),
-                        "peer": context.peer(),
+                        "peer": peer,
                     }
                 },
             )
 
-        def begin(request: Any) -> tuple[float, Any]:
+        def begin(request: Any, context: aio.ServicerContext) -> tuple[float, Any, str]:
+            # The peer is read now, while the call is live: grpc core's peer string
+            # belongs to the transport, which a client's disconnect frees before the
+            # call ends (reading it in `finish` then crashed the server: a use after
+            # free, grpc/grpc#29069).
+            peer = context.peer()
             m.started.labels(*labels).inc()
             m.in_flight.labels(*labels).inc()
             if handler.request_streaming:
                 request = count_in(request)
             else:
                 m.msg_received.labels(*labels).inc()
-            return time.perf_counter(), request
+            return time.perf_counter(), request, peer
 
         if handler.response_streaming:
 
             async def streaming(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
-                started, request = begin(request)
+                started, request, peer = begin(request, context)
                 sent = m.msg_sent.labels(*labels)
                 error: BaseException | None = None
                 try:
@@ -272,12 +277,12 @@ class ObservabilityInterceptor(aio.ServerInterceptor):
                     await _hide_internal(context, exc, full)
                     raise
                 finally:
-                    finish(context, started, error)
+                    finish(context, started, error, peer)
 
             return rebuild(handler, streaming)
 
         async def unary(request: Any, context: aio.ServicerContext) -> Any:
-            started, request = begin(request)
+            started, request, peer = begin(request, context)
             error: BaseException | None = None
             try:
                 response = await inner(request, context)
@@ -288,7 +293,7 @@ class ObservabilityInterceptor(aio.ServerInterceptor):
                 await _hide_internal(context, exc, full)
                 raise
             finally:
-                finish(context, started, error)
+                finish(context, started, error, peer)
 
         return rebuild(handler, unary)
 

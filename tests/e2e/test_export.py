@@ -181,6 +181,10 @@ def test_export_messages_are_bounded(live_server) -> None:
                     r.id, "train", "x" * 128, np.arange(at, at + 100_000), np.random.rand(100_000)
                 )
             )
+        # A name JSON escapes to six bytes a character (\u0001), and CSV quotes.
+        control = PointChunk(r.id, "test", '\x01"' * 64, np.arange(20_000), np.random.rand(20_000))
+        store.write_points(control)
+        n += 20_000
     with grpc.insecure_channel(live_server.target) as channel:
         stub = runs_pb2_grpc.RunsStub(channel)
         for fmt in (

@@ -154,7 +154,9 @@ def _messages(data: SeriesData, fmt: str) -> Iterator[runs_pb2.ExportCurvesRespo
     n = len(data.steps)
     per = MESSAGE_POINTS
     if fmt != "points":
-        per = max(1024, min(per, MESSAGE_BYTES // (_ROW_BYTES + 2 * len(data.name.encode()))))
+        # A name costs at most twice its bytes in CSV (quotes doubled), six in JSON (\u00XX).
+        name_bytes = len(data.name.encode()) * (2 if fmt == "csv" else 6)
+        per = max(1024, min(per, MESSAGE_BYTES // (_ROW_BYTES + name_bytes)))
     for at in range(0, n, per):
         cut = slice(at, min(n, at + per))
         steps, values = data.steps[cut], data.values[cut]
