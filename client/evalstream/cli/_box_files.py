@@ -83,8 +83,8 @@ def _views(gt: BoxFile, pred: BoxFile, predictions: Path) -> dict[str, ImageView
     """Each image's view from both files; the ground truth's first, a conflict refused."""
     views = dict(gt.views)
     for key, view in pred.views.items():
-        where = f"{predictions}: image {key!r} (against the ground truth)"
-        views[key] = views[key].merge(view, where) if key in views else view
+        where = f"{predictions}: image {key!r}"
+        views[key] = views[key].merge(view, where, "in the ground truth") if key in views else view
     return views
 
 

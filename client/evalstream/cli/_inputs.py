@@ -227,13 +227,16 @@ class ImageView:
     width: int = 0
     height: int = 0
 
-    def merge(self, other: ImageView, where: str) -> ImageView:
+    def merge(self, other: ImageView, where: str, before: str = "on an earlier line") -> ImageView:
         """Both views in one; a value given twice differently is an InputError."""
         merged = {}
         for name in ("image_uri", "width", "height"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine and theirs and mine != theirs:
-                raise InputError(f"{where}: {name} {show(theirs)}, but {show(mine)} before")
+                raise InputError(
+                    f"{where}: {name} {show(theirs)}, but {show(mine)} {before}; "
+                    "one image has one URI and size"
+                )
             merged[name] = mine or theirs
         return ImageView(**merged)
 
@@ -331,12 +334,12 @@ def read_boxes(path: Path, *, prediction: bool, rules: BoxRules | None = None) -
             for at, entry in entries:
                 if not isinstance(entry, dict):
                     raise InputError(f"{at}: a box must be an object, got {show(entry)}")
-                keys.check(entry, known, at)
                 if entry is not record and IMAGE_KEYS & entry.keys():
                     raise InputError(
                         f"{at}: {', '.join(sorted(IMAGE_KEYS & entry.keys()))} describe the "
                         "image: give them beside image_id, not in a box"
                     )
+                keys.check(entry, known, at)
                 if not prediction and is_crowd(entry, at):
                     crowd += 1
                     continue
