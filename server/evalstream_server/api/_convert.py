@@ -554,7 +554,13 @@ def _score_pb(score: Score, negative: bool) -> scoring_pb2.Score:
 
 def image_views_from_pb(images: Sequence[scoring_pb2.ImageBoxes]) -> list[SpecimenView]:
     """Each image's URI and size, in order (`check_views` checks them)."""
-    return [SpecimenView(i.image_uri, i.width, i.height) for i in images]
+    blank = SpecimenView()  # shared by the images that send none (most, and cheaply)
+    return [
+        SpecimenView(i.image_uri, i.width, i.height)
+        if i.image_uri or i.width or i.height
+        else blank
+        for i in images
+    ]
 
 
 def pair_views_from_pb(pairs: Sequence[scoring_pb2.TextPair]) -> list[SpecimenView]:

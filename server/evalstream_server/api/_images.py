@@ -46,9 +46,11 @@ def check_views(
     path: str, views: Sequence[SpecimenView], *, image_root_set: bool
 ) -> list[FieldViolation]:
     """What is wrong with a batch's images and questions, as ``path[i].field``."""
+    blank = SpecimenView()
     return [
         v
         for i, view in enumerate(views)
+        if view != blank
         for v in check_view(f"{path}[{i}]", view, image_root_set=image_root_set)
     ]
 
