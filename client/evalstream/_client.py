@@ -344,6 +344,9 @@ class Client(BaseClient):
     ) -> Iterator[TextResult]:
         """Streams batches of (prediction, references, specimen id) to ScoreText.
 
+        A pair may carry two more items, (..., question, image uri), stored with
+        the specimen when the stream names a checkpoint (see `score_text`).
+
         Yields one result per batch: per-pair scores, the batch's corpus scores
         and the running corpus scores of the stream. Options as `score_text`.
         """
@@ -356,6 +359,8 @@ class Client(BaseClient):
         *,
         metrics: Sequence[str] | None = None,
         specimen_ids: Sequence[str] | None = None,
+        questions: Sequence[str] | None = None,
+        image_uris: Sequence[str] | None = None,
         batch_size: int = DEFAULT_TEXT_BATCH_SIZE,
         timeout: float | None = None,
         checkpoint: Checkpoint | None = None,
@@ -368,6 +373,11 @@ class Client(BaseClient):
             references: One reference per answer, or a sequence of references each.
             metrics: Any of "bleu", "rouge", "meteor", "bertscore"; default all four.
             specimen_ids: Optional ids, echoed per pair.
+            questions: Optional questions (prompts) answered, one per pair; stored
+                with the specimens (VQA).
+            image_uris: Optional images the questions are about, one per pair: an
+                http, https, file or s3 URI, or a path relative to the server's
+                ``--image-root``; stored with the specimens.
             batch_size: Pairs per message.
             timeout: Deadline of the whole stream in seconds.
             checkpoint: Record the stream as this checkpoint's evaluation: its
@@ -381,7 +391,14 @@ class Client(BaseClient):
         Returns:
             Every pair's scores and the corpus scores over all pairs (`overall`).
         """
-        batches = _base.text_batches(predictions, references, specimen_ids, batch_size)
+        batches = _base.text_batches(
+            predictions,
+            references,
+            specimen_ids,
+            batch_size,
+            questions=questions,
+            image_uris=image_uris,
+        )
         fold = TextFold()
         stream = self._stream(_base.text_stream, batches, metrics, timeout, options, checkpoint)
         for result in stream:
@@ -687,13 +704,22 @@ class AsyncClient(BaseClient):
         *,
         metrics: Sequence[str] | None = None,
         specimen_ids: Sequence[str] | None = None,
+        questions: Sequence[str] | None = None,
+        image_uris: Sequence[str] | None = None,
         batch_size: int = DEFAULT_TEXT_BATCH_SIZE,
         timeout: float | None = None,
         checkpoint: Checkpoint | None = None,
         **options: Any,
     ) -> TextReport:
         """Async twin of `Client.score_text`."""
-        batches = _base.text_batches(predictions, references, specimen_ids, batch_size)
+        batches = _base.text_batches(
+            predictions,
+            references,
+            specimen_ids,
+            batch_size,
+            questions=questions,
+            image_uris=image_uris,
+        )
         fold = TextFold()
         stream = self._stream(_base.text_stream, batches, metrics, timeout, options, checkpoint)
         async for result in stream:

@@ -38,6 +38,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from evalstream._client import Client
+from evalstream._run_types import Checkpoint
 from evalstream.cli import _projects, _specimens
 from evalstream.cli._box_files import read_box_files
 from evalstream.cli._format import (
@@ -51,7 +52,7 @@ from evalstream.cli._format import (
     to_json,
 )
 from evalstream.cli._import import import_points
-from evalstream.cli._inputs import BoxRules, InputError, read_text_file
+from evalstream.cli._inputs import BoxRules, InputError, read_text_file, text_column
 from evalstream.cli._parser import _security, build_parser
 from evalstream.errors import EvalstreamError
 
@@ -93,11 +94,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                     class_agnostic=args.class_agnostic,
                     ignore_unknown_keys=args.ignore_unknown_keys,
                 ),
+                coco_image=args.coco_image,
             )
             for note in inputs.notes:
                 print(f"evalstream: {note}", file=sys.stderr)
             report = client.score_boxes(
                 inputs.images,
+                checkpoint=_checkpoint(client, args),
                 batch_size=args.batch_size,
                 iou_thresholds=args.iou,
                 confidence_threshold=args.confidence,
@@ -117,16 +120,32 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     return 0
 
 
+def _checkpoint(client: Client, args: argparse.Namespace) -> Checkpoint | None:
+    """The checkpoint --run and --step name (scores and specimens recorded), or None."""
+    if args.run is None:
+        if args.step is not None:
+            raise InputError("--step needs --run: the run whose checkpoint is scored")
+        return None
+    if args.step is None:
+        raise InputError("--run needs --step: the checkpoint's training step")
+    return Checkpoint(client.run_id(args.run), args.step, args.split)
+
+
 def _score_text(client: Client, args: argparse.Namespace, out: TextIO) -> int:
-    predictions, ids = read_text_file(args.predictions, "prediction")
-    references, _ = read_text_file(args.references, "references")
-    if len(predictions) != len(references):
-        raise InputError(f"{len(predictions)} predictions but {len(references)} references")
+    predictions = read_text_file(args.predictions, "prediction")
+    references = read_text_file(args.references, "references")
+    if len(predictions.values) != len(references.values):
+        raise InputError(
+            f"{len(predictions.values)} predictions but {len(references.values)} references"
+        )
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] or None
     report = client.score_text(
-        predictions,
-        references,
-        specimen_ids=ids,
+        predictions.values,
+        references.values,
+        specimen_ids=predictions.ids,
+        questions=text_column("questions", predictions, references),
+        image_uris=text_column("image_uris", predictions, references),
+        checkpoint=_checkpoint(client, args),
         metrics=metrics,
         batch_size=args.batch_size,
         bleu_tokenize=args.tokenize,

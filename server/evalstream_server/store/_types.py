@@ -176,6 +176,14 @@ class SpecimenRecord:
     ground_truth_boxes: tuple[Box, ...] = ()
     scores: Mapping[str, float] = field(default_factory=dict)
     flags: tuple[str, ...] = ()
+    #: The image as sent (an http, https, file or s3 URI, or a path relative to the
+    #: server's image root); "" when none was sent.
+    image_uri: str = ""
+    #: Image size in pixels; 0 when unknown.
+    width: int = 0
+    height: int = 0
+    #: For VQA: the question (prompt) answered; "" when none was sent.
+    question: str = ""
 
 
 @dataclass(frozen=True, slots=True)
