@@ -147,6 +147,95 @@ def _range(
     return steps[cut], values[cut], None if walls is None else walls[cut]
 
 
+def _read_page(
+    conn: sqlite3.Connection,
+    run_id: str,
+    splits: Sequence[str],
+    names: Sequence[str],
+    *,
+    lo: int,
+    hi: int,
+    after: tuple[str, str, int] | None,
+    limit: int,
+) -> list[SeriesData]:
+    """At most ``limit`` points summed over the run's series, in `_read_series` order.
+
+    ``after`` (split, name, step) starts at that series, from that step on, then
+    the series after it; None starts at the first series. Each series is read
+    with `_head`, never merged whole. A series with no points left in the range is
+    listed empty while the budget lasts; the list stops at the series that uses
+    the last of the budget.
+    """
+    _check_run_exists(conn, run_id)
+    rows = conn.execute("SELECT id, split, name FROM series WHERE run_id = ?", (run_id,)).fetchall()
+    wanted = [r for r in rows if (not splits or r[1] in splits) and (not names or r[2] in names)]
+    wanted.sort(key=lambda r: (SPLITS.index(r[1]), r[2]))
+    first: tuple[int, str] | None = None
+    if after is not None:
+        first = (SPLITS.index(after[0]), after[1])
+        wanted = [r for r in wanted if (SPLITS.index(r[1]), r[2]) >= first]
+    out: list[SeriesData] = []
+    left = limit
+    for sid, split, name in wanted:
+        start = lo
+        if after is not None and (SPLITS.index(split), name) == first:
+            start = max(lo, after[2])
+        steps, values, walls = _head(conn, sid, start, hi, left)
+        out.append(SeriesData(split, name, steps, values, walls, len(steps)))
+        left -= len(steps)
+        if left <= 0:
+            break
+    return out
+
+
+def _head(
+    conn: sqlite3.Connection, sid: int, lo: int, hi: int, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The first n points of a series in [lo, hi], reading only the chunks that can hold them.
+
+    `_tail` from the other end: taking the chunks that overlap the range by
+    increasing min step until they hold n distinct steps in it gives a threshold
+    T (the n-th smallest of those steps); every point of the range at or below T
+    lives in a chunk whose min step is <= T, so merging just those chunks (in
+    write order, for "latest wins") and cutting to [lo, T] is exact.
+    """
+    metas = conn.execute(
+        "SELECT id, min_step, n FROM point_chunks "
+        "WHERE series_id = ? AND max_step >= ? AND min_step <= ? ORDER BY min_step",
+        (sid, lo, hi),
+    ).fetchall()
+    loaded: dict[int, _Chunk] = {}
+
+    def load(ids: list[int]) -> None:
+        missing = [i for i in ids if i not in loaded]
+        if missing:
+            marks = ", ".join("?" * len(missing))
+            for row in conn.execute(
+                f"SELECT {_CHUNK_COLUMNS} FROM point_chunks WHERE id IN ({marks})",
+                missing,
+            ):
+                loaded[row[0]] = _decode_chunk(row)
+
+    threshold = hi
+    # When the chunks hold fewer than n points in all, every one of them is needed.
+    k = 1 if sum(m[2] for m in metas) > n else 2 * len(metas)
+    while k < 2 * len(metas):
+        top = [m[0] for m in metas[:k]]
+        load(top)
+        distinct = np.unique(np.concatenate([loaded[i].steps for i in top]))
+        distinct = distinct[(distinct >= lo) & (distinct <= hi)]
+        if len(distinct) >= n:
+            threshold = int(distinct[n - 1])
+            break
+        k *= 2
+    ids = sorted(m[0] for m in metas if m[1] <= threshold)
+    load(ids)
+    steps, values, walls = _merge([loaded[i] for i in ids])
+    start = int(np.searchsorted(steps, lo, "left"))
+    cut = slice(start, min(start + n, int(np.searchsorted(steps, threshold, "right"))))
+    return steps[cut], values[cut], None if walls is None else walls[cut]
+
+
 def _tail(
     conn: sqlite3.Connection, sid: int, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
