@@ -248,3 +248,23 @@ def test_client_reads_ranges_paged_and_downsampled(live_server, stub, monkeypatc
     assert part["lr"].steps == (15, 20, 25, 30) and part["lr"].values == (3.0, 4.0, 5.0, 6.0)
     assert len(small.steps) <= 10 and small.steps[0] == 10 and small.steps[-1] == 49
     assert small.total_points == 40
+
+
+def test_async_run_reads_ranges_paged(live_server, stub, monkeypatch) -> None:
+    import asyncio
+
+    from evalstream import AsyncClient, _curves
+
+    monkeypatch.setattr(_curves, "PAGE_SIZE", 3)
+    run_id = _run(stub)
+    _write(stub, run_id, range(20), np.arange(20.0))
+
+    async def read() -> tuple[tuple[int, ...], tuple[int, ...]]:
+        async with AsyncClient(live_server.target) as client:
+            run = await client.get_run(run_id)
+            (whole,) = await run.curves()
+            (part,) = await run.curves(start_step=4, end_step=11, max_points=0)
+            return whole.steps, part.steps
+
+    whole, part = asyncio.run(read())
+    assert whole == tuple(range(20)) and part == tuple(range(4, 12))
