@@ -26,9 +26,7 @@ def _pages(
         if points > size:  # as the servicer does: the extra point starts the next page
             last = page[-1]
             after = (last.split, last.name, int(last.steps[-1]))
-            page[-1] = type(last)(
-                last.split, last.name, last.steps[:-1], last.values[:-1], None, 0
-            )
+            page[-1] = type(last)(last.split, last.name, last.steps[:-1], last.values[:-1], None, 0)
         for s in page:
             steps, values = out.setdefault((s.split, s.name), ([], []))
             steps.extend(s.steps.tolist())
