@@ -268,3 +268,20 @@ def test_async_run_reads_ranges_paged(live_server, stub, monkeypatch) -> None:
 
     whole, part = asyncio.run(read())
     assert whole == tuple(range(20)) and part == tuple(range(4, 12))
+
+
+@pytest.mark.parametrize("live_server", [{"max_message_bytes": 1024 * 1024}], indirect=True)
+def test_pages_shrink_to_the_servers_message_limit(live_server, stub) -> None:
+    # --max-message-bytes 1 MiB: a page holds at most 20,164 points (half the limit at
+    # 26 bytes a point) whatever page_size asks, and the client glues the smaller pages.
+    run_id = _run(stub)
+    n = 100_000
+    _write(stub, run_id, np.arange(n) * 1_000_000_007, np.arange(n) * 0.25, per=20_000)
+    reply = stub.GetCurves(runs_pb2.GetCurvesRequest(run_id=run_id, page_size=n), timeout=30)
+    assert len(reply.series[0].steps) == 20_164 and reply.next_page_token
+    err = _refused(stub, grpc.StatusCode.FAILED_PRECONDITION, run_id=run_id)
+    assert "more than 20,164 points" in err.details()
+    with Client(live_server.target) as client:
+        (loss,) = client.curves(run_id)
+    assert loss.steps == tuple(range(0, n * 1_000_000_007, 1_000_000_007))
+    assert loss.values == tuple(np.arange(n) * 0.25)

@@ -21,7 +21,22 @@ from evalstream_server.store import InvalidInput
 #: The most points one GetCurves answer holds (24 bytes each: ~24 MB, below gRPC's 64 MB).
 MAX_PAGE_POINTS = 1_000_000
 
+#: The most bytes one point takes in an answer: a 10-byte varint step, a value, a wall time.
+POINT_BYTES = 26
+
 Position = tuple[str, str, int]
+
+
+def points_per_answer(max_message_bytes: int) -> int:
+    """The most points one answer holds under the server's message limit.
+
+    Half of the limit goes to points at their largest, half is left for series
+    names and checkpoint metrics; at the default 64 MiB, `MAX_PAGE_POINTS` fits.
+
+    >>> points_per_answer(64 * 1024 * 1024), points_per_answer(1024 * 1024)
+    (1000000, 20164)
+    """
+    return max(1, min(MAX_PAGE_POINTS, max_message_bytes // 2 // POINT_BYTES))
 
 
 def fingerprint(

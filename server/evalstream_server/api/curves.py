@@ -87,6 +87,7 @@ class CurvesMixin:
     """The curve reads of the Runs service."""
 
     _store: Store
+    _page_points: int  # the most points one answer holds: points_per_answer(limit)
 
     def GetCurves(
         self, request: runs_pb2.GetCurvesRequest, context: grpc.ServicerContext
@@ -108,7 +109,9 @@ class CurvesMixin:
                     run_id, splits=splits, series=names, start_step=start, end_step=end
                 )
             else:
-                size = request.page_size or MAX_PAGE_POINTS
+                # Fewer than page_size when the server's message limit is lower (a page
+                # holds "at most" page_size points; the client glues any sizes).
+                size = min(request.page_size or MAX_PAGE_POINTS, self._page_points)
                 after = _curve_pages.decode(request.page_token, key) if request.page_token else None
                 series = self._store.read_page(
                     run_id,
@@ -124,8 +127,8 @@ class CurvesMixin:
                         abort(
                             context,
                             grpc.StatusCode.FAILED_PRECONDITION,
-                            f"more than {MAX_PAGE_POINTS:,} points in the range asked for, "
-                            "too many for one answer: page them (page_size and page_token; "
+                            f"more than {size:,} points in the range asked for, too many "
+                            "for one answer: page them (page_size and page_token; "
                             "the client's curves() does), downsample them (max_points), narrow "
                             "the range (start_step/end_step), or export them (ExportCurves: "
                             "run.iter_points() or `evalstream runs export`)",
