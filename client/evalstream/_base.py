@@ -147,6 +147,7 @@ class BaseClient:
         self.target = target
         self.timeout = timeout
         self.stream_timeout = stream_timeout
+        self._max_message_bytes = max_message_bytes
         self._reached = (
             False  # set by the first reply: UNAVAILABLE before it asks if the server runs
         )

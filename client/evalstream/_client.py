@@ -226,6 +226,7 @@ class Client(BaseClient):
                 start_step=start_step,
                 end_step=end_step,
                 max_points=max_points,
+                page_size=_curves.page_points(self._max_message_bytes),
             )
         )
 
@@ -597,6 +598,7 @@ class AsyncClient(BaseClient):
                 start_step=start_step,
                 end_step=end_step,
                 max_points=max_points,
+                page_size=_curves.page_points(self._max_message_bytes),
             )
         )
 

@@ -19,6 +19,17 @@ from evalstream.v1 import runs_pb2
 PAGE_SIZE = 500_000
 
 
+def page_points(max_message_bytes: int) -> int:
+    """Points to ask per page: `PAGE_SIZE`, or fewer when the client's message limit is low.
+
+    At most half of the limit at 26 bytes a point (step, value, wall time), as the server.
+
+    >>> page_points(64 * 1024 * 1024), page_points(1024 * 1024)
+    (500000, 20164)
+    """
+    return max(1, min(PAGE_SIZE, max_message_bytes // 2 // 26))
+
+
 def check_range(start_step: int | None, end_step: int | None, max_points: int) -> None:
     """ValueError (or TypeError) naming the argument when a curve read's options are bad.
 

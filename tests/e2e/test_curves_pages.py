@@ -285,3 +285,14 @@ def test_pages_shrink_to_the_servers_message_limit(live_server, stub) -> None:
         (loss,) = client.curves(run_id)
     assert loss.steps == tuple(range(0, n * 1_000_000_007, 1_000_000_007))
     assert loss.values == tuple(np.arange(n) * 0.25)
+
+
+def test_client_pages_fit_its_own_message_limit(live_server, stub) -> None:
+    # Client(max_message_bytes=1 MiB) asks for pages of 20,164 points, not 500,000.
+    run_id = _run(stub)
+    n = 100_000  # ~1.5 MB in one answer: 7-byte steps and 8-byte values
+    steps = np.arange(n) * 1_000_000_007
+    _write(stub, run_id, steps, np.arange(n) * 0.5)
+    with Client(live_server.target, max_message_bytes=1024 * 1024) as client:
+        (loss,) = client.curves(run_id)
+    assert loss.steps == tuple(steps.tolist()) and loss.values == tuple(np.arange(n) * 0.5)
