@@ -68,6 +68,15 @@ def bench_zoom(
                 raise RuntimeError(f"window {start}: {s.total_points} points, {len(s.steps)} sent")
             if i >= 10:  # the first calls warm the connection and the page cache
                 times.append(elapsed)
+        # Full resolution (informational): one page of 500,000 points at a random step.
+        page = min(500_000, points // 2)
+        page_times = []
+        for start in rng.integers(0, points - page, 10):
+            t0 = time.perf_counter()
+            (s,) = run.curves(start_step=int(start), end_step=int(start) + page - 1)
+            page_times.append(time.perf_counter() - t0)
+            if len(s.steps) != page:
+                raise RuntimeError(f"page at {start}: {len(s.steps)} points, not {page}")
     ms = np.asarray(times) * 1e3
     return {
         "points": points,
@@ -75,6 +84,8 @@ def bench_zoom(
         "calls": len(times),
         "p50_ms": float(np.percentile(ms, 50)),
         "p99_ms": float(np.percentile(ms, 99)),
+        "page": page,
+        "page_ms": float(np.median(page_times)) * 1e3,
     }
 
 
@@ -97,6 +108,8 @@ def format_report(r: dict[str, Any]) -> list[str]:
         f"p99 {r['p99_ms']:.2f} ms; target p99 <= {TARGET_P99_MS:.0f} ms; "
         f"ratio {ratio:.2f} ({'met' if ratio <= 1 else 'not met'}); "
         f"series written in {r['write_s']:.1f} s",
+        f"full resolution, {r['page']:,} points at a random step (one page, read whole by "
+        f"run.curves()): median {r['page_ms']:.0f} ms over 10 calls (no target)",
     ]
 
 
