@@ -75,6 +75,52 @@ def test_pages_glued_are_the_series(
     assert glued == [(s.split, s.name, s.steps.tolist(), s.values.tolist()) for s in whole]
 
 
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(st.integers(0, 200), min_size=1, max_size=80, unique=True),
+    cuts=st.lists(st.integers(1, 79), max_size=8),
+    order=st.randoms(use_true_random=False),
+    overlap=st.booleans(),
+    bounds=st.tuples(st.one_of(st.none(), st.integers(0, 210)), st.integers(0, 210)),
+    size=st.integers(1, 30),
+)
+def test_pages_of_disjoint_chunks(
+    tmp_path_factory: pytest.TempPathFactory,
+    steps: list[int],
+    cuts: list[int],
+    order,  # type: ignore[no-untyped-def]
+    overlap: bool,
+    bounds: tuple[int | None, int],
+    size: int,
+) -> None:
+    # Sorted steps cut into disjoint chunks written in any order (the fast path of
+    # the page read), and, with ``overlap``, one more chunk rewriting a few of them.
+    lo, hi = bounds
+    if lo is not None and lo > hi:
+        lo, hi = hi, lo
+    steps = sorted(steps)
+    edges = sorted({0, len(steps), *(c for c in cuts if c < len(steps))})
+    pieces = [steps[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    order.shuffle(pieces)
+    if overlap:
+        pieces.append(steps[:: max(1, len(steps) // 3)])
+    store = SQLiteStore(tmp_path_factory.mktemp("d") / "db")
+    try:
+        run_id = store.create_run(NewRun(project="p", name="r")).id
+        for i, piece in enumerate(pieces):
+            values = np.array([i * 1000.0 + s for s in piece])
+            store.write_points(
+                PointChunk(run_id, "train", "loss", np.array(piece, dtype=np.int64), values)
+            )
+        whole = store.read_series(run_id, start_step=lo, end_step=hi)
+        glued = _pages(store, run_id, size, lo, hi)
+    finally:
+        store.close()
+    assert glued == [(s.split, s.name, s.steps.tolist(), s.values.tolist()) for s in whole]
+
+
 def test_page_reads_only_the_chunks_it_needs(tmp_path: Path) -> None:
     # 100 chunks of 1,000 steps: a page of 1,500 points from step 50,000 decodes 2 or 3.
     store = SQLiteStore(tmp_path / "db")

@@ -7,7 +7,7 @@ returns rows or domain records; checks of the arguments happen before, in the st
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -199,8 +199,8 @@ def _head(
     lives in a chunk whose min step is <= T, so merging just those chunks (in
     write order, for "latest wins") and cutting to [lo, T] is exact.
     """
-    metas = conn.execute(
-        "SELECT id, min_step, n FROM point_chunks "
+    metas: list[tuple[int, int, int, int]] = conn.execute(
+        "SELECT id, min_step, max_step, n FROM point_chunks "
         "WHERE series_id = ? AND max_step >= ? AND min_step <= ? ORDER BY min_step",
         (sid, lo, hi),
     ).fetchall()
@@ -217,23 +217,75 @@ def _head(
                 loaded[row[0]] = _decode_chunk(row)
 
     threshold = hi
-    # When the chunks hold fewer than n points in all, every one of them is needed.
-    k = 1 if sum(m[2] for m in metas) > n else 2 * len(metas)
-    while k < 2 * len(metas):
-        top = [m[0] for m in metas[:k]]
-        load(top)
-        distinct = np.unique(np.concatenate([loaded[i].steps for i in top]))
-        distinct = distinct[(distinct >= lo) & (distinct <= hi)]
-        if len(distinct) >= n:
-            threshold = int(distinct[n - 1])
-            break
-        k *= 2
+    # When the chunks hold n points or fewer in all, every one of them is needed.
+    if sum(m[3] for m in metas) > n:
+        found = _disjoint_threshold(metas, load, loaded, lo, hi, n)
+        if found is None:
+            found = _overlap_threshold(metas, load, loaded, lo, hi, n)
+        threshold = found
     ids = sorted(m[0] for m in metas if m[1] <= threshold)
     load(ids)
     steps, values, walls = _merge([loaded[i] for i in ids])
     start = int(np.searchsorted(steps, lo, "left"))
     cut = slice(start, min(start + n, int(np.searchsorted(steps, threshold, "right"))))
     return steps[cut], values[cut], None if walls is None else walls[cut]
+
+
+def _disjoint_threshold(
+    metas: Sequence[tuple[int, int, int, int]],
+    load: Callable[[list[int]], None],
+    loaded: dict[int, _Chunk],
+    lo: int,
+    hi: int,
+    n: int,
+) -> int | None:
+    """`_head`'s threshold when the chunks it needs do not overlap (the usual case), else None.
+
+    Chunks in min-step order whose step spans are disjoint hold distinct steps:
+    counting needs only their sizes (decoding just the chunks cut by the range,
+    and the one where the count reaches n), no sort of their steps. A later chunk
+    overlapping the last one counted may hold smaller steps; the threshold is then
+    above the n-th step, which `_head` allows (it merges every chunk starting at or
+    below it and keeps the first n).
+    """
+    count, last_max = 0, -1
+    for cid, low, high, size in metas:
+        if low <= last_max:
+            return None
+        last_max = high
+        inside = size
+        if low < lo or high > hi:
+            load([cid])
+            steps = loaded[cid].steps
+            inside = int(np.searchsorted(steps, hi, "right") - np.searchsorted(steps, lo, "left"))
+        if count + inside >= n:  # later chunks may hold smaller steps: T is then an upper bound
+            load([cid])
+            steps = loaded[cid].steps
+            return int(steps[int(np.searchsorted(steps, lo, "left")) + n - count - 1])
+        count += inside
+    return hi
+
+
+def _overlap_threshold(
+    metas: Sequence[tuple[int, int, int, int]],
+    load: Callable[[list[int]], None],
+    loaded: dict[int, _Chunk],
+    lo: int,
+    hi: int,
+    n: int,
+) -> int:
+    """`_head`'s threshold over overlapping chunks: their distinct steps, a doubling prefix."""
+    k = 1
+    while k < 2 * len(metas):
+        top = [m[0] for m in metas[:k]]
+        load(top)
+        steps = np.sort(np.concatenate([loaded[i].steps for i in top]))
+        steps = steps[(steps >= lo) & (steps <= hi)]
+        distinct = steps[np.concatenate(([True], steps[1:] != steps[:-1]))] if len(steps) else steps
+        if len(distinct) >= n:
+            return int(distinct[n - 1])
+        k *= 2
+    return hi
 
 
 def _tail(
