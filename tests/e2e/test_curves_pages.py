@@ -70,7 +70,8 @@ def test_two_and_a_half_million_points_read_back_bit_for_bit(live_server, stub) 
     values = rng.standard_normal(n) * 1e3
     values[[3, 1_000_000, n - 1]] = [np.inf, -0.0, 5e-324]
     _write(stub, run_id, np.arange(n), values)
-    _refused(stub, grpc.StatusCode.FAILED_PRECONDITION, run_id=run_id)
+    err = _refused(stub, grpc.StatusCode.FAILED_PRECONDITION, run_id=run_id)
+    assert err.details().startswith("2,500,000 points in the range asked for")
     with Client(live_server.target) as client:
         (loss,) = client.get_run(run_id).curves()
     assert loss.total_points == n and len(loss.steps) == n
@@ -205,7 +206,7 @@ def test_too_many_points_for_one_answer_says_what_to_do(stub) -> None:
     _write(stub, run_id, np.arange(400_000), np.ones(400_000), split=VALIDATION)
     err = _refused(stub, grpc.StatusCode.FAILED_PRECONDITION, run_id=run_id)
     text = err.details()
-    assert "more than 1,000,000 points" in text
+    assert "1,100,000 points in the range asked for, more than one answer holds (1,000,000)" in text
     for hint in ("page_size", "page_token", "max_points", "ExportCurves", "runs export"):
         assert hint in text
     # Each alone fits, and so does the whole when downsampled or narrowed.
@@ -280,7 +281,9 @@ def test_pages_shrink_to_the_servers_message_limit(live_server, stub) -> None:
     reply = stub.GetCurves(runs_pb2.GetCurvesRequest(run_id=run_id, page_size=n), timeout=30)
     assert len(reply.series[0].steps) == 20_164 and reply.next_page_token
     err = _refused(stub, grpc.StatusCode.FAILED_PRECONDITION, run_id=run_id)
-    assert "more than 20,164 points" in err.details()
+    assert "100,000 points in the range asked for, more than one answer holds (20,164)" in (
+        err.details()
+    )
     with Client(live_server.target) as client:
         (loss,) = client.curves(run_id)
     assert loss.steps == tuple(range(0, n * 1_000_000_007, 1_000_000_007))

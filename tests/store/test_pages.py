@@ -70,9 +70,11 @@ def test_pages_glued_are_the_series(
             )
         whole = store.read_series(run_id, start_step=lo, end_step=hi)
         glued = _pages(store, run_id, size, lo, hi)
+        count = store.count_points(run_id, start_step=lo, end_step=hi)
     finally:
         store.close()
     assert glued == [(s.split, s.name, s.steps.tolist(), s.values.tolist()) for s in whole]
+    assert count == sum(len(s.steps) for s in whole)
 
 
 @settings(
@@ -116,9 +118,11 @@ def test_pages_of_disjoint_chunks(
             )
         whole = store.read_series(run_id, start_step=lo, end_step=hi)
         glued = _pages(store, run_id, size, lo, hi)
+        count = store.count_points(run_id, start_step=lo, end_step=hi)
     finally:
         store.close()
     assert glued == [(s.split, s.name, s.steps.tolist(), s.values.tolist()) for s in whole]
+    assert count == sum(len(s.steps) for s in whole)
 
 
 def test_page_reads_only_the_chunks_it_needs(tmp_path: Path) -> None:

@@ -124,11 +124,14 @@ class CurvesMixin:
                 )
                 if sum(len(s.steps) for s in series) > size:
                     if not request.page_size:
+                        count = self._store.count_points(
+                            run_id, splits=splits, series=names, start_step=start, end_step=end
+                        )
                         abort(
                             context,
                             grpc.StatusCode.FAILED_PRECONDITION,
-                            f"more than {size:,} points in the range asked for, too many "
-                            "for one answer: page them (page_size and page_token; "
+                            f"{count:,} points in the range asked for, more than one answer "
+                            f"holds ({size:,}): page them (page_size and page_token; "
                             "the client's curves() does), downsample them (max_points), narrow "
                             "the range (start_step/end_step), or export them (ExportCurves: "
                             "run.iter_points() or `evalstream runs export`)",

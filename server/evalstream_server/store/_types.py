@@ -278,6 +278,18 @@ class Store(Protocol):
         """
         ...
 
+    def count_points(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> int:
+        """How many points the (filtered) series hold within [start_step, end_step]."""
+        ...
+
     def last_points(self, run_id: str, n: int = 1) -> list[SeriesData]:
         """The last ``n`` points (by step) of every series of the run."""
         ...

@@ -188,6 +188,59 @@ def _read_page(
     return out
 
 
+def _count_points(
+    conn: sqlite3.Connection,
+    run_id: str,
+    splits: Sequence[str],
+    names: Sequence[str],
+    *,
+    lo: int,
+    hi: int,
+) -> int:
+    """How many points the run's series hold in [lo, hi], without merging them.
+
+    Chunks are grouped into runs of overlapping step spans (by min step): a chunk
+    alone holds distinct steps and counts by its size (decoded only when the range
+    cuts it); a group of overlapping chunks counts its distinct steps in the range.
+    """
+    _check_run_exists(conn, run_id)
+    rows = conn.execute("SELECT id, split, name FROM series WHERE run_id = ?", (run_id,)).fetchall()
+    wanted = [r[0] for r in rows if (not splits or r[1] in splits) and (not names or r[2] in names)]
+    total = 0
+    for sid in wanted:
+        metas = conn.execute(
+            "SELECT id, min_step, max_step, n FROM point_chunks "
+            "WHERE series_id = ? AND max_step >= ? AND min_step <= ? ORDER BY min_step",
+            (sid, lo, hi),
+        ).fetchall()
+        group: list[tuple[int, int, int, int]] = []
+        group_max = -1
+        for meta in [*metas, None]:
+            if meta is not None and group and meta[1] <= group_max:
+                group.append(meta)
+                group_max = max(group_max, meta[2])
+                continue
+            if group:
+                total += _group_count(conn, group, lo, hi)
+            if meta is not None:
+                group, group_max = [meta], meta[2]
+    return total
+
+
+def _group_count(
+    conn: sqlite3.Connection, group: Sequence[tuple[int, int, int, int]], lo: int, hi: int
+) -> int:
+    """Distinct steps in [lo, hi] of chunks (id, min, max, n) whose spans overlap in a chain."""
+    if len(group) == 1 and lo <= group[0][1] and group[0][2] <= hi:
+        return group[0][3]
+    marks = ", ".join("?" * len(group))
+    sql = f"SELECT {_CHUNK_COLUMNS} FROM point_chunks WHERE id IN ({marks})"
+    chunks = [_decode_chunk(row) for row in conn.execute(sql, [g[0] for g in group])]
+    steps = np.sort(np.concatenate([c.steps for c in chunks]))
+    steps = steps[(steps >= lo) & (steps <= hi)]
+    return int(np.count_nonzero(steps[1:] != steps[:-1])) + 1 if len(steps) else 0
+
+
 def _head(
     conn: sqlite3.Connection, sid: int, lo: int, hi: int, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

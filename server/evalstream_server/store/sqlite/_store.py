@@ -454,6 +454,28 @@ class SQLiteStore:
             )
         )
 
+    def count_points(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> int:
+        """How many points the series `read_series` lists hold in the range, not merging them.
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: an unknown split or a bad range.
+        """
+        for split in splits:
+            _check_split(split, field="splits")
+        lo, hi = _check_step_range(start_step, end_step)
+        return self._pool.read(
+            lambda conn: _reads._count_points(conn, run_id, splits, series, lo=lo, hi=hi)
+        )
+
     def last_points(self, run_id: str, n: int = 1) -> list[SeriesData]:
         """The last ``n`` points (largest steps) of every series of the run.
 
