@@ -56,6 +56,16 @@ def run_runs_bench(args: argparse.Namespace) -> None:
         print(f"  {line}")
 
 
+def run_curves_bench(args: argparse.Namespace) -> None:
+    """GetCurves zoomed into a 10,000,000-point series (bench_curves_read.py)."""
+    import bench_curves_read
+
+    print()
+    print("curves read, through the service (a fresh evalstream-server):")
+    for line in bench_curves_read.format_report(bench_curves_read.run_all()):
+        print(f"  {line}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -66,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--only",
-        choices=("boxes", "runs", "text", "verdicts"),
+        choices=("boxes", "runs", "text", "verdicts", "curves"),
         default=None,
         help="one part only (default all)",
     )
@@ -84,6 +94,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.only == "verdicts":
         run_verdict_bench(args)
+        return
+    if args.only == "curves":
+        run_curves_bench(args)
         return
 
     images, coco_gt, coco_dt = make_detections(args.images, args.seed)
@@ -158,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.only is None:
         run_runs_bench(args)
         run_verdict_bench(args)
+        run_curves_bench(args)
         run_text_bench(args)
 
 

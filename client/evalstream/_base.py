@@ -38,7 +38,6 @@ from evalstream._run_types import (
     Checkpoint,
     HyperValue,
     RunInfo,
-    Series,
     hyper_pb,
     split_pb,
 )
@@ -153,6 +152,7 @@ class BaseClient:
         self.target = target
         self.timeout = timeout
         self.stream_timeout = stream_timeout
+        self._max_message_bytes = max_message_bytes
         self._reached = (
             False  # set by the first reply: UNAVAILABLE before it asks if the server runs
         )
@@ -318,22 +318,6 @@ def runs_page(
         ),
     )
     return [RunInfo.from_pb(r) for r in reply.runs], reply.next_page_token
-
-
-def curves(
-    run_id: str, splits: Sequence[str], series: Sequence[str], max_points: int
-) -> Plan[list[Series]]:
-    """GetCurves: a run's series, downsampled to `max_points` when > 0."""
-    reply = yield Unary(
-        "GetCurves",
-        runs_pb2.GetCurvesRequest(
-            run_id=run_id,
-            splits=[split_pb(s) for s in splits],
-            series=list(series),
-            max_points=max_points,
-        ),
-    )
-    return [Series.from_pb(s) for s in reply.series]
 
 
 def verdict(ref: str, config: Mapping[str, Any]) -> Plan[Verdict]:

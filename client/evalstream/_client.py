@@ -26,7 +26,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 import grpc
 import grpc.aio
 
-from evalstream import _base
+from evalstream import _base, _curves
 from evalstream._base import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_TEXT_BATCH_SIZE,
@@ -209,10 +209,26 @@ class Client(BaseClient):
         *,
         splits: Sequence[str] = (),
         series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
         max_points: int = 0,
     ) -> list[Series]:
-        """A run's series, each downsampled to `max_points` (min/max per bucket) when > 0."""
-        return self._drive(_base.curves(run_id, splits, series, max_points))
+        """A run's series within [start_step, end_step] (inclusive; None: open).
+
+        ``max_points`` > 0 downsamples each series (min/max per bucket, spikes
+        kept); 0 reads every point, paged and glued whatever the series' length.
+        """
+        return self._drive(
+            _curves.curves(
+                run_id,
+                splits,
+                series,
+                start_step=start_step,
+                end_step=end_step,
+                max_points=max_points,
+                page_size=_curves.page_points(self._max_message_bytes),
+            )
+        )
 
     def verdict(self, run_id: str, **config: Any) -> Verdict:
         """A run's diagnosis now; keyword arguments override its stored thresholds."""
@@ -586,10 +602,22 @@ class AsyncClient(BaseClient):
         *,
         splits: Sequence[str] = (),
         series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
         max_points: int = 0,
     ) -> list[Series]:
         """Async twin of `Client.curves`."""
-        return await self._drive(_base.curves(run_id, splits, series, max_points))
+        return await self._drive(
+            _curves.curves(
+                run_id,
+                splits,
+                series,
+                start_step=start_step,
+                end_step=end_step,
+                max_points=max_points,
+                page_size=_curves.page_points(self._max_message_bytes),
+            )
+        )
 
     async def verdict(self, run_id: str, **config: Any) -> Verdict:
         """Async twin of `Client.verdict`."""

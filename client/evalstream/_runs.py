@@ -554,10 +554,23 @@ class Run:
         return self.info
 
     def curves(
-        self, *, splits: Sequence[str] = (), series: Sequence[str] = (), max_points: int = 0
+        self,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+        max_points: int = 0,
     ) -> list[Series]:
-        """The run's series, downsampled to `max_points` per series when > 0."""
-        return self._client.curves(self.id, splits=splits, series=series, max_points=max_points)
+        """The run's series within [start_step, end_step] (inclusive), see `Client.curves`."""
+        return self._client.curves(
+            self.id,
+            splits=splits,
+            series=series,
+            start_step=start_step,
+            end_step=end_step,
+            max_points=max_points,
+        )
 
     def verdict(self, **config: Any) -> Verdict:
         """The run's diagnosis now; keyword arguments override its thresholds (patience=5, ...)."""
@@ -701,11 +714,22 @@ class AsyncRun:
         return info
 
     async def curves(
-        self, *, splits: Sequence[str] = (), series: Sequence[str] = (), max_points: int = 0
+        self,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+        max_points: int = 0,
     ) -> list[Series]:
         """Async twin of `Run.curves`."""
-        return list(
-            await self._client.curves(self.id, splits=splits, series=series, max_points=max_points)
+        return await self._client.curves(
+            self.id,
+            splits=splits,
+            series=series,
+            start_step=start_step,
+            end_step=end_step,
+            max_points=max_points,
         )
 
     async def verdict(self, **config: Any) -> Verdict:

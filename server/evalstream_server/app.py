@@ -434,7 +434,10 @@ async def _start(
     runs_pb2_grpc.add_RunsServicer_to_server(
         RunsServicer(
             store=scoped,
-            limits=RunsLimits(max_points_per_chunk=config.max_points_per_chunk),
+            limits=RunsLimits(
+                max_points_per_chunk=config.max_points_per_chunk,
+                max_message_bytes=config.max_message_bytes,
+            ),
             verdicts=verdicts,
             observe_ack=deps.metrics.ingest_ack_seconds.observe,
             pool=handler_pool,

@@ -186,6 +186,42 @@ class ScopedStore:
             run_id, splits=splits, series=series, start_step=start_step, end_step=end_step
         )
 
+    def read_page(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+        after: tuple[str, str, int] | None = None,
+        limit: int,
+    ) -> list[SeriesData]:
+        self._run(run_id)
+        return self._store.read_page(
+            run_id,
+            splits=splits,
+            series=series,
+            start_step=start_step,
+            end_step=end_step,
+            after=after,
+            limit=limit,
+        )
+
+    def count_points(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> int:
+        self._run(run_id)
+        return self._store.count_points(
+            run_id, splits=splits, series=series, start_step=start_step, end_step=end_step
+        )
+
     def last_points(self, run_id: str, n: int = 1) -> list[SeriesData]:
         self._run(run_id)
         return self._store.last_points(run_id, n)

@@ -268,6 +268,36 @@ class Store(Protocol):
         """
         ...
 
+    def read_page(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+        after: tuple[str, str, int] | None = None,
+        limit: int,
+    ) -> list[SeriesData]:
+        """At most ``limit`` points summed over the series, from ``after`` (split, name, step) on.
+
+        In `read_series` order, reading only what the page needs; ``total_points``
+        counts the points returned.
+        """
+        ...
+
+    def count_points(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> int:
+        """How many points the (filtered) series hold within [start_step, end_step]."""
+        ...
+
     def last_points(self, run_id: str, n: int = 1) -> list[SeriesData]:
         """The last ``n`` points (by step) of every series of the run."""
         ...

@@ -417,6 +417,65 @@ class SQLiteStore:
             lambda conn: _reads._read_series(conn, run_id, splits, series, tail=0, lo=lo, hi=hi)
         )
 
+    def read_page(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+        after: tuple[str, str, int] | None = None,
+        limit: int,
+    ) -> list[SeriesData]:
+        """At most ``limit`` points summed over the series `read_series` lists, in its order.
+
+        From ``after`` = (split, name, step) on: that series from that step, then the
+        series after it (None: from the first). Only the chunks that can hold the
+        page are read, however long the series. ``total_points`` counts the points
+        returned. A series with no points left is listed empty while the budget
+        lasts; the list ends with the series that used the last of it.
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: an unknown split, a bad range, ``after`` or ``limit`` < 1.
+        """
+        for split in splits:
+            _check_split(split, field="splits")
+        lo, hi = _check_step_range(start_step, end_step)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidInput(f"limit must be >= 1, got {limit!r}", field="limit")
+        if after is not None:
+            _check_split(after[0], field="after")
+            _check_step(after[2], field="after")
+        return self._pool.read(
+            lambda conn: _reads._read_page(
+                conn, run_id, splits, series, lo=lo, hi=hi, after=after, limit=limit
+            )
+        )
+
+    def count_points(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> int:
+        """How many points the series `read_series` lists hold in the range, not merging them.
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: an unknown split or a bad range.
+        """
+        for split in splits:
+            _check_split(split, field="splits")
+        lo, hi = _check_step_range(start_step, end_step)
+        return self._pool.read(
+            lambda conn: _reads._count_points(conn, run_id, splits, series, lo=lo, hi=hi)
+        )
+
     def last_points(self, run_id: str, n: int = 1) -> list[SeriesData]:
         """The last ``n`` points (largest steps) of every series of the run.
 
