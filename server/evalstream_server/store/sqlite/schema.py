@@ -119,9 +119,7 @@ MIGRATIONS: tuple[Sequence[str], ...] = (
     (),
     # 4 -> 5: one specimen across evaluation steps (GetSpecimenHistory) reads
     # this index in step order instead of every specimen of the run.
-    (
-        "CREATE INDEX specimens_by_specimen ON specimens (run_id, split, specimen_id, step)",
-    ),
+    ("CREATE INDEX specimens_by_specimen ON specimens (run_id, split, specimen_id, step)",),
 )
 
 #: The version this code writes.
