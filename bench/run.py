@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import header  # noqa: E402
 from _server import Server  # noqa: E402
 from bench_boxes_inprocess import make_detections, run_inprocess, run_pycocotools  # noqa: E402
+from bench_specimen_history import add_arguments as add_history_arguments  # noqa: E402
+from bench_specimen_history import run_specimen_history_bench  # noqa: E402
 from bench_text_service import add_arguments as add_text_arguments  # noqa: E402
 from bench_text_service import run_text_bench  # noqa: E402
 from bench_verdict_service import run_verdict_bench  # noqa: E402
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--only",
-        choices=("boxes", "runs", "text", "verdicts", "curves"),
+        choices=("boxes", "runs", "text", "verdicts", "curves", "specimens"),
         default=None,
         help="one part only (default all)",
     )
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--watchers", type=int, default=100, help="WatchVerdict watchers")
     parser.add_argument("--rounds", type=int, default=5, help="WatchVerdict rounds")
     add_text_arguments(parser)
+    add_history_arguments(parser)
     args = parser.parse_args(argv)
     print(header(), flush=True)
     if args.only == "runs":
@@ -97,6 +100,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.only == "curves":
         run_curves_bench(args)
+        return
+    if args.only == "specimens":
+        run_specimen_history_bench(args)
         return
 
     images, coco_gt, coco_dt = make_detections(args.images, args.seed)
@@ -172,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         run_runs_bench(args)
         run_verdict_bench(args)
         run_curves_bench(args)
+        run_specimen_history_bench(args)
         run_text_bench(args)
 
 

@@ -12,6 +12,7 @@ Needs only grpcio and protobuf. The public surface::
     Refusal                              runs: log loss and checkpoints, read curves
     ProjectInfo, EvaluationStep,
     Specimen                             projects, evaluations, ground truth beside prediction
+    SpecimenAtStep, RunSpecimen          one specimen across steps and runs
     errors                               the exception tree (EvalstreamError, ...)
 """
 
@@ -22,6 +23,7 @@ from evalstream._client import AsyncClient, Client
 from evalstream._records import EvaluationStep, ProjectInfo, Specimen
 from evalstream._run_types import Checkpoint, LoggerStats, RunInfo, Series
 from evalstream._runs import AsyncRun, Run
+from evalstream._specimen_reads import RunSpecimen, SpecimenAtStep
 from evalstream._types import (
     Box,
     BoxReport,
@@ -63,8 +65,10 @@ __all__ = [
     "Refusal",
     "Run",
     "RunInfo",
+    "RunSpecimen",
     "Series",
     "Specimen",
+    "SpecimenAtStep",
     "TextReport",
     "TextResult",
     "TextScore",

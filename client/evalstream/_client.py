@@ -26,7 +26,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 import grpc
 import grpc.aio
 
-from evalstream import _base, _curves
+from evalstream import _base, _curves, _specimen_reads
 from evalstream._base import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_TEXT_BATCH_SIZE,
@@ -42,6 +42,7 @@ from evalstream._base import (
 from evalstream._records import EvaluationStep, ProjectInfo, Specimen
 from evalstream._run_types import Checkpoint, HyperValue, RunInfo, Series
 from evalstream._runs import AsyncRun, Run, _SyncBridge
+from evalstream._specimen_reads import RunSpecimen, SpecimenAtStep
 from evalstream._types import BoxReport, BoxResult, ImageBoxes, TextReport, TextResult
 from evalstream._verdicts import Comparison, Verdict
 from evalstream.errors import EvalstreamError
@@ -305,6 +306,37 @@ class Client(BaseClient):
             yield from page
             if not token:
                 return
+
+    def specimen_history(
+        self, run: str, specimen_id: str, *, split: str = "validation"
+    ) -> list[SpecimenAtStep]:
+        """One specimen of a run (id or "project/name") at every evaluation step, by step.
+
+        Raises:
+            NotFound: no such run, or the run never recorded `specimen_id` in `split`.
+        """
+        return self._drive(_specimen_reads.specimen_history(run, specimen_id, split))
+
+    def compare_specimens(
+        self,
+        runs: Sequence[RunRef],
+        specimen_id: str,
+        *,
+        split: str = "validation",
+        step: int | None = None,
+        best: bool = False,
+    ) -> list[RunSpecimen]:
+        """One specimen in 2-20 runs side by side, at `step` or (best=True) each run's best.
+
+        A run's best checkpoint is the step its verdict names (its monitor's best);
+        an entry that lacks the specimen there has ``present=False`` and a note.
+
+        Raises:
+            ValueError: not exactly one of `step` and `best`.
+            NotFound: a run is unknown, or never recorded the specimen in `split`.
+        """
+        plan = _specimen_reads.compare_specimens(runs, specimen_id, split, step, best)
+        return self._drive(plan)
 
     # --------------------------------------------------------------- scoring
 
@@ -683,6 +715,25 @@ class AsyncClient(BaseClient):
                 yield specimen
             if not token:
                 return
+
+    async def specimen_history(
+        self, run: str, specimen_id: str, *, split: str = "validation"
+    ) -> list[SpecimenAtStep]:
+        """Async twin of `Client.specimen_history`."""
+        return await self._drive(_specimen_reads.specimen_history(run, specimen_id, split))
+
+    async def compare_specimens(
+        self,
+        runs: Sequence[RunRef],
+        specimen_id: str,
+        *,
+        split: str = "validation",
+        step: int | None = None,
+        best: bool = False,
+    ) -> list[RunSpecimen]:
+        """Async twin of `Client.compare_specimens`."""
+        plan = _specimen_reads.compare_specimens(runs, specimen_id, split, step, best)
+        return await self._drive(plan)
 
     # --------------------------------------------------------------- scoring
 

@@ -60,6 +60,7 @@ from evalstream._run_types import (
     Series,
     hyper_pb,
 )
+from evalstream._specimen_reads import SpecimenAtStep
 from evalstream._transport import Transport
 from evalstream._verdicts import Verdict
 from evalstream.errors import (
@@ -603,6 +604,12 @@ class Run:
             self.id, step, split=split, flag=flag
         )
 
+    def specimen_history(self, specimen_id: str, split: str = "validation") -> list[SpecimenAtStep]:
+        """One specimen at every evaluation step of the run, by step (`Client.specimen_history`)."""
+        return self._client.specimen_history(  # type: ignore[no-any-return]
+            self.id, specimen_id, split=split
+        )
+
     def __enter__(self) -> Run:
         return self
 
@@ -756,6 +763,14 @@ class AsyncRun:
         """Async twin of `Run.specimens`: an async iterator of specimens."""
         return self._client.specimens(  # type: ignore[no-any-return]
             self.id, step, split=split, flag=flag
+        )
+
+    async def specimen_history(
+        self, specimen_id: str, split: str = "validation"
+    ) -> list[SpecimenAtStep]:
+        """Async twin of `Run.specimen_history`."""
+        return await self._client.specimen_history(  # type: ignore[no-any-return]
+            self.id, specimen_id, split=split
         )
 
     async def __aenter__(self) -> AsyncRun:

@@ -84,6 +84,16 @@ def _run_id_calls(stub: runs_pb2_grpc.RunsStub, run_id: str, md) -> dict[str, ob
         "CompareRuns": lambda: stub.CompareRuns(
             runs_pb2.CompareRunsRequest(run_ids=[run_id]), metadata=md
         ),
+        "GetSpecimenHistory": lambda: stub.GetSpecimenHistory(
+            runs_pb2.GetSpecimenHistoryRequest(run_id=run_id, split=VALIDATION, specimen_id="x"),
+            metadata=md,
+        ),
+        "CompareSpecimens": lambda: stub.CompareSpecimens(
+            runs_pb2.CompareSpecimensRequest(
+                run_ids=[run_id, "r_missing"], split=VALIDATION, specimen_id="x", best=True
+            ),
+            metadata=md,
+        ),
         "SetRunStatus": lambda: stub.SetRunStatus(
             runs_pb2.SetRunStatusRequest(run_id=run_id, status=runs_pb2.RUN_STATUS_KILLED),
             metadata=md,

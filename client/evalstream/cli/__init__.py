@@ -39,7 +39,7 @@ from rich.text import Text
 
 from evalstream._client import Client
 from evalstream._run_types import Checkpoint
-from evalstream.cli import _projects, _specimens
+from evalstream.cli import _projects, _specimen_history, _specimens
 from evalstream.cli._box_files import read_box_files
 from evalstream.cli._format import (
     _comparison_view,
@@ -168,6 +168,10 @@ def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         return _specimens.steps_command(client, args, out)
     if args.runs_command == "specimens":
         return _specimens.specimens_command(client, args, out)
+    if args.runs_command == "specimen":
+        return _specimen_history.specimen_command(client, args, out)
+    if args.runs_command == "compare-specimen":
+        return _specimen_history.compare_specimen_command(client, args, out)
     if args.runs_command == "verdict":
         v = client.verdict(args.run)
         if args.json:

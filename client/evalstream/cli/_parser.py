@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from evalstream._base import DEFAULT_BATCH_SIZE, DEFAULT_TARGET
-from evalstream.cli import _projects, _specimens
+from evalstream.cli import _projects, _specimen_history, _specimens
 
 
 def _parse_floats(text: str) -> list[float]:
@@ -237,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _projects.add_parsers(sub, rsub)
     _specimens.add_parsers(rsub)
+    _specimen_history.add_parsers(rsub)
     return p
 
 

@@ -269,6 +269,12 @@ class ScopedStore:
             run_id, split, step, page_size=page_size, page_token=page_token, flag=flag
         )
 
+    def specimen_history(
+        self, run_id: str, split: str, specimen_id: str
+    ) -> list[tuple[int, SpecimenRecord]]:
+        self._run(run_id)
+        return self._store.specimen_history(run_id, split, specimen_id)
+
     def data_version(self, run_id: str) -> int:
         self._run(run_id)
         return self._store.data_version(run_id)

@@ -341,6 +341,12 @@ class Store(Protocol):
         """A page of a step's specimens (only those with ``flag`` unless "") and the next token."""
         ...
 
+    def specimen_history(
+        self, run_id: str, split: str, specimen_id: str
+    ) -> list[tuple[int, SpecimenRecord]]:
+        """One specimen of a split at every step that recorded it, (step, record) by step."""
+        ...
+
     def data_version(self, run_id: str) -> int:
         """A counter bumped on every durable write to the run."""
         ...

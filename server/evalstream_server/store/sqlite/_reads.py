@@ -441,6 +441,18 @@ def _specimen_rows(
     ).fetchall()
 
 
+def _specimen_history_rows(
+    conn: sqlite3.Connection, run_id: str, split: str, specimen_id: str
+) -> list[Any]:
+    """Rows (step, body) of one specimen of a split at every step, by step (the v5 index)."""
+    _check_run_exists(conn, run_id)
+    return conn.execute(
+        "SELECT step, body FROM specimens "
+        "WHERE run_id = ? AND split = ? AND specimen_id = ? ORDER BY step",
+        (run_id, split, specimen_id),
+    ).fetchall()
+
+
 def _project_rows(conn: sqlite3.Connection, *, after: str, limit: int) -> list[Any]:
     """Rows (project, runs, running runs, latest updated_at) of projects named after ``after``."""
     return conn.execute(

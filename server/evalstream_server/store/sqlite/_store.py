@@ -601,6 +601,28 @@ class SQLiteStore:
         token = _encode_token("specimens", rows[size - 1][0]) if len(rows) > size else ""
         return records, token
 
+    def specimen_history(
+        self, run_id: str, split: str, specimen_id: str
+    ) -> list[tuple[int, SpecimenRecord]]:
+        """One specimen of a split at every step that recorded it, as (step, record), by step.
+
+        An id the split never recorded gives an empty list (the servicer says NOT_FOUND).
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: unknown split.
+        """
+        _check_split(split)
+        rows = self._pool.read(
+            partial(
+                _reads._specimen_history_rows,
+                run_id=run_id,
+                split=split,
+                specimen_id=specimen_id,
+            )
+        )
+        return [(int(step), _specimen_from_json(specimen_id, body)) for step, body in rows]
+
     # ------------------------------------------------------------------ lifecycle
 
     def data_version(self, run_id: str) -> int:
