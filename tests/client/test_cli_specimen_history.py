@@ -193,3 +193,16 @@ def test_format_text_specimens_show_references_and_answers() -> None:
         "base   100  -      0.25  a cup     -",
         "new      -  -         -  (absent)  no best checkpoint: the run has no checkpoint metrics",
     ]
+
+
+def test_runs_specimen_says_the_image_once(live_server) -> None:
+    with Client(live_server.target) as client:
+        run = client.create_run("cli-image", "r")
+        image = ImageBoxes(
+            "dog", (HIT,), (GT,), image_uri="https://example.org/dog.jpg", width=640, height=480
+        )
+        client.score_boxes([image], checkpoint=run.checkpoint(5))
+        client.score_boxes([image], checkpoint=run.checkpoint(9))
+    code, out = cli(live_server.target, "runs", "specimen", "cli-image/r", "dog")
+    assert code == 0
+    assert out.count("image: https://example.org/dog.jpg (640x480)") == 1, out

@@ -21,7 +21,7 @@ from evalstream._client import Client
 from evalstream._records import Specimen
 from evalstream._specimen_reads import RunSpecimen, SpecimenAtStep
 from evalstream.cli._format import _grid, _render, _show, to_json
-from evalstream.cli._specimens import SPLIT_CHOICES, format_box
+from evalstream.cli._specimens import SPLIT_CHOICES, format_box, format_image
 
 _SCORES_HELP = (
     "comma-separated score columns, e.g. f1@0.75,mean_iou@0.75 (default: every score "
@@ -108,14 +108,10 @@ def _prediction(s: Specimen) -> str:
 def _details(s: Specimen) -> list[str]:
     """The lines said once about a specimen: image, question, ground truth."""
     lines = []
-    uri = str(getattr(s, "image_uri", "") or "")
-    width, height = int(getattr(s, "width", 0) or 0), int(getattr(s, "height", 0) or 0)
-    if uri or width:
-        size = f" ({width} x {height} px)" if width and height else ""
-        lines.append(f"image: {uri or '-'}{size}")
-    question = str(getattr(s, "question", "") or "")
-    if question:
-        lines.append(f"question: {question}")
+    if image := format_image(s):
+        lines.append(f"image: {image}")
+    if s.question:
+        lines.append(f"question: {s.question}")
     if _is_boxes(s):
         truth = "; ".join(format_box(b, confidence=False) for b in s.ground_truth_boxes)
         lines.append(f"ground truth: {truth or '-'}")
