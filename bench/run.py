@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import header  # noqa: E402
 from _server import Server  # noqa: E402
 from bench_boxes_inprocess import make_detections, run_inprocess, run_pycocotools  # noqa: E402
+from bench_specimen_history import add_arguments as add_history_arguments  # noqa: E402
+from bench_specimen_history import run_specimen_history_bench  # noqa: E402
 from bench_text_service import add_arguments as add_text_arguments  # noqa: E402
 from bench_text_service import run_text_bench  # noqa: E402
 from bench_verdict_service import run_verdict_bench  # noqa: E402
@@ -69,6 +71,16 @@ def run_export_bench(args: argparse.Namespace) -> None:
         print(f"  {line}")
 
 
+def run_curves_bench(args: argparse.Namespace) -> None:
+    """GetCurves zoomed into a 10,000,000-point series (bench_curves_read.py)."""
+    import bench_curves_read
+
+    print()
+    print("curves read, through the service (a fresh evalstream-server):")
+    for line in bench_curves_read.format_report(bench_curves_read.run_all()):
+        print(f"  {line}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -79,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--only",
-        choices=("boxes", "runs", "text", "verdicts", "export"),
+        choices=("boxes", "runs", "text", "verdicts", "curves", "specimens", "export"),
         default=None,
         help="one part only (default all)",
     )
@@ -90,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         "--export-points", type=int, default=100_000_000, help="points of the exported run"
     )
     add_text_arguments(parser)
+    add_history_arguments(parser)
     args = parser.parse_args(argv)
     print(header(), flush=True)
     if args.only == "runs":
@@ -103,6 +116,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.only == "export":
         run_export_bench(args)
+        return
+    if args.only == "curves":
+        run_curves_bench(args)
+        return
+    if args.only == "specimens":
+        run_specimen_history_bench(args)
         return
 
     images, coco_gt, coco_dt = make_detections(args.images, args.seed)
@@ -177,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.only is None:
         run_runs_bench(args)
         run_verdict_bench(args)
+        run_curves_bench(args)
+        run_specimen_history_bench(args)
         run_text_bench(args)
         run_export_bench(args)
 

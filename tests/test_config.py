@@ -163,3 +163,10 @@ def test_version_without_metadata_is_the_package_version(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(importlib.metadata, "version", missing)
     assert config.version() == evalstream_server.__version__
+
+
+def test_image_root_is_a_flag_and_a_variable(tmp_path: Path) -> None:
+    assert config.load([], {}).image_root is None
+    assert config.load(["--image-root", str(tmp_path)], {}).image_root == tmp_path
+    assert config.load([], {"EVALSTREAM_IMAGE_ROOT": str(tmp_path)}).image_root == tmp_path
+    assert "--image-root" in config.parser().format_help()

@@ -12,6 +12,7 @@ Needs only grpcio and protobuf. The public surface::
     Refusal, Point                       runs: log loss and checkpoints, read curves, export
     ProjectInfo, EvaluationStep,
     Specimen                             projects, evaluations, ground truth beside prediction
+    SpecimenAtStep, RunSpecimen          one specimen across steps and runs
     errors                               the exception tree (EvalstreamError, ...)
 """
 
@@ -23,6 +24,7 @@ from evalstream._export import Point
 from evalstream._records import EvaluationStep, ProjectInfo, Specimen
 from evalstream._run_types import Checkpoint, LoggerStats, RunInfo, Series
 from evalstream._runs import AsyncRun, Run
+from evalstream._specimen_reads import RunSpecimen, SpecimenAtStep
 from evalstream._types import (
     Box,
     BoxReport,
@@ -65,8 +67,10 @@ __all__ = [
     "Refusal",
     "Run",
     "RunInfo",
+    "RunSpecimen",
     "Series",
     "Specimen",
+    "SpecimenAtStep",
     "TextReport",
     "TextResult",
     "TextScore",

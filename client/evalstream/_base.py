@@ -38,7 +38,6 @@ from evalstream._run_types import (
     Checkpoint,
     HyperValue,
     RunInfo,
-    Series,
     hyper_pb,
     split_pb,
 )
@@ -80,7 +79,12 @@ _HEALTH_METHOD = "/grpc.health.v1.Health/Check"
 _HEALTH_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
 HEALTH = "Health/Check"
 
-Pair = tuple[str, Sequence[str], str]
+#: A text pair: (prediction, references, specimen id[, question[, image uri]]).
+Pair = (
+    tuple[str, Sequence[str], str]
+    | tuple[str, Sequence[str], str, str]
+    | tuple[str, Sequence[str], str, str, str]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +152,7 @@ class BaseClient:
         self.target = target
         self.timeout = timeout
         self.stream_timeout = stream_timeout
+        self._max_message_bytes = max_message_bytes
         self._reached = (
             False  # set by the first reply: UNAVAILABLE before it asks if the server runs
         )
@@ -313,22 +318,6 @@ def runs_page(
         ),
     )
     return [RunInfo.from_pb(r) for r in reply.runs], reply.next_page_token
-
-
-def curves(
-    run_id: str, splits: Sequence[str], series: Sequence[str], max_points: int
-) -> Plan[list[Series]]:
-    """GetCurves: a run's series, downsampled to `max_points` when > 0."""
-    reply = yield Unary(
-        "GetCurves",
-        runs_pb2.GetCurvesRequest(
-            run_id=run_id,
-            splits=[split_pb(s) for s in splits],
-            series=list(series),
-            max_points=max_points,
-        ),
-    )
-    return [Series.from_pb(s) for s in reply.series]
 
 
 def verdict(ref: str, config: Mapping[str, Any]) -> Plan[Verdict]:
@@ -650,7 +639,7 @@ def text_stream(
     options: Mapping[str, Any],
     checkpoint: Checkpoint | None = None,
 ) -> Stream[TextResult]:
-    """ScoreText over `batches` of (prediction, references, specimen id)."""
+    """ScoreText over `batches` of (prediction, references, specimen id[, question[, uri]])."""
     unknown = sorted(set(options) - set(_TEXT_DEFAULTS))
     if unknown:
         raise TypeError(f"unknown text options {unknown}; valid: {', '.join(_TEXT_DEFAULTS)}")
@@ -673,16 +662,31 @@ def text_batches(
     references: Sequence[str] | Sequence[Sequence[str]],
     specimen_ids: Sequence[str] | None,
     size: int,
+    *,
+    questions: Sequence[str] | None = None,
+    image_uris: Sequence[str] | None = None,
 ) -> Iterator[list[Pair]]:
     """The pairs of `score_text` in batches of `size`; checks the lengths first."""
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
-    if specimen_ids is not None and len(specimen_ids) != len(predictions):
-        raise ValueError(f"{len(predictions)} predictions but {len(specimen_ids)} specimen ids")
-    ids = specimen_ids or [""] * len(predictions)
+    for name, values in (
+        ("specimen ids", specimen_ids),
+        ("questions", questions),
+        ("image uris", image_uris),
+    ):
+        if values is not None and len(values) != len(predictions):
+            raise ValueError(f"{len(predictions)} predictions but {len(values)} {name}")
+    blank = [""] * len(predictions)
     pairs: list[Pair] = [
-        (p, (r,) if isinstance(r, str) else tuple(r), sid)
-        for p, r, sid in zip(predictions, references, ids, strict=True)
+        (p, (r,) if isinstance(r, str) else tuple(r), sid, q, uri)
+        for p, r, sid, q, uri in zip(
+            predictions,
+            references,
+            specimen_ids or blank,
+            questions or blank,
+            image_uris or blank,
+            strict=True,
+        )
     ]
     return _slices(pairs, size)
 

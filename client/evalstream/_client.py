@@ -16,7 +16,6 @@ from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Callable,
-    Iterable,
     Iterator,
     Mapping,
     Sequence,
@@ -26,24 +25,20 @@ from typing import Any, ParamSpec, TypeVar, cast
 import grpc
 import grpc.aio
 
-from evalstream import _base
+from evalstream import _base, _curves, _specimen_reads
 from evalstream._base import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_TEXT_BATCH_SIZE,
     BaseClient,
-    BoxFold,
     Follow,
-    Pair,
     Plan,
     RunRef,
     Stream,
-    TextFold,
 )
 from evalstream._export import AsyncClientExport, ClientExport
 from evalstream._records import EvaluationStep, ProjectInfo, Specimen
-from evalstream._run_types import Checkpoint, HyperValue, RunInfo, Series
+from evalstream._run_types import HyperValue, RunInfo, Series
 from evalstream._runs import AsyncRun, Run, _SyncBridge
-from evalstream._types import BoxReport, BoxResult, ImageBoxes, TextReport, TextResult
+from evalstream._scoring_calls import AsyncScoringCalls, ScoringCalls
+from evalstream._specimen_reads import RunSpecimen, SpecimenAtStep
 from evalstream._verdicts import Comparison, Verdict
 from evalstream.errors import EvalstreamError
 
@@ -53,7 +48,7 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 
-class Client(ClientExport, BaseClient):
+class Client(ClientExport, ScoringCalls, BaseClient):
     """A blocking evalstream client. Use it as a context manager, or call `close`.
 
     Every call has a deadline: `timeout` seconds for unary calls and
@@ -210,10 +205,26 @@ class Client(ClientExport, BaseClient):
         *,
         splits: Sequence[str] = (),
         series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
         max_points: int = 0,
     ) -> list[Series]:
-        """A run's series, each downsampled to `max_points` (min/max per bucket) when > 0."""
-        return self._drive(_base.curves(run_id, splits, series, max_points))
+        """A run's series within [start_step, end_step] (inclusive; None: open).
+
+        ``max_points`` > 0 downsamples each series (min/max per bucket, spikes
+        kept); 0 reads every point, paged and glued whatever the series' length.
+        """
+        return self._drive(
+            _curves.curves(
+                run_id,
+                splits,
+                series,
+                start_step=start_step,
+                end_step=end_step,
+                max_points=max_points,
+                page_size=_curves.page_points(self._max_message_bytes),
+            )
+        )
 
     def verdict(self, run_id: str, **config: Any) -> Verdict:
         """A run's diagnosis now; keyword arguments override its stored thresholds."""
@@ -291,137 +302,36 @@ class Client(ClientExport, BaseClient):
             if not token:
                 return
 
-    # --------------------------------------------------------------- scoring
+    def specimen_history(
+        self, run: str, specimen_id: str, *, split: str = "validation"
+    ) -> list[SpecimenAtStep]:
+        """One specimen of a run (id or "project/name") at every evaluation step, by step.
 
-    def stream_boxes(
-        self,
-        batches: Iterable[Sequence[ImageBoxes]],
-        *,
-        iou_thresholds: Sequence[float] | None = None,
-        confidence_threshold: float | None = None,
-        pr_curve: bool = False,
-        pr_curve_max_points: int = 0,
-        class_agnostic: bool = False,
-        omit_images: bool = False,
-        timeout: float | None = None,
-        checkpoint: Checkpoint | None = None,
-    ) -> Iterator[BoxResult]:
-        """Streams batches of images to ScoreBoxes and yields one result per batch.
-
-        Args:
-            batches: Each item is one batch (a sequence of ImageBoxes).
-            iou_thresholds: Each in (0, 1]; default 0.5, 0.75, 0.95.
-            confidence_threshold: Predictions below it are dropped; default 0.
-            pr_curve: Add running precision-recall curves per threshold.
-            pr_curve_max_points: Most points per curve (0: server default, 101).
-            class_agnostic: Match regardless of label.
-            omit_images: Aggregates only, no per-image results.
-            timeout: Deadline of the whole stream in seconds.
-            checkpoint: Record the stream as this checkpoint's evaluation: its
-                running figures as checkpoint metrics, every image as a specimen
-                (`Run.checkpoint(step)` builds one).
+        Raises:
+            NotFound: no such run, or the run never recorded `specimen_id` in `split`.
         """
-        return self._stream(
-            _base.box_stream,
-            batches=batches,
-            iou_thresholds=iou_thresholds,
-            confidence_threshold=confidence_threshold,
-            pr_curve=pr_curve,
-            pr_curve_max_points=pr_curve_max_points,
-            class_agnostic=class_agnostic,
-            omit_images=omit_images,
-            timeout=timeout,
-            checkpoint=checkpoint,
-        )
+        return self._drive(_specimen_reads.specimen_history(run, specimen_id, split))
 
-    def stream_text(
+    def compare_specimens(
         self,
-        batches: Iterable[Sequence[Pair]],
+        runs: Sequence[RunRef],
+        specimen_id: str,
         *,
-        metrics: Sequence[str] | None = None,
-        timeout: float | None = None,
-        checkpoint: Checkpoint | None = None,
-        **options: Any,
-    ) -> Iterator[TextResult]:
-        """Streams batches of (prediction, references, specimen id) to ScoreText.
+        split: str = "validation",
+        step: int | None = None,
+        best: bool = False,
+    ) -> list[RunSpecimen]:
+        """One specimen in 2-20 runs side by side, at `step` or (best=True) each run's best.
 
-        Yields one result per batch: per-pair scores, the batch's corpus scores
-        and the running corpus scores of the stream. Options as `score_text`.
+        A run's best checkpoint is the step its verdict names (its monitor's best);
+        an entry that lacks the specimen there has ``present=False`` and a note.
+
+        Raises:
+            ValueError: not exactly one of `step` and `best`.
+            NotFound: a run is unknown, or never recorded the specimen in `split`.
         """
-        return self._stream(_base.text_stream, batches, metrics, timeout, options, checkpoint)
-
-    def score_text(
-        self,
-        predictions: Sequence[str],
-        references: Sequence[str] | Sequence[Sequence[str]],
-        *,
-        metrics: Sequence[str] | None = None,
-        specimen_ids: Sequence[str] | None = None,
-        batch_size: int = DEFAULT_TEXT_BATCH_SIZE,
-        timeout: float | None = None,
-        checkpoint: Checkpoint | None = None,
-        **options: Any,
-    ) -> TextReport:
-        """Scores answers against references with BLEU, ROUGE, METEOR and BERTScore.
-
-        Args:
-            predictions: The model's answers.
-            references: One reference per answer, or a sequence of references each.
-            metrics: Any of "bleu", "rouge", "meteor", "bertscore"; default all four.
-            specimen_ids: Optional ids, echoed per pair.
-            batch_size: Pairs per message.
-            timeout: Deadline of the whole stream in seconds.
-            checkpoint: Record the stream as this checkpoint's evaluation: its
-                corpus scores as checkpoint metrics, every pair as a specimen
-                (`Run.checkpoint(step)` builds one).
-            **options: bleu_tokenize ("13a", "intl", "zh", "char", "none"), lowercase,
-                smooth_method ("exp", "floor", "add-k", "none"), smooth_value,
-                use_stemmer (default True), rouge_lsum, meteor_alpha, meteor_beta,
-                meteor_gamma, idf, rescale_with_baseline, omit_pairs.
-
-        Returns:
-            Every pair's scores and the corpus scores over all pairs (`overall`).
-        """
-        batches = _base.text_batches(predictions, references, specimen_ids, batch_size)
-        fold = TextFold()
-        stream = self._stream(_base.text_stream, batches, metrics, timeout, options, checkpoint)
-        for result in stream:
-            fold.add(result)
-        return fold.report()
-
-    def score_boxes(
-        self,
-        images: Iterable[ImageBoxes],
-        *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        iou_thresholds: Sequence[float] | None = None,
-        confidence_threshold: float | None = None,
-        pr_curve: bool = False,
-        pr_curve_max_points: int = 0,
-        class_agnostic: bool = False,
-        omit_images: bool = False,
-        timeout: float | None = None,
-        checkpoint: Checkpoint | None = None,
-    ) -> BoxReport:
-        """Scores all `images` in one stream of `batch_size` batches; returns the report.
-
-        Options are those of `stream_boxes`.
-        """
-        fold = BoxFold()
-        for result in self._stream(
-            _base.box_stream,
-            batches=_base.box_batches(images, batch_size),
-            iou_thresholds=iou_thresholds,
-            confidence_threshold=confidence_threshold,
-            pr_curve=pr_curve,
-            pr_curve_max_points=pr_curve_max_points,
-            class_agnostic=class_agnostic,
-            omit_images=omit_images,
-            timeout=timeout,
-            checkpoint=checkpoint,
-        ):
-            fold.add(result)
-        return fold.report()
+        plan = _specimen_reads.compare_specimens(runs, specimen_id, split, step, best)
+        return self._drive(plan)
 
 
 def _encoded(items: Any, encode: Callable[[Any], Any]) -> Any:
@@ -436,7 +346,7 @@ def _encoded(items: Any, encode: Callable[[Any], Any]) -> Any:
     return messages()
 
 
-class AsyncClient(AsyncClientExport, BaseClient):
+class AsyncClient(AsyncClientExport, AsyncScoringCalls, BaseClient):
     """The asyncio twin of `Client`, with the same surface (methods are coroutines).
 
     Example:
@@ -570,10 +480,22 @@ class AsyncClient(AsyncClientExport, BaseClient):
         *,
         splits: Sequence[str] = (),
         series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
         max_points: int = 0,
     ) -> list[Series]:
         """Async twin of `Client.curves`."""
-        return await self._drive(_base.curves(run_id, splits, series, max_points))
+        return await self._drive(
+            _curves.curves(
+                run_id,
+                splits,
+                series,
+                start_step=start_step,
+                end_step=end_step,
+                max_points=max_points,
+                page_size=_curves.page_points(self._max_message_bytes),
+            )
+        )
 
     async def verdict(self, run_id: str, **config: Any) -> Verdict:
         """Async twin of `Client.verdict`."""
@@ -640,94 +562,21 @@ class AsyncClient(AsyncClientExport, BaseClient):
             if not token:
                 return
 
-    # --------------------------------------------------------------- scoring
+    async def specimen_history(
+        self, run: str, specimen_id: str, *, split: str = "validation"
+    ) -> list[SpecimenAtStep]:
+        """Async twin of `Client.specimen_history`."""
+        return await self._drive(_specimen_reads.specimen_history(run, specimen_id, split))
 
-    def stream_boxes(
+    async def compare_specimens(
         self,
-        batches: Iterable[Sequence[ImageBoxes]] | AsyncIterable[Sequence[ImageBoxes]],
+        runs: Sequence[RunRef],
+        specimen_id: str,
         *,
-        iou_thresholds: Sequence[float] | None = None,
-        confidence_threshold: float | None = None,
-        pr_curve: bool = False,
-        pr_curve_max_points: int = 0,
-        class_agnostic: bool = False,
-        omit_images: bool = False,
-        timeout: float | None = None,
-        checkpoint: Checkpoint | None = None,
-    ) -> AsyncIterator[BoxResult]:
-        """Async twin of `Client.stream_boxes`; `batches` may be sync or async."""
-        return self._stream(
-            _base.box_stream,
-            batches=batches,
-            iou_thresholds=iou_thresholds,
-            confidence_threshold=confidence_threshold,
-            pr_curve=pr_curve,
-            pr_curve_max_points=pr_curve_max_points,
-            class_agnostic=class_agnostic,
-            omit_images=omit_images,
-            timeout=timeout,
-            checkpoint=checkpoint,
-        )
-
-    def stream_text(
-        self,
-        batches: Iterable[Sequence[Pair]],
-        *,
-        metrics: Sequence[str] | None = None,
-        timeout: float | None = None,
-        checkpoint: Checkpoint | None = None,
-        **options: Any,
-    ) -> AsyncIterator[TextResult]:
-        """Async twin of `Client.stream_text`."""
-        return self._stream(_base.text_stream, batches, metrics, timeout, options, checkpoint)
-
-    async def score_text(
-        self,
-        predictions: Sequence[str],
-        references: Sequence[str] | Sequence[Sequence[str]],
-        *,
-        metrics: Sequence[str] | None = None,
-        specimen_ids: Sequence[str] | None = None,
-        batch_size: int = DEFAULT_TEXT_BATCH_SIZE,
-        timeout: float | None = None,
-        checkpoint: Checkpoint | None = None,
-        **options: Any,
-    ) -> TextReport:
-        """Async twin of `Client.score_text`."""
-        batches = _base.text_batches(predictions, references, specimen_ids, batch_size)
-        fold = TextFold()
-        stream = self._stream(_base.text_stream, batches, metrics, timeout, options, checkpoint)
-        async for result in stream:
-            fold.add(result)
-        return fold.report()
-
-    async def score_boxes(
-        self,
-        images: Iterable[ImageBoxes],
-        *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        iou_thresholds: Sequence[float] | None = None,
-        confidence_threshold: float | None = None,
-        pr_curve: bool = False,
-        pr_curve_max_points: int = 0,
-        class_agnostic: bool = False,
-        omit_images: bool = False,
-        timeout: float | None = None,
-        checkpoint: Checkpoint | None = None,
-    ) -> BoxReport:
-        """Async twin of `Client.score_boxes`."""
-        fold = BoxFold()
-        async for result in self._stream(
-            _base.box_stream,
-            batches=_base.box_batches(images, batch_size),
-            iou_thresholds=iou_thresholds,
-            confidence_threshold=confidence_threshold,
-            pr_curve=pr_curve,
-            pr_curve_max_points=pr_curve_max_points,
-            class_agnostic=class_agnostic,
-            omit_images=omit_images,
-            timeout=timeout,
-            checkpoint=checkpoint,
-        ):
-            fold.add(result)
-        return fold.report()
+        split: str = "validation",
+        step: int | None = None,
+        best: bool = False,
+    ) -> list[RunSpecimen]:
+        """Async twin of `Client.compare_specimens`."""
+        plan = _specimen_reads.compare_specimens(runs, specimen_id, split, step, best)
+        return await self._drive(plan)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from evalstream._types import (
     Box,
@@ -56,6 +57,9 @@ def box_batch(
                 image_id=i.image_id,
                 predictions=[_box(b) for b in i.predictions],
                 ground_truth=[_box(b) for b in i.ground_truth],
+                image_uri=i.image_uri,
+                width=i.width,
+                height=i.height,
             )
             for i in images
         ]
@@ -168,12 +172,19 @@ def text_options(
 
 
 def text_batch(
-    pairs: Sequence[tuple[str, Sequence[str], str]], options: scoring_pb2.TextOptions | None
+    pairs: Sequence[tuple[Any, ...]], options: scoring_pb2.TextOptions | None
 ) -> scoring_pb2.TextBatch:
+    """A ScoreText message of (prediction, references, specimen id[, question[, image uri]])."""
     batch = scoring_pb2.TextBatch(
         pairs=[
-            scoring_pb2.TextPair(prediction=p, references=list(refs), specimen_id=sid)
-            for p, refs, sid in pairs
+            scoring_pb2.TextPair(
+                prediction=pair[0],
+                references=list(pair[1]),
+                specimen_id=pair[2],
+                question=pair[3] if len(pair) > 3 else "",
+                image_uri=pair[4] if len(pair) > 4 else "",
+            )
+            for pair in pairs
         ]
     )
     if options is not None:

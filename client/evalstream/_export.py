@@ -305,3 +305,43 @@ class AsyncClientExport:
             writer.add(reply)
         writer.close()
         return writer.done
+
+
+class RunExport:
+    """`Run`'s export method (a mixin: it reads through the run's client)."""
+
+    _client: Any
+    id: Any
+
+    def iter_points(
+        self,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> Iterator[Point]:
+        """Every stored point, lazily, by split, series and step (see `Client.iter_points`)."""
+        return self._client.iter_points(  # type: ignore[no-any-return]
+            self.id, splits=splits, series=series, start_step=start_step, end_step=end_step
+        )
+
+
+class AsyncRunExport:
+    """`AsyncRun`'s export method (a mixin, as `RunExport`)."""
+
+    _client: Any
+    id: Any
+
+    def iter_points(
+        self,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> Any:
+        """Async twin of `Run.iter_points`: an async iterator of points."""
+        return self._client.iter_points(
+            self.id, splits=splits, series=series, start_step=start_step, end_step=end_step
+        )

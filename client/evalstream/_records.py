@@ -75,6 +75,8 @@ class Specimen:
     a ground-truth box's confidence means nothing); VQA specimens carry text
     (`reference_texts`, `prediction_text`). `scores` are the specimen's own
     scores by name and `flags` its diagnosis flags, e.g. "missed_detection".
+    `image_uri`, `width` and `height` say where the image is and its size in
+    pixels, `question` what a VQA answer replies to; empty or 0 when not sent.
 
     Example:
         >>> s = Specimen("img-1", ground_truth_boxes=(Box(0, 0, 10, 10, "cat"),))
@@ -89,6 +91,10 @@ class Specimen:
     ground_truth_boxes: tuple[Box, ...] = ()
     scores: Mapping[str, float] = field(default_factory=dict)
     flags: tuple[str, ...] = ()
+    image_uri: str = ""
+    width: int = 0
+    height: int = 0
+    question: str = ""
 
     @classmethod
     def from_pb(cls, pb: runs_pb2.Specimen) -> Specimen:
@@ -100,4 +106,8 @@ class Specimen:
             ground_truth_boxes=tuple(_box(b) for b in pb.ground_truth_boxes),
             scores=dict(pb.scores),
             flags=tuple(pb.flags),
+            image_uri=pb.image_uri,
+            width=pb.width,
+            height=pb.height,
+            question=pb.question,
         )

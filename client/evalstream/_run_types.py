@@ -129,7 +129,7 @@ class RunInfo:
 
 @dataclass(frozen=True, slots=True)
 class Series:
-    """One series of a run (possibly downsampled); `total_points` counts all stored points."""
+    """One series of a run (possibly downsampled); `total_points` counts its points in the range."""
 
     split: str
     name: str

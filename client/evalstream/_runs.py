@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from evalstream import _base
-from evalstream._export import Point
+from evalstream._export import AsyncRunExport, RunExport
 from evalstream._points import (
     MAX_SERIES,
     MAX_STEP,
@@ -61,6 +61,7 @@ from evalstream._run_types import (
     Series,
     hyper_pb,
 )
+from evalstream._specimen_reads import SpecimenAtStep
 from evalstream._transport import Transport
 from evalstream._verdicts import Verdict
 from evalstream.errors import (
@@ -349,7 +350,7 @@ class LossStreamer:
             return True
 
 
-class Run:
+class Run(RunExport):
     """A handle on one run: log loss points and checkpoints, flush, finish.
 
     Use it as a context manager: leaving the block flushes and marks the run
@@ -555,22 +556,22 @@ class Run:
         return self.info
 
     def curves(
-        self, *, splits: Sequence[str] = (), series: Sequence[str] = (), max_points: int = 0
-    ) -> list[Series]:
-        """The run's series, downsampled to `max_points` per series when > 0."""
-        return self._client.curves(self.id, splits=splits, series=series, max_points=max_points)
-
-    def iter_points(
         self,
         *,
         splits: Sequence[str] = (),
         series: Sequence[str] = (),
         start_step: int | None = None,
         end_step: int | None = None,
-    ) -> Iterator[Point]:
-        """Every stored point, lazily, by split, series and step (see `Client.iter_points`)."""
-        return self._client.iter_points(  # type: ignore[no-any-return]
-            self.id, splits=splits, series=series, start_step=start_step, end_step=end_step
+        max_points: int = 0,
+    ) -> list[Series]:
+        """The run's series within [start_step, end_step] (inclusive), see `Client.curves`."""
+        return self._client.curves(
+            self.id,
+            splits=splits,
+            series=series,
+            start_step=start_step,
+            end_step=end_step,
+            max_points=max_points,
         )
 
     def verdict(self, **config: Any) -> Verdict:
@@ -604,6 +605,12 @@ class Run:
             self.id, step, split=split, flag=flag
         )
 
+    def specimen_history(self, specimen_id: str, split: str = "validation") -> list[SpecimenAtStep]:
+        """One specimen at every evaluation step of the run, by step (`Client.specimen_history`)."""
+        return self._client.specimen_history(  # type: ignore[no-any-return]
+            self.id, specimen_id, split=split
+        )
+
     def __enter__(self) -> Run:
         return self
 
@@ -634,7 +641,7 @@ class _SyncBridge:
         self._channel.close()
 
 
-class AsyncRun:
+class AsyncRun(AsyncRunExport):
     """The asyncio twin of `Run`.
 
     `log` and `log_many` only append to the buffer and return (they never
@@ -715,24 +722,22 @@ class AsyncRun:
         return info
 
     async def curves(
-        self, *, splits: Sequence[str] = (), series: Sequence[str] = (), max_points: int = 0
-    ) -> list[Series]:
-        """Async twin of `Run.curves`."""
-        return list(
-            await self._client.curves(self.id, splits=splits, series=series, max_points=max_points)
-        )
-
-    def iter_points(
         self,
         *,
         splits: Sequence[str] = (),
         series: Sequence[str] = (),
         start_step: int | None = None,
         end_step: int | None = None,
-    ) -> Any:
-        """Async twin of `Run.iter_points`: an async iterator of points."""
-        return self._client.iter_points(
-            self.id, splits=splits, series=series, start_step=start_step, end_step=end_step
+        max_points: int = 0,
+    ) -> list[Series]:
+        """Async twin of `Run.curves`."""
+        return await self._client.curves(
+            self.id,
+            splits=splits,
+            series=series,
+            start_step=start_step,
+            end_step=end_step,
+            max_points=max_points,
         )
 
     async def verdict(self, **config: Any) -> Verdict:
@@ -759,6 +764,14 @@ class AsyncRun:
         """Async twin of `Run.specimens`: an async iterator of specimens."""
         return self._client.specimens(  # type: ignore[no-any-return]
             self.id, step, split=split, flag=flag
+        )
+
+    async def specimen_history(
+        self, specimen_id: str, split: str = "validation"
+    ) -> list[SpecimenAtStep]:
+        """Async twin of `Run.specimen_history`."""
+        return await self._client.specimen_history(  # type: ignore[no-any-return]
+            self.id, specimen_id, split=split
         )
 
     async def __aenter__(self) -> AsyncRun:

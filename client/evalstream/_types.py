@@ -38,11 +38,24 @@ class Box:
 
 @dataclass(frozen=True, slots=True)
 class ImageBoxes:
-    """Predictions and ground truth of one image (one specimen)."""
+    """Predictions and ground truth of one image (one specimen).
+
+    `image_uri` says where a reviewer finds the image: an http, https, file or s3
+    URI, or a path relative to the server's ``--image-root``; `width` and `height`
+    are its size in pixels (both or neither; 0 when unknown). The server checks
+    them and stores them with the specimen when the stream names a checkpoint.
+
+    Example:
+        >>> ImageBoxes("img-1", image_uri="https://example.org/1.jpg", width=640, height=480).width
+        640
+    """
 
     image_id: str
     predictions: tuple[Box, ...] = ()
     ground_truth: tuple[Box, ...] = ()
+    image_uri: str = ""
+    width: int = 0
+    height: int = 0
 
 
 @dataclass(frozen=True, slots=True)

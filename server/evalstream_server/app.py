@@ -306,10 +306,11 @@ def build_server(config: Config, deps: Deps) -> tuple[RunningServer, int]:
 
     Raises:
         RuntimeError: when the address cannot be bound, the tokens file or a TLS
-            file cannot be read, or the configuration would expose the server
-            (plaintext or unauthenticated on a non-loopback host: `Config.exposure_problems`).
+            file cannot be read, the image root is not a directory, or the
+            configuration would expose the server (plaintext or unauthenticated
+            on a non-loopback host: `Config.exposure_problems`).
     """
-    problems = config.exposure_problems()
+    problems = config.exposure_problems() + image_root_problems(config)
     if problems:
         raise RuntimeError("; ".join(problems))
     # This process's text memo; `Deps.open` gave the text workers the same budget.
@@ -413,6 +414,7 @@ async def _start(
             limits=ScoringLimits(
                 max_images_per_batch=config.max_images_per_batch,
                 max_boxes_per_image=config.max_boxes_per_image,
+                image_root_set=config.image_root is not None,
             ),
             metrics=deps.metrics,
             store=scoped,
@@ -432,7 +434,10 @@ async def _start(
     runs_pb2_grpc.add_RunsServicer_to_server(
         RunsServicer(
             store=scoped,
-            limits=RunsLimits(max_points_per_chunk=config.max_points_per_chunk),
+            limits=RunsLimits(
+                max_points_per_chunk=config.max_points_per_chunk,
+                max_message_bytes=config.max_message_bytes,
+            ),
             verdicts=verdicts,
             observe_ack=deps.metrics.ingest_ack_seconds.observe,
             pool=handler_pool,
@@ -515,10 +520,20 @@ def port_problems(config: Config) -> list[str]:
     return problems
 
 
+def image_root_problems(config: Config) -> list[str]:
+    """The image root, when set, must be an existing directory (the server never reads it)."""
+    root = config.image_root
+    if root is None or root.is_dir():
+        return []
+    what = "is not a directory" if root.exists() else "does not exist"
+    return [f"the image root {str(root)!r} {what}: create it, or fix {flag_hint('image_root')}"]
+
+
 def serve(config: Config, *, stop: threading.Event | None = None) -> int:
     """Runs the server until SIGTERM/SIGINT (or `stop`), then drains. Returns the exit code."""
     stop = stop or threading.Event()
-    problems = config.exposure_problems() + port_problems(config)  # before loading anything
+    # Before loading anything.
+    problems = config.exposure_problems() + image_root_problems(config) + port_problems(config)
     missing = missing_default(config.bertscore_model, config.model_dir)
     if missing is not None:
         problems.append(missing)

@@ -45,6 +45,9 @@ class Config:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     data_dir: Path = Path("evalstream-data")
+    # Where relative specimen image paths resolve (never read by the server); None: no
+    # relative paths accepted, only http, https, file and s3 URIs.
+    image_root: Path | None = None
     # Models live outside the data directory, so any --data-dir serves.
     model_dir: Path = dataclasses.field(default_factory=lambda: default_model_dir(os.environ))
     device: str = "auto"
@@ -300,6 +303,14 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("--metrics-host", "metrics_host", str, "Prometheus endpoint address"),
     ("--metrics-port", "metrics_port", int, "Prometheus port (0 picks a free one, -1 disables)"),
     ("--data-dir", "data_dir", Path, "data directory (runs, points, specimens)"),
+    (
+        "--image-root",
+        "image_root",
+        Path,
+        "existing directory that specimen image paths without a scheme are relative to; "
+        "without it only http, https, file and s3 image URIs are accepted (the server "
+        "never reads the images)",
+    ),
     (
         "--model-dir",
         "model_dir",

@@ -12,6 +12,7 @@ import grpc
 import pytest
 from evalstream import AsyncClient, Box, Client, ImageBoxes, errors
 from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+from evalstream_server.api import _curve_pages
 
 TRAIN, VALIDATION = common_pb2.SPLIT_TRAIN, common_pb2.SPLIT_VALIDATION
 
@@ -44,10 +45,30 @@ def _code(fn) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
+def _page_token(run_id: str, *, page_size: int) -> str:
+    """A valid GetCurves token of (run, page size) pointing at train/loss step 0."""
+    key = _curve_pages.fingerprint(run_id, [], [], None, None, page_size)
+    return _curve_pages.encode(key, ("train", "loss", 0))
+
+
 def _run_id_calls(stub: runs_pb2_grpc.RunsStub, run_id: str, md) -> dict[str, object]:
     return {
         "GetRun": lambda: stub.GetRun(runs_pb2.GetRunRequest(run_id=run_id), metadata=md),
         "GetCurves": lambda: stub.GetCurves(runs_pb2.GetCurvesRequest(run_id=run_id), metadata=md),
+        "GetCurves paged": lambda: stub.GetCurves(
+            runs_pb2.GetCurvesRequest(run_id=run_id, page_size=10), metadata=md
+        ),
+        # A later page reads no checkpoints: only the page read checks the project.
+        "GetCurves page 2": lambda: stub.GetCurves(
+            runs_pb2.GetCurvesRequest(
+                run_id=run_id, page_size=10, page_token=_page_token(run_id, page_size=10)
+            ),
+            metadata=md,
+        ),
+        "GetCurves zoomed": lambda: stub.GetCurves(
+            runs_pb2.GetCurvesRequest(run_id=run_id, start_step=0, end_step=5, max_points=100),
+            metadata=md,
+        ),
         "GetVerdict": lambda: stub.GetVerdict(
             runs_pb2.GetVerdictRequest(run_id=run_id), metadata=md
         ),
@@ -62,6 +83,16 @@ def _run_id_calls(stub: runs_pb2_grpc.RunsStub, run_id: str, md) -> dict[str, ob
         ),
         "CompareRuns": lambda: stub.CompareRuns(
             runs_pb2.CompareRunsRequest(run_ids=[run_id]), metadata=md
+        ),
+        "GetSpecimenHistory": lambda: stub.GetSpecimenHistory(
+            runs_pb2.GetSpecimenHistoryRequest(run_id=run_id, split=VALIDATION, specimen_id="x"),
+            metadata=md,
+        ),
+        "CompareSpecimens": lambda: stub.CompareSpecimens(
+            runs_pb2.CompareSpecimensRequest(
+                run_ids=[run_id, "r_missing"], split=VALIDATION, specimen_id="x", best=True
+            ),
+            metadata=md,
         ),
         "SetRunStatus": lambda: stub.SetRunStatus(
             runs_pb2.SetRunStatusRequest(run_id=run_id, status=runs_pb2.RUN_STATUS_KILLED),
@@ -90,7 +121,16 @@ def test_foreign_run_is_not_found_like_a_missing_one(auth_server, tokens, runs) 
             assert exc.details() == f"run {runs['b']!r} not found"
         # Own project: allowed.
         own = _run_id_calls(stub, runs["a"], md)
-        for name in ("GetRun", "GetCurves", "GetVerdict", "ListEvaluationSteps", "CompareRuns"):
+        for name in (
+            "GetRun",
+            "GetCurves",
+            "GetCurves paged",
+            "GetCurves zoomed",
+            "GetCurves page 2",
+            "GetVerdict",
+            "ListEvaluationSteps",
+            "CompareRuns",
+        ):
             assert _code(own[name]) == grpc.StatusCode.OK, name
         # Nothing was changed in B: its status and checkpoints are intact.
         admin = bearer(tokens["admin"])

@@ -167,9 +167,10 @@ def test_unknown_key_is_refused(tmp_path: Path, capsys) -> None:
 
 
 def test_unknown_key_of_an_image_line_is_refused(tmp_path: Path, capsys) -> None:
-    line = {"image_id": "a", "boxes": [], "width": 640}
+    # width, height and image_uri describe the image: "depth" is not a key.
+    line = {"image_id": "a", "boxes": [], "depth": 3}
     err = _refused(tmp_path, capsys, [line])
-    assert "p.jsonl:1:" in err and "'width'" in err
+    assert "p.jsonl:1:" in err and "'depth'" in err
 
 
 def test_ignore_unknown_keys_drops_them_with_a_note(tmp_path: Path) -> None:

@@ -63,3 +63,14 @@ def test_busy_metrics_port_is_one_line_naming_the_flag(tmp_path: Path, taken_por
     assert f"127.0.0.1:{taken_port}: the port is in use" in str(error["error"])
     assert "--metrics-port" in str(error["error"]) and "-1" in str(error["error"])
     assert not (tmp_path / "data").exists()
+
+
+def test_missing_image_root_is_refused_naming_the_flag(tmp_path: Path) -> None:
+    missing = tmp_path / "no-images"
+    done, _ = _start(tmp_path, "--port", "0", "--metrics-port", "-1", "--image-root", str(missing))
+    assert done.returncode == 1
+    (error,) = [e for e in _only_json(done.stderr) if e["level"] == "error"]
+    assert error["msg"] == "start failed"
+    assert f"the image root '{missing}' does not exist" in str(error["error"])
+    assert "--image-root / EVALSTREAM_IMAGE_ROOT" in str(error["error"])
+    assert not (tmp_path / "data").exists()  # refused before anything is opened

@@ -40,7 +40,8 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from evalstream._client import Client
-from evalstream.cli import _export, _projects, _specimens
+from evalstream._run_types import Checkpoint
+from evalstream.cli import _export, _projects, _specimen_history, _specimens
 from evalstream.cli._box_files import read_box_files
 from evalstream.cli._format import (
     _comparison_view,
@@ -53,7 +54,7 @@ from evalstream.cli._format import (
     to_json,
 )
 from evalstream.cli._import import import_points
-from evalstream.cli._inputs import BoxRules, InputError, read_text_file
+from evalstream.cli._inputs import BoxRules, InputError, read_text_file, text_column
 from evalstream.cli._parser import _security, build_parser
 from evalstream.errors import EvalstreamError
 
@@ -95,11 +96,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                     class_agnostic=args.class_agnostic,
                     ignore_unknown_keys=args.ignore_unknown_keys,
                 ),
+                coco_image=args.coco_image,
             )
             for note in inputs.notes:
                 print(f"evalstream: {note}", file=sys.stderr)
             report = client.score_boxes(
                 inputs.images,
+                checkpoint=_checkpoint(client, args),
                 batch_size=args.batch_size,
                 iou_thresholds=args.iou,
                 confidence_threshold=args.confidence,
@@ -119,16 +122,32 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     return 0
 
 
+def _checkpoint(client: Client, args: argparse.Namespace) -> Checkpoint | None:
+    """The checkpoint --run and --step name (scores and specimens recorded), or None."""
+    if args.run is None:
+        if args.step is not None:
+            raise InputError("--step needs --run: the run whose checkpoint is scored")
+        return None
+    if args.step is None:
+        raise InputError("--run needs --step: the checkpoint's training step")
+    return Checkpoint(client.run_id(args.run), args.step, args.split)
+
+
 def _score_text(client: Client, args: argparse.Namespace, out: TextIO) -> int:
-    predictions, ids = read_text_file(args.predictions, "prediction")
-    references, _ = read_text_file(args.references, "references")
-    if len(predictions) != len(references):
-        raise InputError(f"{len(predictions)} predictions but {len(references)} references")
+    predictions = read_text_file(args.predictions, "prediction")
+    references = read_text_file(args.references, "references")
+    if len(predictions.values) != len(references.values):
+        raise InputError(
+            f"{len(predictions.values)} predictions but {len(references.values)} references"
+        )
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] or None
     report = client.score_text(
-        predictions,
-        references,
-        specimen_ids=ids,
+        predictions.values,
+        references.values,
+        specimen_ids=predictions.ids,
+        questions=text_column("questions", predictions, references),
+        image_uris=text_column("image_uris", predictions, references),
+        checkpoint=_checkpoint(client, args),
         metrics=metrics,
         batch_size=args.batch_size,
         bleu_tokenize=args.tokenize,
@@ -153,6 +172,10 @@ def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         return _specimens.specimens_command(client, args, out)
     if args.runs_command == "export":
         return _export.export_command(client, args, out)
+    if args.runs_command == "specimen":
+        return _specimen_history.specimen_command(client, args, out)
+    if args.runs_command == "compare-specimen":
+        return _specimen_history.compare_specimen_command(client, args, out)
     if args.runs_command == "verdict":
         v = client.verdict(args.run)
         if args.json:
@@ -190,7 +213,8 @@ def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         return 0
     if args.runs_command == "show":
         run = client.get_run(args.run)
-        series = run.curves(max_points=0)
+        # Two points per series (the first and the last) and the count: not every point.
+        series = run.curves(max_points=2)
         if args.json:
             info = dataclasses.asdict(run.info)
             info["series"] = [

@@ -12,7 +12,14 @@ from pathlib import Path
 
 from evalstream._types import ImageBoxes
 from evalstream.cli._coco import read_dataset, read_results, sniff
-from evalstream.cli._inputs import BoxRules, InputError, pair_images, read_boxes
+from evalstream.cli._inputs import (
+    BoxFile,
+    BoxRules,
+    ImageView,
+    InputError,
+    pair_images,
+    read_boxes,
+)
 
 FORMATS = ("auto", "jsonl", "coco")
 
@@ -27,7 +34,12 @@ class BoxInputs:
 
 
 def read_box_files(
-    predictions: Path, ground_truth: Path, *, fmt: str = "auto", rules: BoxRules | None = None
+    predictions: Path,
+    ground_truth: Path,
+    *,
+    fmt: str = "auto",
+    rules: BoxRules | None = None,
+    coco_image: str = "url",
 ) -> BoxInputs:
     """Reads predictions and ground truth; refuses a COCO file beside a JSON Lines one."""
     rules = rules or BoxRules()
@@ -57,14 +69,23 @@ def read_box_files(
             )
         if pred_kind == "jsonl":
             raise InputError(f"{predictions}: not a COCO results list (a JSON array)")
-        dataset = read_dataset(ground_truth, gt_data, rules)
+        dataset = read_dataset(ground_truth, gt_data, rules, coco_image=coco_image)
         gt = dataset.boxes
         pred = read_results(predictions, pred_data, rules, dataset)
-    images = pair_images(pred.images, gt.images)
+    images = pair_images(pred.images, gt.images, _views(gt, pred, predictions))
     notes = pred.notes + gt.notes
     if not rules.class_agnostic:
         notes += _label_note(images)
     return BoxInputs(images, fmt, notes)
+
+
+def _views(gt: BoxFile, pred: BoxFile, predictions: Path) -> dict[str, ImageView]:
+    """Each image's view from both files; the ground truth's first, a conflict refused."""
+    views = dict(gt.views)
+    for key, view in pred.views.items():
+        where = f"{predictions}: image {key!r}"
+        views[key] = views[key].merge(view, where, "in the ground truth") if key in views else view
+    return views
 
 
 def _label_note(images: list[ImageBoxes]) -> list[str]:

@@ -9,6 +9,9 @@ become the dataset's category names on both sides; every image of the dataset is
 scored, those without annotations with no ground truth; results for an image the
 dataset does not list are refused (pycocotools refuses them too); crowd
 annotations are left out with a note (evalstream has no crowd matching).
+Each image's ``width`` and ``height`` are sent with it, and its ``coco_url`` as its
+image URI (or its ``file_name``, a path relative to the server's ``--image-root``,
+with ``--coco-image file_name``).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from evalstream._types import Box
 from evalstream.cli._inputs import (
     BoxFile,
     BoxRules,
+    ImageView,
     InputError,
     KeyCheck,
     crowd_note,
     image_id,
+    image_view,
     is_crowd,
     make_box,
     no_records,
@@ -126,8 +131,19 @@ def _where(path: Path, key: str, i: int, record: Any) -> str:
     return f"{path}: {key}[{i}]" + (f" (id {rid})" if rid is not None else "")
 
 
-def read_dataset(path: Path, data: Any, rules: BoxRules) -> Dataset:
-    """The ground truth of a COCO dataset; every listed image is scored."""
+#: Where ``--coco-image`` takes each image's URI from (None: no URI is sent).
+COCO_IMAGE_KEYS = {"url": "coco_url", "file_name": "file_name", "none": None}
+
+
+def read_dataset(path: Path, data: Any, rules: BoxRules, *, coco_image: str = "url") -> Dataset:
+    """The ground truth of a COCO dataset; every listed image is scored.
+
+    `coco_image` says which image key becomes the image URI (`COCO_IMAGE_KEYS`).
+    """
+    if coco_image not in COCO_IMAGE_KEYS:
+        raise InputError(
+            f"unknown --coco-image {coco_image!r}; choose one of {', '.join(COCO_IMAGE_KEYS)}"
+        )
     if not isinstance(data, dict):
         raise InputError(
             f"{path}: COCO ground truth is a dataset object with images, annotations and "
@@ -135,6 +151,7 @@ def read_dataset(path: Path, data: Any, rules: BoxRules) -> Dataset:
         )
     categories = _categories(data, path)
     images: dict[str, list[Box]] = {}
+    views: dict[str, ImageView] = {}
     for i, image in enumerate(_list(data, "images", path)):
         if not isinstance(image, dict) or "id" not in image:
             raise InputError(f"{path}: images[{i}]: an image needs an id")
@@ -142,6 +159,9 @@ def read_dataset(path: Path, data: Any, rules: BoxRules) -> Dataset:
         if key in images:
             raise InputError(f"{path}: images[{i}]: image id {image['id']} is listed twice")
         images[key] = []
+        view = image_view(image, f"{path}: images[{i}]", uri_key=COCO_IMAGE_KEYS[coco_image])
+        if view != ImageView():
+            views[key] = view
     annotations = _list(data, "annotations", path)
     if not images and not annotations:
         raise no_records(path)
@@ -163,7 +183,7 @@ def read_dataset(path: Path, data: Any, rules: BoxRules) -> Dataset:
             make_box(ann, where, prediction=False, rules=rules, categories=categories)
         )
     notes = keys.notes() + ([crowd_note(path, crowd)] if crowd else [])
-    return Dataset(BoxFile(images, notes), categories)
+    return Dataset(BoxFile(images, notes, views), categories)
 
 
 def read_results(path: Path, data: Any, rules: BoxRules, dataset: Dataset) -> BoxFile:

@@ -3,6 +3,9 @@
 Box files in evalstream's JSON Lines: each line is either one image,
 ``{"image_id": "img1", "boxes": [{"bbox": [x1, y1, x2, y2], "label": "dog", "confidence": 0.9}]}``,
 or one box, ``{"image_id": "img1", "bbox": [...], "label": "dog", "confidence": 0.9}``.
+An image's line may also say where the image is and its size in pixels, ``"image_uri":
+"https://...", "width": 640, "height": 480`` (any line of that image; stored with the
+specimen when the scores are recorded as a checkpoint).
 A box gives its corners as ``bbox`` or as ``x1, y1, x2, y2`` (``--bbox-format xywh``
 reads ``bbox`` as COCO's [x, y, width, height]); its label as ``label``, ``phrase``,
 ``category`` (a name) or ``category_id``; its confidence as ``confidence`` or ``score``.
@@ -212,6 +215,54 @@ def make_box(
     return Box(x1, y1, x2, y2, label=label, confidence=_confidence(record, where, rules))
 
 
+#: Keys of an image's line that describe the image itself, not a box.
+IMAGE_KEYS = frozenset(("image_uri", "width", "height"))
+
+
+@dataclass(frozen=True, slots=True)
+class ImageView:
+    """Where an image is and its size in pixels ("" and 0 when not given)."""
+
+    image_uri: str = ""
+    width: int = 0
+    height: int = 0
+
+    def merge(self, other: ImageView, where: str, before: str = "on an earlier line") -> ImageView:
+        """Both views in one; a value given twice differently is an InputError."""
+        merged = {}
+        for name in ("image_uri", "width", "height"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine and theirs and mine != theirs:
+                raise InputError(
+                    f"{where}: {name} {show(theirs)}, but {show(mine)} {before}; "
+                    "one image has one URI and size"
+                )
+            merged[name] = mine or theirs
+        return ImageView(**merged)
+
+
+def image_view(
+    record: Mapping[str, Any], where: str, *, uri_key: str | None = "image_uri"
+) -> ImageView:
+    """The image's URI (under `uri_key`) and size given in `record`; checked for their types."""
+    uri = record.get(uri_key, "") if uri_key else ""
+    if not isinstance(uri, str):
+        raise InputError(f"{where}: {uri_key} must be a string (a URI or a path), got {show(uri)}")
+    size = {}
+    for name in ("width", "height"):
+        value = record.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InputError(f"{where}: {name} must be pixels, an integer >= 0, got {show(value)}")
+        size[name] = value
+    if (size["width"] > 0) != (size["height"] > 0):
+        given = "width" if size["width"] else "height"
+        raise InputError(
+            f"{where}: {given} without {'height' if given == 'width' else 'width'}; "
+            "give the image's width and height together"
+        )
+    return ImageView(uri, size["width"], size["height"])
+
+
 def no_records(path: Path) -> InputError:
     """The error for an input file with nothing in it."""
     return InputError(f"{path}: no records (the file is empty or has only blank lines)")
@@ -231,6 +282,8 @@ class BoxFile:
 
     images: dict[str, list[Box]]
     notes: list[str]
+    #: Where each image is and its size, for the images that say so.
+    views: dict[str, ImageView] = field(default_factory=dict)
 
 
 def read_boxes(path: Path, *, prediction: bool, rules: BoxRules | None = None) -> BoxFile:
@@ -241,6 +294,7 @@ def read_boxes(path: Path, *, prediction: bool, rules: BoxRules | None = None) -
     rules = rules or BoxRules()
     keys = KeyCheck(path, rules)
     images: dict[str, list[Box]] = {}
+    views: dict[str, ImageView] = {}
     crowd = 0
     records = 0
     box_keys = BOX_KEYS if prediction else GROUND_TRUTH_KEYS
@@ -263,19 +317,28 @@ def read_boxes(path: Path, *, prediction: bool, rules: BoxRules | None = None) -
                 if isinstance(record, dict) and ("annotations" in record or "images" in record):
                     hint = "; this looks like a COCO dataset (--format coco)"
                 raise InputError(f"{where}: each line must be an object with an image_id{hint}")
-            boxes = images.setdefault(image_id(record, where), [])
+            key = image_id(record, where)
+            boxes = images.setdefault(key, [])
+            if IMAGE_KEYS & record.keys():
+                view = image_view(record, where)
+                views[key] = views[key].merge(view, where) if key in views else view
             if "boxes" in record:
-                keys.check(record, frozenset(("image_id", "boxes")), where)
+                keys.check(record, frozenset(("image_id", "boxes")) | IMAGE_KEYS, where)
                 if not isinstance(record["boxes"], list):
                     raise InputError(f"{where}: boxes must be a list of box objects")
                 entries = [(f"{where} box {i}", b) for i, b in enumerate(record["boxes"])]
                 known = box_keys
             else:
                 entries = [(where, record)]
-                known = box_keys | {"image_id"}
+                known = box_keys | {"image_id"} | IMAGE_KEYS
             for at, entry in entries:
                 if not isinstance(entry, dict):
                     raise InputError(f"{at}: a box must be an object, got {show(entry)}")
+                if entry is not record and IMAGE_KEYS & entry.keys():
+                    raise InputError(
+                        f"{at}: {', '.join(sorted(IMAGE_KEYS & entry.keys()))} describe the "
+                        "image: give them beside image_id, not in a box"
+                    )
                 keys.check(entry, known, at)
                 if not prediction and is_crowd(entry, at):
                     crowd += 1
@@ -286,7 +349,7 @@ def read_boxes(path: Path, *, prediction: bool, rules: BoxRules | None = None) -
     notes = keys.notes()
     if crowd:
         notes.append(crowd_note(path, crowd))
-    return BoxFile(images, notes)
+    return BoxFile(images, notes, views)
 
 
 def crowd_note(path: Path, count: int) -> str:
@@ -299,30 +362,53 @@ def crowd_note(path: Path, count: int) -> str:
 
 
 def pair_images(
-    predictions: dict[str, list[Box]], ground_truth: dict[str, list[Box]]
+    predictions: dict[str, list[Box]],
+    ground_truth: dict[str, list[Box]],
+    views: Mapping[str, ImageView] | None = None,
 ) -> list[ImageBoxes]:
-    """Joins both files by image_id, ground-truth order first."""
+    """Joins both files by image_id, ground-truth order first, with each image's view."""
     ids = list(ground_truth) + [i for i in predictions if i not in ground_truth]
+    views = views or {}
+    blank = ImageView()
     return [
-        ImageBoxes(i, tuple(predictions.get(i, ())), tuple(ground_truth.get(i, ()))) for i in ids
+        ImageBoxes(
+            i,
+            tuple(predictions.get(i, ())),
+            tuple(ground_truth.get(i, ())),
+            (v := views.get(i, blank)).image_uri,
+            v.width,
+            v.height,
+        )
+        for i in ids
     ]
 
 
-def read_text_file(path: Path, key: str) -> tuple[list[Any], list[str]]:
-    """Lines of a .txt file, or `key` (and specimen_id) of each JSONL line.
+@dataclass(frozen=True, slots=True)
+class TextFile:
+    """The records of a score-text input file, with what each line says beside its text."""
+
+    values: list[Any]
+    ids: list[str]
+    #: The question (prompt) of each line, "" where none is given (JSONL ``question``).
+    questions: list[str]
+    #: The image of each line, "" where none is given (JSONL ``image_uri``).
+    image_uris: list[str]
+
+
+def read_text_file(path: Path, key: str) -> TextFile:
+    """Lines of a .txt file, or `key` (and specimen_id, question, image_uri) of each JSONL line.
 
     A file with no records (empty, or only blank lines) is an InputError.
     """
-    values: list[Any] = []
-    ids: list[str] = []
+    text = TextFile([], [], [], [])
     with path.open(encoding="utf-8") as f:
         if path.suffix.lower() != ".jsonl":
             for line in f:
-                values.append(line.rstrip("\n"))
-                ids.append("")
-            if not any(v.strip() for v in values):
+                text.values.append(line.rstrip("\n"))
+            if not any(v.strip() for v in text.values):
                 raise no_records(path)
-            return values, ids
+            blank = [""] * len(text.values)
+            return TextFile(text.values, blank, blank, blank)
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -334,11 +420,30 @@ def read_text_file(path: Path, key: str) -> tuple[list[Any], list[str]]:
                 record = {key: record}
             if not isinstance(record, dict) or key not in record:
                 raise InputError(f"{path}:{number}: expected an object with {key!r}")
-            values.append(record[key])
-            ids.append(str(record.get("specimen_id", record.get("id", ""))))
-    if not values:
+            text.values.append(record[key])
+            text.ids.append(str(record.get("specimen_id", record.get("id", ""))))
+            for name, column in (("question", text.questions), ("image_uri", text.image_uris)):
+                value = record.get(name, "")
+                if not isinstance(value, str):
+                    raise InputError(f"{path}:{number}: {name} must be a string, got {show(value)}")
+                column.append(value)
+    if not text.values:
         raise no_records(path)
-    return values, ids
+    return text
+
+
+def text_column(name: str, predictions: TextFile, references: TextFile) -> list[str] | None:
+    """A per-line column given by either file (None when neither gives one); a clash is refused."""
+    ours, theirs = getattr(predictions, name), getattr(references, name)
+    if not any(ours) and not any(theirs):
+        return None
+    for line, (a, b) in enumerate(zip(ours, theirs, strict=True), 1):
+        if a and b and a != b:
+            raise InputError(
+                f"record {line}: the predictions give the {name[:-1]} {a!r} but the "
+                f"references {b!r}; give it in one file, or the same in both"
+            )
+    return [a or b for a, b in zip(ours, theirs, strict=True)]
 
 
 def _number(cell: Any, key: str) -> Any:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from evalstream._base import DEFAULT_BATCH_SIZE, DEFAULT_TARGET
-from evalstream.cli import _export, _projects, _specimens
+from evalstream.cli import _export, _projects, _specimen_history, _specimens
 
 
 def _parse_floats(text: str) -> list[float]:
@@ -37,6 +37,23 @@ def _parse_confidence(text: str) -> float:
     if not 0.0 <= value <= 1.0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
     return value
+
+
+def _checkpoint_arguments(p: argparse.ArgumentParser, item: str) -> None:
+    """--run, --step and --split: record the scores as a run's checkpoint, each item a specimen."""
+    p.add_argument(
+        "--run",
+        default=None,
+        help=f"run id or project/name: record the scores as its checkpoint and every {item} "
+        "as a specimen (runs specimens shows them); needs --step",
+    )
+    p.add_argument("--step", type=int, default=None, help="the checkpoint's training step")
+    p.add_argument(
+        "--split",
+        choices=("train", "validation", "test"),
+        default="validation",
+        help="the checkpoint's split (default validation)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,8 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="drop box keys the reader does not know (otherwise refused), with a note",
     )
+    sb.add_argument(
+        "--coco-image",
+        choices=("url", "file_name", "none"),
+        default="url",
+        help="COCO: each image's URI is its coco_url (default), its file_name (a path "
+        "relative to the server's --image-root), or none",
+    )
     sb.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per message")
     sb.add_argument("--json", action="store_true", help="print the full report as JSON")
+    _checkpoint_arguments(sb, "image")
 
     st = sub.add_parser(
         "score-text", help="score answers against references (BLEU, ROUGE, METEOR, BERTScore)"
@@ -150,13 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--predictions",
         type=Path,
         required=True,
-        help="one answer per line (.txt), or JSONL with prediction [and specimen_id]",
+        help="one answer per line (.txt), or JSONL with prediction [and specimen_id, question, "
+        "image_uri]",
     )
     st.add_argument(
         "--references",
         type=Path,
         required=True,
-        help="one reference per line (.txt), or JSONL with references: [...] per line",
+        help="one reference per line (.txt), or JSONL with references: [...] per line [and "
+        "question, image_uri]",
     )
     st.add_argument(
         "--metrics", default="", help="comma-separated: bleu,rouge,meteor,bertscore (default all)"
@@ -168,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--idf", action="store_true", help="BERTScore: idf weights from the references")
     st.add_argument("--batch-size", type=int, default=64, help="pairs per message")
     st.add_argument("--json", action="store_true", help="print the full report as JSON")
+    _checkpoint_arguments(st, "pair")
 
     h = sub.add_parser("health", help="print the server's health status; exit 0 only if SERVING")
     h.add_argument("--service", default="", help="service name ('' for the whole server)")
@@ -209,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _projects.add_parsers(sub, rsub)
     _specimens.add_parsers(rsub)
+    _specimen_history.add_parsers(rsub)
     _export.add_parser(rsub)
     return p
 

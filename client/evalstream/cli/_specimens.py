@@ -1,8 +1,8 @@
 """``evalstream runs steps`` and ``evalstream runs specimens``: arguments, work and output.
 
-A specimen prints as its id, flags and scores, then ground truth beside prediction
-in two columns: boxes as ``label [x1 y1 x2 y2] confidence``, VQA as references
-beside the answer.
+A specimen prints as its id, flags and scores, its image (URI and size) and its
+question when it has them, then ground truth beside prediction in two columns:
+boxes as ``label [x1 y1 x2 y2] confidence``, VQA as references beside the answer.
 """
 
 from __future__ import annotations
@@ -96,9 +96,28 @@ def _columns(head: Sequence[str], left: Sequence[str], right: Sequence[str]) -> 
     return [list(head)] + [[a, b] for a, b in pairs]
 
 
+def format_image(s: Specimen) -> str:
+    """The specimen's image as ``uri (WxH)``; "" when it has neither URI nor size.
+
+    Example:
+        >>> format_image(Specimen("a", image_uri="s3://b/1.jpg", width=640, height=480))
+        's3://b/1.jpg (640x480)'
+        >>> format_image(Specimen("a", width=640, height=480))
+        '(no uri) (640x480)'
+    """
+    size = f"({s.width}x{s.height})" if s.width or s.height else ""
+    if not s.image_uri and not size:
+        return ""
+    return " ".join(x for x in (s.image_uri or "(no uri)", size) if x)
+
+
 def _specimen_view(s: Specimen) -> RenderableType:
     head = f"{s.specimen_id or '(no id)'}  flags: {', '.join(s.flags) or '-'}"
     head += f"  scores: {_numbers(s.scores)}"
+    if image := format_image(s):
+        head += f"\n  image: {image}"
+    if s.question:
+        head += f"\n  question: {s.question}"
     if s.ground_truth_boxes or s.predicted_boxes:
         rows = _columns(
             ("ground truth", "prediction"),

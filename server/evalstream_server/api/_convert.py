@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 
 from evalstream_server.analysis.compare import Comparison
 from evalstream_server.analysis.verdict import Advice, Verdict
+from evalstream_server.api._images import SpecimenView
 from evalstream_server.errors import FieldViolation
 from evalstream_server.metrics import bands
 from evalstream_server.metrics.boxes import (
@@ -236,6 +237,10 @@ def specimen_to_pb(r: SpecimenRecord) -> runs_pb2.Specimen:
         ground_truth_boxes=[_box_pb(b) for b in r.ground_truth_boxes],
         scores=dict(r.scores),
         flags=list(r.flags),
+        image_uri=r.image_uri,
+        width=r.width,
+        height=r.height,
+        question=r.question,
     )
 
 
@@ -545,6 +550,22 @@ def _score_pb(score: Score, negative: bool) -> scoring_pb2.Score:
         figure = common_pb2.Figure(value=score.value, band=score.band)
         note = score.reason
     return scoring_pb2.Score(name=score.name, figure=figure, signature=score.signature, note=note)
+
+
+def image_views_from_pb(images: Sequence[scoring_pb2.ImageBoxes]) -> list[SpecimenView]:
+    """Each image's URI and size, in order (`check_views` checks them)."""
+    blank = SpecimenView()  # shared by the images that send none (most, and cheaply)
+    return [
+        SpecimenView(i.image_uri, i.width, i.height)
+        if i.image_uri or i.width or i.height
+        else blank
+        for i in images
+    ]
+
+
+def pair_views_from_pb(pairs: Sequence[scoring_pb2.TextPair]) -> list[SpecimenView]:
+    """Each pair's image and question, in order (`check_views` checks them)."""
+    return [SpecimenView(p.image_uri, p.width, p.height, p.question) for p in pairs]
 
 
 def pairs_from_pb(batch: scoring_pb2.TextBatch) -> list[TextPair]:

@@ -187,6 +187,42 @@ class ScopedStore:
             run_id, splits=splits, series=series, start_step=start_step, end_step=end_step
         )
 
+    def read_page(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+        after: tuple[str, str, int] | None = None,
+        limit: int,
+    ) -> list[SeriesData]:
+        self._run(run_id)
+        return self._store.read_page(
+            run_id,
+            splits=splits,
+            series=series,
+            start_step=start_step,
+            end_step=end_step,
+            after=after,
+            limit=limit,
+        )
+
+    def count_points(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> int:
+        self._run(run_id)
+        return self._store.count_points(
+            run_id, splits=splits, series=series, start_step=start_step, end_step=end_step
+        )
+
     def series_chunks(
         self,
         run_id: str,
@@ -247,6 +283,12 @@ class ScopedStore:
         return self._store.specimens(
             run_id, split, step, page_size=page_size, page_token=page_token, flag=flag
         )
+
+    def specimen_history(
+        self, run_id: str, split: str, specimen_id: str
+    ) -> list[tuple[int, SpecimenRecord]]:
+        self._run(run_id)
+        return self._store.specimen_history(run_id, split, specimen_id)
 
     def data_version(self, run_id: str) -> int:
         self._run(run_id)

@@ -38,6 +38,7 @@ from evalstream_server.api._convert import (
     verdict_config_from_pb,
     verdict_to_pb,
 )
+from evalstream_server.api._curve_pages import points_per_answer
 from evalstream_server.api._paging import MAX_PAGE, checked_page_size
 from evalstream_server.api._scope import ProjectDenied
 from evalstream_server.api._status import store_abort, store_status
@@ -71,6 +72,7 @@ class RunsLimits:
 
     max_points_per_chunk: int = 1_000_000
     stream_window: int = 64
+    max_message_bytes: int = 64 * 1024 * 1024  # the largest message sent (GetCurves pages)
 
 
 # ------------------------------------------------------------------ request checks
@@ -201,6 +203,7 @@ class RunsServicer(CurvesMixin, SpecimensMixin, runs_pb2_grpc.RunsServicer):
         self._store = store
         self._pool = pool  # for StreamLoss's store reads (None: asyncio's default executor)
         self._limits = limits
+        self._page_points = points_per_answer(limits.max_message_bytes)  # GetCurves
         self._verdicts = verdicts
         self._observe_ack = observe_ack  # seconds from a chunk's receipt to its durable ack
         self._waker: Waker | None = None  # StreamLoss's, for the server's event loop

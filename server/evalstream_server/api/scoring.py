@@ -23,12 +23,15 @@ from evalstream_server.api._convert import (
     SPLIT_NAMES,
     box_options_from_pb,
     box_result_to_pb,
+    image_views_from_pb,
     images_from_pb,
+    pair_views_from_pb,
     pairs_from_pb,
     text_batch_unknown_fields,
     text_result_to_pb,
     unknown_field_violations,
 )
+from evalstream_server.api._images import SpecimenView, check_views
 from evalstream_server.api._status import name_limit_flags, store_abort
 from evalstream_server.api.text import CpuWorkers, TextLimits, TextStream
 from evalstream_server.api.verdicts import VerdictHub
@@ -73,6 +76,8 @@ class ScoringLimits:
 
     max_images_per_batch: int = 10_000
     max_boxes_per_image: int = 10_000
+    #: Whether the server has an image root (--image-root): relative image paths need one.
+    image_root_set: bool = False
 
 
 class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
@@ -134,10 +139,14 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
             if batch.HasField("checkpoint"):
                 checkpoint = self._checkpoint(batch.checkpoint, checkpoint, batch_index, context)
             pairs = pairs_from_pb(batch)
+            views = pair_views_from_pb(batch.pairs)
+            violations = check_views("pairs", views, image_root_set=self._limits.image_root_set)
+            if violations:
+                invalid(context, violations)
             results = stream.score(pairs)
             self._pairs_scored.inc(len(pairs))
             if batch.HasField("checkpoint") and checkpoint is not None:
-                self._record_text(checkpoint, batch_index, pairs, results, stream, context)
+                self._record_text(checkpoint, batch_index, pairs, views, results, stream, context)
             yield text_result_to_pb(
                 batch_index,
                 pairs,
@@ -152,6 +161,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
         checkpoint: Checkpoint,
         batch_index: int,
         pairs: Sequence[TextPair],
+        views: Sequence[SpecimenView],
         results: dict[str, TextBatchScores],
         stream: TextStream,
         context: grpc.ServicerContext,
@@ -169,8 +179,12 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
                     for s in r.pairs[i]
                     if s.value is not None
                 },
+                image_uri=view.image_uri,
+                width=view.width,
+                height=view.height,
+                question=view.question,
             )
-            for i, pair in enumerate(pairs)
+            for i, (pair, view) in enumerate(zip(pairs, views, strict=True))
         ]
         specimens = with_flags(specimens, diagnose_text(specimens))
         try:
@@ -220,11 +234,15 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
             )
             if violations:
                 invalid(context, name_limit_flags(violations, _BOX_LIMITS))
+            views = image_views_from_pb(batch.images)
+            violations = check_views("images", views, image_root_set=self._limits.image_root_set)
+            if violations:
+                invalid(context, violations)
             score = accumulator.update(images, check=False)  # validated above
             self._images_scored.inc(len(images))
             self._boxes_scored.inc(sum(len(i.predictions) + len(i.ground_truth) for i in images))
             if batch.HasField("checkpoint") and checkpoint is not None:
-                self._record(checkpoint, batch_index, images, score, accumulator, context)
+                self._record(checkpoint, batch_index, images, views, score, accumulator, context)
             yield box_result_to_pb(batch_index, score, accumulator, first_options)
 
     def _checkpoint(
@@ -274,6 +292,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
         checkpoint: Checkpoint,
         batch_index: int,
         images: Sequence[ImageBoxes],
+        views: Sequence[SpecimenView],
         score: BatchScore,
         accumulator: BoxAccumulator,
         context: grpc.ServicerContext,
@@ -301,8 +320,13 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
                     for name in FIGURES
                     if (value := getattr(counts, name)()) is not None
                 },
+                image_uri=view.image_uri,
+                width=view.width,
+                height=view.height,
             )
-            for index, (image, match) in enumerate(zip(images, score.images, strict=True))
+            for index, (image, view, match) in enumerate(
+                zip(images, views, score.images, strict=True)
+            )
         ]
         agnostic = accumulator.options.class_agnostic
         specimens = with_flags(specimens, diagnose_boxes(specimens, class_agnostic=agnostic))

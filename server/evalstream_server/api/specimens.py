@@ -1,6 +1,7 @@
 """Evaluation steps and specimens of evalstream.v1.Runs: ground truth beside prediction.
 
-A mixin of `RunsServicer` (it reads ``self._store``).
+A mixin of `RunsServicer` (it reads ``self._store``); one specimen across steps and
+runs (GetSpecimenHistory, CompareSpecimens) comes from `SpecimenHistoryMixin`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from evalstream_server.analysis.diagnosis import BOX_FLAGS, TEXT_FLAGS, action_i
 from evalstream_server.api._convert import SPLIT_NAMES, evaluation_step_to_pb, specimen_to_pb
 from evalstream_server.api._paging import MAX_PAGE, checked_page_size
 from evalstream_server.api._status import store_abort
+from evalstream_server.api.specimen_history import SpecimenHistoryMixin
 from evalstream_server.errors import FieldViolation
 from evalstream_server.status import invalid
 from evalstream_server.store import Store, StoreError
@@ -20,7 +22,7 @@ from evalstream_server.store import Store, StoreError
 SPECIMEN_FLAGS: tuple[str, ...] = BOX_FLAGS + TEXT_FLAGS
 
 
-class SpecimensMixin:
+class SpecimensMixin(SpecimenHistoryMixin):
     """The evaluation-step and specimen reads of the Runs service."""
 
     _store: Store

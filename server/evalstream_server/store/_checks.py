@@ -113,6 +113,13 @@ def _check_specimen(rec: object, index: int) -> SpecimenRecord:
                     "(x1, y1, x2, y2, label, confidence)",
                     field=f"{field}.{name}",
                 )
+    for name in ("width", "height"):
+        value = getattr(rec, name)
+        if not isinstance(value, int) or value < 0:
+            raise InvalidInput(
+                f"{field}.{name} is {value!r}; expected pixels >= 0 (0 when unknown)",
+                field=f"{field}.{name}",
+            )
     return rec
 
 

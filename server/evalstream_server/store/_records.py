@@ -58,18 +58,24 @@ _RUN_COLUMNS = (
 )
 
 
+#: Specimen fields written to the body only when set, with their "not sent" value:
+#: bodies written before these fields existed read them as not sent.
+_VIEW_FIELDS: dict[str, str | int] = {"image_uri": "", "width": 0, "height": 0, "question": ""}
+
+
 def _specimen_to_json(rec: SpecimenRecord) -> str:
-    return json.dumps(
-        {
-            "prediction_text": rec.prediction_text,
-            "reference_texts": list(rec.reference_texts),
-            "predicted_boxes": [list(b) for b in rec.predicted_boxes],
-            "ground_truth_boxes": [list(b) for b in rec.ground_truth_boxes],
-            "scores": dict(rec.scores),
-            "flags": list(rec.flags),
-        },
-        separators=(",", ":"),
-    )
+    body: dict[str, Any] = {
+        "prediction_text": rec.prediction_text,
+        "reference_texts": list(rec.reference_texts),
+        "predicted_boxes": [list(b) for b in rec.predicted_boxes],
+        "ground_truth_boxes": [list(b) for b in rec.ground_truth_boxes],
+        "scores": dict(rec.scores),
+        "flags": list(rec.flags),
+    }
+    for name, unset in _VIEW_FIELDS.items():
+        if (value := getattr(rec, name)) != unset:
+            body[name] = value
+    return json.dumps(body, separators=(",", ":"))
 
 
 def _specimen_from_json(specimen_id: str, body: str) -> SpecimenRecord:
@@ -88,6 +94,10 @@ def _specimen_from_json(specimen_id: str, body: str) -> SpecimenRecord:
         ),
         scores={str(k): float(v) for k, v in d["scores"].items()},
         flags=tuple(d["flags"]),
+        image_uri=str(d.get("image_uri", "")),
+        width=int(d.get("width", 0)),
+        height=int(d.get("height", 0)),
+        question=str(d.get("question", "")),
     )
 
 

@@ -192,6 +192,14 @@ class SpecimenRecord:
     ground_truth_boxes: tuple[Box, ...] = ()
     scores: Mapping[str, float] = field(default_factory=dict)
     flags: tuple[str, ...] = ()
+    #: The image as sent (an http, https, file or s3 URI, or a path relative to the
+    #: server's image root); "" when none was sent.
+    image_uri: str = ""
+    #: Image size in pixels; 0 when unknown.
+    width: int = 0
+    height: int = 0
+    #: For VQA: the question (prompt) answered; "" when none was sent.
+    question: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +284,36 @@ class Store(Protocol):
         """
         ...
 
+    def read_page(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+        after: tuple[str, str, int] | None = None,
+        limit: int,
+    ) -> list[SeriesData]:
+        """At most ``limit`` points summed over the series, from ``after`` (split, name, step) on.
+
+        In `read_series` order, reading only what the page needs; ``total_points``
+        counts the points returned.
+        """
+        ...
+
+    def count_points(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> int:
+        """How many points the (filtered) series hold within [start_step, end_step]."""
+        ...
+
     def last_points(self, run_id: str, n: int = 1) -> list[SeriesData]:
         """The last ``n`` points (by step) of every series of the run."""
         ...
@@ -333,6 +371,12 @@ class Store(Protocol):
         flag: str = "",
     ) -> tuple[list[SpecimenRecord], str]:
         """A page of a step's specimens (only those with ``flag`` unless "") and the next token."""
+        ...
+
+    def specimen_history(
+        self, run_id: str, split: str, specimen_id: str
+    ) -> list[tuple[int, SpecimenRecord]]:
+        """One specimen of a split at every step that recorded it, (step, record) by step."""
         ...
 
     def data_version(self, run_id: str) -> int:

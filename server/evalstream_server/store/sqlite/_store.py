@@ -418,6 +418,65 @@ class SQLiteStore:
             lambda conn: _reads._read_series(conn, run_id, splits, series, tail=0, lo=lo, hi=hi)
         )
 
+    def read_page(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+        after: tuple[str, str, int] | None = None,
+        limit: int,
+    ) -> list[SeriesData]:
+        """At most ``limit`` points summed over the series `read_series` lists, in its order.
+
+        From ``after`` = (split, name, step) on: that series from that step, then the
+        series after it (None: from the first). Only the chunks that can hold the
+        page are read, however long the series. ``total_points`` counts the points
+        returned. A series with no points left is listed empty while the budget
+        lasts; the list ends with the series that used the last of it.
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: an unknown split, a bad range, ``after`` or ``limit`` < 1.
+        """
+        for split in splits:
+            _check_split(split, field="splits")
+        lo, hi = _check_step_range(start_step, end_step)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidInput(f"limit must be >= 1, got {limit!r}", field="limit")
+        if after is not None:
+            _check_split(after[0], field="after")
+            _check_step(after[2], field="after")
+        return self._pool.read(
+            lambda conn: _reads._read_page(
+                conn, run_id, splits, series, lo=lo, hi=hi, after=after, limit=limit
+            )
+        )
+
+    def count_points(
+        self,
+        run_id: str,
+        *,
+        splits: Sequence[str] = (),
+        series: Sequence[str] = (),
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> int:
+        """How many points the series `read_series` lists hold in the range, not merging them.
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: an unknown split or a bad range.
+        """
+        for split in splits:
+            _check_split(split, field="splits")
+        lo, hi = _check_step_range(start_step, end_step)
+        return self._pool.read(
+            lambda conn: _reads._count_points(conn, run_id, splits, series, lo=lo, hi=hi)
+        )
+
     def series_chunks(
         self,
         run_id: str,
@@ -566,6 +625,28 @@ class SQLiteStore:
         records = [_specimen_from_json(sid, body) for _, sid, body in rows[:size]]
         token = _encode_token("specimens", rows[size - 1][0]) if len(rows) > size else ""
         return records, token
+
+    def specimen_history(
+        self, run_id: str, split: str, specimen_id: str
+    ) -> list[tuple[int, SpecimenRecord]]:
+        """One specimen of a split at every step that recorded it, as (step, record), by step.
+
+        An id the split never recorded gives an empty list (the servicer says NOT_FOUND).
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: unknown split.
+        """
+        _check_split(split)
+        rows = self._pool.read(
+            partial(
+                _reads._specimen_history_rows,
+                run_id=run_id,
+                split=split,
+                specimen_id=specimen_id,
+            )
+        )
+        return [(int(step), _specimen_from_json(specimen_id, body)) for step, body in rows]
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -29,7 +29,9 @@ Tables:
 - ``checkpoint_metrics``: one row per (run, split, step, metric); a NULL value is
   a NaN (SQLite stores NaN as NULL).
 - ``specimens``: one row per (run, split, step, specimen id); the record as JSON;
-  ``seq`` keeps first-insertion order for paging.
+  ``seq`` keeps first-insertion order for paging. Indexed (version 5) by
+  (run, split, specimen id, step) too, so that one specimen's history across
+  steps reads its own rows, by step, without scanning the run's specimens.
 """
 
 from __future__ import annotations
@@ -115,6 +117,9 @@ MIGRATIONS: tuple[Sequence[str], ...] = (
     # direction: a version-3 server would read an empty steps blob as no steps
     # and pair the values with the wrong steps, so it must refuse the database.
     (),
+    # 4 -> 5: one specimen across evaluation steps (GetSpecimenHistory) reads
+    # this index in step order instead of every specimen of the run.
+    ("CREATE INDEX specimens_by_specimen ON specimens (run_id, split, specimen_id, step)",),
 )
 
 #: The version this code writes.
