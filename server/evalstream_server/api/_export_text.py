@@ -130,6 +130,7 @@ def _run(
     """`_rows` of steps that all have `digits` digits."""
     n = len(steps)
     sep = end + head + b"#" * digits + mid
+    prefix = sep  # what comes before the first row's wall time or value
     if walls is None:
         raw = _dump_marked(np.ascontiguousarray(values, dtype=np.float64), value_marks, b",", b"]")
         body = raw[1:-1]
@@ -144,14 +145,20 @@ def _run(
             body = body.replace(b"],[", b"\x00").replace(b",", b',"value":')
             delim = b"\x00"
         else:
-            delim = b"],["
+            # "w0,v0],[w1,v1" less its "[" is "w0,v0],w1,v1": each "]" ends a row and
+            # the "," after it is the next row's, so "]" alone becomes the separator
+            # (bytes.replace of one byte is several times faster than of "],[", and
+            # faster than bytes.translate).
+            body = body.replace(b"[", b"")
+            delim = b"]"
+            sep = end + head + b"#" * digits
     # Where each separator lands: the k-th delimiter at body position p[k] becomes the
-    # separator of row k + 1, starting at p[k] + len(sep) + k * (len(sep) - len(delim)).
+    # separator of row k + 1, starting at p[k] + len(prefix) + k * (len(sep) - len(delim)).
     at = _positions(body, delim)
     starts = np.empty(n, dtype=np.int64)
     starts[0] = 0
-    starts[1:] = at + len(sep) + np.arange(n - 1, dtype=np.int64) * (len(sep) - len(delim))
-    buf = bytearray(sep)
+    starts[1:] = at + len(prefix) + np.arange(n - 1, dtype=np.int64) * (len(sep) - len(delim))
+    buf = bytearray(prefix)
     buf += body.replace(delim, sep) if n > 1 else body
     buf += end
     # The buffer as overlapping `digits`-byte records, one starting at each byte: one
