@@ -2,7 +2,8 @@
 
 The vectorised formatter (api/_export_text.py) is checked against the reference
 readers on random bit patterns of doubles (NaN payloads, infinities, -0.0,
-subnormals), steps up to 2**63 - 1 and series names that need quoting.
+subnormals), wall times of today (written as fixed-width fields), steps up to
+2**63 - 1 and series names that need quoting.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ doubles = st.one_of(
         + list(_export_text._CANDIDATES[:3])  # the sentinels themselves, as data
     ),
 )
+# Wall times of 2004-2038 (doubles in [2**30, 2**31)), the edges and the last ulp
+# before a whole second included: the CSV writes them as fixed-width fields.
+epochs = st.floats(2.0**30, 2.0**31, exclude_max=True) | st.sampled_from(
+    [2.0**30, math.nextafter(2.0**31, 0.0), math.nextafter(1733318401.0, 0.0), 1733318400.5]
+)
 names = st.text(
     st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=20
 ) | st.sampled_from(["a,b", 'say "hi"', "two\nlines", "cr\rlf", "1e300", "-1e-300"])
@@ -50,7 +56,11 @@ def blocks(draw):  # type: ignore[no-untyped-def]
     top = 2**63 - 1 if big else 10**6
     steps = sorted(draw(st.sets(st.integers(0, top), min_size=n, max_size=n)))
     values = draw(st.lists(doubles, min_size=n, max_size=n))
-    walls = draw(st.none() | st.lists(doubles, min_size=n, max_size=n))
+    walls = draw(
+        st.none()
+        | st.lists(doubles, min_size=n, max_size=n)
+        | st.lists(epochs, min_size=n, max_size=n)  # formatted in place, fixed width
+    )
     return steps, values, walls
 
 

@@ -58,6 +58,10 @@ def csv_rows(
     head = f"{split},{csv_field(name)},".encode()
     if walls is None:
         return _rows(steps, values, None, b"\n", head, b",,", {}, _CSV_VALUE)
+    epochs = _epoch_digits(walls)
+    if epochs is not None:  # the usual wall times: a fixed-width field, like the steps
+        mid = b"," + b"#" * _EPOCH_WIDTH + b","
+        return _rows(steps, values, None, b"\n", head, mid, {}, _CSV_VALUE, epochs)
     return _rows(steps, values, walls, b"\n", head, b",", _CSV_WALL, _CSV_VALUE)
 
 
@@ -96,10 +100,13 @@ def _rows(
     mid: bytes,
     wall_marks: dict[str, bytes],
     value_marks: dict[str, bytes],
+    epochs: np.ndarray | None = None,
 ) -> bytes:
     """Rows ``head + step + mid + [wall + ","] + value + end``, one run of digit counts at a time.
 
-    In JSON the comma between wall time and value is ``,"value":``.
+    In JSON the comma between wall time and value is ``,"value":``. ``epochs``
+    (`_epoch_digits` of the wall times) are written over the placeholder that
+    `mid` then holds right after the step's comma.
     """
     steps = np.asarray(steps, dtype=np.int64)
     n = len(steps)
@@ -112,7 +119,8 @@ def _rows(
         if hi > lo:
             w = None if walls is None else walls[lo:hi]
             marks = (wall_marks, value_marks)
-            parts.append(_run(steps[lo:hi], values[lo:hi], w, digits, end, head, mid, *marks))
+            e = None if epochs is None else epochs[lo:hi]
+            parts.append(_run(steps[lo:hi], values[lo:hi], w, digits, end, head, mid, *marks, e))
     return b"".join(parts)
 
 
@@ -126,6 +134,7 @@ def _run(
     mid: bytes,
     wall_marks: dict[str, bytes],
     value_marks: dict[str, bytes],
+    epochs: np.ndarray | None = None,
 ) -> bytes:
     """`_rows` of steps that all have `digits` digits."""
     n = len(steps)
@@ -166,6 +175,10 @@ def _run(
     field = np.dtype((np.void, digits))
     records = np.ndarray((len(buf) - digits + 1,), dtype=field, buffer=buf, strides=(1,))
     records[starts + (len(end) + len(head))] = _digits(steps, digits).view(field).ravel()
+    if epochs is not None:
+        field = np.dtype((np.void, _EPOCH_WIDTH))
+        records = np.ndarray((len(buf) - _EPOCH_WIDTH + 1,), dtype=field, buffer=buf, strides=(1,))
+        records[starts + (len(end) + len(head) + digits + 1)] = epochs.view(field).ravel()
     return bytes(memoryview(buf)[len(end) :])
 
 
@@ -192,6 +205,38 @@ def _digits(steps: np.ndarray, digits: int) -> np.ndarray:
     if n > 1:
         out[:-1] = grid[: (n - 1) * (digits + 1)].reshape(n - 1, digits + 1)[:, :digits]
     out[-1] = grid[(n - 1) * (digits + 1) :]
+    return out
+
+
+#: ``dddddddddd.ddddddd``: an epoch time in [2**30, 2**31) seconds (2004 to 2038).
+_EPOCH_WIDTH = 18
+
+
+def _epoch_digits(walls: np.ndarray) -> np.ndarray | None:
+    """Wall times as (n, 18) ASCII ``dddddddddd.ddddddd``, or None unless all are in
+    [2**30, 2**31) seconds (the years 2004 to 2038).
+
+    There a double is an integer multiple of 2**-22 s (2.4e-7), so the integer
+    seconds have ten digits and the fraction, rounded to seven decimals in int64
+    arithmetic, is within 0.5e-7 of it: 17 significant digits, which read back to
+    the same double (not always the shortest such text, but exact, and fixed in
+    width, so written in place as the steps are).
+
+    >>> _epoch_digits(np.array([1733318400.25, 2.0**30])).tobytes()
+    b'1733318400.25000001073741824.0000000'
+    >>> _epoch_digits(np.array([12.5])) is None
+    True
+    """
+    walls = np.asarray(walls, dtype=np.float64)
+    if not len(walls) or not bool(((walls >= 2.0**30) & (walls < 2.0**31)).all()):  # NaN fails
+        return None
+    ticks = (walls * 2.0**22).astype(np.int64)  # exact: the double's own integer
+    seconds = ticks >> 22
+    tenths = ((ticks & (2**22 - 1)) * 10**7 + 2**21) >> 22  # at most 9,999,998: no carry
+    out = np.empty((len(walls), _EPOCH_WIDTH), dtype=np.uint8)
+    out[:, :10] = _digits(seconds, 10)
+    out[:, 10] = ord(".")
+    out[:, 11:] = _digits(tenths + 10**7, 8)[:, 1:]  # zero-padded to seven digits
     return out
 
 
