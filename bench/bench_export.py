@@ -1,13 +1,14 @@
 """Export of a 100-million-point run to CSV, through a real server, by the CLI.
 
 The issue's target: >= 5,000,000 points/s, with the client's memory flat (its peak
-stated). A run of 4 series of 25,000,000 points (stride-1 steps, each point with its
-wall time, as `run.log` records them) is written straight into a store file (`SQLiteStore.write_points` of
-1,000,000-point chunks) before the server starts; the file is kept in a cache
-directory and reused (``EVALSTREAM_BENCH_CACHE``, default
-``~/.cache/evalstream/bench``; about 2.5 GB). An ``evalstream-server`` subprocess
-then serves it and ``evalstream runs export RUN --format csv -o FILE`` runs as a
-subprocess of its own, timed from its start to its exit.
+stated). A run of 4 series of 25,000,000 points (stride-1 steps) is written straight
+into a store file (`SQLiteStore.write_points` of 1,000,000-point chunks) before the
+server starts, twice: each point with its wall time, as `run.log` records them, and
+without (as a trainer streaming its own LossChunks may send them); the files are
+kept in a cache directory and reused (``EVALSTREAM_BENCH_CACHE``, default
+``~/.cache/evalstream/bench``; about 2.5 and 1 GB). An ``evalstream-server``
+subprocess then serves one and ``evalstream runs export RUN --format csv -o FILE``
+runs as a subprocess of its own, timed from its start to its exit.
 
 Figures: points/s (and the ratio to the target), the CSV's size, the client's peak
 RSS (its ``VmHWM``, read every 50 ms until it exits) and its RSS sampled through
@@ -15,7 +16,7 @@ the export (flat when memory is bounded), the server's peak RSS (``VmHWM``). A s
 of rows is checked against the values the points were written with (every value
 is an exact IEEE expression of its step).
 
-    python bench/bench_export.py [--points 100000000] [--keep-csv]
+    python bench/bench_export.py [--points 100000000] [--no-wall-times] [--keep-csv]
 """
 
 from __future__ import annotations
@@ -34,12 +35,20 @@ from typing import Any
 import numpy as np
 
 TARGET = 5_000_000
-SERIES = (  # (split, name, with wall times): run.log records one with every point
-    ("train", "loss", True),
-    ("train", "grad_norm", True),
-    ("train", "learning_rate", True),
-    ("validation", "loss", True),
+NAMES = (
+    ("train", "loss"),
+    ("train", "grad_norm"),
+    ("train", "learning_rate"),
+    ("validation", "loss"),
 )
+
+
+def series(wall_times: bool) -> tuple[tuple[str, str, bool], ...]:
+    """(split, name, with wall times) of the run: run.log records a wall time with every
+    point; a trainer streaming LossChunks itself may send none."""
+    return tuple((split, name, wall_times) for split, name in NAMES)
+
+
 CHUNK = 1_000_000
 PROJECT, NAME = "bench", "export"
 
@@ -54,12 +63,12 @@ def wall(step: np.ndarray | int) -> Any:
     return 1.7e9 + np.asarray(step, dtype=np.int64).astype(np.float64) * 0.05
 
 
-def cache_dir(points: int) -> Path:
+def cache_dir(points: int, wall_times: bool) -> Path:
     root = Path(os.environ.get("EVALSTREAM_BENCH_CACHE", Path.home() / ".cache/evalstream/bench"))
-    return root / f"export-walls-{points}"
+    return root / f"export-{'walls' if wall_times else 'bare'}-{points}"
 
 
-def build(data_dir: Path, points: int) -> str:
+def build(data_dir: Path, points: int, wall_times: bool) -> str:
     """The run's id, writing the store file first unless a complete one is cached."""
     from evalstream_server.store import NewRun, PointChunk, SQLiteStore
 
@@ -69,11 +78,11 @@ def build(data_dir: Path, points: int) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     for stale in data_dir.glob("evalstream.db*"):
         stale.unlink()
-    per = points // len(SERIES)
+    per = points // len(NAMES)
     started = time.perf_counter()
     with SQLiteStore(data_dir / "evalstream.db", synchronous="NORMAL") as store:
         run = store.create_run(NewRun(project=PROJECT, name=NAME, task="other"))
-        for k, (split, name, walls) in enumerate(SERIES):
+        for k, (split, name, walls) in enumerate(series(wall_times)):
             for at in range(0, per, CHUNK):
                 steps = np.arange(at, min(per, at + CHUNK), dtype=np.int64)
                 store.write_points(
@@ -104,10 +113,10 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def check_sample(path: Path, per: int, rng: random.Random, n: int = 200) -> int:
+def check_sample(path: Path, per: int, rng: random.Random, wall_times: bool, n: int = 200) -> int:
     """Reads `n` rows at random offsets and checks each against `value`/`wall`; their count."""
     size = path.stat().st_size
-    names = {(split, name): (k, walls) for k, (split, name, walls) in enumerate(SERIES)}
+    names = {(split, name): (k, w) for k, (split, name, w) in enumerate(series(wall_times))}
     checked = 0
     with path.open("rb") as f:
         assert f.readline() == b"split,series,step,wall_time,value\n", "bad header"
@@ -127,12 +136,14 @@ def check_sample(path: Path, per: int, rng: random.Random, n: int = 200) -> int:
     return checked
 
 
-def run_export_bench(points: int = 100_000_000, *, keep_csv: bool = False) -> dict[str, Any]:
+def run_export_bench(
+    points: int = 100_000_000, *, wall_times: bool = True, keep_csv: bool = False
+) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _server import Server
 
-    data_dir = cache_dir(points)
-    run_id = build(data_dir, points)
+    data_dir = cache_dir(points, wall_times)
+    run_id = build(data_dir, points, wall_times)
     out_dir = Path(tempfile.mkdtemp(prefix="evalstream-export-"))
     csv_path = out_dir / "run.csv"
     exe = Path(sys.executable).with_name("evalstream")
@@ -174,13 +185,14 @@ def run_export_bench(points: int = 100_000_000, *, keep_csv: bool = False) -> di
     if proc.returncode != 0:
         raise RuntimeError(f"evalstream runs export exited {proc.returncode}")
     size = csv_path.stat().st_size
-    checked = check_sample(csv_path, points // len(SERIES), random.Random(0))
+    checked = check_sample(csv_path, points // len(NAMES), random.Random(0), wall_times)
     rows = _count_rows(csv_path)
     if not keep_csv:
         csv_path.unlink()
         out_dir.rmdir()
     return {
         "points": points,
+        "wall_times": wall_times,
         "rows": rows,
         "seconds": seconds,
         "points_per_s": points / seconds,
@@ -211,7 +223,9 @@ def format_report(r: dict[str, Any]) -> list[str]:
         [samples[int(len(samples) * q)][1] // 1024 for q in (0.1, 0.5, 0.9)] if samples else []
     )
     return [
-        f"export of {r['points']:,} points to CSV by the CLI: {r['seconds']:.1f} s, "
+        f"export of {r['points']:,} points "
+        f"({'each with its wall time' if r['wall_times'] else 'without wall times'}) "
+        f"to CSV by the CLI: {r['seconds']:.1f} s, "
         f"{rate:,.0f} points/s (target >= {TARGET:,}: {rate / TARGET:.2f}x)",
         f"CSV {r['csv_bytes'] / 1e9:.2f} GB, {r['rows']:,} rows, "
         f"{r['rows_checked']} sampled rows checked against the written values",
@@ -228,8 +242,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, default=100_000_000)
     parser.add_argument("--keep-csv", action="store_true")
+    parser.add_argument(
+        "--no-wall-times", action="store_true", help="points without wall times (default with)"
+    )
     args = parser.parse_args()
-    for line in format_report(run_export_bench(args.points, keep_csv=args.keep_csv)):
+    result = run_export_bench(
+        args.points, wall_times=not args.no_wall_times, keep_csv=args.keep_csv
+    )
+    for line in format_report(result):
         print(line)
 
 

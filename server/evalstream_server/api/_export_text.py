@@ -231,12 +231,13 @@ def _epoch_digits(walls: np.ndarray) -> np.ndarray | None:
     if not len(walls) or not bool(((walls >= 2.0**30) & (walls < 2.0**31)).all()):  # NaN fails
         return None
     ticks = (walls * 2.0**22).astype(np.int64)  # exact: the double's own integer
-    seconds = ticks >> 22
-    tenths = ((ticks & (2**22 - 1)) * 10**7 + 2**21) >> 22  # at most 9,999,998: no carry
+    fraction = ((ticks & (2**22 - 1)) * 10**7 + 2**21) >> 22  # at most 9,999,998: no carry
+    # Seconds and seven decimals as one 17-digit integer (< 2**31 * 10**7 < 2**63).
+    digits = _digits((ticks >> 22) * 10**7 + fraction, 17)
     out = np.empty((len(walls), _EPOCH_WIDTH), dtype=np.uint8)
-    out[:, :10] = _digits(seconds, 10)
+    out[:, :10] = digits[:, :10]
     out[:, 10] = ord(".")
-    out[:, 11:] = _digits(tenths + 10**7, 8)[:, 1:]  # zero-padded to seven digits
+    out[:, 11:] = digits[:, 10:]
     return out
 
 
