@@ -221,6 +221,7 @@ def create_run(
     task: str,
     hyperparameters: Mapping[str, HyperValue] | None,
     resume: bool,
+    verdict_config: Mapping[str, Any] | None = None,
 ) -> Plan[RunInfo]:
     """CreateRun; with `resume`, the existing run of that name instead of AlreadyExists."""
     if task not in TASKS:
@@ -231,6 +232,7 @@ def create_run(
         model=model,
         task=TASKS[task],
         hyperparameters={k: hyper_pb(v) for k, v in (hyperparameters or {}).items()},
+        verdict_config=verdict_config_pb(verdict_config),
     )
     try:
         reply = yield Unary("CreateRun", request)

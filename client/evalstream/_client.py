@@ -34,6 +34,7 @@ from evalstream._base import (
     Stream,
 )
 from evalstream._export import AsyncClientExport, ClientExport
+from evalstream._points import check_logger_options
 from evalstream._records import EvaluationStep, ProjectInfo, Specimen
 from evalstream._run_types import HyperValue, RunInfo, Series
 from evalstream._runs import AsyncRun, Run, _SyncBridge
@@ -153,17 +154,22 @@ class Client(ClientExport, ScoringCalls, BaseClient):
         task: str = "",
         hyperparameters: Mapping[str, HyperValue] | None = None,
         resume: bool = False,
+        verdict_config: Mapping[str, Any] | None = None,
         **logger_options: Any,
     ) -> Run:
         """Creates a run (or, with `resume=True`, returns the existing one of that name).
 
+        `verdict_config` is the run's stored verdict thresholds, e.g.
+        ``{"monitor": "validation/bbox_f1@0.5", "patience": 5}`` (the fields of
+        VerdictConfig; a resumed run keeps those it was created with).
         `logger_options` tune the background loss streamer: chunk_points,
         max_buffer_points, buffer_timeout, on_full ("block" or "drop").
 
         Raises:
             AlreadyExists: the name is taken in the project and `resume` is False.
         """
-        plan = _base.create_run(project, name, model, task, hyperparameters, resume)
+        plan = _base.create_run(project, name, model, task, hyperparameters, resume, verdict_config)
+        check_logger_options(logger_options)
         return Run(self, self._drive(plan), **logger_options)
 
     def get_run(self, run: str, **logger_options: Any) -> Run:
@@ -437,10 +443,12 @@ class AsyncClient(AsyncClientExport, AsyncScoringCalls, BaseClient):
         task: str = "",
         hyperparameters: Mapping[str, HyperValue] | None = None,
         resume: bool = False,
+        verdict_config: Mapping[str, Any] | None = None,
         **logger_options: Any,
     ) -> AsyncRun:
         """Async twin of `Client.create_run`."""
-        plan = _base.create_run(project, name, model, task, hyperparameters, resume)
+        plan = _base.create_run(project, name, model, task, hyperparameters, resume, verdict_config)
+        check_logger_options(logger_options)
         return self._handle(await self._drive(plan), logger_options)
 
     async def get_run(self, run: str, **logger_options: Any) -> AsyncRun:

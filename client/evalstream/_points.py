@@ -22,7 +22,7 @@ Example:
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evalstream._run_types import SPLITS
@@ -128,3 +128,33 @@ def floats_list(values: Sequence[Any], *, field: str = "values") -> list[float]:
         except OverflowError:
             pass  # an int too large for a double: found below
     return [check_value(v, field=f"{field}[{i}]", index=i) for i, v in enumerate(seq)]
+
+
+#: The keyword options of the background loss streamer (`LossStreamer`).
+LOGGER_OPTIONS = (
+    "chunk_points",
+    "max_buffer_points",
+    "buffer_timeout",
+    "on_full",
+    "stream_timeout",
+    "max_backoff",
+)
+
+
+def check_logger_options(options: Mapping[str, Any]) -> None:
+    """TypeError naming an unknown logger option, before anything is sent or started.
+
+    >>> check_logger_options({"monitor": "validation/loss"})
+    Traceback (most recent call last):
+    ...
+    TypeError: unknown run logger option 'monitor'; the options are chunk_points, \
+max_buffer_points, buffer_timeout, on_full, stream_timeout, max_backoff (verdict \
+thresholds go in create_run(..., verdict_config={...}))
+    """
+    for name in options:
+        if name not in LOGGER_OPTIONS:
+            raise TypeError(
+                f"unknown run logger option {name!r}; the options are "
+                f"{', '.join(LOGGER_OPTIONS)} (verdict thresholds go in "
+                "create_run(..., verdict_config={...}))"
+            )

@@ -44,6 +44,7 @@ from evalstream._export import AsyncRunExport, RunExport
 from evalstream._points import (
     MAX_SERIES,
     MAX_STEP,
+    check_logger_options,
     check_series,
     check_split,
     check_step,
@@ -365,6 +366,7 @@ class Run(RunExport):
     """
 
     def __init__(self, client: Any, info: RunInfo, **streamer_options: Any) -> None:
+        check_logger_options(streamer_options)
         self._client = client
         self.info = info
         self._streamer_options = streamer_options

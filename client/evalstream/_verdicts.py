@@ -213,5 +213,15 @@ class Comparison:
 
 
 def verdict_config_pb(overrides: Mapping[str, Any] | None) -> runs_pb2.VerdictConfig:
-    """A VerdictConfig message from keyword overrides (monitor, mode, patience, ...)."""
+    """A VerdictConfig message from keyword overrides (monitor, mode, patience, ...).
+
+    >>> verdict_config_pb({"monitr": "validation/loss"})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown verdict setting 'monitr'; known: monitor, mode, ...
+    """
+    known = runs_pb2.VerdictConfig.DESCRIPTOR.fields_by_name
+    for name in overrides or {}:
+        if name not in known:
+            raise ValueError(f"unknown verdict setting {name!r}; known: {', '.join(known)}")
     return runs_pb2.VerdictConfig(**dict(overrides or {}))

@@ -49,3 +49,22 @@ def test_health_of_an_unknown_service_lists_the_services(
     assert "unknown service 'foo'; services: '' (the whole server)" in err
     assert "evalstream.v1.Runs" in err and "evalstream.v1.Scoring" in err
     assert main(["--target", live_server.target, "health", "--service", "evalstream.v1.Runs"]) == 0
+
+
+def test_create_run_refuses_an_unknown_option_before_creating_the_run(live_server) -> None:
+    with Client(live_server.target) as client:
+        # A verdict threshold passed where logger options go: refused at the call,
+        # not at the first log, and no run is left behind.
+        with pytest.raises(TypeError, match="unknown run logger option 'monitor'.*verdict_config"):
+            client.create_run("opts", "r", monitor="validation/loss")
+        with pytest.raises(ValueError, match="unknown verdict setting 'monitr'; known: monitor"):
+            client.create_run("opts", "r", verdict_config={"monitr": "validation/loss"})
+        with pytest.raises(errors.NotFound):
+            client.find_run("opts", "r")
+        run = client.create_run("opts", "r", verdict_config={"monitor": "validation/loss"})
+        run.log(0, split="validation", loss=1.0)
+        run.log(1, split="validation", loss=0.5)
+        run.finish()
+        assert run.verdict().early_stopping.monitor == "validation/loss"
+        with pytest.raises(TypeError, match="unknown run logger option 'chunk'"):
+            client.get_run(run.id, chunk=10)

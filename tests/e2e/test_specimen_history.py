@@ -38,16 +38,9 @@ RUN_B = {100: (False, False), 300: (True, True)}
 
 
 def _create(target: str, name: str, monitor: str = "") -> str:
-    with grpc.insecure_channel(target) as channel:
-        run = runs_pb2_grpc.RunsStub(channel).CreateRun(
-            runs_pb2.CreateRunRequest(
-                project="hist",
-                name=name,
-                verdict_config=runs_pb2.VerdictConfig(monitor=monitor),
-            ),
-            timeout=10,
-        )
-    return str(run.id)
+    with Client(target) as client:
+        config = {"monitor": monitor} if monitor else None
+        return client.create_run("hist", name, verdict_config=config).id
 
 
 @pytest.fixture
