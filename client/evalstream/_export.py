@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from evalstream._base import Stream
+from evalstream._curves import check_range
 from evalstream._run_types import SPLIT_NAMES, split_pb
 from evalstream.v1 import runs_pb2
 
@@ -66,12 +67,7 @@ def export_stream(
     """
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
-    _check_step(start_step, "start_step")
-    _check_step(end_step, "end_step")
-    if start_step is not None and end_step is not None and start_step > end_step:
-        raise ValueError(
-            f"start_step {start_step} is after end_step {end_step}; the range is inclusive"
-        )
+    check_range(start_step, end_step, 0)
     request = runs_pb2.ExportCurvesRequest(
         run_id=run_id,
         splits=[split_pb(s) for s in splits],
@@ -85,15 +81,6 @@ def export_stream(
 
 def _same(reply: runs_pb2.ExportCurvesResponse) -> runs_pb2.ExportCurvesResponse:
     return reply
-
-
-def _check_step(step: int | None, name: str) -> None:
-    if step is None:
-        return
-    if isinstance(step, bool) or not isinstance(step, int):
-        raise TypeError(f"{name} must be an int or None, not {type(step).__name__}")
-    if step < 0:
-        raise ValueError(f"{name} {step} is negative; steps are >= 0")
 
 
 def file_format(name: str) -> str:
