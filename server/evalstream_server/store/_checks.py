@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -67,6 +67,15 @@ def _check_step_range(start: int | None, end: int | None) -> tuple[int, int]:
             field="start_step",
         )
     return lo, hi
+
+
+def _check_series_read(
+    splits: Sequence[str], start: int | None, end: int | None
+) -> tuple[int, int]:
+    """The checks of a read of series: known splits, and the range as `_check_step_range`."""
+    for split in splits:
+        _check_split(split, field="splits")
+    return _check_step_range(start, end)
 
 
 def _check_page_size(page_size: object) -> int:

@@ -277,6 +277,17 @@ def _group_count(
     return int(np.count_nonzero(steps[1:] != steps[:-1])) + 1 if len(steps) else 0
 
 
+def _load_chunks(conn: sqlite3.Connection, loaded: dict[int, _Chunk], ids: list[int]) -> None:
+    """Decodes into `loaded` (by chunk id) those of the chunks `ids` it does not hold yet."""
+    missing = [i for i in ids if i not in loaded]
+    if missing:
+        marks = ", ".join("?" * len(missing))
+        for row in conn.execute(
+            f"SELECT {_CHUNK_COLUMNS} FROM point_chunks WHERE id IN ({marks})", missing
+        ):
+            loaded[row[0]] = _decode_chunk(row)
+
+
 def _head(
     conn: sqlite3.Connection, sid: int, lo: int, hi: int, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -296,14 +307,7 @@ def _head(
     loaded: dict[int, _Chunk] = {}
 
     def load(ids: list[int]) -> None:
-        missing = [i for i in ids if i not in loaded]
-        if missing:
-            marks = ", ".join("?" * len(missing))
-            for row in conn.execute(
-                f"SELECT {_CHUNK_COLUMNS} FROM point_chunks WHERE id IN ({marks})",
-                missing,
-            ):
-                loaded[row[0]] = _decode_chunk(row)
+        _load_chunks(conn, loaded, ids)
 
     threshold = hi
     # When the chunks hold n points or fewer in all, every one of them is needed.
@@ -394,14 +398,7 @@ def _tail(
     loaded: dict[int, _Chunk] = {}
 
     def load(ids: list[int]) -> None:
-        missing = [i for i in ids if i not in loaded]
-        if missing:
-            marks = ", ".join("?" * len(missing))
-            for row in conn.execute(
-                f"SELECT {_CHUNK_COLUMNS} FROM point_chunks WHERE id IN ({marks})",
-                missing,
-            ):
-                loaded[row[0]] = _decode_chunk(row)
+        _load_chunks(conn, loaded, ids)
 
     threshold = -1
     k = 1

@@ -25,11 +25,11 @@ from evalstream_server.store._checks import (
     _check_metrics,
     _check_new_run,
     _check_page_size,
+    _check_series_read,
     _check_specimen,
     _check_split,
     _check_status,
     _check_step,
-    _check_step_range,
     _decode_token,
     _encode_token,
 )
@@ -411,9 +411,7 @@ class SQLiteStore:
             NotFound: no such run.
             InvalidInput: an unknown split, a negative bound, or start_step > end_step.
         """
-        for split in splits:
-            _check_split(split, field="splits")
-        lo, hi = _check_step_range(start_step, end_step)
+        lo, hi = _check_series_read(splits, start_step, end_step)
         return self._pool.read(
             lambda conn: _reads._read_series(conn, run_id, splits, series, tail=0, lo=lo, hi=hi)
         )
@@ -441,9 +439,7 @@ class SQLiteStore:
             NotFound: no such run.
             InvalidInput: an unknown split, a bad range, ``after`` or ``limit`` < 1.
         """
-        for split in splits:
-            _check_split(split, field="splits")
-        lo, hi = _check_step_range(start_step, end_step)
+        lo, hi = _check_series_read(splits, start_step, end_step)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidInput(f"limit must be >= 1, got {limit!r}", field="limit")
         if after is not None:
@@ -470,9 +466,7 @@ class SQLiteStore:
             NotFound: no such run.
             InvalidInput: an unknown split or a bad range.
         """
-        for split in splits:
-            _check_split(split, field="splits")
-        lo, hi = _check_step_range(start_step, end_step)
+        lo, hi = _check_series_read(splits, start_step, end_step)
         return self._pool.read(
             lambda conn: _reads._count_points(conn, run_id, splits, series, lo=lo, hi=hi)
         )
@@ -494,9 +488,7 @@ class SQLiteStore:
             NotFound: no such run.
             InvalidInput: an unknown split, a negative bound, or start_step > end_step.
         """
-        for split in splits:
-            _check_split(split, field="splits")
-        lo, hi = _check_step_range(start_step, end_step)
+        lo, hi = _check_series_read(splits, start_step, end_step)
         return self._pool.read(
             lambda conn: _reads._series_chunks(conn, run_id, splits, series, lo, hi)
         )
