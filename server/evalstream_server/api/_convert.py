@@ -76,6 +76,18 @@ STATUS_NAMES = {
 }
 STATUS_ENUMS = {name: value for value, name in STATUS_NAMES.items()}
 
+
+def split_names(splits: Sequence[int], violations: list[FieldViolation]) -> list[str]:
+    """The names of a request's ``splits`` (enum values); a violation per unknown one."""
+    names = []
+    for i, split in enumerate(splits):
+        if split not in SPLIT_NAMES:
+            violations.append(FieldViolation(f"splits[{i}]", f"unknown split {split}"))
+        else:
+            names.append(SPLIT_NAMES[split])
+    return names
+
+
 #: The series a loss chunk that names none is stored under.
 DEFAULT_SERIES = "loss"
 

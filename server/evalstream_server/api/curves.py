@@ -18,7 +18,7 @@ import grpc
 from evalstream.v1 import runs_pb2
 
 from evalstream_server.api import _curve_pages
-from evalstream_server.api._convert import SPLIT_NAMES, checkpoint_series_to_pb, series_to_pb
+from evalstream_server.api._convert import checkpoint_series_to_pb, series_to_pb, split_names
 from evalstream_server.api._curve_pages import MAX_PAGE_POINTS
 from evalstream_server.api._status import store_abort
 from evalstream_server.api.export import export_curves
@@ -29,12 +29,8 @@ from evalstream_server.store import CheckpointRow, SeriesData, Store, StoreError
 
 def _violations(request: runs_pb2.GetCurvesRequest, splits: list[str]) -> list[FieldViolation]:
     """The request's field violations; fills ``splits`` with the split names."""
-    violations = []
-    for i, split in enumerate(request.splits):
-        if split not in SPLIT_NAMES:
-            violations.append(FieldViolation(f"splits[{i}]", f"unknown split {split}"))
-        else:
-            splits.append(SPLIT_NAMES[split])
+    violations: list[FieldViolation] = []
+    splits.extend(split_names(request.splits, violations))
     if request.max_points < 0 or request.max_points == 1:
         violations.append(
             FieldViolation("max_points", f"{request.max_points}: use 0 (all) or >= 2")

@@ -22,7 +22,7 @@ import grpc
 import numpy as np
 from evalstream.v1 import runs_pb2
 
-from evalstream_server.api._convert import SPLIT_ENUMS, SPLIT_NAMES
+from evalstream_server.api._convert import SPLIT_ENUMS, split_names
 from evalstream_server.api._export_text import csv_rows, jsonl_rows
 from evalstream_server.api._status import store_abort
 from evalstream_server.errors import FieldViolation
@@ -92,13 +92,8 @@ class _Request:
     """An ExportCurvesRequest, checked."""
 
     def __init__(self, request: runs_pb2.ExportCurvesRequest, context: grpc.ServicerContext):
-        violations = []
-        self.splits: list[str] = []
-        for i, split in enumerate(request.splits):
-            if split not in SPLIT_NAMES:
-                violations.append(FieldViolation(f"splits[{i}]", f"unknown split {split}"))
-            else:
-                self.splits.append(SPLIT_NAMES[split])
+        violations: list[FieldViolation] = []
+        self.splits = split_names(request.splits, violations)
         if request.format not in _FORMATS:
             violations.append(
                 FieldViolation(
