@@ -67,6 +67,7 @@ METHOD_ROLES: Mapping[str, str] = {
     "/evalstream.v1.Runs/StreamLoss": "write",
     "/evalstream.v1.Runs/LogCheckpoint": "write",
     "/evalstream.v1.Runs/SetRunStatus": "write",
+    "/evalstream.v1.Runs/UpdateRun": "write",
     "/evalstream.v1.Scoring/ScoreText": "write",
     "/evalstream.v1.Scoring/ScoreBoxes": "write",
 }

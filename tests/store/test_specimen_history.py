@@ -95,6 +95,6 @@ def test_migrates_v4_specimens_to_v5(db_path: Path) -> None:
         history = store.specimen_history("r_old", "validation", "a")
         assert [(s, r.prediction_text) for s, r in history] == [(10, "at 10"), (20, "at 20")]
     conn = sqlite3.connect(db_path)
-    assert schema.schema_version(conn) == 5
+    assert schema.schema_version(conn) == schema.SCHEMA_VERSION
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "specimens_by_specimen" in indexes

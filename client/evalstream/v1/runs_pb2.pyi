@@ -26,6 +26,12 @@ class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_STATUS_FAILED: _ClassVar[RunStatus]
     RUN_STATUS_KILLED: _ClassVar[RunStatus]
 
+class AlertFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ALERT_FORMAT_UNSPECIFIED: _ClassVar[AlertFormat]
+    ALERT_FORMAT_JSON: _ClassVar[AlertFormat]
+    ALERT_FORMAT_SLACK: _ClassVar[AlertFormat]
+
 class ExportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     EXPORT_FORMAT_UNSPECIFIED: _ClassVar[ExportFormat]
@@ -59,6 +65,9 @@ RUN_STATUS_RUNNING: RunStatus
 RUN_STATUS_FINISHED: RunStatus
 RUN_STATUS_FAILED: RunStatus
 RUN_STATUS_KILLED: RunStatus
+ALERT_FORMAT_UNSPECIFIED: AlertFormat
+ALERT_FORMAT_JSON: AlertFormat
+ALERT_FORMAT_SLACK: AlertFormat
 EXPORT_FORMAT_UNSPECIFIED: ExportFormat
 EXPORT_FORMAT_POINTS: ExportFormat
 EXPORT_FORMAT_CSV: ExportFormat
@@ -89,7 +98,7 @@ class HyperValue(_message.Message):
     def __init__(self, float_value: _Optional[float] = ..., int_value: _Optional[int] = ..., string_value: _Optional[str] = ..., bool_value: _Optional[bool] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "project", "name", "model", "task", "status", "hyperparameters", "derived", "created_at", "updated_at")
+    __slots__ = ("id", "project", "name", "model", "task", "status", "hyperparameters", "derived", "created_at", "updated_at", "summary", "alert_webhook_count")
     class HyperparametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +107,13 @@ class Run(_message.Message):
         value: HyperValue
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[HyperValue, _Mapping]] = ...) -> None: ...
     class DerivedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: HyperValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[HyperValue, _Mapping]] = ...) -> None: ...
+    class SummaryEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +130,8 @@ class Run(_message.Message):
     DERIVED_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ALERT_WEBHOOK_COUNT_FIELD_NUMBER: _ClassVar[int]
     id: str
     project: str
     name: str
@@ -124,10 +142,12 @@ class Run(_message.Message):
     derived: _containers.MessageMap[str, HyperValue]
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., project: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., hyperparameters: _Optional[_Mapping[str, HyperValue]] = ..., derived: _Optional[_Mapping[str, HyperValue]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    summary: _containers.MessageMap[str, HyperValue]
+    alert_webhook_count: int
+    def __init__(self, id: _Optional[str] = ..., project: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., hyperparameters: _Optional[_Mapping[str, HyperValue]] = ..., derived: _Optional[_Mapping[str, HyperValue]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., summary: _Optional[_Mapping[str, HyperValue]] = ..., alert_webhook_count: _Optional[int] = ...) -> None: ...
 
 class CreateRunRequest(_message.Message):
-    __slots__ = ("project", "name", "model", "task", "hyperparameters", "verdict_config")
+    __slots__ = ("project", "name", "model", "task", "hyperparameters", "verdict_config", "alert_webhooks")
     class HyperparametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -141,13 +161,48 @@ class CreateRunRequest(_message.Message):
     TASK_FIELD_NUMBER: _ClassVar[int]
     HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
     VERDICT_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    ALERT_WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
     project: str
     name: str
     model: str
     task: Task
     hyperparameters: _containers.MessageMap[str, HyperValue]
     verdict_config: VerdictConfig
-    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., hyperparameters: _Optional[_Mapping[str, HyperValue]] = ..., verdict_config: _Optional[_Union[VerdictConfig, _Mapping]] = ...) -> None: ...
+    alert_webhooks: _containers.RepeatedCompositeFieldContainer[AlertWebhook]
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., hyperparameters: _Optional[_Mapping[str, HyperValue]] = ..., verdict_config: _Optional[_Union[VerdictConfig, _Mapping]] = ..., alert_webhooks: _Optional[_Iterable[_Union[AlertWebhook, _Mapping]]] = ...) -> None: ...
+
+class AlertWebhook(_message.Message):
+    __slots__ = ("url", "format")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    format: AlertFormat
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[_Union[AlertFormat, str]] = ...) -> None: ...
+
+class SavedCheckpoint(_message.Message):
+    __slots__ = ("step", "path")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    path: str
+    def __init__(self, step: _Optional[int] = ..., path: _Optional[str] = ...) -> None: ...
+
+class UpdateRunRequest(_message.Message):
+    __slots__ = ("run_id", "summary", "saved_checkpoints")
+    class SummaryEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: HyperValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[HyperValue, _Mapping]] = ...) -> None: ...
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    SAVED_CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    summary: _containers.MessageMap[str, HyperValue]
+    saved_checkpoints: _containers.RepeatedCompositeFieldContainer[SavedCheckpoint]
+    def __init__(self, run_id: _Optional[str] = ..., summary: _Optional[_Mapping[str, HyperValue]] = ..., saved_checkpoints: _Optional[_Iterable[_Union[SavedCheckpoint, _Mapping]]] = ...) -> None: ...
 
 class GetRunRequest(_message.Message):
     __slots__ = ("run_id", "project", "name")
@@ -401,23 +456,25 @@ class Advice(_message.Message):
     def __init__(self, action: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class CheckpointVerdict(_message.Message):
-    __slots__ = ("step", "metric", "train_value", "validation_value", "gap", "grade")
+    __slots__ = ("step", "metric", "train_value", "validation_value", "gap", "grade", "path")
     STEP_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     TRAIN_VALUE_FIELD_NUMBER: _ClassVar[int]
     VALIDATION_VALUE_FIELD_NUMBER: _ClassVar[int]
     GAP_FIELD_NUMBER: _ClassVar[int]
     GRADE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     step: int
     metric: str
     train_value: float
     validation_value: float
     gap: float
     grade: CheckpointGrade
-    def __init__(self, step: _Optional[int] = ..., metric: _Optional[str] = ..., train_value: _Optional[float] = ..., validation_value: _Optional[float] = ..., gap: _Optional[float] = ..., grade: _Optional[_Union[CheckpointGrade, str]] = ...) -> None: ...
+    path: str
+    def __init__(self, step: _Optional[int] = ..., metric: _Optional[str] = ..., train_value: _Optional[float] = ..., validation_value: _Optional[float] = ..., gap: _Optional[float] = ..., grade: _Optional[_Union[CheckpointGrade, str]] = ..., path: _Optional[str] = ...) -> None: ...
 
 class EarlyStopping(_message.Message):
-    __slots__ = ("monitor", "mode", "best_step", "best_value", "evaluations_since_best", "steps_since_best", "should_stop")
+    __slots__ = ("monitor", "mode", "best_step", "best_value", "evaluations_since_best", "steps_since_best", "should_stop", "best_checkpoint_path")
     MONITOR_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     BEST_STEP_FIELD_NUMBER: _ClassVar[int]
@@ -425,6 +482,7 @@ class EarlyStopping(_message.Message):
     EVALUATIONS_SINCE_BEST_FIELD_NUMBER: _ClassVar[int]
     STEPS_SINCE_BEST_FIELD_NUMBER: _ClassVar[int]
     SHOULD_STOP_FIELD_NUMBER: _ClassVar[int]
+    BEST_CHECKPOINT_PATH_FIELD_NUMBER: _ClassVar[int]
     monitor: str
     mode: str
     best_step: int
@@ -432,7 +490,8 @@ class EarlyStopping(_message.Message):
     evaluations_since_best: int
     steps_since_best: int
     should_stop: bool
-    def __init__(self, monitor: _Optional[str] = ..., mode: _Optional[str] = ..., best_step: _Optional[int] = ..., best_value: _Optional[float] = ..., evaluations_since_best: _Optional[int] = ..., steps_since_best: _Optional[int] = ..., should_stop: _Optional[bool] = ...) -> None: ...
+    best_checkpoint_path: str
+    def __init__(self, monitor: _Optional[str] = ..., mode: _Optional[str] = ..., best_step: _Optional[int] = ..., best_value: _Optional[float] = ..., evaluations_since_best: _Optional[int] = ..., steps_since_best: _Optional[int] = ..., should_stop: _Optional[bool] = ..., best_checkpoint_path: _Optional[str] = ...) -> None: ...
 
 class LossContext(_message.Message):
     __slots__ = ("initial_loss", "final_loss", "initial_band", "final_band", "caveat")

@@ -54,6 +54,11 @@ class RunsStub:
                 request_serializer=evalstream_dot_v1_dot_runs__pb2.SetRunStatusRequest.SerializeToString,
                 response_deserializer=evalstream_dot_v1_dot_runs__pb2.Run.FromString,
                 _registered_method=True)
+        self.UpdateRun = channel.unary_unary(
+                '/evalstream.v1.Runs/UpdateRun',
+                request_serializer=evalstream_dot_v1_dot_runs__pb2.UpdateRunRequest.SerializeToString,
+                response_deserializer=evalstream_dot_v1_dot_runs__pb2.Run.FromString,
+                _registered_method=True)
         self.StreamLoss = channel.stream_stream(
                 '/evalstream.v1.Runs/StreamLoss',
                 request_serializer=evalstream_dot_v1_dot_runs__pb2.LossChunk.SerializeToString,
@@ -142,6 +147,14 @@ class RunsServicer:
 
     def SetRunStatus(self, request, context):
         """Sets a run's status (finished, failed, killed, or running again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateRun(self, request, context):
+        """Records what a trainer learns about a run as it goes: one-off values
+        (summary) and the directories of saved checkpoints.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -255,6 +268,11 @@ def add_RunsServicer_to_server(servicer, server):
             'SetRunStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.SetRunStatus,
                     request_deserializer=evalstream_dot_v1_dot_runs__pb2.SetRunStatusRequest.FromString,
+                    response_serializer=evalstream_dot_v1_dot_runs__pb2.Run.SerializeToString,
+            ),
+            'UpdateRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateRun,
+                    request_deserializer=evalstream_dot_v1_dot_runs__pb2.UpdateRunRequest.FromString,
                     response_serializer=evalstream_dot_v1_dot_runs__pb2.Run.SerializeToString,
             ),
             'StreamLoss': grpc.stream_stream_rpc_method_handler(
@@ -425,6 +443,33 @@ class Runs:
             target,
             '/evalstream.v1.Runs/SetRunStatus',
             evalstream_dot_v1_dot_runs__pb2.SetRunStatusRequest.SerializeToString,
+            evalstream_dot_v1_dot_runs__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalstream.v1.Runs/UpdateRun',
+            evalstream_dot_v1_dot_runs__pb2.UpdateRunRequest.SerializeToString,
             evalstream_dot_v1_dot_runs__pb2.Run.FromString,
             options,
             channel_credentials,

@@ -33,6 +33,7 @@ from evalstream_server.store._types import (
     StoreClosed,
     StoreError,
     StoreOverloaded,
+    Webhook,
     WriteResult,
     WriterLost,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "StoreClosed",
     "StoreError",
     "StoreOverloaded",
+    "Webhook",
     "WriterLost",
     "WriteResult",
     "downsample_minmax",

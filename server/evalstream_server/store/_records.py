@@ -20,6 +20,7 @@ from evalstream_server.store._types import (
     HyperValue,
     RunRecord,
     SpecimenRecord,
+    Webhook,
 )
 
 
@@ -49,13 +50,19 @@ def _row_to_run(row: Sequence[Any]) -> RunRecord:
         verdict_config=json.loads(row[7]),
         created_at=row[8],
         updated_at=row[9],
+        summary=json.loads(row[10]),
+        alert_webhooks=tuple(Webhook(w["url"], w["format"]) for w in json.loads(row[11])),
     )
 
 
 _RUN_COLUMNS = (
     "id, project, name, model, task, status, hyperparameters, verdict_config, "
-    "created_at, updated_at"
+    "created_at, updated_at, summary, alert_webhooks"
 )
+
+
+def _webhooks_to_json(webhooks: Sequence[Webhook]) -> str:
+    return json.dumps([{"url": w.url, "format": w.format} for w in webhooks])
 
 
 #: Specimen fields written to the body only when set, with their "not sent" value:

@@ -78,6 +78,14 @@ class WriterLost(StoreError):
 
 
 @dataclass(frozen=True, slots=True)
+class Webhook:
+    """Where an alert is POSTed: an http(s) URL and the payload's shape."""
+
+    url: str
+    format: str = "json"  # "json" or "slack"
+
+
+@dataclass(frozen=True, slots=True)
 class NewRun:
     """What a trainer says about a run it starts."""
 
@@ -87,6 +95,7 @@ class NewRun:
     task: str = ""
     hyperparameters: Mapping[str, HyperValue] = field(default_factory=dict)
     verdict_config: Mapping[str, HyperValue] = field(default_factory=dict)
+    alert_webhooks: tuple[Webhook, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +112,8 @@ class RunRecord:
     verdict_config: Mapping[str, HyperValue]
     created_at: float
     updated_at: float
+    summary: Mapping[str, HyperValue] = field(default_factory=dict)
+    alert_webhooks: tuple[Webhook, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,13 @@ from evalstream_server.store._codec import (
     _ValidChunk,
 )
 from evalstream_server.store._compaction import _MAX_TAIL, _SMALL_CHUNK, _compaction_start
-from evalstream_server.store._records import _RUN_COLUMNS, _hyper_key, _new_run_id, _row_to_run
+from evalstream_server.store._records import (
+    _RUN_COLUMNS,
+    _hyper_key,
+    _new_run_id,
+    _row_to_run,
+    _webhooks_to_json,
+)
 from evalstream_server.store._types import (
     AlreadyExists,
     HyperValue,
@@ -359,9 +365,10 @@ class Writer:
             verdict_config=verdict,
             created_at=now,
             updated_at=now,
+            alert_webhooks=new.alert_webhooks,
         )
         conn.execute(
-            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run.id,
                 run.project,
@@ -373,6 +380,8 @@ class Writer:
                 json.dumps(verdict),
                 now,
                 now,
+                "{}",
+                _webhooks_to_json(new.alert_webhooks),
             ),
         )
         conn.executemany(

@@ -8,7 +8,9 @@ than this code is refused rather than guessed at.
 
 Tables:
 
-- ``runs``: one row per run; hyperparameters and verdict config as JSON objects.
+- ``runs``: one row per run; hyperparameters, verdict config and (version 6)
+  summary as JSON objects; alert webhooks (version 6) as a JSON list of
+  ``{"url": ..., "format": "json" | "slack"}``.
 - ``run_hyperparameters``: the same hyperparameters one row per key, typed
   (``kind`` is "bool", "num" or "str"), so that ``list_runs`` filters in SQL.
 - ``series``: one row per (run, split, series name).
@@ -120,6 +122,18 @@ MIGRATIONS: tuple[Sequence[str], ...] = (
     # 4 -> 5: one specimen across evaluation steps (GetSpecimenHistory) reads
     # this index in step order instead of every specimen of the run.
     ("CREATE INDEX specimens_by_specimen ON specimens (run_id, split, specimen_id, step)",),
+    # 5 -> 6: what a trainer records beside its curves: one-off values (summary),
+    # per-run alert webhooks, and where each checkpoint was saved.
+    (
+        "ALTER TABLE runs ADD COLUMN summary TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE runs ADD COLUMN alert_webhooks TEXT NOT NULL DEFAULT '[]'",
+        """CREATE TABLE saved_checkpoints (
+            run_id TEXT NOT NULL REFERENCES runs (id),
+            step INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            PRIMARY KEY (run_id, step)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 #: The version this code writes.
