@@ -51,6 +51,7 @@ class CheckpointGrade:
     validation_value: float | None
     gap: float | None
     grade: str
+    path: str = ""  # where the checkpoint of this step was saved ("" when not recorded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class EarlyStopping:
     evaluations_since_best: int
     steps_since_best: int
     should_stop: bool
+    best_checkpoint_path: str = ""  # where best_step's checkpoint was saved ("" when not recorded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,7 @@ class Verdict:
                     _opt(c, "validation_value"),
                     _opt(c, "gap"),
                     GRADES.get(c.grade, ""),
+                    c.path,
                 )
                 for c in pb.checkpoints
             ),
@@ -128,6 +131,7 @@ class Verdict:
                 es.evaluations_since_best,
                 es.steps_since_best,
                 es.should_stop,
+                es.best_checkpoint_path,
             ),
             loss_context={
                 "initial_loss": _opt(lc, "initial_loss"),
