@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from evalstream._base import DEFAULT_BATCH_SIZE, DEFAULT_TARGET
-from evalstream.cli import _export, _projects, _specimen_history, _specimens
+from evalstream.cli import _export, _plot, _projects, _specimen_history, _specimens
 
 
 def _parse_floats(text: str) -> list[float]:
@@ -239,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     _specimens.add_parsers(rsub)
     _specimen_history.add_parsers(rsub)
     _export.add_parser(rsub)
+    _plot.add_parser(rsub)
     return p
 
 
