@@ -315,7 +315,8 @@ def _draw(fig: Figure, data: Sequence[_RunData], *, log_scale: bool, title: str 
                 markersize=3,
                 label=f"{prefix}{split} {name}",
             )
-        _mark_best(d, index, loss_ax, [a for a in (lr_ax, *panels.values()) if a is not None])
+        others = [a for a in (lr_ax, *panels.values()) if a is not None]
+        _mark_best(d, index, loss_ax, others, prefix=prefix)
         v = d.verdict
         state = (v.state or "unknown").upper() + (f" ({v.severity})" if v.severity else "")
         head = f"{d.info.name}: " if several else ""
@@ -343,7 +344,9 @@ def _draw(fig: Figure, data: Sequence[_RunData], *, log_scale: bool, title: str 
     fig.suptitle(_shorten(title if title is not None else names))
 
 
-def _mark_best(d: _RunData, index: int, loss_ax: Axes, others: Sequence[Axes]) -> None:
+def _mark_best(
+    d: _RunData, index: int, loss_ax: Axes, others: Sequence[Axes], *, prefix: str
+) -> None:
     """The best checkpoint: a star on the monitored curve, a vertical line on every panel."""
     es = d.verdict.early_stopping
     if es.best_step is None:
@@ -366,7 +369,7 @@ def _mark_best(d: _RunData, index: int, loss_ax: Axes, others: Sequence[Axes]) -
             markersize=13,
             markerfacecolor=color,
             markeredgecolor="black",
-            label=f"best {es.monitor} {value:.4g} at step {step}",
+            label=f"{prefix}best {es.monitor} {value:.4g} at step {step}",
             gid="best",
             zorder=5,
         )

@@ -33,8 +33,20 @@ def _validation(step: int) -> float:
     return 0.6 + ((step - 150) / 100) ** 2
 
 
-def _make_run(client: Client, name: str, *, lr: float = 3e-4, nan_at: int | None = None) -> str:
-    run = client.create_run("p", name, hyperparameters={"learning_rate": lr, "batch_size": 8})
+def _make_run(
+    client: Client,
+    name: str,
+    *,
+    lr: float = 3e-4,
+    nan_at: int | None = None,
+    verdict_config: dict[str, object] | None = None,
+) -> str:
+    run = client.create_run(
+        "p",
+        name,
+        hyperparameters={"learning_rate": lr, "batch_size": 8},
+        verdict_config=verdict_config,
+    )
     values = [_train(s) for s in STEPS]
     if nan_at is not None:
         values[nan_at] = float("nan")
@@ -96,6 +108,19 @@ def test_plot_draws_the_logged_points_in_the_product_colours(live_server) -> Non
     np.testing.assert_allclose(bleu.get_ydata(), [0.1 + s / 1000 for s in range(50, 300, 50)])
     assert to_hex(bleu.get_color()) == plot.VALIDATION_COLOR
     assert any(ln.get_gid() == "best-step" for ln in bleu.axes.get_lines())
+
+
+def test_plot_stars_a_checkpoint_metric_monitor_in_its_panel(live_server) -> None:
+    with Client(live_server.target) as client:
+        _make_run(client, "bleu", verdict_config={"monitor": "validation/bleu"})
+        verdict = client.verdict("p/bleu")
+        fig = plot.plot_runs(client, ["p/bleu"])
+    assert verdict.early_stopping.best_step == 250  # bleu rises to its last evaluation
+    bleu = _line(fig, "validation bleu")
+    (best,) = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "best"]
+    assert best.axes is bleu.axes
+    assert (list(best.get_xdata()), best.get_ydata()[0]) == ([250], pytest.approx(0.35))
+    assert best.get_label() == "best validation/bleu 0.35 at step 250"
 
 
 def test_plot_marks_nan_at_the_top_of_the_axis(live_server) -> None:
