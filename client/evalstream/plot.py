@@ -340,6 +340,9 @@ def _draw(fig: Figure, data: Sequence[_RunData], *, log_scale: bool, title: str 
     (lr_ax if lr_ax is not None else loss_ax).set_xlabel("step")
     for ax in panels.values():
         ax.set_xlabel("step", fontsize="small")
+        # a legend when one run has the metric on several splits (runs: the loss legend)
+        if not several and sum(ln.get_gid() is None for ln in ax.lines) > 1:
+            ax.legend(fontsize="xx-small", loc="best")
     names = ", ".join(d.label for d in data)
     fig.suptitle(_shorten(title if title is not None else names))
 
