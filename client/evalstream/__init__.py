@@ -14,6 +14,8 @@ Needs only grpcio and protobuf. The public surface::
     Specimen                             projects, evaluations, ground truth beside prediction
     SpecimenAtStep, RunSpecimen          one specimen across steps and runs
     errors                               the exception tree (EvalstreamError, ...)
+    evalstream.plot                      figures of runs (matplotlib; imported on its own,
+                                         pip install 'evalstream[plot]')
 """
 
 from __future__ import annotations

@@ -146,6 +146,8 @@ def test_watch_prints_the_first_verdict_then_only_what_changed(
         "  step  metric  train  validation  grade\n"
         "  2000  f1       0.97        0.74  severe_overfitting",
         "step 2200\n  best validation/loss 0.5 at step 1500 (4 evaluations ago): stop now",
+        # then the end, once the watch is over (the fake run still says running)
+        "run p/a-run-with-a-rather-long-name running at step 2200: OVERFITTING",
     ]
     assert format_verdict_change(OVERFITTING, later) == ""
 
@@ -352,6 +354,9 @@ class _FakeClient:
 
     def watch(self, run_id: str) -> Iterator[Verdict]:
         yield from self.verdicts
+
+    def curves(self, run_id: str, **read: Any) -> list[Series]:
+        return []  # `runs watch` reads the losses: this run has none
 
     def compare(self, runs: list[str], *, baseline: str) -> Comparison:
         row = ComparisonRow(

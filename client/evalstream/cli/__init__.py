@@ -9,7 +9,7 @@
     evalstream runs list --project P [--status S] [--model M] [--json]
     evalstream runs show RUN [--json]
     evalstream runs verdict RUN [--json]
-    evalstream runs watch RUN [--json]
+    evalstream runs watch RUN [--json] [--interval S] [--window STEPS]
     evalstream runs compare A B [C ...] [--baseline A] [--json]
     evalstream runs import FILE --run RUN [--series S] [--split S]
     evalstream runs create PROJECT NAME [--model M] [--task T] [--hp key=value ...] [--json]
@@ -17,6 +17,7 @@
     evalstream runs specimens RUN --step N [--split S] [--flag F] [--json]
     evalstream runs export RUN [--format csv|jsonl|parquet] [-o FILE] [--split S ...]
                            [--series NAME ...] [--start-step N] [--end-step N]
+    evalstream runs plot RUN [RUN ...] -o FILE.png|svg|pdf [--log-scale] [--title T] [--size WxH]
     evalstream projects [--json]
     (RUN: a run id or project/name)
 
@@ -41,7 +42,7 @@ from rich.text import Text
 
 from evalstream._client import Client
 from evalstream._run_types import Checkpoint
-from evalstream.cli import _export, _projects, _specimen_history, _specimens
+from evalstream.cli import _export, _plot, _projects, _specimen_history, _specimens, _watch
 from evalstream.cli._box_files import read_box_files
 from evalstream.cli._format import (
     _comparison_view,
@@ -49,7 +50,6 @@ from evalstream.cli._format import (
     _report_view,
     _show,
     _text_report_view,
-    _verdict_change_view,
     _verdict_view,
     to_json,
 )
@@ -172,6 +172,8 @@ def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         return _specimens.specimens_command(client, args, out)
     if args.runs_command == "export":
         return _export.export_command(client, args, out)
+    if args.runs_command == "plot":
+        return _plot.plot_command(client, args, out)
     if args.runs_command == "specimen":
         return _specimen_history.specimen_command(client, args, out)
     if args.runs_command == "compare-specimen":
@@ -184,7 +186,7 @@ def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
             _show(out, _verdict_view(v))
         return 0
     if args.runs_command == "watch":
-        return _watch(client, args, out)
+        return _watch.watch_command(client, args, out)
     if args.runs_command == "compare":
         c = client.compare(args.runs, baseline=args.baseline)
         if args.json:
@@ -258,23 +260,6 @@ def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         _show(out, Group(*view))
         return 0
     return import_points(client, args, out)
-
-
-def _watch(client: Client, args: argparse.Namespace, out: TextIO) -> int:
-    """The first verdict in full, then one short block per change (JSON Lines with --json)."""
-    before = None
-    for v in client.watch(args.run):
-        if args.json:
-            print(to_json(v, lines=True), file=out, flush=True)
-        elif before is None:
-            _show(out, _verdict_view(v))
-        else:
-            change = _verdict_change_view(before, v)
-            if change is not None:
-                print("", file=out)
-                _show(out, change)
-        before = v
-    return 0
 
 
 def run() -> None:

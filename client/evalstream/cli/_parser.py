@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from evalstream._base import DEFAULT_BATCH_SIZE, DEFAULT_TARGET
-from evalstream.cli import _export, _projects, _specimen_history, _specimens
+from evalstream.cli import _export, _plot, _projects, _specimen_history, _specimens, _watch
 
 
 def _parse_floats(text: str) -> list[float]:
@@ -216,9 +216,6 @@ def build_parser() -> argparse.ArgumentParser:
     rv = rsub.add_parser("verdict", help="diagnose a run: state, evidence, advice, where to stop")
     rv.add_argument("run", help="run id or project/name")
     rv.add_argument("--json", action="store_true", help="print the verdict as JSON")
-    rw = rsub.add_parser("watch", help="print the verdict, then each change, until the run ends")
-    rw.add_argument("run", help="run id or project/name")
-    rw.add_argument("--json", action="store_true", help="print each verdict as one JSON line")
     rc = rsub.add_parser("compare", help="compare runs; changed variables are marked with *")
     rc.add_argument("runs", nargs="+", help="run ids or project/name")
     rc.add_argument("--baseline", default="", help="run the deltas are against (default the first)")
@@ -239,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     _specimens.add_parsers(rsub)
     _specimen_history.add_parsers(rsub)
     _export.add_parser(rsub)
+    _plot.add_parser(rsub)
+    _watch.add_parser(rsub)
     return p
 
 
