@@ -77,7 +77,7 @@ STATUS_NAMES = {
 STATUS_ENUMS = {name: value for value, name in STATUS_NAMES.items()}
 
 
-def split_names(splits: Sequence[int], violations: list[FieldViolation]) -> list[str]:
+def split_names(splits: Sequence[common_pb2.Split], violations: list[FieldViolation]) -> list[str]:
     """The names of a request's ``splits`` (enum values); a violation per unknown one."""
     names = []
     for i, split in enumerate(splits):
