@@ -65,6 +65,9 @@ class VerdictHub:
         self._lock = threading.Lock()
         self._runs: OrderedDict[str, _Watched] = OrderedDict()
         self._closed = False
+        # Called with a run id after each write to it, on the writer's thread (the
+        # event loop for StreamLoss): must be cheap (the alert monitor marks the run).
+        self.on_write: list[Callable[[str], None]] = []
 
     def close(self) -> None:
         """Ends every watch with `HubClosed`: a stopping server does not wait out its grace
@@ -152,10 +155,14 @@ class VerdictHub:
         self, run_id: str, split: str, series: str, steps: np.ndarray, values: np.ndarray
     ) -> None:
         """A chunk of this run committed."""
+        for hook in self.on_write:
+            hook(run_id)
         self._notify(run_id, lambda e: e.analyzer.add_points(split, series, steps, values))
 
     def checkpoints_changed(self, run_id: str) -> None:
         """Checkpoint metrics of this run changed (LogCheckpoint or a scored batch)."""
+        for hook in self.on_write:
+            hook(run_id)
         with self._lock:
             known = run_id in self._runs
         if known:
