@@ -1,4 +1,4 @@
-"""The alert monitor: one alert per transition into an alerting state, remembered across restarts."""
+"""The alert monitor: one alert per transition into an alerting state, kept over restarts."""
 
 from __future__ import annotations
 
