@@ -74,8 +74,10 @@ def test_diverged_run_posts_one_alert_to_each_webhook(receiver, tmp_path: Path) 
     assert alert["state"] == "diverged"
     assert alert["previous_state"] in ("unknown", "healthy", "insufficient_data")
     assert alert["as_of_step"] >= 50
-    assert "NaN" in alert["summary"] or "nan" in alert["summary"].lower()
-    assert alert["advice"] and all({"action", "text"} == set(a) for a in alert["advice"])
+    # The first NaN is at step 50 (docs/reference/verdict-rules.md: diverged).
+    assert alert["summary"] == "The loss became NaN or infinite at step 50."
+    assert all({"action", "text"} == set(a) for a in alert["advice"])
+    assert "check_data_nans" in [a["action"] for a in alert["advice"]]
     assert before - 1 <= alert["server_time"] <= time.time() + 1
     slack = by_path["/slack"]
     assert set(slack) == {"text", "blocks"}
