@@ -401,7 +401,7 @@ async def _start(
     deps.metrics.watch_gauges(gauges)
     verdicts = VerdictHub(deps.store)
     running.on_stop.append(verdicts.close)  # watches end at once, not after the grace period
-    stop_alerts = start_alerts(config, deps.store, verdicts, deps.metrics, verdicts.on_write)
+    stop_alerts = start_alerts(config, deps.store, verdicts, deps.metrics)
     if stop_alerts is not None:
         running.on_stop.append(stop_alerts)  # pending alerts get a short grace
     # Every project's running runs (not `scoped`): /metrics is the operator's view.

@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from evalstream_server.alerts.monitor import AlertMonitor
 from evalstream_server.analysis.verdict import verdict_from_series
-from evalstream_server.store import NewRun, SQLiteStore, Webhook
+from evalstream_server.store import NewRun, PointChunk, SQLiteStore, Webhook
 from evalstream_server.store._types import RunRecord
 
 
 class Verdicts:
-    """A verdict source whose state the test sets."""
+    """Verdict states the test sets."""
 
     def __init__(self) -> None:
         self.state = "healthy"
-        self.base = verdict_from_series(None, None)
 
-    def verdict(self, run_id: str) -> Any:
-        from dataclasses import replace
 
-        return replace(self.base, state=self.state, summary=f"now {self.state}")
+class Scripted(AlertMonitor):
+    """A monitor whose verdict is the state the test sets (the rest is the real monitor)."""
+
+    def __init__(self, *args: Any, verdicts: Verdicts, **kw: Any) -> None:
+        self.scripted = verdicts
+        super().__init__(*args, **kw)
+
+    def verdict(self, run: RunRecord) -> Any:
+        state = self.scripted.state
+        return replace(verdict_from_series(None, None), state=state, summary=f"now {state}")
 
 
 class Dispatched:
@@ -42,10 +50,10 @@ def store(tmp_path: Path):
 
 
 def _monitor(store, verdicts, dispatched, tmp_path: Path, **kw: Any) -> AlertMonitor:
-    return AlertMonitor(
+    return Scripted(
         store,
-        verdicts,
-        dispatched,  # type: ignore[arg-type]
+        dispatched,
+        verdicts=verdicts,
         debounce=3600,  # the test evaluates by hand
         state_path=tmp_path / "alerts-state.json",
         clock=lambda: 1234.5,
@@ -56,7 +64,7 @@ def _monitor(store, verdicts, dispatched, tmp_path: Path, **kw: Any) -> AlertMon
 def _states(monitor: AlertMonitor, verdicts: Verdicts, run: RunRecord, states: list[str]) -> None:
     for state in states:
         verdicts.state = state
-        monitor.touched(run.id)
+        monitor.checkpoints(run.id)  # any write marks the run
         monitor.evaluate_pending()
 
 
@@ -123,3 +131,54 @@ def test_monitor_does_not_realert_after_restart(store, tmp_path) -> None:
     assert [(p["previous_state"], p["state"]) for _u, _f, p in again.sent] == [
         ("diverged", "overfitting")
     ]
+
+
+class ReadCounting:
+    """The store, counting full series reads (an analyzer built from scratch)."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+        self.series_reads = 0
+
+    def read_series(self, *args: Any, **kw: Any) -> Any:
+        self.series_reads += 1
+        return self.store.read_series(*args, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def _write(store, monitor: AlertMonitor, run_id: str, steps, values) -> None:
+    """Commits a chunk, then tells the monitor, as the servicer does through the hub."""
+    steps, values = np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64)
+    store.write_points(PointChunk(run_id, "train", "loss", steps, values))
+    monitor.points(run_id, "train", "loss", steps, values)
+
+
+def test_monitor_feeds_its_analyzer_and_alerts_on_nan(store, tmp_path) -> None:
+    """Real verdicts: built from the store at first, then fed chunk by chunk."""
+    hooks = [Webhook("http://a.example/", "json")]
+    run = store.create_run(NewRun(project="p", name="r"))
+    out = Dispatched()
+    reads = ReadCounting(store)
+    m = AlertMonitor(reads, out, webhooks=hooks, debounce=3600, clock=lambda: 1.0)  # type: ignore[arg-type]
+    falling = [2.0 * 0.99**i + 0.3 for i in range(200)]
+    _write(store, m, run.id, range(100), falling[:100])
+    m.evaluate_pending()  # built from the store
+    # A chunk already in the store when the analyzer is built, and pending too: the
+    # steps the store read returned are skipped, so the analyzer does not go stale.
+    _write(store, m, run.id, range(100, 150), falling[100:150])
+    m.points(run.id, "train", "loss", np.arange(140, 150), np.asarray(falling[140:150]))
+    m.evaluate_pending()
+    assert out.sent == []
+    assert m.verdict(run).state == "healthy"
+    assert reads.series_reads == 1  # fed since, never rebuilt
+    _write(store, m, run.id, range(150, 153), [float("nan")] * 3)
+    m.evaluate_pending()
+    _write(store, m, run.id, range(153, 160), [float("inf")] * 7)
+    m.evaluate_pending()
+    m.close()
+    assert [(p["previous_state"], p["state"], p["as_of_step"]) for _u, _f, p in out.sent] == [
+        ("healthy", "diverged", 152)
+    ]
+    assert out.sent[0][2]["summary"] == "The loss became NaN or infinite at step 150."

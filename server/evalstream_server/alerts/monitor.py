@@ -1,8 +1,10 @@
 """Alert detection: a run's verdict re-evaluated after writes, alerts on transitions.
 
-The ingest path only marks a run touched (a set insert, `touched`); a thread waits
-``debounce`` seconds for more writes, then evaluates each touched run once through the
-shared ``VerdictHub`` (an analyzer built once, then fed chunk by chunk). A transition
+The ingest path only hands the committed chunk over (`points`: a list append under a
+lock, the arrays by reference); a thread waits ``debounce`` seconds for more writes,
+then feeds each touched run's own incremental analyzer (built from the store on first
+use, bounded in number) and evaluates its verdict once. StreamLoss acks never wait
+for an analyzer, so alerting leaves ingest throughput as it is. A transition
 into an alerting state (:data:`ALERT_STATES`, from any other state, or from another
 alerting state) queues one alert per webhook: the server's and the run's own. Runs
 without any webhook are never evaluated.
@@ -19,16 +21,19 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+
+import numpy as np
 
 from evalstream_server.alerts.delivery import Dispatcher
 from evalstream_server.alerts.payload import alert_payload, slack_payload
-from evalstream_server.analysis.verdict import Verdict
-from evalstream_server.store import NotFound, Store, Webhook
+from evalstream_server.analysis.verdict import RunAnalyzer, Verdict, VerdictConfig, build_analyzer
+from evalstream_server.store import NotFound, RunRecord, Store, Webhook
 
-__all__ = ["ALERT_STATES", "AlertMonitor", "VerdictSource"]
+__all__ = ["ALERT_STATES", "AlertMonitor"]
 
 log = logging.getLogger("evalstream.alerts")
 
@@ -36,14 +41,23 @@ log = logging.getLogger("evalstream.alerts")
 ALERT_STATES = ("diverged", "overfitting", "not_learning")
 #: Most runs remembered in the state file (the oldest entries go first).
 MAX_REMEMBERED = 100_000
+#: Most runs with an analyzer kept (the least recently written are rebuilt when needed).
+MAX_TRACKED = 4096
+#: Most points waiting for a run's analyzer; beyond, it is rebuilt from the store.
+MAX_PENDING_POINTS = 2_000_000
+
+_Chunk = tuple[str, str, np.ndarray, np.ndarray]
 
 
-class VerdictSource(Protocol):
-    """What the monitor needs of ``api.verdicts.VerdictHub``."""
+@dataclass
+class _Tracked:
+    """A run's analyzer and the chunks committed since it was last fed."""
 
-    def verdict(self, run_id: str) -> Verdict:
-        """The run's verdict now."""
-        ...
+    analyzer: RunAnalyzer | None = None  # None: build from the store
+    last: dict[tuple[str, str], int] = field(default_factory=dict)  # last step fed per series
+    pending: list[_Chunk] = field(default_factory=list)
+    pending_points: int = 0
+    checkpoints: bool = False  # checkpoint metrics changed since last read
 
 
 class AlertMonitor:
@@ -52,7 +66,6 @@ class AlertMonitor:
     def __init__(
         self,
         store: Store,
-        verdicts: VerdictSource,
         dispatcher: Dispatcher,
         *,
         webhooks: Sequence[Webhook] = (),
@@ -61,7 +74,7 @@ class AlertMonitor:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
-        self._verdicts = verdicts
+        self._runs: OrderedDict[str, _Tracked] = OrderedDict()
         self._dispatcher = dispatcher
         self._webhooks = tuple(webhooks)
         self._debounce = debounce
@@ -79,13 +92,41 @@ class AlertMonitor:
         self._thread = threading.Thread(target=self._loop, name="alerts-monitor", daemon=True)
         self._thread.start()
 
-    def touched(self, run_id: str) -> None:
-        """A write to this run committed (called on the ingest path: cheap, never blocks)."""
+    def points(
+        self, run_id: str, split: str, series: str, steps: np.ndarray, values: np.ndarray
+    ) -> None:
+        """A chunk of this run committed (called on the ingest path: cheap, never blocks)."""
         if run_id in self._silent:
             return
         with self._lock:
+            t = self._track(run_id)
+            if t.pending_points + len(steps) > MAX_PENDING_POINTS:
+                t.analyzer, t.pending, t.pending_points = None, [], 0  # rebuild instead
+            else:
+                t.pending.append((split, series, steps, values))
+                t.pending_points += len(steps)
             self._dirty.add(run_id)
         self._wake.set()
+
+    def checkpoints(self, run_id: str) -> None:
+        """Checkpoint metrics of this run changed."""
+        if run_id in self._silent:
+            return
+        with self._lock:
+            self._track(run_id).checkpoints = True
+            self._dirty.add(run_id)
+        self._wake.set()
+
+    def _track(self, run_id: str) -> _Tracked:
+        """The run's entry, most recent last (call with the lock held)."""
+        t = self._runs.get(run_id)
+        if t is None:
+            t = self._runs[run_id] = _Tracked()
+            while len(self._runs) > MAX_TRACKED:
+                self._runs.popitem(last=False)
+        else:
+            self._runs.move_to_end(run_id)
+        return t
 
     def close(self) -> None:
         """Stops evaluating; runs touched but not yet evaluated are evaluated first."""
@@ -120,8 +161,10 @@ class AlertMonitor:
         targets = self._webhooks + run.alert_webhooks
         if not targets:
             self._silent.add(run_id)
+            with self._lock:
+                self._runs.pop(run_id, None)
             return
-        verdict = self._verdicts.verdict(run_id)
+        verdict = self.verdict(run)
         state = verdict.state
         previous = self._seen.get(run_id) or self._alerted.get(run_id) or "unknown"
         self._seen[run_id] = state
@@ -142,6 +185,38 @@ class AlertMonitor:
         for hook in targets:
             body = slack_payload(payload) if hook.format == "slack" else payload
             self._dispatcher.submit(hook.url, hook.format, body)
+
+    def verdict(self, run: RunRecord) -> Verdict:
+        """The run's verdict for its stored thresholds: its analyzer fed the chunks
+        committed since the last call, or built from the store."""
+        with self._lock:
+            t = self._track(run.id)
+            analyzer, chunks, reload = t.analyzer, t.pending, t.checkpoints
+            t.pending, t.pending_points, t.checkpoints = [], 0, False
+        if analyzer is None or analyzer.stale:
+            # Chunks committed from here on are pending again; those the read below also
+            # returns are skipped by step (`last`) when fed.
+            config = VerdictConfig.from_mapping(run.verdict_config)
+            stored = self._store.read_series(run.id)
+            analyzer = build_analyzer(stored, self._store.checkpoints(run.id), config)
+            last = {(d.split, d.name): int(d.steps[-1]) for d in stored if len(d.steps)}
+            with self._lock:
+                t = self._track(run.id)
+                t.analyzer, t.last = analyzer, last
+            return analyzer.verdict()
+        with self._lock:
+            last = t.last
+        for split, series, steps, values in chunks:
+            key = (split, series)
+            if key in last:
+                keep = steps > last[key]
+                steps, values = steps[keep], values[keep]
+            if len(steps):
+                analyzer.add_points(split, series, steps, values)
+                last[key] = max(int(steps.max()), last.get(key, int(steps.max())))
+        if reload:
+            analyzer.set_checkpoints(self._store.checkpoints(run.id))
+        return analyzer.verdict()
 
     # ------------------------------------------------------------ persistence
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from evalstream_server.alerts.delivery import DeliveryMetrics, Dispatcher, RetryPolicy
-from evalstream_server.alerts.monitor import AlertMonitor, VerdictSource
+from evalstream_server.alerts.monitor import AlertMonitor
+from evalstream_server.api.verdicts import VerdictHub
 from evalstream_server.config import Config
 from evalstream_server.observability import ServiceMetrics
 from evalstream_server.store import Store, Webhook
@@ -19,13 +20,13 @@ SHUTDOWN_GRACE = 2.0
 def start_alerts(
     config: Config,
     store: Store,
-    verdicts: VerdictSource,
+    verdicts: VerdictHub,
     metrics: ServiceMetrics,
-    on_write: list[Callable[[str], None]],
 ) -> Callable[[], None] | None:
     """Starts alerting when any webhook can be configured; returns what stops it, else None.
 
-    `on_write` is the ``VerdictHub``'s write hooks: the monitor adds itself there.
+    The monitor is told of writes through the ``VerdictHub``'s hooks (it keeps its own
+    analyzers: the hub's are fed on the ack path, and only for runs someone looks at).
     """
     if not config.alerts_enabled:
         return None
@@ -56,13 +57,13 @@ def start_alerts(
     ]
     monitor = AlertMonitor(
         store,
-        verdicts,
         dispatcher,
         webhooks=webhooks,
         debounce=config.alert_debounce_seconds,
         state_path=config.data_dir / "alerts-state.json",
     )
-    on_write.append(monitor.touched)
+    verdicts.on_points.append(monitor.points)
+    verdicts.on_checkpoints.append(monitor.checkpoints)
 
     def stop() -> None:
         monitor.close()
