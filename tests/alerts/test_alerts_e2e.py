@@ -144,3 +144,21 @@ def test_run_webhooks_refused_by_default(tmp_path: Path) -> None:
                 client.create_run("p", "a", alert_webhooks=["https://hooks.example.com/x"])
             assert info.value.violations[0].field == "alert_webhooks[0].url"
             assert "accepts no per-run webhooks" in info.value.violations[0].description
+
+
+def test_restarted_server_does_not_alert_again(receiver, tmp_path: Path) -> None:
+    hooks = {"alert_webhooks": (receiver.url("/hook"),)}
+    with server(tmp_path, **hooks) as (target, _deps, _m):
+        with Client(target) as client:
+            run_id = _diverge(client, "before")
+            assert len(receiver.wait_for(1)) == 1
+    with server(tmp_path, **hooks) as (target, _deps, _m):
+        with Client(target) as client:
+            run = client.get_run(run_id)
+            run.log_many(range(60, 65), [math.nan] * 5)  # still diverged
+            run.flush(10)
+            _diverge(client, "after")  # a new run alerts as usual
+            posts = receiver.wait_for(2)
+            time.sleep(0.3)
+    assert [p.body["name"] for p in receiver.posts] == ["before", "after"]
+    assert posts[1].body["previous_state"] == "unknown"
