@@ -199,21 +199,26 @@ class AlertMonitor:
             config = VerdictConfig.from_mapping(run.verdict_config)
             stored = self._store.read_series(run.id)
             analyzer = build_analyzer(stored, self._store.checkpoints(run.id), config)
-            last = {(d.split, d.name): int(d.steps[-1]) for d in stored if len(d.steps)}
+            last = {(d.split, d.name): int(d.steps.max()) for d in stored if len(d.steps)}
             with self._lock:
                 t = self._track(run.id)
                 t.analyzer, t.last = analyzer, last
             return analyzer.verdict()
         with self._lock:
             last = t.last
+        # One feed per series (a call costs more than its points when chunks are small).
+        grouped: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
         for split, series, steps, values in chunks:
-            key = (split, series)
+            grouped.setdefault((split, series), []).append((steps, values))
+        for key, parts in grouped.items():
+            steps = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+            values = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
             if key in last:
                 keep = steps > last[key]
                 steps, values = steps[keep], values[keep]
             if len(steps):
-                analyzer.add_points(split, series, steps, values)
-                last[key] = max(int(steps.max()), last.get(key, int(steps.max())))
+                analyzer.add_points(key[0], key[1], steps, values)
+                last[key] = int(steps.max())
         if reload:
             analyzer.set_checkpoints(self._store.checkpoints(run.id))
         return analyzer.verdict()
