@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import signal
 import socket
 import time
 import urllib.request
@@ -15,6 +16,8 @@ import pytest
 from evalstream import Client, errors
 from evalstream_server.app import Deps, build_server
 from evalstream_server.config import Config
+
+from ..conftest import start_server
 
 FAST = {
     "bertscore_model": "none",
@@ -162,3 +165,29 @@ def test_restarted_server_does_not_alert_again(receiver, tmp_path: Path) -> None
             time.sleep(0.3)
     assert [p.body["name"] for p in receiver.posts] == ["before", "after"]
     assert posts[1].body["previous_state"] == "unknown"
+
+
+@pytest.mark.slow
+def test_server_process_reads_alert_flags_and_variables(receiver, tmp_path, monkeypatch) -> None:
+    """`evalstream-server` with --alert-webhook and EVALSTREAM_ALERT_SLACK_WEBHOOK; the
+    webhook paths (secrets) stay out of its logs."""
+    monkeypatch.setenv("EVALSTREAM_ALERT_SLACK_WEBHOOK", receiver.url("/slack/SECRET"))
+    sp = start_server(
+        tmp_path,
+        extra=(
+            "--bertscore-model", "none", "--text-workers", "0",
+            "--alert-webhook", receiver.url("/json/SECRET"),
+            "--alert-debounce-seconds", "0.05",
+        ),
+    )  # fmt: skip
+    try:
+        with Client(sp.target) as client:
+            run_id = _diverge(client, "process")
+        posts = receiver.wait_for(2)
+    finally:
+        sp.signal(signal.SIGTERM)
+        assert sp.wait(30) == 0
+    assert sorted(p.path for p in posts) == ["/json/SECRET", "/slack/SECRET"]
+    alerts = [line for line in sp.lines if line.get("msg") == "alert"]
+    assert [(a["run_id"], a["state"]) for a in alerts] == [(run_id, "diverged")]
+    assert not any("SECRET" in line for line in sp.raw)
