@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import signal
 import socket
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from evalstream import Client, errors
+from evalstream import AsyncClient, Client, errors
 from evalstream_server.app import Deps, build_server
 from evalstream_server.config import Config
 
@@ -147,6 +148,34 @@ def test_run_webhooks_refused_by_default(tmp_path: Path) -> None:
                 client.create_run("p", "a", alert_webhooks=["https://hooks.example.com/x"])
             assert info.value.violations[0].field == "alert_webhooks[0].url"
             assert "accepts no per-run webhooks" in info.value.violations[0].description
+
+        async def create() -> None:
+            async with AsyncClient(target) as client:
+                await client.create_run(
+                    "p", "b", alert_webhooks=[{"url": "https://h.example/", "format": "slack"}]
+                )
+
+        with pytest.raises(errors.InvalidArgument) as info:
+            asyncio.run(create())
+        assert info.value.violations[0].field == "alert_webhooks[0].url"
+
+
+def test_async_client_sends_run_webhooks(receiver, tmp_path: Path) -> None:
+    async def diverge(target: str) -> str:
+        async with AsyncClient(target) as client:
+            run = await client.create_run(
+                "p", "async", alert_webhooks=[{"url": receiver.url("/run"), "format": "slack"}]
+            )
+            run.log_many(range(50), [2.0 - 0.01 * i for i in range(50)])
+            run.log_many(range(50, 52), [math.nan, math.nan])
+            await run.flush(10)
+            return run.id
+
+    with server(tmp_path, alert_run_webhook_hosts=("127.0.0.1",)) as (target, _d, _m):
+        run_id = asyncio.run(diverge(target))
+        posts = receiver.wait_for(1)
+    assert [p.path for p in posts] == ["/run"]
+    assert posts[0].body["text"].startswith(f"evalstream: run p/async ({run_id}) is diverged")
 
 
 def test_restarted_server_does_not_alert_again(receiver, tmp_path: Path) -> None:
