@@ -84,8 +84,9 @@ class AlertMonitor:
         self._dirty: set[str] = set()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        # Last state seen per run (this process), and last alerted state (persisted).
-        self._seen: dict[str, str] = {}
+        # Last state seen per run (this process; as many as MAX_TRACKED, the most
+        # recently evaluated), and last alerted state (persisted).
+        self._seen: OrderedDict[str, str] = OrderedDict()
         self._alerted: dict[str, str] = self._load()
         # Runs found to have no webhook: never evaluated (a run's webhooks never change).
         self._silent: set[str] = set()
@@ -160,6 +161,8 @@ class AlertMonitor:
         run = self._store.get_run(run_id)
         targets = self._webhooks + run.alert_webhooks
         if not targets:
+            if len(self._silent) >= MAX_REMEMBERED:
+                self._silent.clear()  # looked up again when written to: a store read each
             self._silent.add(run_id)
             with self._lock:
                 self._runs.pop(run_id, None)
@@ -168,6 +171,9 @@ class AlertMonitor:
         state = verdict.state
         previous = self._seen.get(run_id) or self._alerted.get(run_id) or "unknown"
         self._seen[run_id] = state
+        self._seen.move_to_end(run_id)
+        if len(self._seen) > MAX_TRACKED:
+            self._seen.popitem(last=False)
         if state == self._alerted.get(run_id):
             return  # already alerted (possibly before a restart)
         if state not in ALERT_STATES:
