@@ -333,10 +333,12 @@ def bench_ingest(
     warmup: float = 1.0,
     window: int = 16,
     processes: int = 2,
+    extra_args: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Acked points/s over ``streams`` StreamLoss streams, counted after ``warmup`` s."""
+    """Acked points/s over ``streams`` StreamLoss streams, counted after ``warmup`` s
+    (``extra_args``: more server flags)."""
     ctx = mp.get_context("spawn")
-    with running_server() as server:
+    with running_server(extra_args=extra_args) as server:
         run_id = server.create_run("ingest")
         # Spawned workers need a moment to import grpc and numpy; start them first.
         t0 = time.monotonic() + 3.0

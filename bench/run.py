@@ -58,6 +58,19 @@ def run_runs_bench(args: argparse.Namespace) -> None:
         print(f"  {line}")
 
 
+def run_alerts_bench(args: argparse.Namespace) -> None:
+    """Alerting's cost to ingest, and a NaN to its alert (bench_alerts.py), through the service."""
+    import bench_alerts
+
+    print()
+    print(
+        "alerts, through the service (fresh evalstream-servers and a local webhook receiver; "
+        f"{os.cpu_count()} cores shared by all):"
+    )
+    for line in bench_alerts.format_report(bench_alerts.run_all(seconds=args.runs_seconds)):
+        print(f"  {line}")
+
+
 def run_export_bench(args: argparse.Namespace) -> None:
     """A 100-million-point run exported to CSV by the CLI (bench_export.py), through the service."""
     import bench_export
@@ -93,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--only",
-        choices=("boxes", "runs", "text", "verdicts", "curves", "specimens", "export"),
+        choices=("boxes", "runs", "text", "verdicts", "curves", "specimens", "export", "alerts"),
         default=None,
         help="one part only (default all)",
     )
@@ -124,6 +137,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.only == "specimens":
         run_specimen_history_bench(args)
+        return
+    if args.only == "alerts":
+        run_alerts_bench(args)
         return
 
     images, coco_gt, coco_dt = make_detections(args.images, args.seed)
@@ -202,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         run_specimen_history_bench(args)
         run_text_bench(args)
         run_export_bench(args)
+        run_alerts_bench(args)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ from evalstream._types import (
     TextReport,
     TextResult,
 )
-from evalstream._verdicts import Comparison, Verdict, verdict_config_pb
+from evalstream._verdicts import Comparison, Verdict, alert_webhooks_pb, verdict_config_pb
 from evalstream.errors import (
     AlreadyExists,
     EvalstreamError,
@@ -222,6 +222,7 @@ def create_run(
     hyperparameters: Mapping[str, HyperValue] | None,
     resume: bool,
     verdict_config: Mapping[str, Any] | None = None,
+    alert_webhooks: Sequence[str | Mapping[str, str]] | None = None,
 ) -> Plan[RunInfo]:
     """CreateRun; with `resume`, the existing run of that name instead of AlreadyExists."""
     if task not in TASKS:
@@ -233,6 +234,7 @@ def create_run(
         task=TASKS[task],
         hyperparameters={k: hyper_pb(v) for k, v in (hyperparameters or {}).items()},
         verdict_config=verdict_config_pb(verdict_config),
+        alert_webhooks=alert_webhooks_pb(alert_webhooks),
     )
     try:
         reply = yield Unary("CreateRun", request)

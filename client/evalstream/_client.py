@@ -155,6 +155,7 @@ class Client(ClientExport, ScoringCalls, BaseClient):
         hyperparameters: Mapping[str, HyperValue] | None = None,
         resume: bool = False,
         verdict_config: Mapping[str, Any] | None = None,
+        alert_webhooks: Sequence[str | Mapping[str, str]] | None = None,
         **logger_options: Any,
     ) -> Run:
         """Creates a run (or, with `resume=True`, returns the existing one of that name).
@@ -162,13 +163,18 @@ class Client(ClientExport, ScoringCalls, BaseClient):
         `verdict_config` is the run's stored verdict thresholds, e.g.
         ``{"monitor": "validation/bbox_f1@0.5", "patience": 5}`` (the fields of
         VerdictConfig; a resumed run keeps those it was created with).
+        `alert_webhooks` are URLs the server POSTs an alert to when the run's verdict
+        turns diverged, overfitting or not_learning: ``"https://..."`` (JSON) or
+        ``{"url": "https://...", "format": "slack"}``; the server must allow their hosts.
         `logger_options` tune the background loss streamer: chunk_points,
         max_buffer_points, buffer_timeout, on_full ("block" or "drop").
 
         Raises:
             AlreadyExists: the name is taken in the project and `resume` is False.
         """
-        plan = _base.create_run(project, name, model, task, hyperparameters, resume, verdict_config)
+        plan = _base.create_run(
+            project, name, model, task, hyperparameters, resume, verdict_config, alert_webhooks
+        )
         check_logger_options(logger_options)
         return Run(self, self._drive(plan), **logger_options)
 
@@ -444,10 +450,13 @@ class AsyncClient(AsyncClientExport, AsyncScoringCalls, BaseClient):
         hyperparameters: Mapping[str, HyperValue] | None = None,
         resume: bool = False,
         verdict_config: Mapping[str, Any] | None = None,
+        alert_webhooks: Sequence[str | Mapping[str, str]] | None = None,
         **logger_options: Any,
     ) -> AsyncRun:
         """Async twin of `Client.create_run`."""
-        plan = _base.create_run(project, name, model, task, hyperparameters, resume, verdict_config)
+        plan = _base.create_run(
+            project, name, model, task, hyperparameters, resume, verdict_config, alert_webhooks
+        )
         check_logger_options(logger_options)
         return self._handle(await self._drive(plan), logger_options)
 

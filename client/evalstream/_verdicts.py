@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,3 +229,45 @@ def verdict_config_pb(overrides: Mapping[str, Any] | None) -> runs_pb2.VerdictCo
         if name not in known:
             raise ValueError(f"unknown verdict setting {name!r}; known: {', '.join(known)}")
     return runs_pb2.VerdictConfig(**dict(overrides or {}))
+
+
+_ALERT_FORMATS = {"json": runs_pb2.ALERT_FORMAT_JSON, "slack": runs_pb2.ALERT_FORMAT_SLACK}
+
+
+def alert_webhooks_pb(
+    hooks: Sequence[str | Mapping[str, str]] | None,
+) -> list[runs_pb2.AlertWebhook]:
+    """CreateRun's alert webhooks: URLs (JSON payloads) or ``{"url": ..., "format": "slack"}``.
+
+    Example:
+        >>> hooks = ["https://a.example/x", {"url": "https://b.example/y", "format": "slack"}]
+        >>> [h.format for h in alert_webhooks_pb(hooks)]
+        [1, 2]
+    """
+    if hooks is None:
+        return []
+    if isinstance(hooks, (str, bytes)) or not isinstance(hooks, Sequence):
+        raise TypeError(
+            "alert_webhooks is a list of URLs or of {'url': ..., 'format': 'json'|'slack'}, "
+            f"not {type(hooks).__name__}"
+        )
+    out = []
+    for i, hook in enumerate(hooks):
+        if isinstance(hook, str):
+            hook = {"url": hook}
+        if not isinstance(hook, Mapping) or not isinstance(hook.get("url"), str):
+            raise TypeError(
+                f"alert_webhooks[{i}]: give a URL or a mapping with a 'url' string, not {hook!r}"
+            )
+        unknown = set(hook) - {"url", "format"}
+        if unknown:
+            raise TypeError(
+                f"alert_webhooks[{i}]: unknown key {sorted(unknown)[0]!r}; the keys are url, format"
+            )
+        fmt = hook.get("format", "json")
+        if fmt not in _ALERT_FORMATS:
+            raise ValueError(
+                f"alert_webhooks[{i}]: format {fmt!r} is not one of {', '.join(_ALERT_FORMATS)}"
+            )
+        out.append(runs_pb2.AlertWebhook(url=hook["url"], format=_ALERT_FORMATS[fmt]))
+    return out

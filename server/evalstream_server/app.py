@@ -36,6 +36,7 @@ from grpc_reflection.v1alpha import reflection
 
 from evalstream_server import __version__
 from evalstream_server import config as config_module
+from evalstream_server.alerts.wiring import start_alerts
 from evalstream_server.api._scope import ScopedStore
 from evalstream_server.api.runs import RunsLimits, RunsServicer
 from evalstream_server.api.scoring import ScoringLimits, ScoringServicer
@@ -400,6 +401,9 @@ async def _start(
     deps.metrics.watch_gauges(gauges)
     verdicts = VerdictHub(deps.store)
     running.on_stop.append(verdicts.close)  # watches end at once, not after the grace period
+    stop_alerts = start_alerts(config, deps.store, verdicts, deps.metrics)
+    if stop_alerts is not None:
+        running.on_stop.append(stop_alerts)  # pending alerts get a short grace
     # Every project's running runs (not `scoped`): /metrics is the operator's view.
     install_quality_gauges(
         deps.metrics,
@@ -437,6 +441,7 @@ async def _start(
             limits=RunsLimits(
                 max_points_per_chunk=config.max_points_per_chunk,
                 max_message_bytes=config.max_message_bytes,
+                alert_run_webhook_hosts=config.alert_run_webhook_hosts,
             ),
             verdicts=verdicts,
             observe_ack=deps.metrics.ingest_ack_seconds.observe,

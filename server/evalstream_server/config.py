@@ -15,6 +15,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from evalstream_server.alerts.policy import url_problem
+
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -85,9 +87,33 @@ class Config:
     # Model-quality gauges per running run (evalstream_server.quality); off by default.
     quality_gauges: bool = False
     quality_gauges_max_runs: int = 50
+    # Alert webhooks (evalstream_server.alerts): the server's own, in JSON and in Slack's
+    # shape, and the hosts per-run webhooks may name (none: per-run webhooks refused).
+    # Webhook URLs often hold secrets (Slack's path does): never in repr.
+    alert_webhooks: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    alert_slack_webhooks: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    alert_run_webhook_hosts: tuple[str, ...] = ()
+    alert_debounce_seconds: float = 1.0
+    alert_timeout_seconds: float = 5.0
+    alert_retries: int = 4
+    alert_backoff_seconds: float = 1.0
+    alert_max_queue: int = 1000
 
     def __post_init__(self) -> None:
         problems = []
+        for name in ("alert_webhooks", "alert_slack_webhooks"):
+            for url in getattr(self, name):
+                problem = url_problem(url)
+                if problem is not None:
+                    flag = name.replace("_", "-").removesuffix("s")
+                    problems.append(f"{flag} {_shown_url(url)!r}: {problem}")
+        for name in ("alert_debounce_seconds", "alert_timeout_seconds", "alert_backoff_seconds"):
+            if not getattr(self, name) >= 0:
+                problems.append(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.alert_retries < 0:
+            problems.append(f"alert-retries must be >= 0, got {self.alert_retries}")
+        if self.alert_max_queue < 1:
+            problems.append(f"alert-max-queue must be >= 1, got {self.alert_max_queue}")
         if not 0 <= self.port <= 65535:
             problems.append(f"port {self.port} is not in [0, 65535]")
         if not -1 <= self.metrics_port <= 65535:
@@ -160,6 +186,13 @@ class Config:
             )
         if problems:
             raise ValueError("; ".join(problems))
+
+    @property
+    def alerts_enabled(self) -> bool:
+        """Whether any webhook can be configured: server webhooks, or hosts for per-run ones."""
+        return bool(
+            self.alert_webhooks or self.alert_slack_webhooks or self.alert_run_webhook_hosts
+        )
 
     @property
     def database(self) -> Path:
@@ -283,6 +316,23 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _shown_url(url: str) -> str:
+    """A webhook URL for messages: its path may hold a secret (Slack's does)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.split('/', 1)[0]}/..." if sep else url[:20]
+
+
+def _list(raw: str | list[str]) -> tuple[str, ...]:
+    """A list setting: a repeated flag, or its variable's comma-separated items.
+
+    Example:
+        >>> _list("https://a.example/x, https://b.example/y")
+        ('https://a.example/x', 'https://b.example/y')
+    """
+    items = raw if isinstance(raw, list) else raw.split(",")
+    return tuple(item.strip() for item in items if item.strip())
 
 
 def _bool(raw: str) -> bool:
@@ -434,6 +484,52 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
         int,
         f"most runs the quality gauges export, newest first (1 to {MAX_QUALITY_GAUGES_RUNS})",
     ),
+    (
+        "--alert-webhook",
+        "alert_webhooks",
+        tuple,
+        "URL POSTed a JSON alert when any run's verdict turns diverged, overfitting or "
+        "not_learning (repeatable; the variable takes a comma-separated list)",
+    ),
+    (
+        "--alert-slack-webhook",
+        "alert_slack_webhooks",
+        tuple,
+        'as --alert-webhook, with a Slack incoming-webhook message ({"text": ...})',
+    ),
+    (
+        "--alert-run-webhook-hosts",
+        "alert_run_webhook_hosts",
+        tuple,
+        "hosts that per-run alert webhooks (CreateRun) may name: a host, .domain for its "
+        "subdomains, or * for any host but link-local addresses (repeatable or "
+        "comma-separated; none: per-run webhooks are refused)",
+    ),
+    (
+        "--alert-debounce-seconds",
+        "alert_debounce_seconds",
+        float,
+        "wait after a write before a run's verdict is re-evaluated for alerts",
+    ),
+    ("--alert-timeout-seconds", "alert_timeout_seconds", float, "timeout of one alert POST"),
+    (
+        "--alert-retries",
+        "alert_retries",
+        int,
+        "retries of an alert POST after a network error, a timeout, 5xx or 429",
+    ),
+    (
+        "--alert-backoff-seconds",
+        "alert_backoff_seconds",
+        float,
+        "wait before the first retry of an alert, doubled for each next one (at most 60 s)",
+    ),
+    (
+        "--alert-max-queue",
+        "alert_max_queue",
+        int,
+        "alert deliveries waiting at most (retries included); more are dropped and counted",
+    ),
 )
 
 
@@ -493,6 +589,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     defaults = Config()
     for flag, field, type_, help_text in _FLAGS:
+        if type_ is tuple:
+            p.add_argument(
+                flag,
+                dest=field,
+                default=None,
+                action="append",
+                metavar="URL" if "webhook" in flag and "hosts" not in flag else "HOST",
+                help=f"{help_text} (env {env_name(flag)})",
+            )
+            continue
         if type_ is bool:
             p.add_argument(
                 flag,
@@ -537,6 +643,9 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             raw = environ.get(env_name(flag))
             source = env_name(flag)
         if raw is None or raw == "":
+            continue
+        if type_ is tuple:
+            values[field] = _list(raw)
             continue
         try:
             values[field] = _bool(raw) if type_ is bool else type_(raw)

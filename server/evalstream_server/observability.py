@@ -106,6 +106,29 @@ class ServiceMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.alerts_sent = Counter(
+            "evalstream_alerts_sent_total",
+            "Alert webhook POSTs delivered (answered 2xx), by payload format (json, slack).",
+            ("format",),
+            registry=r,
+        )
+        self.alerts_failed = Counter(
+            "evalstream_alerts_failed_total",
+            "Alerts given up on, by reason (network, timeout, http_4xx, http_429, http_5xx, "
+            "shutdown, error).",
+            ("reason",),
+            registry=r,
+        )
+        self.alerts_dropped = Counter(
+            "evalstream_alerts_dropped_total",
+            "Alerts dropped because the delivery queue was full (--alert-max-queue).",
+            registry=r,
+        )
+        self.alerts_retried = Counter(
+            "evalstream_alerts_retried_total",
+            "Alert POSTs tried again after a network error, a timeout, 5xx or 429.",
+            registry=r,
+        )
         prometheus_client.ProcessCollector(registry=r)
         prometheus_client.PlatformCollector(registry=r)
 

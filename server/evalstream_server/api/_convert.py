@@ -156,6 +156,7 @@ def run_to_pb(run: RunRecord, derived: Mapping[str, bool | int | float | str] = 
         derived={k: hyper_to_pb(v) for k, v in derived.items()},
         created_at=_timestamp(run.created_at),
         updated_at=_timestamp(run.updated_at),
+        alert_webhook_count=len(run.alert_webhooks),
     )
 
 

@@ -42,6 +42,7 @@ from evalstream_server.api._curve_pages import points_per_answer
 from evalstream_server.api._paging import MAX_PAGE, checked_page_size
 from evalstream_server.api._scope import ProjectDenied
 from evalstream_server.api._status import store_abort, store_status
+from evalstream_server.api._webhooks import webhooks_from_pb
 from evalstream_server.api._window import Waker, Window, settled
 from evalstream_server.api.curves import CurvesMixin
 from evalstream_server.api.specimens import SpecimensMixin
@@ -73,6 +74,7 @@ class RunsLimits:
     max_points_per_chunk: int = 1_000_000
     stream_window: int = 64
     max_message_bytes: int = 64 * 1024 * 1024  # the largest message sent (GetCurves pages)
+    alert_run_webhook_hosts: tuple[str, ...] = ()  # hosts per-run webhooks may name
 
 
 # ------------------------------------------------------------------ request checks
@@ -221,6 +223,9 @@ class RunsServicer(CurvesMixin, SpecimensMixin, runs_pb2_grpc.RunsServicer):
         if request.task not in TASK_NAMES:
             violations.append(FieldViolation("task", f"unknown task {request.task}"))
         hypers = _hypers(request.hyperparameters, "hyperparameters", violations)
+        webhooks = webhooks_from_pb(
+            request.alert_webhooks, self._limits.alert_run_webhook_hosts, violations
+        )
         violations += verdict_config_violations(
             verdict_config_from_pb(request.verdict_config), "verdict_config"
         )
@@ -235,6 +240,7 @@ class RunsServicer(CurvesMixin, SpecimensMixin, runs_pb2_grpc.RunsServicer):
                     task=TASK_NAMES[request.task],
                     hyperparameters=hypers,
                     verdict_config=verdict_config_from_pb(request.verdict_config),
+                    alert_webhooks=webhooks,
                 )
             )
         except StoreError as exc:

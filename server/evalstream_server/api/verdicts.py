@@ -65,6 +65,10 @@ class VerdictHub:
         self._lock = threading.Lock()
         self._runs: OrderedDict[str, _Watched] = OrderedDict()
         self._closed = False
+        # Told of each write, on the writer's thread (the event loop for StreamLoss):
+        # must be cheap (the alert monitor queues the chunk for its own thread).
+        self.on_points: list[Callable[[str, str, str, np.ndarray, np.ndarray], None]] = []
+        self.on_checkpoints: list[Callable[[str], None]] = []
 
     def close(self) -> None:
         """Ends every watch with `HubClosed`: a stopping server does not wait out its grace
@@ -152,10 +156,14 @@ class VerdictHub:
         self, run_id: str, split: str, series: str, steps: np.ndarray, values: np.ndarray
     ) -> None:
         """A chunk of this run committed."""
+        for hook in self.on_points:
+            hook(run_id, split, series, steps, values)
         self._notify(run_id, lambda e: e.analyzer.add_points(split, series, steps, values))
 
     def checkpoints_changed(self, run_id: str) -> None:
         """Checkpoint metrics of this run changed (LogCheckpoint or a scored batch)."""
+        for hook in self.on_checkpoints:
+            hook(run_id)
         with self._lock:
             known = run_id in self._runs
         if known:
