@@ -16,7 +16,7 @@ def _verdict(
         run_id="r_1",
         state=state,
         severity="error" if state == "diverged" else "info",
-        summary=f"the run is {state}",
+        summary=f"The run is {state}.",
         evidence={},
         advice=(),
         checkpoints=(),
@@ -34,7 +34,7 @@ def test_stop_rule_stops_on_a_listed_state_and_names_the_checkpoint_to_keep() ->
     assert decision.stop and decision.state == "overfitting" and decision.step == 70
     assert (decision.best_step, decision.best_checkpoint) == (40, "out/checkpoint-40")
     assert decision.reason == (
-        "the run is overfitting at step 70: the run is overfitting; "
+        "the run is overfitting at step 70: The run is overfitting; "
         "keep the checkpoint of step 40 (out/checkpoint-40)"
     )
     assert not rule.decide(_verdict("healthy")).stop

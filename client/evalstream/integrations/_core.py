@@ -185,7 +185,8 @@ overfitting, not_learning, unstable, underfitting
                 keep += f" ({es.best_checkpoint_path})"
         reason = ""
         if verdict.state in self.stop_on:
-            reason = f"the run is {verdict.state} at step {verdict.as_of_step}: {verdict.summary}"
+            summary = verdict.summary.rstrip(". ")
+            reason = f"the run is {verdict.state} at step {verdict.as_of_step}: {summary}"
         elif self.early_stopping and es.should_stop:
             reason = (
                 f"early stopping at step {verdict.as_of_step}: {es.monitor} has not improved "
@@ -306,7 +307,10 @@ class EvaluationScorer:
             return call(*args, **kwargs)  # type: ignore[no-any-return]
         future = self._pool.submit(call, *args, **kwargs)
         with self._lock:
-            self._pending = [f for f in self._pending if not f.done() or f.exception()]
+            # Done and fine: forgotten; failed (or cancelled): kept for `wait` to raise.
+            self._pending = [
+                f for f in self._pending if not f.done() or f.cancelled() or f.exception()
+            ]
             self._pending.append(future)
         return future
 
@@ -316,6 +320,8 @@ class EvaluationScorer:
             pending, self._pending = self._pending, []
         first: BaseException | None = None
         for future in pending:
+            if future.cancelled():
+                continue
             error = future.exception(timeout)
             if error is not None and first is None:
                 first = error
