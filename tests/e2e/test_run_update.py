@@ -161,3 +161,25 @@ def test_cli_shows_the_summary_and_the_saved_directory(live_server) -> None:
     assert "summary" in text and "train_runtime" in text and "61.5" in text
     assert f"at step {best}" in verdict.getvalue() and "saved in out/best" in verdict.getvalue()
     assert json.loads(as_json.getvalue())["summary"] == {"train_runtime": 61.5}
+
+
+def test_cli_runs_update(live_server, capsys: pytest.CaptureFixture[str]) -> None:
+    with Client(live_server.target) as client:
+        run = client.create_run("p", "cli-update")
+        _overfitting(run)
+        best = run.verdict().early_stopping.best_step
+    target = ["--target", live_server.target]
+    out = io.StringIO()
+    argv = [*target, "runs", "update", "p/cli-update", "--summary", "train_runtime=61.5"]
+    argv += ["note=final", "--checkpoint", f"{best}=out/checkpoint-{best}"]
+    assert main(argv, out=out) == 0
+    assert "1 checkpoint path(s) recorded" in out.getvalue() and "train_runtime" in out.getvalue()
+    with Client(live_server.target) as client:
+        info = client.get_run(run.id).info
+        v = client.verdict(run.id)
+    assert info.summary == {"train_runtime": 61.5, "note": "final"}
+    assert v.early_stopping.best_checkpoint_path == f"out/checkpoint-{best}"
+    # A bad STEP=PATH is refused by the parser (exit 2); nothing is sent.
+    with pytest.raises(SystemExit) as info_exit:
+        main([*target, "runs", "update", run.id, "--checkpoint", "-3=x"], out=io.StringIO())
+    assert info_exit.value.code == 2 and "STEP=PATH" in capsys.readouterr().err

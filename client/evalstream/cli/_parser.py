@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from evalstream._base import DEFAULT_BATCH_SIZE, DEFAULT_TARGET
-from evalstream.cli import _export, _plot, _projects, _specimen_history, _specimens, _watch
+from evalstream.cli import (
+    _export,
+    _plot,
+    _projects,
+    _run_update,
+    _specimen_history,
+    _specimens,
+    _watch,
+)
 
 
 def _parse_floats(text: str) -> list[float]:
@@ -240,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     _export.add_parser(rsub)
     _plot.add_parser(rsub)
     _watch.add_parser(rsub)
+    _run_update.add_parser(rsub)
     return p
 
 
