@@ -120,7 +120,9 @@ def test_verdict_command_prints_the_table_and_json(monkeypatch: pytest.MonkeyPat
         "validation_value": 0.31,
         "gap": None,
         "grade": "",
+        "path": "",
     }
+    assert shown["early_stopping"]["best_checkpoint_path"] == ""
 
 
 def test_watch_prints_the_first_verdict_then_only_what_changed(

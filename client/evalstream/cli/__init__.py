@@ -17,6 +17,7 @@
     evalstream runs specimens RUN --step N [--split S] [--flag F] [--json]
     evalstream runs export RUN [--format csv|jsonl|parquet] [-o FILE] [--split S ...]
                            [--series NAME ...] [--start-step N] [--end-step N]
+    evalstream runs update RUN [--summary KEY=VALUE ...] [--checkpoint STEP=PATH ...] [--json]
     evalstream runs plot RUN [RUN ...] -o FILE.png|svg|pdf [--log-scale] [--title T] [--size WxH]
     evalstream projects [--json]
     (RUN: a run id or project/name)
@@ -42,7 +43,15 @@ from rich.text import Text
 
 from evalstream._client import Client
 from evalstream._run_types import Checkpoint
-from evalstream.cli import _export, _plot, _projects, _specimen_history, _specimens, _watch
+from evalstream.cli import (
+    _export,
+    _plot,
+    _projects,
+    _run_update,
+    _specimen_history,
+    _specimens,
+    _watch,
+)
 from evalstream.cli._box_files import read_box_files
 from evalstream.cli._format import (
     _comparison_view,
@@ -174,6 +183,8 @@ def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         return _export.export_command(client, args, out)
     if args.runs_command == "plot":
         return _plot.plot_command(client, args, out)
+    if args.runs_command == "update":
+        return _run_update.update_command(client, args, out)
     if args.runs_command == "specimen":
         return _specimen_history.specimen_command(client, args, out)
     if args.runs_command == "compare-specimen":
@@ -244,7 +255,11 @@ def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
                 header=False,
             )
         ]
-        for title, values in (("hyperparameters", i.hyperparameters), ("derived", i.derived)):
+        for title, values in (
+            ("hyperparameters", i.hyperparameters),
+            ("derived", i.derived),
+            ("summary", i.summary),
+        ):
             if values:
                 view.append(Text(title))
                 rows = [[k, str(v)] for k, v in sorted(values.items())]

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from evalstream._base import DEFAULT_BATCH_SIZE, DEFAULT_TARGET
-from evalstream.cli import _export, _plot, _projects, _specimen_history, _specimens, _watch
+from evalstream.cli import (
+    _export,
+    _plot,
+    _projects,
+    _run_update,
+    _specimen_history,
+    _specimens,
+    _watch,
+)
 
 
 def _parse_floats(text: str) -> list[float]:
@@ -210,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rl.add_argument("--model", default="")
     rl.add_argument("--json", action="store_true", help="print the runs as JSON")
-    rs = rsub.add_parser("show", help="one run: hyperparameters, derived values, last points")
+    rs = rsub.add_parser(
+        "show", help="one run: hyperparameters, derived values, summary, last points"
+    )
     rs.add_argument("run", help="run id or project/name")
     rs.add_argument("--json", action="store_true", help="print the run as JSON")
     rv = rsub.add_parser("verdict", help="diagnose a run: state, evidence, advice, where to stop")
@@ -238,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     _export.add_parser(rsub)
     _plot.add_parser(rsub)
     _watch.add_parser(rsub)
+    _run_update.add_parser(rsub)
     return p
 
 
