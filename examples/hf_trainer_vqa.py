@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
 
     import torch
+    from evalstream.integrations.transformers import (
+        EvalstreamCallback,
+        evalstream_compute_metrics,
+    )
     from transformers import (
         DataCollatorForSeq2Seq,
         PrinterCallback,
@@ -75,11 +79,6 @@ def main(argv: list[str] | None = None) -> int:
         set_seed,
     )
     from transformers.utils import logging as hf_logging
-
-    from evalstream.integrations.transformers import (
-        EvalstreamCallback,
-        evalstream_compute_metrics,
-    )
 
     hf_logging.set_verbosity_error()
     set_seed(0)
