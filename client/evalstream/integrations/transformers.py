@@ -169,7 +169,7 @@ class EvalstreamCallback(TrainerCallback):  # type: ignore[misc]
         self._install_hook()
 
     def _open(self, args: TrainingArguments, model: Any, train_dataloader: Any) -> None:
-        name = self.name or args.run_name or os.path.basename(os.path.abspath(args.output_dir))
+        name = self.name or args.run_name or os.path.basename(os.path.abspath(_output_dir(args)))
         client, self._owned = connect(self.target, **self._client_options)
         try:
             self.run = open_run(
@@ -300,11 +300,12 @@ class EvalstreamCallback(TrainerCallback):  # type: ignore[misc]
         elif evals:
             train.pop("epoch", None)  # an evaluation's epoch is the train split's
         step = state.global_step
+        log: Callable[..., None] = run.log
         try:
             if train:
-                run.log(step, **train)
+                log(step, **train)
             for split, values in evals.items():
-                run.log(step, split=split, **values)
+                log(step, split=split, **values)
             if not self._training:
                 run.flush(self.flush_timeout)  # after train(): nothing finishes the run later
         except Exception as exc:
@@ -362,7 +363,7 @@ class EvalstreamCallback(TrainerCallback):  # type: ignore[misc]
         if self.run is None:
             return
         step = state.global_step
-        path = os.path.abspath(os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{step}"))
+        path = os.path.abspath(os.path.join(_output_dir(args), f"{PREFIX_CHECKPOINT_DIR}-{step}"))
         self._update(saved_checkpoints={step: path})
 
     # --- helpers -------------------------------------------------------------------------
@@ -409,6 +410,10 @@ def model_name(model: Any) -> str:
     config = getattr(model, "config", None)
     name = getattr(config, "name_or_path", "") or getattr(config, "_name_or_path", "")
     return str(name) if name else type(model).__name__
+
+
+def _output_dir(args: TrainingArguments) -> str:
+    return str(args.output_dir or "trainer_output")  # the Trainer's own default
 
 
 def _value(v: Any) -> Any:
