@@ -43,7 +43,11 @@ class Advice:
 
 @dataclass(frozen=True, slots=True)
 class CheckpointGrade:
-    """The grade of one metric at one checkpoint (train vs validation gap)."""
+    """The grade of one metric at one checkpoint (train vs validation gap).
+
+    ``path`` is where the checkpoint of ``step`` was saved (`Run.update`), "" when
+    none was recorded.
+    """
 
     step: int
     metric: str
@@ -51,11 +55,16 @@ class CheckpointGrade:
     validation_value: float | None
     gap: float | None
     grade: str
+    path: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class EarlyStopping:
-    """Where the monitored quantity was best, and whether to stop now."""
+    """Where the monitored quantity was best, and whether to stop now.
+
+    ``best_checkpoint_path`` is where the checkpoint of ``best_step`` was saved
+    (`Run.update`), "" when none was recorded at exactly that step.
+    """
 
     monitor: str
     mode: str
@@ -64,6 +73,7 @@ class EarlyStopping:
     evaluations_since_best: int
     steps_since_best: int
     should_stop: bool
+    best_checkpoint_path: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +127,7 @@ class Verdict:
                     _opt(c, "validation_value"),
                     _opt(c, "gap"),
                     GRADES.get(c.grade, ""),
+                    c.path,
                 )
                 for c in pb.checkpoints
             ),
@@ -128,6 +139,7 @@ class Verdict:
                 es.evaluations_since_best,
                 es.steps_since_best,
                 es.should_stop,
+                es.best_checkpoint_path,
             ),
             loss_context={
                 "initial_loss": _opt(lc, "initial_loss"),
