@@ -12,9 +12,7 @@ from evalstream_server.store import InvalidInput, NewRun, NotFound, SQLiteStore
 from evalstream_server.store.sqlite import schema
 
 
-def test_update_run_merges_summary_and_replaces_given_keys(
-    store: SQLiteStore, run_id: str
-) -> None:
+def test_update_run_merges_summary_and_replaces_given_keys(store: SQLiteStore, run_id: str) -> None:
     before = store.get_run(run_id)
     time.sleep(0.01)
     first = store.update_run(run_id, summary={"train_runtime": 12.5, "total_flos": 7, "ok": True})
