@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import threading
 
@@ -9,6 +11,7 @@ import grpc
 import numpy as np
 import pytest
 from evalstream import Client, Verdict, errors
+from evalstream.cli import main
 from evalstream.v1 import runs_pb2, runs_pb2_grpc
 
 
@@ -141,3 +144,20 @@ def test_update_run_unknown_run_is_not_found(live_server) -> None:
         with pytest.raises(grpc.RpcError) as info:
             stub.UpdateRun(runs_pb2.UpdateRunRequest(run_id="r_missing"), timeout=10)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_cli_shows_the_summary_and_the_saved_directory(live_server) -> None:
+    with Client(live_server.target) as client:
+        run = client.create_run("p", "cli")
+        _overfitting(run)
+        best = run.verdict().early_stopping.best_step
+        run.update(summary={"train_runtime": 61.5}, saved_checkpoints={best: "out/best"})
+    shown, verdict, as_json = io.StringIO(), io.StringIO(), io.StringIO()
+    target = ["--target", live_server.target]
+    assert main([*target, "runs", "show", run.id], out=shown) == 0
+    assert main([*target, "runs", "verdict", run.id], out=verdict) == 0
+    assert main([*target, "runs", "show", run.id, "--json"], out=as_json) == 0
+    text = shown.getvalue()
+    assert "summary" in text and "train_runtime" in text and "61.5" in text
+    assert f"at step {best}" in verdict.getvalue() and "saved in out/best" in verdict.getvalue()
+    assert json.loads(as_json.getvalue())["summary"] == {"train_runtime": 61.5}
