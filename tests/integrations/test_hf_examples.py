@@ -41,6 +41,7 @@ def test_hf_trainer_vqa(live_server: LiveServer, tmp_path: Path) -> None:
         run = client.get_run("examples/vqa-test")
         assert run.id == run_id.group(1)
         assert run.info.status == "finished" and run.info.task == "vqa"
+        assert run.info.summary["train_runtime"] > 0
         curves = {(s.split, s.name): s.steps for s in run.curves()}
         assert len(curves[("train", "loss")]) == 30  # 60 steps, a log every 2
         assert curves[("validation", "loss")] == (20, 40, 60)
@@ -81,4 +82,6 @@ def test_overfit_and_stop(live_server: LiveServer, tmp_path: Path) -> None:
         verdict = run.verdict()
         assert verdict.state == "overfitting"
         assert verdict.early_stopping.best_step == best
+        # The directory came from the server: the callback recorded each save.
+        assert verdict.early_stopping.best_checkpoint_path == str(directory)
         assert [e.step for e in run.evaluation_steps("validation")] == list(range(8, step + 1, 8))

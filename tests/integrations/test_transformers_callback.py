@@ -29,8 +29,6 @@ from transformers import (
 
 from tests.conftest import LiveServer
 
-HAS_UPDATE = hasattr(Run, "update")
-
 
 class Regressor(nn.Module):
     """y = w.x; raises at the forward call `fail_at` (counted from 1) when set."""
@@ -127,9 +125,9 @@ def test_callback_logs_a_trainer_run(live_server: LiveServer, tmp_path: Path) ->
         assert set(steps) == {(3, "validation"), (6, "validation")}
         loss_at_6 = curves[("validation", "loss")].values[-1]
         assert steps[(6, "validation")].metrics == {"loss": pytest.approx(loss_at_6)}
-        if HAS_UPDATE:
-            summary = run.refresh().summary  # type: ignore[attr-defined]
-            assert {"train_runtime", "total_flos", "train_loss"} <= set(summary)
+        summary = run.refresh().summary
+        assert {"train_runtime", "total_flos", "train_loss", "epoch"} <= set(summary)
+        assert summary["epoch"] == pytest.approx(2.0)  # 6 steps of 3 per epoch
 
 
 def test_hyperparameters_epochs_and_extra(tmp_path: Path) -> None:
@@ -299,7 +297,6 @@ def test_non_numeric_values_skipped(
     cb.close()
 
 
-@pytest.mark.skipif(not HAS_UPDATE, reason="Run.update (UpdateRun) not in this client yet")
 def test_saved_checkpoints_name_the_directory(live_server: LiveServer, tmp_path: Path) -> None:
     cb = EvalstreamCallback(live_server.target, project="hf", name="saved")
     args = TrainingArguments(output_dir=str(tmp_path / "out"), report_to=[])

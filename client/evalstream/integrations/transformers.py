@@ -369,10 +369,8 @@ class EvalstreamCallback(TrainerCallback):  # type: ignore[misc]
     # --- helpers -------------------------------------------------------------------------
 
     def _update(self, **changes: Any) -> None:
-        update = getattr(self.run, "update", None)
-        if update is None:  # a client older than Run.update
-            return
-        self._call("update the run", update, **changes)
+        if self.run is not None:
+            self._call("update the run", self.run.update, **changes)
 
     def _call(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
