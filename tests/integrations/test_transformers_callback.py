@@ -313,3 +313,73 @@ def test_saved_checkpoints_name_the_directory(live_server: LiveServer, tmp_path:
     assert verdict.early_stopping.best_checkpoint_path == str(tmp_path / "out" / "checkpoint-40")
     cb.on_train_end(args, state, TrainerControl())
     cb.close()
+
+
+def test_evaluate_after_training_is_recorded(live_server: LiveServer, tmp_path: Path) -> None:
+    cb = EvalstreamCallback(live_server.target, project="hf", name="after")
+    trainer = make_trainer(tmp_path, cb, eval_steps=4)
+    trainer.train()
+    trainer.evaluate()  # after on_train_end: the run is finished, the client still open
+    assert cb.run is not None
+    curves = {(s.split, s.name): s.steps for s in cb.run.curves()}
+    assert curves[("validation", "loss")] == (4, 6)
+    assert [e.step for e in cb.run.evaluation_steps("validation")] == [4, 6]
+    assert cb.run.refresh().status == "finished"
+    cb.close()
+
+
+DISTRIBUTED = """
+import sys, json, math
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from transformers import TrainerControl, TrainerState, TrainingArguments
+from evalstream.integrations.transformers import EvalstreamCallback
+
+target, port, out = sys.argv[1], sys.argv[2], sys.argv[3]
+
+def work(rank):
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    # Rank 1 is given an address where nothing listens: it must never call it.
+    cb = EvalstreamCallback(target if rank == 0 else "127.0.0.1:9", project="hf", name="ddp",
+                            stop_on=("overfitting",), timeout=2.0)
+    args = TrainingArguments(output_dir=out, report_to=[])
+    state = TrainerState(is_world_process_zero=rank == 0, is_local_process_zero=rank == 0)
+    cb.on_train_begin(args, state, TrainerControl())
+    if rank == 0:
+        for step in range(1, 121):
+            cb.run.log(step, loss=2.0 * math.exp(-step / 40))
+        for step, v in zip(range(20, 121, 20), (1.2, 1.0, 1.1, 1.2, 1.3, 1.4)):
+            cb.run.log(step, split="validation", loss=v)
+    state.global_step = 120
+    control = TrainerControl()
+    cb.on_evaluate(args, state, control, metrics={"eval_loss": 1.4})
+    cb.on_train_end(args, state, control)
+    with open(f"{out}/rank{rank}.json", "w") as f:
+        json.dump({"stop": control.should_training_stop, "run": cb.run is not None}, f)
+    dist.destroy_process_group()
+
+if __name__ == "__main__":
+    mp.start_processes(work, nprocs=2, start_method="fork")
+"""
+
+
+def test_distributed_decision_is_the_main_process(live_server: LiveServer, tmp_path: Path) -> None:
+    import json
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "ddp.py"
+    script.write_text(DISTRIBUTED)
+    done = subprocess.run(
+        [sys.executable, str(script), live_server.target, str(port), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks == [{"stop": True, "run": True}, {"stop": True, "run": False}]
