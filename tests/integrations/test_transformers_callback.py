@@ -383,3 +383,27 @@ def test_distributed_decision_is_the_main_process(live_server: LiveServer, tmp_p
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks == [{"stop": True, "run": True}, {"stop": True, "run": False}]
+
+
+def test_server_without_update_run_warns_once(
+    live_server: LiveServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from evalstream.errors import Unimplemented
+
+    calls = []
+
+    def old_server(self: Run, **changes: Any) -> None:
+        calls.append(changes)
+        raise Unimplemented("Method not implemented!", code="UNIMPLEMENTED")
+
+    monkeypatch.setattr(Run, "update", old_server)
+    cb = EvalstreamCallback(live_server.target, project="hf", name="old")
+    with caplog.at_level("WARNING", logger="evalstream.integrations.transformers"):
+        make_trainer(tmp_path, cb, save_strategy="steps", save_steps=2).train()
+    assert cb.run is not None and cb.run.refresh().status == "finished"
+    assert len(calls) == 1  # not asked again after UNIMPLEMENTED
+    warned = [r for r in caplog.records if "no UpdateRun" in r.message]
+    assert len(warned) == 1

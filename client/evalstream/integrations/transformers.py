@@ -33,6 +33,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from evalstream._client import Client
 from evalstream._runs import Run
+from evalstream.errors import Unimplemented
 from evalstream.integrations._core import (
     EvaluationScorer,
     StopDecision,
@@ -144,6 +145,7 @@ class EvalstreamCallback(TrainerCallback):  # type: ignore[misc]
         self._summary: dict[str, float] = {}
         self._skipped: set[str] = set()
         self._hook: Any = None
+        self._no_update = False
         self._lock = threading.Lock()
 
     # --- train begin / end ---------------------------------------------------------------
@@ -369,8 +371,18 @@ class EvalstreamCallback(TrainerCallback):  # type: ignore[misc]
     # --- helpers -------------------------------------------------------------------------
 
     def _update(self, **changes: Any) -> None:
-        if self.run is not None:
-            self._call("update the run", self.run.update, **changes)
+        if self.run is None or self._no_update:
+            return
+        try:
+            self.run.update(**changes)
+        except Unimplemented:
+            self._no_update = True  # said once: the server predates UpdateRun
+            _log.warning(
+                "evalstream: the server cannot keep a run's summary and checkpoint directories "
+                "(no UpdateRun): upgrade it; training goes on without them"
+            )
+        except Exception as exc:
+            _log.warning("evalstream: could not update the run (training goes on): %s", exc)
 
     def _call(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
