@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -146,7 +145,6 @@ class EvalstreamCallback(TrainerCallback):  # type: ignore[misc]
         self._skipped: set[str] = set()
         self._hook: Any = None
         self._no_update = False
-        self._lock = threading.Lock()
 
     # --- train begin / end ---------------------------------------------------------------
 
