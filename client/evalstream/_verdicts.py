@@ -43,7 +43,11 @@ class Advice:
 
 @dataclass(frozen=True, slots=True)
 class CheckpointGrade:
-    """The grade of one metric at one checkpoint (train vs validation gap)."""
+    """The grade of one metric at one checkpoint (train vs validation gap).
+
+    ``path`` is where the checkpoint of ``step`` was saved (`Run.update`), "" when
+    none was recorded.
+    """
 
     step: int
     metric: str
@@ -56,7 +60,11 @@ class CheckpointGrade:
 
 @dataclass(frozen=True, slots=True)
 class EarlyStopping:
-    """Where the monitored quantity was best, and whether to stop now."""
+    """Where the monitored quantity was best, and whether to stop now.
+
+    ``best_checkpoint_path`` is where the checkpoint of ``best_step`` was saved
+    (`Run.update`), "" when none was recorded at exactly that step.
+    """
 
     monitor: str
     mode: str
