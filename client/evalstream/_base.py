@@ -346,7 +346,8 @@ def change_key(v: Verdict) -> tuple[object, ...]:
         v.severity,
         es.best_step,
         es.should_stop,
-        tuple((c.step, c.metric, c.grade) for c in v.checkpoints),
+        es.best_checkpoint_path,
+        tuple((c.step, c.metric, c.grade, c.path) for c in v.checkpoints),
     )
 
 

@@ -259,13 +259,18 @@ def _best(v: Any) -> str | None:
     ago = es.evaluations_since_best
     since = f"{ago} evaluation{'' if ago == 1 else 's'} ago" if ago else "the latest evaluation"
     stop = "stop now" if es.should_stop else "keep going"
-    return f"best {es.monitor}{value} at step {es.best_step} ({since}): {stop}"
+    saved = f"; saved in {es.best_checkpoint_path}" if es.best_checkpoint_path else ""
+    return f"best {es.monitor}{value} at step {es.best_step} ({since}): {stop}{saved}"
 
 
 def _checkpoint_rows(checkpoints: Iterable[Any]) -> list[list[str]]:
-    rows = [["step", "metric", "train", "validation", "grade"]]
+    """The checkpoint table; a "saved in" column once any checkpoint has a recorded path."""
+    checkpoints = list(checkpoints)
+    paths = any(c.path for c in checkpoints)
+    rows = [["step", "metric", "train", "validation", "grade"] + (["saved in"] if paths else [])]
     rows += [
         [str(c.step), c.metric, _num(c.train_value), _num(c.validation_value), c.grade or "-"]
+        + ([c.path or "-"] if paths else [])
         for c in checkpoints
     ]
     return rows

@@ -7,7 +7,7 @@ handles, the verdicts and the shared request layer can all use it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from evalstream.v1 import common_pb2, runs_pb2
@@ -96,7 +96,11 @@ class Checkpoint:
 
 @dataclass(frozen=True, slots=True)
 class RunInfo:
-    """A run as the server knows it. Times are seconds since the epoch."""
+    """A run as the server knows it. Times are seconds since the epoch.
+
+    ``summary`` holds the one-off values kept on the run (`Run.update`);
+    ``alert_webhook_count`` counts its alert webhooks (their URLs are never sent back).
+    """
 
     id: str
     project: str
@@ -108,6 +112,8 @@ class RunInfo:
     derived: Mapping[str, HyperValue]
     created_at: float
     updated_at: float
+    summary: Mapping[str, HyperValue] = field(default_factory=dict)
+    alert_webhook_count: int = 0
 
     @classmethod
     def from_pb(cls, pb: runs_pb2.Run) -> RunInfo:
@@ -124,6 +130,8 @@ class RunInfo:
             derived={k: v for k, p in pb.derived.items() if (v := hyper_value(p)) is not None},
             created_at=pb.created_at.ToNanoseconds() / 1e9,
             updated_at=pb.updated_at.ToNanoseconds() / 1e9,
+            summary={k: v for k, p in pb.summary.items() if (v := hyper_value(p)) is not None},
+            alert_webhook_count=pb.alert_webhook_count,
         )
 
 

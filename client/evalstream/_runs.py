@@ -62,6 +62,7 @@ from evalstream._run_types import (
     Series,
     hyper_pb,
 )
+from evalstream._run_update import AsyncRunUpdate, RunUpdate
 from evalstream._specimen_reads import SpecimenAtStep
 from evalstream._transport import Transport
 from evalstream._verdicts import Verdict
@@ -351,7 +352,7 @@ class LossStreamer:
             return True
 
 
-class Run(RunExport):
+class Run(RunExport, RunUpdate):
     """A handle on one run: log loss points and checkpoints, flush, finish.
 
     Use it as a context manager: leaving the block flushes and marks the run
@@ -643,7 +644,7 @@ class _SyncBridge:
         self._channel.close()
 
 
-class AsyncRun(AsyncRunExport):
+class AsyncRun(AsyncRunExport, AsyncRunUpdate):
     """The asyncio twin of `Run`.
 
     `log` and `log_many` only append to the buffer and return (they never

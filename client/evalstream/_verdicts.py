@@ -43,7 +43,11 @@ class Advice:
 
 @dataclass(frozen=True, slots=True)
 class CheckpointGrade:
-    """The grade of one metric at one checkpoint (train vs validation gap)."""
+    """The grade of one metric at one checkpoint (train vs validation gap).
+
+    ``path`` is where the checkpoint of ``step`` was saved (`Run.update`), "" when
+    none was recorded.
+    """
 
     step: int
     metric: str
@@ -51,12 +55,16 @@ class CheckpointGrade:
     validation_value: float | None
     gap: float | None
     grade: str
-    path: str = ""  # where the checkpoint of this step was saved ("" when not recorded)
+    path: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class EarlyStopping:
-    """Where the monitored quantity was best, and whether to stop now."""
+    """Where the monitored quantity was best, and whether to stop now.
+
+    ``best_checkpoint_path`` is where the checkpoint of ``best_step`` was saved
+    (`Run.update`), "" when none was recorded at exactly that step.
+    """
 
     monitor: str
     mode: str
@@ -65,7 +73,7 @@ class EarlyStopping:
     evaluations_since_best: int
     steps_since_best: int
     should_stop: bool
-    best_checkpoint_path: str = ""  # where best_step's checkpoint was saved ("" when not recorded)
+    best_checkpoint_path: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -369,3 +369,59 @@ def test_verdict_with_the_loss_as_monitor_says_which_metrics_kept_improving() ->
     bleu = _wer_rows([0.30, 0.29, 0.28, 0.27, 0.26, 0.25, 0.24, 0.23], name="bleu")
     v = verdict_from_series(_hw_train(), _s("validation", HW_EVALS, HW_VAL), bleu)
     assert "Meanwhile" not in v.summary and v.summary.endswith("severe overfitting.")
+
+
+# ---------------------------------------------------------------- saved checkpoint paths
+
+
+def test_verdict_names_the_directory_saved_at_the_best_step() -> None:
+    val = 0.5 + 0.3 * ((EVALS - 4000) / 6000.0) ** 2
+    series = [_s("train", STEPS, _decay(STEPS, floor=0.05)), _s("validation", EVALS, val)]
+    paths = {3500: "out/checkpoint-3500", 4000: "out/checkpoint-4000"}
+    v = build_analyzer(series, [], VerdictConfig(), paths).verdict()
+    assert v.early_stopping.best_step == 4000
+    assert v.early_stopping.best_checkpoint_path == "out/checkpoint-4000"
+    assert v.advice[0].text == (
+        "Stop earlier: deploy the checkpoint at the best validation step (4000), "
+        "saved in out/checkpoint-4000."
+    )
+    # Only the path saved at exactly that step: none there, none named.
+    analyzer = build_analyzer(series, [], VerdictConfig(), {3500: "out/checkpoint-3500"})
+    v = analyzer.verdict()
+    assert v.early_stopping.best_checkpoint_path == ""
+    assert v.advice[0].text == (
+        "Stop earlier: deploy the checkpoint at the best validation step (4000)."
+    )
+    analyzer.set_saved_checkpoints(paths)
+    assert analyzer.verdict().early_stopping.best_checkpoint_path == "out/checkpoint-4000"
+
+
+def test_verdict_checkpoint_grades_carry_their_paths() -> None:
+    table = [(500, 0.75, 0.72), (1000, 0.85, 0.80), (1500, 0.92, 0.78), (2000, 0.97, 0.74)]
+    rows = [CheckpointRow("train", s, {"f1": t}, {}) for s, t, _ in table]
+    rows += [CheckpointRow("validation", s, {"f1": v}, {}) for s, _, v in table]
+    paths = {1000: "s3://b/ckpt-1000", 2000: "out/ckpt-2000", 2500: "out/ckpt-2500"}
+    cfg = VerdictConfig(monitor="validation/f1", mode="max")
+    v = build_analyzer([], rows, cfg, paths).verdict()
+    assert [(c.step, c.path) for c in v.checkpoints] == [
+        (500, ""),
+        (1000, "s3://b/ckpt-1000"),
+        (1500, ""),
+        (2000, "out/ckpt-2000"),
+    ]
+    assert v.early_stopping.best_checkpoint_path == "s3://b/ckpt-1000"
+    assert v.advice[0].text == (
+        "Stop earlier: deploy the checkpoint at the best validation/f1 (step 1000), "
+        "saved in s3://b/ckpt-1000."
+    )
+
+
+def test_verdict_follow_monitor_advice_names_the_monitors_best_directory() -> None:
+    rows = _wer_rows([0.40, 0.30, 0.26, 0.24, 0.23, 0.22, 0.225, 0.224])
+    series = [_hw_train(), _s("validation", HW_EVALS, HW_VAL)]
+    paths = {1000: "out/checkpoint-1000", 3000: "out/checkpoint-3000"}
+    v = build_analyzer(series, rows, VerdictConfig(monitor="validation/wer"), paths).verdict()
+    assert v.advice[0].action == "follow_monitor"
+    assert "(best so far: step 3000, saved in out/checkpoint-3000)" in v.advice[0].text
+    assert "checkpoint-1000" not in " ".join(a.text for a in v.advice)
+    assert v.early_stopping.best_checkpoint_path == "out/checkpoint-3000"

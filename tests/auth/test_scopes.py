@@ -104,6 +104,14 @@ def _run_id_calls(stub: runs_pb2_grpc.RunsStub, run_id: str, md) -> dict[str, ob
             ),
             metadata=md,
         ),
+        "UpdateRun": lambda: stub.UpdateRun(
+            runs_pb2.UpdateRunRequest(
+                run_id=run_id,
+                summary={"x": runs_pb2.HyperValue(int_value=1)},
+                saved_checkpoints=[runs_pb2.SavedCheckpoint(step=0, path="stolen")],
+            ),
+            metadata=md,
+        ),
     }
 
 
@@ -130,12 +138,16 @@ def test_foreign_run_is_not_found_like_a_missing_one(auth_server, tokens, runs) 
             "GetVerdict",
             "ListEvaluationSteps",
             "CompareRuns",
+            "UpdateRun",
         ):
             assert _code(own[name]) == grpc.StatusCode.OK, name
         # Nothing was changed in B: its status and checkpoints are intact.
         admin = bearer(tokens["admin"])
         run_b = stub.GetRun(runs_pb2.GetRunRequest(run_id=runs["b"]), metadata=admin)
         assert run_b.status == runs_pb2.RUN_STATUS_FINISHED
+        assert dict(run_b.summary) == {}
+        verdict_b = stub.GetVerdict(runs_pb2.GetVerdictRequest(run_id=runs["b"]), metadata=admin)
+        assert [c.path for c in verdict_b.checkpoints] == [""] * len(verdict_b.checkpoints)
         curves = stub.GetCurves(runs_pb2.GetCurvesRequest(run_id=runs["b"]), metadata=admin)
         assert [s.steps for s in curves.checkpoint_metrics] == [[0]]
 

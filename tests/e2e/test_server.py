@@ -66,6 +66,7 @@ def test_reflection_lists_and_describes_every_service(live_server) -> None:
                 "ListRuns",
                 "ListProjects",
                 "SetRunStatus",
+                "UpdateRun",
                 "StreamLoss",
                 "LogCheckpoint",
                 "GetCurves",

@@ -242,7 +242,11 @@ def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
                 header=False,
             )
         ]
-        for title, values in (("hyperparameters", i.hyperparameters), ("derived", i.derived)):
+        for title, values in (
+            ("hyperparameters", i.hyperparameters),
+            ("derived", i.derived),
+            ("summary", i.summary),
+        ):
             if values:
                 view.append(Text(title))
                 rows = [[k, str(v)] for k, v in sorted(values.items())]

@@ -210,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rl.add_argument("--model", default="")
     rl.add_argument("--json", action="store_true", help="print the runs as JSON")
-    rs = rsub.add_parser("show", help="one run: hyperparameters, derived values, last points")
+    rs = rsub.add_parser(
+        "show", help="one run: hyperparameters, derived values, summary, last points"
+    )
     rs.add_argument("run", help="run id or project/name")
     rs.add_argument("--json", action="store_true", help="print the run as JSON")
     rv = rsub.add_parser("verdict", help="diagnose a run: state, evidence, advice, where to stop")

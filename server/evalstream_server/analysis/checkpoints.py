@@ -76,6 +76,7 @@ class CheckpointVerdict:
             min; None when either side is missing.
         grade: ``"healthy"``, ``"overfitting"``, ``"severe_overfitting"``, or
             ``""`` (UNSPECIFIED) when ``gap`` is None.
+        path: Where the checkpoint of ``step`` was saved; "" when none was recorded.
     """
 
     step: int
@@ -84,6 +85,7 @@ class CheckpointVerdict:
     validation_value: float | None
     gap: float | None
     grade: str
+    path: str = ""
 
 
 def _grade(gap: float, overfit_gap: float, severe_overfit_gap: float) -> str:

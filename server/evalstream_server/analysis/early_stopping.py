@@ -31,6 +31,8 @@ class EarlyStopping:
         evaluations_since_best: Evaluations since the best (Keras ``wait``).
         steps_since_best: Last evaluated step minus ``best_step`` (0 without a best).
         should_stop: Patience exhausted: stop and deploy ``best_step``.
+        best_checkpoint_path: Where the checkpoint of ``best_step`` was saved; ""
+            when none was recorded at exactly that step.
     """
 
     monitor: str
@@ -40,6 +42,7 @@ class EarlyStopping:
     evaluations_since_best: int = 0
     steps_since_best: int = 0
     should_stop: bool = False
+    best_checkpoint_path: str = ""
 
 
 def early_stopping(

@@ -253,17 +253,25 @@ def loss_context(initial_loss: float | None, final_loss: float | None) -> LossCo
 
 
 def advice_for(
-    state: str, stop_at: int | None, *, monitor: str = "", loss_only: bool = False
+    state: str,
+    stop_at: int | None,
+    *,
+    monitor: str = "",
+    loss_only: bool = False,
+    path: str = "",
 ) -> tuple[Advice, ...]:
     """The advice for ``state``; overfitting names the step to stop at when known.
 
     ``monitor`` names the quantity ``stop_at`` is the best of when it is not
     the validation loss. ``loss_only`` (the validation loss overfits while the
     monitor keeps improving) advises following the monitor instead of stopping.
+    ``path`` is where the checkpoint of ``stop_at`` was saved, named when given.
 
     Example:
         >>> advice_for("overfitting", 2000)[0].text
         'Stop earlier: deploy the checkpoint at the best validation step (2000).'
+        >>> advice_for("overfitting", 2000, path="out/checkpoint-2000")[0].text[-42:]
+        'step (2000), saved in out/checkpoint-2000.'
         >>> advice_for("overfitting", 3000, monitor="validation/wer")[0].text
         'Stop earlier: deploy the checkpoint at the best validation/wer (step 3000).'
         >>> [a.action for a in advice_for("overfitting", 3000, monitor="validation/wer",
@@ -275,8 +283,9 @@ def advice_for(
     advice = ADVICE[state]
     if state != "overfitting":
         return advice
+    saved = f", saved in {path}" if path and stop_at is not None else ""
     if loss_only and monitor:
-        best = f" (best so far: step {stop_at})" if stop_at is not None else ""
+        best = f" (best so far: step {stop_at}{saved})" if stop_at is not None else ""
         return (
             Advice(
                 "follow_monitor",
@@ -296,7 +305,9 @@ def advice_for(
             if monitor
             else f"the best validation step ({stop_at})"
         )
-        advice = (Advice("stop_earlier", f"Stop earlier: deploy the checkpoint at {where}."),)
+        advice = (
+            Advice("stop_earlier", f"Stop earlier: deploy the checkpoint at {where}{saved}."),
+        )
         advice += ADVICE[state][1:]
     return advice
 

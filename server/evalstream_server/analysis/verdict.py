@@ -149,6 +149,7 @@ class RunAnalyzer:
         self._lock = threading.Lock()
         self._states: dict[tuple[str, str], IncrementalCurveState] = {}
         self._checkpoints: tuple[CheckpointRow, ...] = ()
+        self._paths: Mapping[int, str] = {}
         self._stale = False
 
     @property
@@ -188,6 +189,12 @@ class RunAnalyzer:
         with self._lock:
             self._checkpoints = tuple(rows)
 
+    def set_saved_checkpoints(self, paths: Mapping[int, str]) -> None:
+        """Replaces where the run's checkpoints were saved, {step: path}: the verdict's
+        checkpoint grades, best checkpoint and advice name the path saved at their step."""
+        with self._lock:
+            self._paths = dict(paths)
+
     def verdict(self, config: VerdictConfig | None = None) -> Verdict:
         """The diagnosis now, with ``config`` (default: the analyzer's).
 
@@ -201,13 +208,18 @@ class RunAnalyzer:
         with self._lock:
             snaps = {key: state.snapshot() for key, state in self._states.items()}
             rows = self._checkpoints
-        return _judge(snaps, rows, cfg)
+            paths = self._paths
+        return _judge(snaps, rows, cfg, paths)
 
 
 def build_analyzer(
-    series: Sequence[SeriesData], checkpoints: Sequence[CheckpointRow], config: VerdictConfig
+    series: Sequence[SeriesData],
+    checkpoints: Sequence[CheckpointRow],
+    config: VerdictConfig,
+    saved_checkpoints: Mapping[int, str] = {},
 ) -> RunAnalyzer:
-    """A :class:`RunAnalyzer` fed from scratch with stored series (a cold start).
+    """A :class:`RunAnalyzer` fed from scratch with stored series (a cold start), and
+    where its checkpoints were saved ({step: path}).
 
     Example:
         >>> s = SeriesData("train", "loss", np.arange(5), np.array([3.0, 2, 1, 1, 1]), None, 5)
@@ -218,6 +230,7 @@ def build_analyzer(
     for data in series:
         analyzer.add_points(data.split, data.name, data.steps, data.values)
     analyzer.set_checkpoints(checkpoints)
+    analyzer.set_saved_checkpoints(saved_checkpoints)
     return analyzer
 
 
@@ -247,6 +260,7 @@ def _judge(
     snaps: Mapping[tuple[str, str], CurveSnapshot],
     rows: Sequence[CheckpointRow],
     cfg: VerdictConfig,
+    paths: Mapping[int, str] = {},
 ) -> Verdict:
     train = snaps.get(("train", cfg.loss_series))
     val = snaps.get(("validation", cfg.loss_series))
@@ -275,8 +289,12 @@ def _judge(
         )
         graded.sort(key=lambda c: (c.step, c.metric))
     ckpt_severity = checkpoint_severity(graded, cfg)
+    if paths:
+        graded = [replace(c, path=paths.get(c.step, "")) for c in graded]
 
     es = _early_stopping(snaps, rows, cfg, m_split, m_name, warmup)
+    if es.best_step is not None and es.best_step in paths:
+        es = replace(es, best_checkpoint_path=paths[es.best_step])
     is_loss = m_split == "validation" and m_name == cfg.loss_series
     monitor = MonitorView(
         name=cfg.monitor,
@@ -291,9 +309,17 @@ def _judge(
     best_step = ev.get("best_validation_step")
     if not is_loss and es.best_step is not None:
         # The best checkpoint and the advice follow the monitor, not the loss.
-        advice = advice_for(f.state, es.best_step, monitor=cfg.monitor, loss_only=f.loss_only)
+        advice = advice_for(
+            f.state,
+            es.best_step,
+            monitor=cfg.monitor,
+            loss_only=f.loss_only,
+            path=es.best_checkpoint_path,
+        )
     else:
-        advice = advice_for(f.state, best_step if best_step is not None else es.best_step)
+        stop_at = best_step if best_step is not None else es.best_step
+        path = paths.get(int(stop_at), "") if stop_at is not None else ""
+        advice = advice_for(f.state, stop_at, path=path)
     summary = f.summary
     if is_loss and f.state == "overfitting" and best_step is not None:
         summary += _still_improving(snaps, rows, cfg, warmup, int(best_step))

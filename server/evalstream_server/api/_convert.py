@@ -156,6 +156,8 @@ def run_to_pb(run: RunRecord, derived: Mapping[str, bool | int | float | str] = 
         derived={k: hyper_to_pb(v) for k, v in derived.items()},
         created_at=_timestamp(run.created_at),
         updated_at=_timestamp(run.updated_at),
+        summary={k: hyper_to_pb(v) for k, v in run.summary.items()},
+        alert_webhook_count=len(run.alert_webhooks),  # never the URLs: they hold secrets
     )
 
 
@@ -335,7 +337,9 @@ def verdict_to_pb(run_id: str, v: Verdict) -> runs_pb2.Verdict:
     )
     pb.evidence.spike_steps.extend(e.spike_steps)
     for c in v.checkpoints:
-        cv = pb.checkpoints.add(step=c.step, metric=c.metric, grade=GRADES.get(c.grade, 0))
+        cv = pb.checkpoints.add(
+            step=c.step, metric=c.metric, grade=GRADES.get(c.grade, 0), path=c.path
+        )
         _set_optional(cv, train_value=c.train_value, validation_value=c.validation_value, gap=c.gap)
     es = v.early_stopping
     pb.early_stopping.monitor = es.monitor
@@ -343,6 +347,7 @@ def verdict_to_pb(run_id: str, v: Verdict) -> runs_pb2.Verdict:
     pb.early_stopping.evaluations_since_best = es.evaluations_since_best
     pb.early_stopping.steps_since_best = es.steps_since_best
     pb.early_stopping.should_stop = es.should_stop
+    pb.early_stopping.best_checkpoint_path = es.best_checkpoint_path
     _set_optional(pb.early_stopping, best_step=es.best_step, best_value=es.best_value)
     lc = v.loss_context
     pb.loss_context.initial_band = lc.initial_band

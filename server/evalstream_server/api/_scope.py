@@ -158,6 +158,20 @@ class ScopedStore:
         self._run(run_id)
         return self._store.set_status(run_id, status)
 
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        summary: Mapping[str, HyperValue] = {},
+        saved_checkpoints: Mapping[int, str] | Sequence[tuple[int, str]] = (),
+    ) -> RunRecord:
+        self._run(run_id)
+        return self._store.update_run(run_id, summary=summary, saved_checkpoints=saved_checkpoints)
+
+    def saved_checkpoints(self, run_id: str) -> dict[int, str]:
+        self._run(run_id)
+        return self._store.saved_checkpoints(run_id)
+
     # ------------------------------------------------------------ points
 
     def write_points(self, chunk: PointChunk, *, timeout: float | None = None) -> WriteResult:

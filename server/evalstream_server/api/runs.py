@@ -39,11 +39,13 @@ from evalstream_server.api._convert import (
     verdict_to_pb,
 )
 from evalstream_server.api._curve_pages import points_per_answer
+from evalstream_server.api._derived import derived_values
 from evalstream_server.api._paging import MAX_PAGE, checked_page_size
 from evalstream_server.api._scope import ProjectDenied
 from evalstream_server.api._status import store_abort, store_status
 from evalstream_server.api._window import Waker, Window, settled
 from evalstream_server.api.curves import CurvesMixin
+from evalstream_server.api.run_update import UpdateRunMixin
 from evalstream_server.api.specimens import SpecimensMixin
 from evalstream_server.api.verdicts import HubClosed, VerdictHub
 from evalstream_server.config import raise_hint
@@ -54,7 +56,6 @@ from evalstream_server.store import (
     NewRun,
     NotFound,
     PointChunk,
-    RunRecord,
     Store,
     StoreError,
     StoreOverloaded,
@@ -106,26 +107,6 @@ def verdict_config_violations(values: Mapping[str, object], path: str) -> list[F
     return [
         FieldViolation(f"{path}.monitor" if p.startswith("monitor") else path, p) for p in problems
     ]
-
-
-def _derived(run: RunRecord, store: Store) -> dict[str, bool | int | float | str]:
-    """Values derived from the run: learning-rate ends and steps per epoch."""
-    derived: dict[str, bool | int | float | str] = {}
-    for series in store.read_series(run.id, series=("learning_rate",)):
-        if series.split == "train" and len(series.values):
-            derived["initial_learning_rate"] = float(series.values[0])
-            derived["final_learning_rate"] = float(series.values[-1])
-    size, batch = run.hyperparameters.get("dataset_size"), run.hyperparameters.get("batch_size")
-    if (
-        isinstance(size, int)
-        and isinstance(batch, int)
-        and not isinstance(size, bool)
-        and not isinstance(batch, bool)
-        and size > 0
-        and batch > 0
-    ):
-        derived["steps_per_epoch"] = -(-size // batch)
-    return derived
 
 
 # ------------------------------------------------------------------ loss chunks
@@ -188,7 +169,7 @@ class _Ended:
     error: BaseException | None
 
 
-class RunsServicer(CurvesMixin, SpecimensMixin, runs_pb2_grpc.RunsServicer):
+class RunsServicer(CurvesMixin, SpecimensMixin, UpdateRunMixin, runs_pb2_grpc.RunsServicer):
     """Runs, loss ingestion, checkpoints and specimens over a Store."""
 
     def __init__(
@@ -239,7 +220,7 @@ class RunsServicer(CurvesMixin, SpecimensMixin, runs_pb2_grpc.RunsServicer):
             )
         except StoreError as exc:
             store_abort(context, exc)
-        return run_to_pb(run, _derived(run, self._store))
+        return run_to_pb(run, derived_values(run, self._store))
 
     def GetRun(
         self, request: runs_pb2.GetRunRequest, context: grpc.ServicerContext
@@ -248,7 +229,7 @@ class RunsServicer(CurvesMixin, SpecimensMixin, runs_pb2_grpc.RunsServicer):
             return self._get_run_by_name(request, context)
         try:
             run = self._store.get_run(request.run_id)
-            return run_to_pb(run, _derived(run, self._store))
+            return run_to_pb(run, derived_values(run, self._store))
         except StoreError as exc:
             store_abort(context, exc)
 
@@ -270,7 +251,7 @@ class RunsServicer(CurvesMixin, SpecimensMixin, runs_pb2_grpc.RunsServicer):
             invalid(context, violations)
         try:
             run = self._store.find_run(request.project, request.name)
-            return run_to_pb(run, _derived(run, self._store))
+            return run_to_pb(run, derived_values(run, self._store))
         except (NotFound, ProjectDenied):
             abort(
                 context,
@@ -372,7 +353,7 @@ class RunsServicer(CurvesMixin, SpecimensMixin, runs_pb2_grpc.RunsServicer):
         try:
             run = self._store.set_status(request.run_id, STATUS_NAMES[request.status])
             self._verdicts.status_changed(run.id, run.status)
-            return run_to_pb(run, _derived(run, self._store))
+            return run_to_pb(run, derived_values(run, self._store))
         except StoreError as exc:
             store_abort(context, exc)
 

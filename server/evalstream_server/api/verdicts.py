@@ -35,7 +35,8 @@ def verdict_key(v: Verdict) -> tuple[object, ...]:
         v.severity,
         es.best_step,
         es.should_stop,
-        tuple((c.step, c.metric, c.grade) for c in v.checkpoints),
+        es.best_checkpoint_path,
+        tuple((c.step, c.metric, c.grade, c.path) for c in v.checkpoints),
     )
 
 
@@ -88,7 +89,10 @@ class VerdictHub:
                 return entry
         config = self._config(run_id)
         analyzer = build_analyzer(
-            self._store.read_series(run_id), self._store.checkpoints(run_id), config
+            self._store.read_series(run_id),
+            self._store.checkpoints(run_id),
+            config,
+            self._store.saved_checkpoints(run_id),
         )
         with self._lock:
             old = self._runs.get(run_id)
@@ -161,6 +165,15 @@ class VerdictHub:
         if known:
             rows = self._store.checkpoints(run_id)
             self._notify(run_id, lambda e: e.analyzer.set_checkpoints(rows))
+
+    def saved_checkpoints_changed(self, run_id: str) -> None:
+        """Paths of this run's saved checkpoints were recorded (UpdateRun): the verdict
+        names them, so its watchers are woken (one small read, only for a run kept here)."""
+        with self._lock:
+            known = run_id in self._runs
+        if known:
+            paths = self._store.saved_checkpoints(run_id)
+            self._notify(run_id, lambda e: e.analyzer.set_saved_checkpoints(paths))
 
     def status_changed(self, run_id: str, status: str) -> None:
         """The run's status changed: a finished run ends its watches."""

@@ -106,6 +106,47 @@ def _check_hypers(values: Mapping[str, HyperValue], *, field: str) -> dict[str, 
     return out
 
 
+#: Saved checkpoints one update may record, and the longest path kept.
+MAX_SAVED_CHECKPOINTS = 1000
+MAX_CHECKPOINT_PATH = 4096
+
+
+def _check_saved_checkpoints(
+    saved: Mapping[int, str] | Sequence[tuple[int, str]],
+) -> dict[int, str]:
+    """Saved checkpoints as {step: path}; a step given twice keeps its last path.
+
+    >>> _check_saved_checkpoints([(500, "out/checkpoint-500"), (0, "a"), (500, "b")])
+    {500: 'b', 0: 'a'}
+    """
+    pairs = list(saved.items()) if isinstance(saved, Mapping) else list(saved)
+    if len(pairs) > MAX_SAVED_CHECKPOINTS:
+        raise InvalidInput(
+            f"{len(pairs)} saved checkpoints in one update; send at most "
+            f"{MAX_SAVED_CHECKPOINTS} per update",
+            field="saved_checkpoints",
+        )
+    out: dict[int, str] = {}
+    for i, pair in enumerate(pairs):
+        field = f"saved_checkpoints[{i}]"
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise InvalidInput(f"{field} must be a (step, path) pair, got {pair!r}", field=field)
+        step = _check_step(pair[0], field=f"{field}.step")
+        path = pair[1]
+        if not isinstance(path, str) or not 1 <= len(path) <= MAX_CHECKPOINT_PATH:
+            raise InvalidInput(
+                f"{field}.path must be a string of 1-{MAX_CHECKPOINT_PATH} characters, "
+                f"got {str(path)[:40]!r}",
+                field=f"{field}.path",
+            )
+        if "\0" in path:
+            raise InvalidInput(
+                f"{field}.path {path[:40]!r} holds a NUL character", field=f"{field}.path"
+            )
+        out[step] = path
+    return out
+
+
 def _check_specimen(rec: object, index: int) -> SpecimenRecord:
     field = f"specimens[{index}]"
     if not isinstance(rec, SpecimenRecord):

@@ -271,6 +271,20 @@ class Store(Protocol):
         """Sets the status; returns the updated run."""
         ...
 
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        summary: Mapping[str, HyperValue] = {},
+        saved_checkpoints: Mapping[int, str] | Sequence[tuple[int, str]] = (),
+    ) -> RunRecord:
+        """Merges summary values and records saved checkpoint paths; returns the run."""
+        ...
+
+    def saved_checkpoints(self, run_id: str) -> dict[int, str]:
+        """Where the run's checkpoints were saved, {step: path} in step order."""
+        ...
+
     def write_points(self, chunk: PointChunk, *, timeout: float | None = None) -> WriteResult:
         """Writes a chunk and returns once it is durable."""
         ...

@@ -34,6 +34,14 @@ def _check_run_exists(conn: _Conn, run_id: str) -> None:
         raise NotFound(f"run {run_id!r} not found")
 
 
+def _saved_checkpoints(conn: sqlite3.Connection, run_id: str) -> dict[int, str]:
+    _check_run_exists(conn, run_id)
+    rows = conn.execute(
+        "SELECT step, path FROM saved_checkpoints WHERE run_id = ? ORDER BY step", (run_id,)
+    ).fetchall()
+    return {int(step): path for step, path in rows}
+
+
 def _run_by(conn: sqlite3.Connection, where: str, args: tuple[Any, ...], missing: str) -> RunRecord:
     row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where}", args).fetchone()
     if row is None:

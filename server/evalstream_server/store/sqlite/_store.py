@@ -25,6 +25,7 @@ from evalstream_server.store._checks import (
     _check_metrics,
     _check_new_run,
     _check_page_size,
+    _check_saved_checkpoints,
     _check_series_read,
     _check_specimen,
     _check_split,
@@ -358,6 +359,38 @@ class SQLiteStore:
         """
         _check_status(status)
         return self._submit("_w_set_status", (run_id, status), run_id).result()
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        summary: Mapping[str, HyperValue] = {},
+        saved_checkpoints: Mapping[int, str] | Sequence[tuple[int, str]] = (),
+    ) -> RunRecord:
+        """Merges ``summary`` into the run's and records where checkpoints were saved.
+
+        A summary key given again replaces its value (floats are kept exactly, NaN
+        and infinities included); a step saved again replaces its path. Any status
+        may be updated (a trainer records its runtime once it has finished). Durable
+        on return.
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: a bad summary key or value, a negative step, a path that is
+                empty, longer than 4096 characters or holds a NUL, or more than 1000
+                saved checkpoints.
+        """
+        values = _check_hypers(summary, field="summary")
+        saved = _check_saved_checkpoints(saved_checkpoints)
+        return self._submit("_w_update_run", (run_id, values, saved), run_id).result()
+
+    def saved_checkpoints(self, run_id: str) -> dict[int, str]:
+        """Where the run's checkpoints were saved, {step: path} in step order.
+
+        Raises:
+            NotFound: no such run.
+        """
+        return self._pool.read(partial(_reads._saved_checkpoints, run_id=run_id))
 
     # ------------------------------------------------------------------ points
 

@@ -401,6 +401,27 @@ class Writer:
         row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _row_to_run(row), True
 
+    def _w_update_run(
+        self, conn: _Conn, run_id: str, summary: dict[str, HyperValue], saved: dict[int, str]
+    ) -> tuple[RunRecord, bool]:
+        """Merges ``summary`` into the run's (a key given again replaces its value) and
+        upserts its saved checkpoints by step."""
+        row = conn.execute("SELECT summary FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"run {run_id!r} not found")
+        merged = {**json.loads(row[0]), **summary}
+        conn.execute(
+            "UPDATE runs SET summary = ?, updated_at = ? WHERE id = ?",
+            (json.dumps(merged), time.time(), run_id),
+        )
+        conn.executemany(
+            "INSERT INTO saved_checkpoints (run_id, step, path) VALUES (?, ?, ?) "
+            "ON CONFLICT (run_id, step) DO UPDATE SET path = excluded.path",
+            [(run_id, step, path) for step, path in saved.items()],
+        )
+        row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _row_to_run(row), True
+
     def _series_state(self, conn: _Conn, key: tuple[str, str, str]) -> _SeriesState:
         state = self._series.get(key)
         if state is not None:
