@@ -483,13 +483,11 @@ class EvalstreamLogger(Logger):
         return self._run
 
     def _update(self, **changes: Any) -> None:
-        update = getattr(self._run, "update", None)
-        if update is None:
-            self._warn("update", RuntimeError("this evalstream client has no Run.update"))
+        if self._run is None:
             return
         try:
-            update(**changes)
-        except (EvalstreamError, ValueError, TypeError) as exc:
+            self._run.update(**changes)
+        except (EvalstreamError, ValueError) as exc:
             self._warn("update", exc)
 
     def _warn(self, what: str, exc: BaseException) -> None:
