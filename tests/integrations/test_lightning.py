@@ -6,6 +6,7 @@ import logging
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,6 +22,8 @@ from evalstream.integrations.lightning import (  # noqa: E402
     route_metric,
 )
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
+from lightning.pytorch.loggers.logger import DummyExperiment  # noqa: E402
+from lightning.pytorch.trainer.states import TrainerFn  # noqa: E402
 from lightning.pytorch.utilities.rank_zero import rank_zero_only  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
@@ -137,6 +140,8 @@ def test_logger_curves_splits_steps_hyperparameters_and_status(client: Client) -
     assert info.status == "finished"
     assert info.name == "fit" and logger.name == "fit"
     assert info.hyperparameters["batch_size"] == 4
+    # The module's save_hyperparameters() come after the Trainer opened the run: its summary.
+    assert dict(info.summary) == {"lr": 0.05}
     series = _series(client, run_id)
     # Train loss at every optimizer step (trainer.global_step after it: 1..8).
     assert sorted(series[("train", "loss")]) == list(range(1, 2 * STEPS_PER_EPOCH + 1))
@@ -260,7 +265,7 @@ def test_logger_nonzero_rank_does_not_talk(monkeypatch: pytest.MonkeyPatch) -> N
     assert logger.score_boxes(1, []) is None
     logger.finalize("success")
     assert logger.version == ""
-    assert not isinstance(logger.experiment, type(None)) and logger.run is None
+    assert isinstance(logger.experiment, DummyExperiment) and logger.run is None
     assert logger._client is None
 
 
@@ -292,3 +297,51 @@ def test_logger_nonfinite_checkpoint_metric_dropped_the_rest_kept(
     assert steps == {4: {"f1": 0.25}}
     logger.finalize("success")
     assert math.isinf(_series(client, logger.version)[("validation", "loss")][4])
+
+
+class _Strategy:
+    def __init__(self, others_say: bool) -> None:
+        self.others_say = others_say
+        self.calls: list[tuple[bool, bool]] = []
+
+    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:  # noqa: A002
+        self.calls.append((decision, all))
+        return decision or self.others_say
+
+
+def _fake_trainer(logger: EvalstreamLogger, *, rank0: bool, others_say: bool) -> Any:
+    return SimpleNamespace(
+        state=SimpleNamespace(fn=TrainerFn.FITTING),
+        sanity_checking=False,
+        fast_dev_run=False,
+        is_global_zero=rank0,
+        loggers=[logger],
+        strategy=_Strategy(others_say),
+        should_stop=False,
+        current_epoch=3,
+        global_step=12,
+    )
+
+
+def test_early_stopping_nonzero_rank_takes_rank0_decision_without_the_server() -> None:
+    # No server at this address: reading a verdict would raise; rank 1 never does.
+    logger = EvalstreamLogger("127.0.0.1:1", project="lt", name="rank1", timeout=2.0)
+    stopper = EvalstreamEarlyStopping(stop_on=("diverged",))
+    trainer = _fake_trainer(logger, rank0=False, others_say=True)
+    stopper.on_validation_end(trainer, None)
+    # Its own vote is False, reduced with all=False ("any process"): rank 0 said stop.
+    assert trainer.strategy.calls == [(False, False)]
+    assert trainer.should_stop and (stopper.stopped_epoch, stopper.stopped_step) == (3, 12)
+    assert logger._client is None and stopper.decision is None
+
+
+def test_early_stopping_checks_on_train_epoch_end_only_when_asked(client: Client) -> None:
+    logger = EvalstreamLogger(client, project="lt", name="epoch-end")
+    logger.log_metrics({"train_loss": float("nan")}, step=5)
+    stopper = EvalstreamEarlyStopping(stop_on=("diverged",), check_on="train_epoch_end")
+    trainer = _fake_trainer(logger, rank0=True, others_say=False)
+    stopper.on_validation_end(trainer, None)
+    assert trainer.strategy.calls == [] and not trainer.should_stop
+    stopper.on_train_epoch_end(trainer, None)
+    assert trainer.strategy.calls == [(True, False)] and trainer.should_stop
+    assert stopper.decision is not None and stopper.decision.step == 5
