@@ -93,8 +93,8 @@ def route_metric(key: str) -> tuple[str, str] | None:
     (LearningRateMonitor) become ``learning_rate``.
 
     Example:
-        >>> [route_metric(k) for k in ("train_loss", "val/loss", "loss/validation", "loss")]
-        [('train', 'loss'), ('validation', 'loss'), ('validation', 'loss'), ('train', 'loss')]
+        >>> route_metric("train_loss"), route_metric("val/loss"), route_metric("loss/validation")
+        (('train', 'loss'), ('validation', 'loss'), ('validation', 'loss'))
         >>> route_metric("train_loss_step"), route_metric("train_loss_epoch")
         (('train', 'loss'), ('train', 'loss_epoch'))
         >>> route_metric("val_acc"), route_metric("lr-Adam"), route_metric("epoch")
