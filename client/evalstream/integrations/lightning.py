@@ -159,6 +159,7 @@ def flatten_hyperparameters(params: Mapping[str, Any] | Namespace) -> dict[str, 
     return flat
 
 
+_UNROUTED = object()
 _FINAL_STATUS = {"success": "finished", "finished": "finished", "failed": "failed"}
 
 
@@ -234,6 +235,7 @@ class EvalstreamLogger(Logger):
         self._last_step = 0
         self._trainer: weakref.ref[Any] | None = None
         self._saved: dict[int, str] = {}
+        self._routes: dict[str, Any] = {}  # route_metric by key: the same keys every step
         self._warned: set[str] = set()
 
     # -- the Logger API ----------------------------------------------------------
@@ -297,7 +299,9 @@ class EvalstreamLogger(Logger):
         curves: dict[str, dict[str, float]] = {}
         checkpoint: dict[str, dict[str, float]] = {}
         for key, raw in metrics.items():
-            route = route_metric(str(key))
+            route = self._routes.get(key, _UNROUTED)
+            if route is _UNROUTED:
+                route = self._routes[key] = route_metric(str(key))
             if route is None:
                 continue
             try:
