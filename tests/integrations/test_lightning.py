@@ -345,3 +345,27 @@ def test_early_stopping_checks_on_train_epoch_end_only_when_asked(client: Client
     stopper.on_train_epoch_end(trainer, None)
     assert trainer.strategy.calls == [(True, False)] and trainer.should_stop
     assert stopper.decision is not None and stopper.decision.step == 5
+
+
+def test_early_stopping_patience_on_a_logged_checkpoint_metric(client: Client) -> None:
+    # val_acc is the checkpoint metric "acc": the run's monitor names it validation/acc.
+    logger = EvalstreamLogger(
+        client,
+        project="lt",
+        name="patience",
+        verdict_config={"monitor": "validation/acc", "patience": 2, "warmup_steps": 0},
+    )
+    for step in range(1, 31):
+        logger.log_metrics({"train_loss": 1.0 / step}, step=step)
+    stopper = EvalstreamEarlyStopping()  # early_stopping=True, no state to stop on
+    trainer = _fake_trainer(logger, rank0=True, others_say=False)
+    for step, acc in ((10, 0.9), (20, 0.8), (30, 0.7)):
+        logger.log_metrics({"val_acc": acc}, step=step)
+        stopper.on_validation_end(trainer, None)
+        assert trainer.should_stop is (step == 30), step
+    assert stopper.decision is not None
+    assert stopper.decision.best_step == 10
+    assert stopper.decision.reason == (
+        "early stopping at step 30: validation/acc has not improved in 2 evaluations; "
+        "keep the checkpoint of step 10"
+    )
