@@ -16,6 +16,7 @@ pytest.importorskip("lightning")
 import lightning.pytorch as pl  # noqa: E402
 import torch  # noqa: E402
 from evalstream import Client  # noqa: E402
+from evalstream.errors import InvalidArgument  # noqa: E402
 from evalstream.integrations.lightning import (  # noqa: E402
     EvalstreamEarlyStopping,
     EvalstreamLogger,
@@ -251,8 +252,33 @@ def test_early_stopping_unknown_stop_on() -> None:
 
 def test_logger_bad_target_fails_fast_with_the_target_in_the_message() -> None:
     logger = EvalstreamLogger("127.0.0.1:1", project="lt", name="nowhere", timeout=2.0)
-    with pytest.raises(RuntimeError, match=r"could not open run lt/nowhere at 127.0.0.1:1"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"could not open run lt/nowhere at 127.0.0.1:1: UNAVAILABLE.*; check the target",
+    ):
         _trainer(logger, epochs=1).fit(Tiny(), _data(), _data())
+
+
+@pytest.mark.parametrize("live_server", [{"admin_token": "a" * 40}], indirect=True)
+def test_logger_missing_token_fails_fast_naming_the_token(
+    live_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EVALSTREAM_TOKEN", raising=False)
+    logger = EvalstreamLogger(live_server.target, project="lt", name="no-token")
+    with pytest.raises(RuntimeError, match=r"UNAUTHENTICATED.*; check the token \(token="):
+        _trainer(logger, epochs=1).fit(Tiny(), _data(), _data())
+
+
+def test_logger_bad_verdict_config_is_the_servers_invalid_argument(client: Client) -> None:
+    logger = EvalstreamLogger(client, project="lt", name="badcfg", verdict_config={"patience": -1})
+    with pytest.raises(InvalidArgument, match="patience must be >= 0"):
+        _ = logger.version
+
+
+def test_logger_client_with_client_options_is_a_type_error(client: Client) -> None:
+    with pytest.raises(TypeError, match=r"client options \['token'\] given with a Client"):
+        EvalstreamLogger(client, project="lt", token="t")
+    EvalstreamLogger(client, project="lt", chunk_points=100)  # a run logger option: fine
 
 
 def test_logger_nonzero_rank_does_not_talk(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -51,7 +51,13 @@ from evalstream._client import Client
 from evalstream._points import LOGGER_OPTIONS
 from evalstream._runs import Run
 from evalstream._types import BoxReport, ImageBoxes, TextReport
-from evalstream.errors import EvalstreamError
+from evalstream.errors import (
+    DeadlineExceeded,
+    EvalstreamError,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
 from evalstream.integrations._core import (
     EvaluationScorer,
     StopDecision,
@@ -171,7 +177,9 @@ class EvalstreamLogger(Logger):
     time it is needed, which in a Trainer is its setup. ``log_metrics`` never
     waits for the server: the points stream in the background. Server errors
     during training are logged as warnings and training goes on; failing to open
-    the run (a bad target or token) raises at once.
+    the run raises at once: a RuntimeError naming the target for an unreachable
+    server or a refused token, the server's error (e.g. InvalidArgument for a bad
+    `verdict_config`) otherwise.
 
     Args:
         target: A `Client`, an address, or None (``EVALSTREAM_TARGET``, else
@@ -213,6 +221,11 @@ class EvalstreamLogger(Logger):
         **options: Any,
     ) -> None:
         super().__init__()
+        if isinstance(target, Client) and set(options) - set(LOGGER_OPTIONS):
+            raise TypeError(
+                f"client options {sorted(set(options) - set(LOGGER_OPTIONS))} given with a "
+                "Client: set them on the Client, or pass an address instead"
+            )
         self._target = target
         self._project = project
         self._name = name or f"lightning-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -477,11 +490,15 @@ class EvalstreamLogger(Logger):
                 hyperparameters=self._hyperparameters,
                 run_options=self._run_options,
             )
-        except EvalstreamError as exc:
+        except (Unavailable, DeadlineExceeded, Unauthenticated, PermissionDenied) as exc:
+            hint = (
+                "the token (token= or EVALSTREAM_TOKEN)"
+                if isinstance(exc, Unauthenticated | PermissionDenied)
+                else "the target (target= or EVALSTREAM_TARGET) and that the server runs"
+            )
             raise RuntimeError(
                 f"evalstream: could not open run {self._project}/{self._name} at "
-                f"{self._client.target}: {exc} (check the target, EVALSTREAM_TARGET and "
-                "the token)"
+                f"{self._client.target}: {exc}; check {hint}"
             ) from exc
         _log.info("evalstream: logging to run %s (%s/%s)", self._run.id, self._project, self.name)
         return self._run
