@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from argparse import Namespace
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,6 +21,7 @@ from evalstream.errors import InvalidArgument  # noqa: E402
 from evalstream.integrations.lightning import (  # noqa: E402
     EvalstreamEarlyStopping,
     EvalstreamLogger,
+    flatten_hyperparameters,
     route_metric,
 )
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
@@ -194,6 +196,29 @@ def test_logger_hyperparameters_flattened_before_the_run_opens(client: Client) -
         "net/act": "relu",
         "sizes": "[1, 2]",
     }
+
+
+def test_flatten_hyperparameters_numbers_of_tensors_and_numpy() -> None:
+    import numpy as np
+
+    flat = flatten_hyperparameters(
+        Namespace(
+            lr=torch.tensor(0.5),
+            steps=np.int64(7),
+            flag=np.bool_(True),
+            weights=torch.tensor([1.0, 2.0]),
+            opt=Namespace(name="adamw", betas=(0.9, 0.99)),
+        )
+    )
+    assert flat == {
+        "lr": 0.5,
+        "steps": 7,
+        "flag": True,
+        "weights": "tensor([1., 2.])",
+        "opt/name": "adamw",
+        "opt/betas": "(0.9, 0.99)",
+    }
+    assert type(flat["steps"]) is int
 
 
 def test_logger_records_checkpoint_paths_by_step(client: Client, tmp_path: Path) -> None:

@@ -153,16 +153,21 @@ def flatten_hyperparameters(params: Mapping[str, Any] | Namespace) -> dict[str, 
             return
         if isinstance(value, bool | int | float | str):
             flat[prefix] = value
-        elif hasattr(value, "item") and getattr(value, "size", 1) in (1, ()):
-            try:
-                flat[prefix] = value.item()
-            except (TypeError, ValueError, RuntimeError):
-                flat[prefix] = str(value)
+        elif hasattr(value, "item") and _one_element(value):
+            item = value.item()
+            flat[prefix] = item if isinstance(item, bool | int | float | str) else str(value)
         else:
             flat[prefix] = str(value)
 
     visit("", params)
     return flat
+
+
+def _one_element(value: Any) -> bool:
+    """Whether a tensor (``numel()``) or numpy value (``size``) holds exactly one number."""
+    numel = getattr(value, "numel", None)
+    size = numel() if callable(numel) else getattr(value, "size", None)
+    return size == 1
 
 
 _UNROUTED = object()
