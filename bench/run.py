@@ -96,6 +96,19 @@ def run_curves_bench(args: argparse.Namespace) -> None:
         print(f"  {line}")
 
 
+def run_integrations_bench(args: argparse.Namespace) -> None:
+    """The Trainer callback's cost per logging step while the server is busy."""
+    import bench_integrations
+
+    print()
+    print(
+        "Trainer callback on_log, wall time from call to return (a busy evalstream-server "
+        "and its load generator as child processes on one core, the trainer on the others):"
+    )
+    for line in bench_integrations.format_report(bench_integrations.run_all()):
+        print(f"  {line}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -106,7 +119,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--only",
-        choices=("boxes", "runs", "text", "verdicts", "curves", "specimens", "export", "alerts"),
+        choices=(
+            "boxes",
+            "runs",
+            "text",
+            "verdicts",
+            "curves",
+            "specimens",
+            "export",
+            "alerts",
+            "integrations",
+        ),
         default=None,
         help="one part only (default all)",
     )
@@ -134,6 +157,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.only == "curves":
         run_curves_bench(args)
+        return
+    if args.only == "integrations":
+        run_integrations_bench(args)
         return
     if args.only == "specimens":
         run_specimen_history_bench(args)
