@@ -7,6 +7,7 @@ from evalstream import Box, Client, ImageBoxes
 from evalstream._verdicts import EarlyStopping, Verdict
 from evalstream.errors import AlreadyExists
 from evalstream.integrations import EvaluationScorer, StopRule, connect, open_run
+from evalstream.integrations._core import split_options
 
 
 def _verdict(
@@ -106,3 +107,31 @@ def test_evaluation_scorer_records_the_checkpoint_in_the_background(live_server)
             scorer.wait(30)
         scorer.wait(30)
         scorer.close()
+
+
+def test_split_options_sorts_client_and_run_options_and_refuses_unknown_names() -> None:
+    client_options, run_options = split_options(
+        None,
+        {"token": "t", "timeout": 3.0, "chunk_points": 64, "alert_webhooks": ["https://h/x"]},
+        owner="EvalstreamCallback",
+    )
+    assert client_options == {"token": "t", "timeout": 3.0}
+    assert run_options == {"chunk_points": 64, "alert_webhooks": ["https://h/x"]}
+    with pytest.raises(TypeError, match="EvalstreamCallback: unknown option 'bogus'"):
+        split_options(None, {"bogus": 1}, owner="EvalstreamCallback")
+    with Client("localhost:1") as given:
+        assert split_options(given, {"on_full": "drop"}, owner="X") == ({}, {"on_full": "drop"})
+        with pytest.raises(TypeError, match=r"X: client options \['token'\] given with a Client"):
+            split_options(given, {"token": "t"}, owner="X")
+
+
+def test_integrations_refuse_unknown_options_at_construction() -> None:
+    pytest.importorskip("transformers")
+    pytest.importorskip("lightning")
+    from evalstream.integrations.lightning import EvalstreamLogger
+    from evalstream.integrations.transformers import EvalstreamCallback
+
+    with pytest.raises(TypeError, match="EvalstreamCallback: unknown option 'bogus'"):
+        EvalstreamCallback("localhost:1", project="p", bogus=1)
+    with pytest.raises(TypeError, match="EvalstreamLogger: unknown option 'bogus'"):
+        EvalstreamLogger("localhost:1", project="p", bogus=1)

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
@@ -37,6 +38,55 @@ ENV_RUN_ID = "EVALSTREAM_RUN_ID"
 
 #: Verdict states that `StopRule(stop_on=...)` may stop on.
 STOP_STATES = ("diverged", "overfitting", "not_learning", "unstable", "underfitting")
+
+
+#: `create_run` options an integration passes through besides the logger's.
+RUN_OPTIONS = ("verdict_config", "alert_webhooks")
+
+
+def split_options(
+    target: str | Client | None, options: Mapping[str, Any], *, owner: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An integration's extra keywords, split into (client options, run options).
+
+    Run options are the run logger's (`chunk_points`, `on_full`, ...) and
+    `create_run`'s (`verdict_config`, `alert_webhooks`); client options are
+    `Client`'s (`token`, `ca`, `timeout`, ...), refused beside a `Client`. Any
+    other name is a TypeError now, not when training starts.
+
+    Example:
+        >>> split_options(None, {"token": "t", "chunk_points": 64}, owner="X")
+        ({'token': 't'}, {'chunk_points': 64})
+        >>> split_options(None, {"tokn": "t"}, owner="X")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        TypeError: X: unknown option 'tokn'; the options are those of Client (ca, ...
+    """
+    client_names = sorted(
+        name
+        for name, p in inspect.signature(Client.__init__).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    )
+    client_options: dict[str, Any] = {}
+    run_options: dict[str, Any] = {}
+    for name, value in options.items():
+        if name in LOGGER_OPTIONS or name in RUN_OPTIONS:
+            run_options[name] = value
+        elif name in client_names:
+            client_options[name] = value
+        else:
+            raise TypeError(
+                f"{owner}: unknown option {name!r}; the options are those of Client "
+                f"({', '.join(client_names)}), of the run logger "
+                f"({', '.join(sorted(LOGGER_OPTIONS))}) and of create_run "
+                f"({', '.join(sorted(RUN_OPTIONS))})"
+            )
+    if isinstance(target, Client) and client_options:
+        raise TypeError(
+            f"{owner}: client options {sorted(client_options)} given with a Client: "
+            "set them on the Client, or pass an address instead"
+        )
+    return client_options, run_options
 
 
 def connect(target: str | Client | None = None, **client_options: Any) -> tuple[Client, bool]:

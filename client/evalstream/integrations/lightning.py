@@ -48,7 +48,6 @@ except ImportError:  # pragma: no cover - the standalone package, same API
         ) from None
 
 from evalstream._client import Client
-from evalstream._points import LOGGER_OPTIONS
 from evalstream._runs import Run
 from evalstream._types import BoxReport, ImageBoxes, TextReport
 from evalstream.errors import (
@@ -64,6 +63,7 @@ from evalstream.integrations._core import (
     StopRule,
     connect,
     open_run,
+    split_options,
 )
 
 __all__ = ["EvalstreamEarlyStopping", "EvalstreamLogger", "route_metric"]
@@ -226,11 +226,9 @@ class EvalstreamLogger(Logger):
         **options: Any,
     ) -> None:
         super().__init__()
-        if isinstance(target, Client) and set(options) - set(LOGGER_OPTIONS):
-            raise TypeError(
-                f"client options {sorted(set(options) - set(LOGGER_OPTIONS))} given with a "
-                "Client: set them on the Client, or pass an address instead"
-            )
+        self._client_options, self._run_options = split_options(
+            target, options, owner="EvalstreamLogger"
+        )
         self._target = target
         self._project = project
         self._name = name or f"lightning-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -239,12 +237,8 @@ class EvalstreamLogger(Logger):
         self._model = model
         self._task = task
         self._hyperparameters = flatten_hyperparameters(hyperparameters or {})
-        self._run_options: dict[str, Any] = {
-            k: options.pop(k) for k in list(options) if k in LOGGER_OPTIONS
-        }
         if verdict_config is not None:
             self._run_options["verdict_config"] = dict(verdict_config)
-        self._client_options = options
         self.flush_timeout = flush_timeout
         self._client: Client | None = None
         self._owns_client = False

@@ -40,6 +40,7 @@ from evalstream.integrations._core import (
     broadcast_decision,
     connect,
     open_run,
+    split_options,
 )
 
 __all__ = ["EvalstreamCallback", "evalstream_compute_metrics"]
@@ -115,8 +116,6 @@ class EvalstreamCallback(TrainerCallback):  # type: ignore[misc]
     ) -> None:
         if not isinstance(project, str) or not project.strip():
             raise ValueError("EvalstreamCallback: project is required, e.g. project='vqa'")
-        from evalstream._points import LOGGER_OPTIONS
-
         self.rule = StopRule(stop_on, early_stopping=early_stopping)
         self.target = target
         self.project = project
@@ -128,12 +127,11 @@ class EvalstreamCallback(TrainerCallback):  # type: ignore[misc]
         self.hyperparameters = dict(hyperparameters or {})
         self.flush_timeout = flush_timeout
         self.score_metrics = score_metrics
-        self._run_options: dict[str, Any] = {
-            k: client_options.pop(k) for k in list(client_options) if k in LOGGER_OPTIONS
-        }
+        self._client_options, self._run_options = split_options(
+            target, client_options, owner="EvalstreamCallback"
+        )
         if verdict_config is not None:
             self._run_options["verdict_config"] = dict(verdict_config)
-        self._client_options = client_options
         self.run: Run | None = None
         self.scorer: EvaluationScorer | None = None
         self.state: TrainerState | None = None
