@@ -26,9 +26,16 @@ def test_client_installs_and_imports_without_torch(tmp_path: Path, live_server) 
     )
     # The build says nothing a user must act on (setuptools' licence-table banner was one).
     assert "deprecat" not in built.stderr.lower(), built.stderr
-    probe = f"""
-import importlib.util, json, sys
-import evalstream
+    probe = """
+import importlib, importlib.util, json, sys
+import evalstream, evalstream.integrations  # the integrations' core needs no framework
+def _needs(module):
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        return str(exc).split("pip install ")[-1]
+"""
+    probe += f"""
 from evalstream import Box, Client, ImageBoxes
 with Client({live_server.target!r}) as c:
     report = c.score_boxes([ImageBoxes("i", (Box(0, 0, 2, 2, "a", 0.9),), (Box(0, 0, 2, 2, "a"),))])
@@ -37,13 +44,18 @@ print(json.dumps({{
     "present": [m for m in ("torch", "numpy", "prometheus_client", "grpc_health", "grpc_status")
                 if importlib.util.find_spec(m) is not None],
     "imported": [m for m in ("rich",) if m in sys.modules],  # only the CLI draws tables
+    "extras": [_needs(m) for m in ("evalstream.integrations.transformers",
+                                   "evalstream.integrations.lightning", "evalstream.plot")],
 }}))
 """
     out = subprocess.run(
         [str(python), "-c", probe], check=True, capture_output=True, text=True, timeout=60
     )
     result = json.loads(out.stdout)
-    assert result == {"f1": 1.0, "present": [], "imported": []}
+    # Each extra's module says which extra to install, not just "No module named ...".
+    extras = ["'evalstream[transformers]' (install torch first to choose its build)"]
+    extras += ["'evalstream[lightning]'", "'evalstream[plot]'"]
+    assert result == {"f1": 1.0, "present": [], "imported": [], "extras": extras}
     listed = subprocess.run(
         [str(python), "-m", "pip", "list", "--format=json"],
         check=True,

@@ -27,8 +27,14 @@ import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+try:
+    from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+except ImportError as exc:  # the thin client: no transformers
+    raise ImportError(
+        "evalstream.integrations.transformers needs transformers and torch: "
+        "pip install 'evalstream[transformers]' (install torch first to choose its build)"
+    ) from exc
 
 from evalstream._client import Client
 from evalstream._runs import Run
