@@ -465,7 +465,7 @@ def _draw(
                 f"{len(layout.left_out)} of {len(layout.left_out) + len(metric_names)} "
                 f"metric panels left out at {layout.width}x{layout.height} px (a larger "
                 f"size draws them): {', '.join(layout.left_out)}",
-                int(layout.width / 5),
+                int(layout.width / 6),  # x-small: ~5.3 px a character
             ),
             fontsize="x-small",
             x=0.01,
