@@ -18,7 +18,14 @@ few thousand points. What is drawn:
 - a learning-rate panel when a ``learning_rate`` series exists, and one small
   panel per checkpoint metric (LogCheckpoint, scoring streams);
 - several runs overlaid, told apart by line style and shade, labelled with the
-  hyperparameters that differ between them (CompareRuns).
+  hyperparameters that differ between them (CompareRuns): at most
+  `LEGEND_KEYS` of them, well-known keys first (`PREFERRED_KEYS`), then "+N more".
+
+Layout: the loss and learning-rate panels keep a fixed height (`FIXED_HEIGHT` pixels)
+and each row of metric panels adds `METRIC_ROW_HEIGHT`, so the default figure grows
+with the number of metrics instead of squashing them. A size the caller gives is
+kept: the metric panels that do not fit in rows of at least `MIN_METRIC_ROW_HEIGHT`
+pixels are left out, and a note under the figure names them.
 """
 
 from __future__ import annotations
@@ -42,8 +49,13 @@ from evalstream._verdicts import Verdict
 
 __all__ = [
     "BEST_COLOR",
+    "FIXED_HEIGHT",
     "FORMATS",
+    "LEGEND_KEYS",
+    "METRIC_ROW_HEIGHT",
+    "MIN_METRIC_ROW_HEIGHT",
     "NONFINITE_COLOR",
+    "PREFERRED_KEYS",
     "SPLIT_COLORS",
     "TRAIN_COLOR",
     "VALIDATION_COLOR",
@@ -67,12 +79,31 @@ BEST_COLOR = "#9467bd"
 NONFINITE_COLOR = "#d62728"
 #: Figure formats, by file suffix.
 FORMATS = ("png", "svg", "pdf")
+#: Default width, and height without metric panels, in pixels.
+_DEFAULT_SIZE = (1000, 700)
+#: Height in pixels of the loss and learning-rate panels with the titles (default size).
+FIXED_HEIGHT = 530
+#: Height in pixels each row of metric panels adds to the default figure.
+METRIC_ROW_HEIGHT = 170
+#: The least height in pixels of a row of metric panels in a figure of a given size;
+#: the panels that would get less are left out (and named in a note).
+MIN_METRIC_ROW_HEIGHT = 130
+#: The least height in pixels kept for the loss and learning-rate panels.
+_MIN_FIXED_HEIGHT = 300
+#: Hyperparameters named in an overlaid run's legend label; the rest are "+N more".
+LEGEND_KEYS = 3
+#: Hyperparameters named first in legend labels when they differ; the others follow
+#: in CompareRuns' order (alphabetical).
+PREFERRED_KEYS = ("model", "learning_rate", "lr", "batch_size")
 
 #: Line styles and shades (negative: towards black, positive: towards white) of overlaid runs.
 _STYLES = ("-", "--", ":", "-.")
 _SHADES = (0.0, -0.35, 0.4, -0.6, 0.6)
 _TITLE_CHARS = 110
 _METRICS_PER_ROW = 4
+_METRIC_PANEL_WIDTH = 230  # pixels: fewer columns in a narrow figure
+_NAME_CHARS = 24  # a run's name in a legend label or the figure's title
+_VALUE_CHARS = 12  # a hyperparameter's value in a legend label
 
 
 def figure_format(path: str | Path) -> str:
@@ -113,7 +144,7 @@ def plot_runs(
     *,
     log_scale: bool = False,
     title: str | None = None,
-    size: tuple[int, int] = (1000, 700),
+    size: tuple[int, int] | None = None,
     dpi: int = 100,
 ) -> Figure:
     """A figure of one run or several overlaid: losses, learning rate, checkpoint metrics.
@@ -122,10 +153,14 @@ def plot_runs(
         client: A connected `evalstream.Client`.
         runs: Run ids, ``"project/name"`` strings or `Run` handles, 1 to 10.
         log_scale: Loss on a logarithmic axis.
-        title: The figure's title (default: the runs' names); the verdicts stay
-            in the loss panel's title.
+        title: The figure's title (default: the run's ``project/name``; several
+            runs: "N runs: " and their names); the verdicts stay in the loss
+            panel's title.
         size: Width and height in pixels (at `dpi`); curves are read with two
-            points per pixel column of the width.
+            points per pixel column of the width. Default: 1000 wide, 700 high
+            and `METRIC_ROW_HEIGHT` higher for each row of metric panels beyond
+            the first. A size given is kept: metric panels that do not fit are
+            left out and named in a note under the figure.
         dpi: Dots per inch of the figure.
 
     Returns:
@@ -142,13 +177,14 @@ def plot_runs(
     """
     if not 1 <= len(runs) <= 10:
         raise ValueError(f"plot_runs draws 1 to 10 runs, got {len(runs)}")
-    width, height = size
-    if width < 100 or height < 100:
-        raise ValueError(f"size {width}x{height}: at least 100x100 pixels")
+    width = _DEFAULT_SIZE[0] if size is None else size[0]
+    if size is not None and min(size) < 100:
+        raise ValueError(f"size {size[0]}x{size[1]}: at least 100x100 pixels")
     data = _read(client, runs, max_points=2 * width)
-    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, layout="constrained")
+    layout = _layout(data, size)
+    fig = Figure(figsize=(layout.width / dpi, layout.height / dpi), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
-    _draw(fig, data, log_scale=log_scale, title=title)
+    _draw(fig, data, layout, log_scale=log_scale, title=title)
     return fig
 
 
@@ -197,14 +233,70 @@ def _short(value: HyperValue | None) -> str:
     return "-" if value is None else str(value)
 
 
+def _legend_keys(changed: Sequence[str]) -> list[str]:
+    """The differing keys in label order: `PREFERRED_KEYS` first, then CompareRuns' order.
+
+    >>> _legend_keys(["batch_size", "d_model", "learning_rate", "warmup"])
+    ['learning_rate', 'batch_size', 'd_model', 'warmup']
+    """
+    first = [k for k in PREFERRED_KEYS if k in changed]
+    return first + [k for k in changed if k not in first]
+
+
 def _label(info: RunInfo, changed: Sequence[str], *, several: bool) -> str:
-    """The run's name, and with several runs the values of what changed between them."""
-    name = info.name if several else f"{info.project}/{info.name}"
+    """The run's name, and with several runs the values of what changed between them.
+
+    At most `LEGEND_KEYS` keys (then "+N more"), long names and values shortened,
+    so that a legend entry stays narrower than the figure.
+    """
+    if not several:
+        return f"{info.project}/{info.name}"
+    keys = _legend_keys(changed)
     values = []
-    for key in changed:
+    for key in keys[:LEGEND_KEYS]:
         value = info.model if key == "model" else info.hyperparameters.get(key)
-        values.append(f"{key}={_short(value)}")
+        values.append(f"{key}={_shorten(_short(value), _VALUE_CHARS)}")
+    if len(keys) > LEGEND_KEYS:
+        values.append(f"+{len(keys) - LEGEND_KEYS} more")
+    name = _shorten(info.name, _NAME_CHARS)
     return f"{name} ({', '.join(values)})" if values else name
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The figure's size in pixels and the metric panels it has room for."""
+
+    width: int
+    height: int
+    metrics: tuple[str, ...]  # drawn, sorted
+    left_out: tuple[str, ...]  # no room: named in a note
+    cols: int
+
+    @property
+    def rows(self) -> int:
+        return -(-len(self.metrics) // self.cols) if self.metrics else 0
+
+
+def _layout(data: Sequence[_RunData], size: tuple[int, int] | None) -> _Layout:
+    """Grows the default height with the metric rows; caps the panels of a given size."""
+    names = sorted({name for d in data for _, name in d.metrics})
+    if size is None:
+        cols = min(len(names), _METRICS_PER_ROW) or 1
+        rows = -(-len(names) // cols)
+        height = _DEFAULT_SIZE[1] if not rows else FIXED_HEIGHT + METRIC_ROW_HEIGHT * rows
+        return _Layout(_DEFAULT_SIZE[0], height, tuple(names), (), cols)
+    width, height = size
+    cols = max(1, min(len(names), _METRICS_PER_ROW, width // _METRIC_PANEL_WIDTH))
+    rows = min(-(-len(names) // cols), (height - _MIN_FIXED_HEIGHT) // MIN_METRIC_ROW_HEIGHT)
+    room = max(0, rows) * cols
+    if room >= len(names):
+        return _Layout(width, height, tuple(names), (), cols)
+    # the metrics the verdicts monitor first, then alphabetical
+    monitored = [d.verdict.early_stopping.monitor.partition("/")[2] for d in data]
+    keep = [n for n in dict.fromkeys(monitored) if n in names]
+    keep += [n for n in names if n not in keep]
+    drawn = sorted(keep[:room])
+    return _Layout(width, height, tuple(drawn), tuple(n for n in names if n not in drawn), cols)
 
 
 # ------------------------------------------------------------------ drawing
@@ -259,23 +351,37 @@ def _curve(
         )
 
 
-def _draw(fig: Figure, data: Sequence[_RunData], *, log_scale: bool, title: str | None) -> None:
+def _draw(
+    fig: Figure,
+    data: Sequence[_RunData],
+    layout: _Layout,
+    *,
+    log_scale: bool,
+    title: str | None,
+) -> None:
     several = len(data) > 1
     has_lr = any(("train", "learning_rate") in d.series for d in data)
-    metric_names = sorted({name for d in data for _, name in d.metrics})
-    metric_rows = -(-len(metric_names) // _METRICS_PER_ROW)
-    ratios = [3.0] + ([1.0] if has_lr else []) + [1.3 * metric_rows] * bool(metric_rows)
+    metric_names, cols, metric_rows = layout.metrics, layout.cols, layout.rows
+    # in pixels: the metric rows get their share, loss and learning rate the rest (3:1)
+    metric_px = min(METRIC_ROW_HEIGHT * metric_rows, layout.height - _MIN_FIXED_HEIGHT)
+    fixed_px = layout.height - max(metric_px, 0)
+    ratios = [fixed_px * 0.75, fixed_px * 0.25] if has_lr else [float(fixed_px)]
+    if metric_rows:
+        ratios.append(float(metric_px))
     grid = fig.add_gridspec(len(ratios), 1, height_ratios=ratios)
     loss_ax = fig.add_subplot(grid[0])
     panels: dict[tuple[str, str], Axes] = {}
     lr_ax = fig.add_subplot(grid[1], sharex=loss_ax) if has_lr else None
+    if lr_ax is not None:
+        loss_ax.tick_params(labelbottom=False)  # the learning-rate panel's axis is below
     if metric_names:
-        cols = min(len(metric_names), _METRICS_PER_ROW)
         sub = grid[len(ratios) - 1].subgridspec(metric_rows, cols)
         for i, name in enumerate(metric_names):
             ax = fig.add_subplot(sub[i // cols, i % cols], sharex=loss_ax)
             ax.set_title(name, fontsize="small")
             ax.tick_params(labelsize="x-small")
+            if i + cols >= len(metric_names):  # the lowest panel of its column
+                ax.set_xlabel("step", fontsize="small")
             panels[("metric", name)] = ax
 
     verdict_lines = []
@@ -304,9 +410,11 @@ def _draw(fig: Figure, data: Sequence[_RunData], *, log_scale: bool, title: str 
                 markers=False,
             )
         for (split, name), (steps, values) in sorted(d.metrics.items()):
-            ax = panels[("metric", name)]
+            panel = panels.get(("metric", name))
+            if panel is None:  # no room: named in the figure's note
+                continue
             color = _shade(SPLIT_COLORS.get(split, "#7f7f7f"), index)
-            ax.plot(
+            panel.plot(
                 steps,
                 values,
                 color=color,
@@ -316,11 +424,14 @@ def _draw(fig: Figure, data: Sequence[_RunData], *, log_scale: bool, title: str 
                 label=f"{prefix}{split} {name}",
             )
         others = [a for a in (lr_ax, *panels.values()) if a is not None]
-        _mark_best(d, index, loss_ax, others, prefix=prefix)
+        # the star's legend entry names the run only: the label is in the curves' entries
+        best_prefix = f"{_shorten(d.info.name, _NAME_CHARS)} " if several else ""
+        _mark_best(d, index, loss_ax, others, prefix=best_prefix)
         v = d.verdict
         state = (v.state or "unknown").upper() + (f" ({v.severity})" if v.severity else "")
         head = f"{d.info.name}: " if several else ""
-        verdict_lines.append(_shorten(f"{head}{state} at step {v.as_of_step}: {v.summary}"))
+        line = f"{head}{state} at step {v.as_of_step}: {v.summary}"
+        verdict_lines.append(_shorten(line, min(_TITLE_CHARS, int(layout.width / 7.5))))
 
     if not loss_ax.lines:
         loss_ax.text(
@@ -332,19 +443,41 @@ def _draw(fig: Figure, data: Sequence[_RunData], *, log_scale: bool, title: str 
     loss_ax.set_title("\n".join(verdict_lines), fontsize="small", loc="left")
     loss_ax.grid(True, alpha=0.3)
     if loss_ax.lines:
-        loss_ax.legend(fontsize="x-small", ncol=2 if several else 1, loc="best")
+        # two columns only when two labels fit side by side in the panel
+        longest = max(len(str(ln.get_label())) for ln in loss_ax.lines)
+        ncol = 2 if several and longest * 2 <= layout.width / 11 else 1
+        legend = loss_ax.legend(fontsize="x-small", ncol=ncol, loc="best")
+        # wider than a small figure's panel, it must not squash the panels to nothing
+        legend.set_in_layout(False)
     if lr_ax is not None:
-        lr_ax.set_ylabel("learning rate")
+        # a short panel (a small size) takes a short label: a long one would collapse it
+        lr_ax.set_ylabel("learning rate" if ratios[1] >= 110 else "lr")
         lr_ax.grid(True, alpha=0.3)
         lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     (lr_ax if lr_ax is not None else loss_ax).set_xlabel("step")
     for ax in panels.values():
-        ax.set_xlabel("step", fontsize="small")
         # a legend when one run has the metric on several splits (runs: the loss legend)
         if not several and sum(ln.get_gid() is None for ln in ax.lines) > 1:
             ax.legend(fontsize="xx-small", loc="best")
-    names = ", ".join(d.label for d in data)
-    fig.suptitle(_shorten(title if title is not None else names))
+    if layout.left_out:
+        fig.supxlabel(
+            _shorten(
+                f"{len(layout.left_out)} of {len(layout.left_out) + len(metric_names)} "
+                f"metric panels left out at {layout.width}x{layout.height} px (a larger "
+                f"size draws them): {', '.join(layout.left_out)}",
+                int(layout.width / 6),  # x-small: ~5.3 px a character
+            ),
+            fontsize="x-small",
+            x=0.01,
+            ha="left",
+            color="#555555",
+        )
+    if title is None:
+        title = data[0].label
+        if several:
+            names = ", ".join(_shorten(d.info.name, _NAME_CHARS) for d in data)
+            title = f"{len(data)} runs: {names}"
+    fig.suptitle(_shorten(title, min(_TITLE_CHARS, int(layout.width / 9))))
 
 
 def _mark_best(

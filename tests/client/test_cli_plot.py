@@ -11,11 +11,13 @@ import io
 import math
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from evalstream import Client, plot
+from evalstream._run_types import RunInfo
 from evalstream.cli import main
 from evalstream_server.store.downsample import downsample_minmax
 from matplotlib.colors import to_hex, to_rgba
@@ -224,3 +226,170 @@ def test_the_client_and_its_cli_never_import_matplotlib() -> None:
         [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.strip() == "False"
+
+
+# -------------------------------------------------------- layout with many metrics and keys
+
+TEXT_METRICS = [
+    "bertscore_f1",
+    "bleu",
+    "meteor",
+    *(f"rouge{k}_{m}" for k in ("1", "2", "L") for m in ("fmeasure", "precision", "recall")),
+]
+VQA = {  # hyperparameters of two runs differing in 8 keys, as a new user's first runs
+    "overfit-8c191465": {
+        "batch_size": 8,
+        "learning_rate": 0.001,
+        "max_steps": 40,
+        "eval_interval": 10,
+        "dataset_size": 32,
+        "lr_scheduler": "constant_with_a_very_long_name",
+        "per_device_train_batch_size": 8,
+        "optimizer": "adamw",
+    },
+    "hf-vqa-48874399": {
+        "batch_size": 16,
+        "d_model": 32,
+        "dataset_size": 96,
+        "eval_interval": 20,
+        "learning_rate": 0.01,
+        "lr_scheduler": "linear",
+        "max_steps": 60,
+        "per_device_train_batch_size": 16,
+    },
+}
+
+
+def _make_vqa_run(client: Client, name: str, *, monitor: str | None = None) -> str:
+    run = client.create_run(
+        "vqa",
+        name,
+        hyperparameters=VQA[name],  # type: ignore[arg-type]
+        verdict_config={"monitor": monitor} if monitor else None,
+    )
+    steps = list(range(60))
+    run.log_many(steps, [3 * math.exp(-s / 20) + 0.2 for s in steps])
+    run.log_many(steps, [1e-3 * (1 - s / 60) for s in steps], series="learning_rate")
+    evals = [20, 40, 59]
+    run.log_many(evals, [1 + ((s - 40) / 30) ** 2 for s in evals], split="validation")
+    for i, s in enumerate(evals):
+        run.log_checkpoint(s, {m: 0.1 * (j % 5) + 0.05 * i for j, m in enumerate(TEXT_METRICS)})
+    run.finish()
+    return run.id
+
+
+def _draw_strict(fig) -> None:  # noqa: ANN001 - Figure
+    """Draws the figure with matplotlib's warnings (a collapsed layout) as errors."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig.savefig(io.BytesIO(), format="png")
+
+
+def _metric_axes(fig) -> list:  # noqa: ANN001
+    return [ax for ax in fig.axes if ax.get_title() in TEXT_METRICS]
+
+
+def test_plot_default_height_grows_with_the_metric_rows(live_server) -> None:
+    with Client(live_server.target) as client:
+        _make_vqa_run(client, "overfit-8c191465")
+        _make_vqa_run(client, "hf-vqa-48874399")
+        two = plot.plot_runs(client, ["vqa/overfit-8c191465", "vqa/hf-vqa-48874399"])
+        one = plot.plot_runs(client, ["vqa/hf-vqa-48874399"])
+    for fig in (one, two):
+        _draw_strict(fig)  # no "constrained_layout not applied" warning
+        # 12 metrics in rows of 4: three rows of 170 px below the fixed 530 px
+        assert tuple(fig.get_size_inches() * fig.dpi) == pytest.approx((1000, 530 + 3 * 170))
+        panels = _metric_axes(fig)
+        assert sorted(ax.get_title() for ax in panels) == sorted(TEXT_METRICS)
+        renderer = fig.canvas.get_renderer()
+        boxes = [ax.get_window_extent(renderer) for ax in fig.axes]
+        assert min(b.height for b in boxes) >= 80  # pixels: no sliver
+        for ax in panels:  # a panel's title overlaps no other panel
+            title = ax.title.get_window_extent(renderer)
+            assert not any(title.overlaps(b) for b in boxes if b is not boxes[fig.axes.index(ax)])
+        assert not fig.get_supxlabel()  # nothing left out
+
+
+def test_plot_given_size_leaves_metric_panels_out_with_a_note(live_server) -> None:
+    with Client(live_server.target) as client:
+        _make_vqa_run(client, "hf-vqa-48874399", monitor="validation/rougeL_recall")
+        fig = plot.plot_runs(client, ["vqa/hf-vqa-48874399"], size=(600, 450))
+    _draw_strict(fig)
+    assert tuple(fig.get_size_inches() * fig.dpi) == pytest.approx((600, 450))  # kept
+    # 600 px: two columns of >= 230 px; 450 px: one row of >= 130 px above 300 px of loss
+    # and learning rate. The monitored metric is drawn first, then alphabetical.
+    assert sorted(ax.get_title() for ax in _metric_axes(fig)) == ["bertscore_f1", "rougeL_recall"]
+    note = fig.get_supxlabel()
+    assert note.startswith("10 of 12 metric panels left out at 600x450 px")
+    assert "bleu, meteor, rouge" in note
+    renderer = fig.canvas.get_renderer()
+    (text,) = [t for t in fig.texts if t.get_text() == note]
+    assert text.get_window_extent(renderer).x1 <= 600  # the note fits the width
+    assert "rougeL_recall" not in note
+
+
+def test_overlay_label_names_three_changed_keys_then_a_count(live_server) -> None:
+    with Client(live_server.target) as client:
+        _make_vqa_run(client, "overfit-8c191465")
+        _make_vqa_run(client, "hf-vqa-48874399")
+        differing = client.compare(["vqa/overfit-8c191465", "vqa/hf-vqa-48874399"]).differing
+        fig = plot.plot_runs(client, ["vqa/overfit-8c191465", "vqa/hf-vqa-48874399"])
+    assert len(differing) == 9  # d_model and optimizer are each in one run only
+    # learning_rate and batch_size first (well known), then CompareRuns' order
+    a = _line(
+        fig, "overfit-8c191465 (learning_rate=0.001, batch_size=8, d_model=-, +6 more) train loss"
+    )
+    _line(
+        fig,
+        "hf-vqa-48874399 (learning_rate=0.01, batch_size=16, d_model=32, +6 more) validation loss",
+    )
+    legend = a.axes.get_legend()
+    assert "hf-vqa-48874399 best validation/loss 1 at step 40" in [
+        t.get_text() for t in legend.get_texts()
+    ]
+    _draw_strict(fig)
+    box = legend.get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= 1000  # inside the figure
+
+
+def test_overlay_label_shortens_long_values() -> None:
+    info = RunInfo(
+        id="r_1",
+        project="vqa",
+        name="a-run-with-a-name-longer-than-the-legend",
+        model="",
+        task="vqa",
+        status="finished",
+        hyperparameters={"lr_scheduler": "constant_with_a_very_long_name", "seed": 1},
+        derived={},
+        created_at=0.0,
+        updated_at=0.0,
+    )
+    label = plot._label(info, ["lr_scheduler", "seed"], several=True)
+    assert label == "a-run-with-a-name-longe… (lr_scheduler=constant_wi…, seed=1)"
+
+
+def test_overlay_title_counts_and_names_the_runs(live_server) -> None:
+    with Client(live_server.target) as client:
+        _make_vqa_run(client, "overfit-8c191465")
+        _make_vqa_run(client, "hf-vqa-48874399")
+        runs = ["vqa/overfit-8c191465", "vqa/hf-vqa-48874399"]
+        fig = plot.plot_runs(client, runs)
+        titled = plot.plot_runs(client, runs, title="lr sweep")
+    assert fig.get_suptitle() == "2 runs: overfit-8c191465, hf-vqa-48874399"
+    assert titled.get_suptitle() == "lr sweep"
+
+
+def test_cli_default_size_grows_and_given_size_is_kept(live_server, tmp_path: Path) -> None:
+    with Client(live_server.target) as client:
+        _make_vqa_run(client, "overfit-8c191465")
+        _make_vqa_run(client, "hf-vqa-48874399")
+    runs = ["vqa/overfit-8c191465", "vqa/hf-vqa-48874399"]
+    for size, expected in ((None, (1000, 1040)), ("640x480", (640, 480))):
+        path = tmp_path / f"{size}.png"
+        argv = ["--target", live_server.target, "runs", "plot", *runs, "-o", str(path)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert main([*argv, *(["--size", size] if size else [])], out=io.StringIO()) == 0
+        ihdr = path.read_bytes()[16:24]  # PNG: width and height, big-endian, after the IHDR tag
+        assert (int.from_bytes(ihdr[:4], "big"), int.from_bytes(ihdr[4:], "big")) == expected

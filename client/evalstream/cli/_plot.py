@@ -55,10 +55,12 @@ def add_parser(runs: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--size",
         type=_size,
-        default=(1000, 700),
+        default=None,
         metavar="WxH",
-        help="figure size in pixels at 100 dpi (default 1000x700); curves are read "
-        "with two points per pixel column",
+        help="figure size in pixels at 100 dpi (default 1000x700, 170 px taller for each "
+        "row of metric panels beyond the first); a size given is kept, and metric panels "
+        "that do not fit are left out and named under the figure; curves are read with "
+        "two points per pixel column",
     )
 
 
