@@ -138,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         name=args.name,
         model="tiny-box-regressor",
         task="phrase_grounding",
-        # The run's hyperparameters are fixed when the Trainer opens it, before it logs
-        # the module's: give them here to have them compared and filtered on.
+        # The module's save_hyperparameters() are added to the run when the Trainer logs
+        # them (the same values given here change nothing); the batch and dataset sizes
+        # are not the module's, so they are given here.
         hyperparameters={**model.hparams, "batch_size": 32, "dataset_size": args.train_images},
     )
     trainer = pl.Trainer(

@@ -1,5 +1,6 @@
-"""UpdateRun from the client: one-off values kept on a run (its summary) and where its
-checkpoints were saved, checked here before anything is sent.
+"""UpdateRun from the client: one-off values kept on a run (its summary), hyperparameters
+it did not have yet, and where its checkpoints were saved, checked here before anything
+is sent.
 
 `Run.update` and `AsyncRun.update` drive `update_run`; the checks mirror the server's,
 so that a bad key, value, step or path raises `InvalidArgument` (a ValueError) naming
@@ -8,6 +9,7 @@ the item at the call, not after a round trip.
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from collections.abc import Mapping
@@ -34,20 +36,28 @@ def _refuse(field: str, message: str) -> InvalidArgument:
     )
 
 
-def _summary_value(key: object, value: object) -> HyperValue:
+def _value(path: str, key: object, value: object, *, finite: bool = False) -> HyperValue:
+    """A summary value (``finite`` False: NaN and infinities kept) or a hyperparameter."""
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY:
-        raise _refuse("summary", f"key {key!r} must be a string of 1-{MAX_KEY} characters")
+        raise _refuse(path, f"key {key!r} must be a string of 1-{MAX_KEY} characters")
     if isinstance(value, bool | str):
         return value
     if isinstance(value, numbers.Integral):  # int, numpy integers
         if not -(2**63) <= int(value) <= _INT64_MAX:
-            raise _refuse(f"summary[{key}]", f"{value} does not fit in a signed 64-bit int")
+            raise _refuse(f"{path}[{key}]", f"{value} does not fit in a signed 64-bit int")
         return int(value)
-    if isinstance(value, numbers.Real):  # float (NaN and infinities kept), numpy floats
+    if isinstance(value, numbers.Real):  # float, numpy floats
+        if finite and not math.isfinite(float(value)):
+            raise _refuse(
+                f"{path}[{key}]",
+                f"{value} is not finite; a hyperparameter is a finite float (keep it in the "
+                "summary instead)",
+            )
         return float(value)
+    what = "summary value" if path == "summary" else "hyperparameter"
     raise _refuse(
-        f"summary[{key}]",
-        f"a {type(value).__name__} is not a summary value; give a bool, int, float or str",
+        f"{path}[{key}]",
+        f"a {type(value).__name__} is not a {what}; give a bool, int, float or str",
     )
 
 
@@ -75,6 +85,7 @@ def update_request(
     run_id: str,
     summary: Mapping[str, HyperValue] | None,
     saved_checkpoints: Mapping[int, str | os.PathLike[str]] | None,
+    hyperparameters: Mapping[str, HyperValue] | None = None,
 ) -> runs_pb2.UpdateRunRequest:
     """The UpdateRun request, every item checked; InvalidArgument names the first bad one.
 
@@ -91,8 +102,10 @@ checkpoint's directory or URI
     """
     summary = summary or {}
     saved = saved_checkpoints or {}
-    if not isinstance(summary, Mapping):
-        raise _refuse("summary", f"must be a mapping of key to value, not {type(summary).__name__}")
+    hypers = hyperparameters or {}
+    for path, values in (("summary", summary), ("hyperparameters", hypers)):
+        if not isinstance(values, Mapping):
+            raise _refuse(path, f"must be a mapping of key to value, not {type(values).__name__}")
     if not isinstance(saved, Mapping):
         raise _refuse(
             "saved_checkpoints",
@@ -105,8 +118,11 @@ checkpoint's directory or URI
         )
     return runs_pb2.UpdateRunRequest(
         run_id=run_id,
-        summary={k: hyper_pb(_summary_value(k, v)) for k, v in summary.items()},
+        summary={k: hyper_pb(_value("summary", k, v)) for k, v in summary.items()},
         saved_checkpoints=[_saved_pb(i, s, p) for i, (s, p) in enumerate(saved.items())],
+        hyperparameters={
+            k: hyper_pb(_value("hyperparameters", k, v, finite=True)) for k, v in hypers.items()
+        },
     )
 
 
@@ -114,9 +130,10 @@ def update_run(
     run_id: str,
     summary: Mapping[str, HyperValue] | None,
     saved_checkpoints: Mapping[int, str | os.PathLike[str]] | None,
+    hyperparameters: Mapping[str, HyperValue] | None = None,
 ) -> Plan[RunInfo]:
     """UpdateRun: the run as it is after the update."""
-    request = update_request(run_id, summary, saved_checkpoints)
+    request = update_request(run_id, summary, saved_checkpoints, hyperparameters)
     return RunInfo.from_pb((yield Unary("UpdateRun", request)))
 
 
@@ -132,23 +149,32 @@ class RunUpdate:
         *,
         summary: Mapping[str, HyperValue] | None = None,
         saved_checkpoints: Mapping[int, str | os.PathLike[str]] | None = None,
+        hyperparameters: Mapping[str, HyperValue] | None = None,
     ) -> RunInfo:
-        """Keeps one-off values on the run and records where its checkpoints were saved.
+        """Keeps one-off values on the run, records where its checkpoints were saved and
+        adds hyperparameters it does not have yet.
 
         ``summary`` values (``train_runtime``, ``total_flos``, ...) merge into
         ``RunInfo.summary``: a key given again replaces its value; floats are kept
         exactly, NaN included. ``saved_checkpoints`` maps a step to the checkpoint's
         directory or URI (a step given again replaces its path); the verdict names the
-        one saved at the best step. A finished run may still be updated.
+        one saved at the best step. ``hyperparameters`` (known only once the run is
+        open, e.g. a dataset size) join ``RunInfo.hyperparameters`` and so CompareRuns
+        and ListRuns filters; a key the run has with the same value changes nothing.
+        A finished run may still be updated.
 
         Returns:
             The run as it is after the update (also ``run.info``).
 
         Raises:
-            InvalidArgument: (a ValueError) a bad key, value, step or path, named
-                before anything is sent; at most 1000 saved checkpoints per call.
+            InvalidArgument: (a ValueError) a bad key, value, step or path, or a
+                hyperparameter that is not a finite number, bool or str, named before
+                anything is sent; at most 1000 saved checkpoints per call.
+            FailedPrecondition: a hyperparameter the run has with another value (a
+                run's hyperparameters do not change; nothing of the update applies).
         """
-        self.info = self._client._drive(update_run(self.id, summary, saved_checkpoints))
+        plan = update_run(self.id, summary, saved_checkpoints, hyperparameters)
+        self.info = self._client._drive(plan)
         return self.info
 
 
@@ -164,8 +190,10 @@ class AsyncRunUpdate:
         *,
         summary: Mapping[str, HyperValue] | None = None,
         saved_checkpoints: Mapping[int, str | os.PathLike[str]] | None = None,
+        hyperparameters: Mapping[str, HyperValue] | None = None,
     ) -> RunInfo:
         """Async twin of `Run.update`."""
-        info: RunInfo = await self._client._drive(update_run(self.id, summary, saved_checkpoints))
+        plan = update_run(self.id, summary, saved_checkpoints, hyperparameters)
+        info: RunInfo = await self._client._drive(plan)
         self._run.info = info
         return info

@@ -117,3 +117,39 @@ def test_verdict_display_names_the_saved_directory() -> None:
     assert _checkpoint_rows(with_path)[1][-1] == "out/checkpoint-1500"
     without = [CheckpointGrade(1500, "f1", 0.9, 0.8, 0.1, "healthy")]
     assert _checkpoint_rows(without)[0][-1] == "grade"
+
+
+@pytest.mark.parametrize(
+    ("hypers", "field"),
+    [
+        ({"": 1}, "hyperparameters"),
+        ({"k" * 257: 1}, "hyperparameters"),
+        ({"ok": 1, "k": [1]}, "hyperparameters[k]"),
+        ({"k": None}, "hyperparameters[k]"),
+        ({"k": 2**63}, "hyperparameters[k]"),
+        ({"k": math.nan}, "hyperparameters[k]"),
+        ({"k": np.float32("inf")}, "hyperparameters[k]"),
+        (["k"], "hyperparameters"),
+    ],
+)
+def test_update_request_bad_hyperparameter_names_it(hypers, field: str) -> None:  # noqa: ANN001
+    with pytest.raises(errors.InvalidArgument) as info:
+        update_request("r1", {"fine": 1}, None, hypers)
+    assert info.value.violations[0].field == field
+    with pytest.raises(errors.InvalidArgument):
+        next(update_run("r1", None, None, hypers))
+
+
+def test_update_request_hyperparameters() -> None:
+    request = update_request(
+        "r1", {"nan_ok_here": math.nan}, None, {"dataset_size": np.int64(5000), "lr": 1e-4}
+    )
+    h = request.hyperparameters
+    assert h["dataset_size"].int_value == 5000 and h["lr"].float_value == 1e-4
+    assert set(request.summary) == {"nan_ok_here"}
+    client = _Client()
+    run = Run(client, INFO)
+    run.update(hyperparameters={"batch_size": 8, "amp": True})
+    sent = client.sent[0].hyperparameters
+    assert sent["batch_size"].int_value == 8 and sent["amp"].bool_value
+    assert dict(client.sent[0].summary) == {}

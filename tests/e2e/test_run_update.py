@@ -183,3 +183,91 @@ def test_cli_runs_update(live_server, capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit) as info_exit:
         main([*target, "runs", "update", run.id, "--checkpoint", "-3=x"], out=io.StringIO())
     assert info_exit.value.code == 2 and "STEP=PATH" in capsys.readouterr().err
+
+
+def test_update_run_adds_hyperparameters_get_run_derives_from_them(live_server) -> None:
+    with Client(live_server.target) as client:
+        run = client.create_run("p", "hypers", hyperparameters={"lr": 0.1, "batch_size": 32})
+        assert "steps_per_epoch" not in run.info.derived
+        info = run.update(hyperparameters={"dataset_size": 1000, "optim": "adamw", "lr": 0.1})
+        assert run.info is info and info.derived["steps_per_epoch"] == 32  # ceil(1000 / 32)
+        got = client.get_run(run.id).info
+        found = list(client.list_runs("p", hyperparameters={"dataset_size": 1000}))
+    assert got.hyperparameters == {
+        "lr": 0.1,
+        "batch_size": 32,
+        "dataset_size": 1000,
+        "optim": "adamw",
+    }
+    assert got.derived["steps_per_epoch"] == 32 and got.summary == {}
+    assert [r.id for r in found] == [run.id]
+
+
+def test_update_run_changed_hyperparameter_is_failed_precondition(live_server) -> None:
+    with Client(live_server.target) as client:
+        run = client.create_run("p", "changed", hyperparameters={"lr": 0.1})
+        with pytest.raises(errors.FailedPrecondition) as info:
+            run.update(summary={"note": "x"}, hyperparameters={"epochs": 3, "lr": 0.05})
+        got = client.get_run(run.id).info
+    message = str(info.value)
+    assert "'lr'" in message and "0.1" in message and "0.05" in message
+    assert "new run" in message and "summary" in message
+    # Nothing of the refused request applied.
+    assert got.hyperparameters == {"lr": 0.1} and got.summary == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [
+        (runs_pb2.HyperValue(), "no value set"),
+        (runs_pb2.HyperValue(float_value=math.nan), "not finite"),
+        (runs_pb2.HyperValue(float_value=-math.inf), "not finite"),
+    ],
+)
+def test_update_run_bad_hyperparameter_names_its_key(live_server, value, what: str) -> None:
+    with Client(live_server.target) as client:
+        run_id = client.create_run("p", "bad-hp").id
+    with grpc.insecure_channel(live_server.target) as channel:
+        stub = runs_pb2_grpc.RunsStub(channel)
+        request = runs_pb2.UpdateRunRequest(run_id=run_id, hyperparameters={"warmup": value})
+        with pytest.raises(grpc.RpcError) as info:
+            stub.UpdateRun(request, timeout=10)
+        err = errors.from_grpc(info.value)
+        run = stub.GetRun(runs_pb2.GetRunRequest(run_id=run_id), timeout=10)
+    assert isinstance(err, errors.InvalidArgument)
+    assert err.violations[0].field == "hyperparameters[warmup]"
+    assert what in err.violations[0].description
+    assert dict(run.hyperparameters) == {}
+
+
+def test_compare_runs_lists_an_added_hyperparameter_as_differing(live_server) -> None:
+    with Client(live_server.target) as client:
+        a = client.create_run("cmp", "a", hyperparameters={"lr": 0.1})
+        b = client.create_run("cmp", "b", hyperparameters={"lr": 0.1})
+        for run, size in ((a, 1000), (b, 2000)):
+            run.log_many(np.arange(10), np.linspace(2, 1, 10))
+            run.flush(timeout=30)
+            run.update(hyperparameters={"dataset_size": size})
+        comparison = client.compare([a.id, b.id])
+    assert comparison.differing == ("dataset_size",)
+    assert [r.hyperparameters["dataset_size"] for r in comparison.rows] == [1000, 2000]
+    assert comparison.pairs[0].changed == ("dataset_size",)
+
+
+def test_cli_runs_update_hp(live_server, capsys: pytest.CaptureFixture[str]) -> None:
+    with Client(live_server.target) as client:
+        run = client.create_run("p", "cli-hp", hyperparameters={"lr": 0.1})
+    target = ["--target", live_server.target]
+    out = io.StringIO()
+    argv = [*target, "runs", "update", "p/cli-hp", "--hp", "dataset_size=5000", "amp=true"]
+    assert main([*argv, "--hp", "lr=0.1"], out=out) == 0
+    assert "hyperparameters:" in out.getvalue() and "dataset_size" in out.getvalue()
+    with Client(live_server.target) as client:
+        info = client.get_run(run.id).info
+    assert info.hyperparameters == {"lr": 0.1, "dataset_size": 5000, "amp": True}
+    # A changed value is refused, naming the key; nothing changes.
+    capsys.readouterr()
+    code = main([*target, "runs", "update", run.id, "--hp", "lr=0.2"], out=io.StringIO())
+    assert code != 0 and "'lr'" in capsys.readouterr().err
+    with Client(live_server.target) as client:
+        assert client.get_run(run.id).info.hyperparameters["lr"] == 0.1

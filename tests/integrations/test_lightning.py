@@ -142,9 +142,11 @@ def test_logger_curves_splits_steps_hyperparameters_and_status(client: Client) -
     info = client.get_run(run_id).info
     assert info.status == "finished"
     assert info.name == "fit" and logger.name == "fit"
-    assert info.hyperparameters["batch_size"] == 4
-    # The module's save_hyperparameters() come after the Trainer opened the run: its summary.
-    assert dict(info.summary) == {"lr": 0.05}
+    # The module's save_hyperparameters() come after the Trainer opened the run: they are
+    # added to its hyperparameters (nan_from_epoch=None is skipped), not to its summary.
+    assert dict(info.hyperparameters) == {"batch_size": 4, "lr": 0.05}
+    assert dict(info.summary) == {}
+    assert [r.id for r in client.list_runs("lt", hyperparameters={"lr": 0.05})] == [run_id]
     series = _series(client, run_id)
     # Train loss at every optimizer step (trainer.global_step after it: 1..8).
     assert sorted(series[("train", "loss")]) == list(range(1, 2 * STEPS_PER_EPOCH + 1))
@@ -196,6 +198,35 @@ def test_logger_hyperparameters_flattened_before_the_run_opens(client: Client) -
         "net/act": "relu",
         "sizes": "[1, 2]",
     }
+
+
+def test_logger_changed_hyperparameter_kept_in_summary_with_one_warning(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    logger = EvalstreamLogger(client, project="lt", name="hp-changed", hyperparameters={"lr": 0.1})
+    with caplog.at_level(logging.WARNING, logger="evalstream.integrations.lightning"):
+        _trainer(logger, epochs=1).fit(Tiny(lr=0.05), _data(), _data())
+        info = client.get_run(logger.version).info
+        assert dict(info.hyperparameters) == {"lr": 0.1}
+        assert dict(info.summary) == {"lr": 0.05} and info.status == "finished"
+        # Again with another changed value and a new key: the new key is a hyperparameter.
+        logger.log_hyperparams({"lr": 0.07, "epochs": 1, "nan": math.nan})
+    info = client.get_run(logger.version).info
+    assert dict(info.hyperparameters) == {"lr": 0.1, "epochs": 1}
+    assert info.summary["lr"] == 0.07 and math.isnan(info.summary["nan"])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "lr 0.1 -> 0.05" in warnings[0] and "summary" in warnings[0]
+
+
+def test_logger_hyperparameter_added_elsewhere_is_read_again(client: Client) -> None:
+    logger = EvalstreamLogger(client, project="lt", name="hp-elsewhere")
+    run_id = logger.version  # opened: what this logger knows of the run is now stale
+    client.get_run(run_id).update(hyperparameters={"seed": 4, "bs": 8})
+    logger.log_hyperparams({"seed": 5, "bs": 8, "depth": 2})
+    info = client.get_run(run_id).info
+    assert dict(info.hyperparameters) == {"seed": 4, "bs": 8, "depth": 2}
+    assert dict(info.summary) == {"seed": 5}
 
 
 def test_flatten_hyperparameters_numbers_of_tensors_and_numpy() -> None:

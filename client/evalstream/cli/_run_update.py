@@ -1,4 +1,5 @@
-"""``evalstream runs update``: keep one-off values on a run and record saved checkpoint paths."""
+"""``evalstream runs update``: keep one-off values on a run, add hyperparameters it does not
+have yet, and record saved checkpoint paths."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def add_parser(runs: argparse._SubParsersAction) -> None:
     """Adds ``update`` to the ``runs`` commands."""
     ru = runs.add_parser(
         "update",
-        help="keep one-off values on a run (its summary) and record saved checkpoint paths",
+        help="keep one-off values on a run (its summary), add hyperparameters and record "
+        "saved checkpoint paths",
     )
     ru.add_argument("run", help="run id or project/name")
     ru.add_argument(
@@ -45,6 +47,16 @@ def add_parser(runs: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="values merged into the run's summary, e.g. --summary train_runtime=612.4 "
         "(int, float, true/false, else a string)",
+    )
+    ru.add_argument(
+        "--hp",
+        type=parse_hp,
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="hyperparameters the run does not have yet, e.g. --hp dataset_size=5000 (parsed "
+        "as runs create --hp); one the run has with another value is refused",
     )
     ru.add_argument(
         "--checkpoint",
@@ -61,14 +73,19 @@ def add_parser(runs: argparse._SubParsersAction) -> None:
 def update_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     """Updates the run and prints its summary (or the run as JSON)."""
     run = client.get_run(args.run)
-    info = run.update(summary=dict(args.summary), saved_checkpoints=dict(args.checkpoint))
+    info = run.update(
+        summary=dict(args.summary),
+        saved_checkpoints=dict(args.checkpoint),
+        hyperparameters=dict(args.hp),
+    )
     if args.json:
         print(to_json(info), file=out)
         return 0
     saved = f", {len(args.checkpoint)} checkpoint path(s) recorded" if args.checkpoint else ""
-    rows = [[k, str(v)] for k, v in sorted(info.summary.items())]
-    head = f"{info.name} ({info.id}) updated{saved}"
-    _show(out, head if not rows else f"{head}; summary:")
-    if rows:
-        _show(out, _grid(rows, header=False, indent=2))
+    _show(out, f"{info.name} ({info.id}) updated{saved}")
+    for title, values in (("hyperparameters", info.hyperparameters), ("summary", info.summary)):
+        rows = [[k, str(v)] for k, v in sorted(values.items())]
+        if rows and (title == "summary" or args.hp):
+            _show(out, f"{title}:")
+            _show(out, _grid(rows, header=False, indent=2))
     return 0

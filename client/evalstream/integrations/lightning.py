@@ -53,6 +53,7 @@ from evalstream._types import BoxReport, ImageBoxes, TextReport
 from evalstream.errors import (
     DeadlineExceeded,
     EvalstreamError,
+    FailedPrecondition,
     PermissionDenied,
     Unauthenticated,
     Unavailable,
@@ -170,6 +171,16 @@ def _one_element(value: Any) -> bool:
     return size == 1
 
 
+def _same_hyperparameter(a: Any, b: Any) -> bool:
+    """Whether `b` is the value `a` the run has, as the server compares them: numbers
+    numerically (``8 == 8.0``, NaN equal to NaN), a bool never equal to a number."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return type(a) is type(b) and a == b
+
+
 _UNROUTED = object()
 _FINAL_STATUS = {"success": "finished", "finished": "finished", "failed": "failed"}
 
@@ -282,18 +293,69 @@ class EvalstreamLogger(Logger):
         """Records hyperparameters (flattened by `flatten_hyperparameters`).
 
         Before the run exists they are created with it. A Trainer opens the run
-        in its setup, before it logs the module's ``save_hyperparameters()``:
-        those then go to the run's summary (``Run.update``), since a run's
-        hyperparameters are fixed at creation; pass ``hyperparameters=`` to have
-        them as hyperparameters.
+        in its setup (ModelCheckpoint asks for `version`, the run id), before it
+        logs the module's ``save_hyperparameters()``: those are then added to the
+        run's hyperparameters (``Run.update(hyperparameters=...)``), so that
+        CompareRuns and ListRuns filters see them. A run's hyperparameters do not
+        change during a run: a key the run already has with another value (and a
+        NaN or infinite float) is kept in the run's summary instead, with one
+        warning; training goes on.
         """
         flat = flatten_hyperparameters(params)
         if self._run is None:
             self._hyperparameters.update(flat)
             return
-        new = {k: v for k, v in flat.items() if self._hyperparameters.get(k) != v}
-        if new:
-            self._update(summary=new)
+        self._add_hyperparameters(self._run, flat)
+
+    def _add_hyperparameters(self, run: Run, flat: dict[str, Any]) -> None:
+        """Adds `flat` to the run's hyperparameters; what cannot be one goes to the summary.
+
+        The run's hyperparameters are those of ``run.info``; when the server knows a
+        value this process does not (another process added it), it refuses the
+        update (FAILED_PRECONDITION): the run is read again and the update retried.
+        """
+        for attempt in range(2):
+            have = run.info.hyperparameters
+            added, summary, changed = {}, {}, []
+            for key, value in flat.items():
+                if key in have:
+                    if not _same_hyperparameter(have[key], value):
+                        summary[key] = value
+                        changed.append(f"{key} {have[key]!r} -> {value!r}")
+                elif isinstance(value, float) and not math.isfinite(value):
+                    summary[key] = value
+                    changed.append(f"{key} = {value!r} is not finite")
+                else:
+                    added[key] = value
+            if not added and not summary:
+                return
+            try:
+                run.update(hyperparameters=added, summary=summary)
+            except FailedPrecondition as exc:
+                if attempt == 0:
+                    try:
+                        run.refresh()
+                        continue
+                    except EvalstreamError:
+                        pass
+                self._warn("hyperparameters", exc)
+                self._update(summary={**added, **summary})
+                return
+            except (EvalstreamError, ValueError) as exc:
+                self._warn("update", exc)
+                return
+            if changed:
+                level = logging.DEBUG if "hyperparameters:kept" in self._warned else logging.WARNING
+                self._warned.add("hyperparameters:kept")
+                _log.log(
+                    level,
+                    "evalstream: hyperparameters %s of run %s kept in its summary instead: a "
+                    "run's hyperparameters do not change during a run (create a new run to "
+                    "compare runs by the new values); training goes on",
+                    "; ".join(changed),
+                    run.id,
+                )
+            return
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:

@@ -188,8 +188,15 @@ class SavedCheckpoint(_message.Message):
     def __init__(self, step: _Optional[int] = ..., path: _Optional[str] = ...) -> None: ...
 
 class UpdateRunRequest(_message.Message):
-    __slots__ = ("run_id", "summary", "saved_checkpoints")
+    __slots__ = ("run_id", "summary", "saved_checkpoints", "hyperparameters")
     class SummaryEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: HyperValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[HyperValue, _Mapping]] = ...) -> None: ...
+    class HyperparametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -199,10 +206,12 @@ class UpdateRunRequest(_message.Message):
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     SAVED_CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     summary: _containers.MessageMap[str, HyperValue]
     saved_checkpoints: _containers.RepeatedCompositeFieldContainer[SavedCheckpoint]
-    def __init__(self, run_id: _Optional[str] = ..., summary: _Optional[_Mapping[str, HyperValue]] = ..., saved_checkpoints: _Optional[_Iterable[_Union[SavedCheckpoint, _Mapping]]] = ...) -> None: ...
+    hyperparameters: _containers.MessageMap[str, HyperValue]
+    def __init__(self, run_id: _Optional[str] = ..., summary: _Optional[_Mapping[str, HyperValue]] = ..., saved_checkpoints: _Optional[_Iterable[_Union[SavedCheckpoint, _Mapping]]] = ..., hyperparameters: _Optional[_Mapping[str, HyperValue]] = ...) -> None: ...
 
 class GetRunRequest(_message.Message):
     __slots__ = ("run_id", "project", "name")

@@ -154,7 +154,8 @@ class RunsServicer:
 
     def UpdateRun(self, request, context):
         """Records what a trainer learns about a run as it goes: one-off values
-        (summary) and the directories of saved checkpoints.
+        (summary), hyperparameters it did not have yet, and the directories of
+        saved checkpoints.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -164,9 +164,15 @@ class ScopedStore:
         *,
         summary: Mapping[str, HyperValue] = {},
         saved_checkpoints: Mapping[int, str] | Sequence[tuple[int, str]] = (),
+        hyperparameters: Mapping[str, HyperValue] = {},
     ) -> RunRecord:
         self._run(run_id)
-        return self._store.update_run(run_id, summary=summary, saved_checkpoints=saved_checkpoints)
+        return self._store.update_run(
+            run_id,
+            summary=summary,
+            saved_checkpoints=saved_checkpoints,
+            hyperparameters=hyperparameters,
+        )
 
     def saved_checkpoints(self, run_id: str) -> dict[int, str]:
         self._run(run_id)

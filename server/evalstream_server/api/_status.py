@@ -18,6 +18,7 @@ from evalstream_server.errors import FieldViolation
 from evalstream_server.status import abort
 from evalstream_server.store import (
     AlreadyExists,
+    Conflict,
     InvalidInput,
     NotFound,
     StoreClosed,
@@ -59,6 +60,8 @@ def store_status(exc: StoreError) -> tuple[grpc.StatusCode, str, list[FieldViola
         return grpc.StatusCode.NOT_FOUND, str(exc), []
     if isinstance(exc, AlreadyExists):
         return grpc.StatusCode.ALREADY_EXISTS, str(exc), []
+    if isinstance(exc, Conflict):
+        return grpc.StatusCode.FAILED_PRECONDITION, str(exc), []
     if isinstance(exc, InvalidInput):
         field = getattr(exc, "field", "") or ""
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc), [FieldViolation(field, str(exc))]

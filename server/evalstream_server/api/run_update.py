@@ -1,9 +1,11 @@
-"""UpdateRun of evalstream.v1.Runs: one-off values kept on a run (its summary) and where
-its checkpoints were saved.
+"""UpdateRun of evalstream.v1.Runs: one-off values kept on a run (its summary),
+hyperparameters it did not have yet, and where its checkpoints were saved.
 
 A mixin of `RunsServicer` (it reads ``self._store`` and ``self._verdicts``). Summary
 values are HyperValues as hyperparameters are, except that a float may be NaN or
 infinite (a diverged run's final loss is still worth keeping) and is stored exactly.
+Added hyperparameters are checked as CreateRun checks them (finite floats); one the
+run has with another value refuses the request (FAILED_PRECONDITION, from the store).
 A saved checkpoint names its directory in the verdict (the grade at its step, the
 best checkpoint of early stopping and the advice), so recording one wakes the run's
 WatchVerdict streams.
@@ -11,6 +13,7 @@ WatchVerdict streams.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import grpc
@@ -35,16 +38,38 @@ def summary_from_pb(
     values: Mapping[str, runs_pb2.HyperValue], violations: list[FieldViolation]
 ) -> dict[str, bool | int | float | str]:
     """The summary values of a request; what is wrong with them goes to `violations`."""
+    return _values_from_pb(values, "summary", violations, finite=False)
+
+
+def hypers_from_pb(
+    values: Mapping[str, runs_pb2.HyperValue], violations: list[FieldViolation]
+) -> dict[str, bool | int | float | str]:
+    """The hyperparameters a request adds, checked as CreateRun checks them (a float
+    must be finite); what is wrong with them goes to `violations`."""
+    return _values_from_pb(values, "hyperparameters", violations, finite=True)
+
+
+def _values_from_pb(
+    values: Mapping[str, runs_pb2.HyperValue],
+    path: str,
+    violations: list[FieldViolation],
+    *,
+    finite: bool,
+) -> dict[str, bool | int | float | str]:
     out: dict[str, bool | int | float | str] = {}
     for key, value in values.items():
         python = hyper_to_python(value)
         if not 1 <= len(key) <= MAX_KEY:
             violations.append(
-                FieldViolation("summary", f"key {key[:40]!r} must have 1-{MAX_KEY} characters")
+                FieldViolation(path, f"key {key[:40]!r} must have 1-{MAX_KEY} characters")
             )
         elif python is None:
             violations.append(
-                FieldViolation(f"summary[{key}]", "no value set: give a bool, int, float or string")
+                FieldViolation(f"{path}[{key}]", "no value set: give a bool, int, float or string")
+            )
+        elif finite and isinstance(python, float) and not math.isfinite(python):
+            violations.append(
+                FieldViolation(f"{path}[{key}]", f"{python} is not finite; give a finite float")
             )
         else:
             out[key] = python
@@ -104,10 +129,13 @@ class UpdateRunMixin:
             violations.append(FieldViolation("run_id", "required"))
         summary = summary_from_pb(request.summary, violations)
         saved = saved_from_pb(list(request.saved_checkpoints), violations)
+        hypers = hypers_from_pb(request.hyperparameters, violations)
         if violations:
             invalid(context, violations)
         try:
-            run = self._store.update_run(request.run_id, summary=summary, saved_checkpoints=saved)
+            run = self._store.update_run(
+                request.run_id, summary=summary, saved_checkpoints=saved, hyperparameters=hypers
+            )
             if saved:
                 self._verdicts.saved_checkpoints_changed(run.id)
             return run_to_pb(run, derived_values(run, self._store))

@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from evalstream_server.store._records import _hyper_key
 from evalstream_server.store._types import (
     SPLITS,
     STATUSES,
     TASKS,
+    Conflict,
     HyperValue,
     InvalidInput,
     NewRun,
@@ -238,3 +240,29 @@ def _check_metrics(
             f"signatures for metrics not logged: {sorted(extra)}", field="signatures"
         )
     return out
+
+
+def _check_added_hypers(
+    run_id: str, have: Mapping[str, HyperValue], new: Mapping[str, HyperValue]
+) -> dict[str, HyperValue]:
+    """The hyperparameters of ``new`` the run does not have yet.
+
+    A key it has with the same value (compared as ListRuns filters compare: numbers
+    numerically, a bool never equal to a number, NaN equal to NaN) is left out; a key
+    it has with another value raises Conflict, for the first such key.
+
+    >>> _check_added_hypers("r_1", {"lr": 0.1, "bs": 8}, {"bs": 8.0, "epochs": 3})
+    {'epochs': 3}
+    """
+    added: dict[str, HyperValue] = {}
+    for key, value in new.items():
+        if key not in have:
+            added[key] = value
+        elif _hyper_key(have[key]) != _hyper_key(value):
+            raise Conflict(
+                f"hyperparameter {key!r} of run {run_id!r} is {have[key]!r}; refusing "
+                f"{value!r}: a run's hyperparameters are what runs are compared by and do "
+                "not change during a run. Create a new run for the new value, or record "
+                "it in the summary (UpdateRun summary)"
+            )
+    return added

@@ -61,6 +61,11 @@ class InvalidInput(StoreError):
         self.field = field
 
 
+class Conflict(StoreError):
+    """The request contradicts what is stored and cannot apply, e.g. a hyperparameter
+    the run already has with another value."""
+
+
 class StoreClosed(StoreError):
     """The store was closed; no further calls are accepted."""
 
@@ -277,8 +282,10 @@ class Store(Protocol):
         *,
         summary: Mapping[str, HyperValue] = {},
         saved_checkpoints: Mapping[int, str] | Sequence[tuple[int, str]] = (),
+        hyperparameters: Mapping[str, HyperValue] = {},
     ) -> RunRecord:
-        """Merges summary values and records saved checkpoint paths; returns the run."""
+        """Merges summary values, records saved checkpoint paths and adds hyperparameters
+        (Conflict on a changed one, nothing applied); returns the run."""
         ...
 
     def saved_checkpoints(self, run_id: str) -> dict[int, str]:

@@ -366,23 +366,30 @@ class SQLiteStore:
         *,
         summary: Mapping[str, HyperValue] = {},
         saved_checkpoints: Mapping[int, str] | Sequence[tuple[int, str]] = (),
+        hyperparameters: Mapping[str, HyperValue] = {},
     ) -> RunRecord:
-        """Merges ``summary`` into the run's and records where checkpoints were saved.
+        """Merges ``summary`` into the run's, records where checkpoints were saved and
+        adds ``hyperparameters`` to the run's.
 
         A summary key given again replaces its value (floats are kept exactly, NaN
-        and infinities included); a step saved again replaces its path. Any status
-        may be updated (a trainer records its runtime once it has finished). Durable
-        on return.
+        and infinities included); a step saved again replaces its path. A
+        hyperparameter the run already has with the same value (numbers compare
+        numerically, as ListRuns filters do) changes nothing; an added one is found
+        by ListRuns filters. Any status may be updated (a trainer records its
+        runtime once it has finished). All or nothing; durable on return.
 
         Raises:
             NotFound: no such run.
-            InvalidInput: a bad summary key or value, a negative step, a path that is
-                empty, longer than 4096 characters or holds a NUL, or more than 1000
-                saved checkpoints.
+            Conflict: a hyperparameter the run has with another value (the run's
+                hyperparameters do not change; nothing of the update is applied).
+            InvalidInput: a bad summary or hyperparameter key or value, a negative
+                step, a path that is empty, longer than 4096 characters or holds a
+                NUL, or more than 1000 saved checkpoints.
         """
         values = _check_hypers(summary, field="summary")
         saved = _check_saved_checkpoints(saved_checkpoints)
-        return self._submit("_w_update_run", (run_id, values, saved), run_id).result()
+        hypers = _check_hypers(hyperparameters, field="hyperparameters")
+        return self._submit("_w_update_run", (run_id, values, saved, hypers), run_id).result()
 
     def saved_checkpoints(self, run_id: str) -> dict[int, str]:
         """Where the run's checkpoints were saved, {step: path} in step order.

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from evalstream_server.store._checks import _check_added_hypers
 from evalstream_server.store._codec import (
     _CHUNK_COLUMNS,
     _F8,
@@ -402,17 +403,31 @@ class Writer:
         return _row_to_run(row), True
 
     def _w_update_run(
-        self, conn: _Conn, run_id: str, summary: dict[str, HyperValue], saved: dict[int, str]
+        self,
+        conn: _Conn,
+        run_id: str,
+        summary: dict[str, HyperValue],
+        saved: dict[int, str],
+        hypers: dict[str, HyperValue],
     ) -> tuple[RunRecord, bool]:
-        """Merges ``summary`` into the run's (a key given again replaces its value) and
-        upserts its saved checkpoints by step."""
-        row = conn.execute("SELECT summary FROM runs WHERE id = ?", (run_id,)).fetchone()
+        """Merges ``summary`` into the run's (a key given again replaces its value),
+        upserts its saved checkpoints by step and adds the hyperparameters it does not
+        have; a changed hyperparameter refuses the whole update before any write."""
+        row = conn.execute(
+            "SELECT summary, hyperparameters FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
         if row is None:
             raise NotFound(f"run {run_id!r} not found")
+        have: dict[str, HyperValue] = json.loads(row[1])
+        added = _check_added_hypers(run_id, have, hypers)
         merged = {**json.loads(row[0]), **summary}
         conn.execute(
-            "UPDATE runs SET summary = ?, updated_at = ? WHERE id = ?",
-            (json.dumps(merged), time.time(), run_id),
+            "UPDATE runs SET summary = ?, hyperparameters = ?, updated_at = ? WHERE id = ?",
+            (json.dumps(merged), json.dumps({**have, **added}), time.time(), run_id),
+        )
+        conn.executemany(
+            "INSERT INTO run_hyperparameters (run_id, key, kind, num, text) VALUES (?, ?, ?, ?, ?)",
+            [(run_id, k, *_hyper_key(v)) for k, v in added.items()],
         )
         conn.executemany(
             "INSERT INTO saved_checkpoints (run_id, step, path) VALUES (?, ?, ?) "
