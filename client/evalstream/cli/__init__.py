@@ -121,6 +121,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     except EvalstreamError as exc:  # before ValueError: InvalidArgument is one too
         print(f"evalstream: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise  # the reader of our output stopped (`| head`): see `run`
     except (InputError, OSError, ValueError) as exc:
         print(f"evalstream: {exc}", file=sys.stderr)
         return 2
@@ -278,7 +280,16 @@ def _runs_command(client: Client, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped reading (`evalstream runs list --json | head`): what it
+        # read is what it wanted, so exit quietly; stdout goes to devnull so that
+        # Python's own flush at exit does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
 
 
 if __name__ == "__main__":
