@@ -28,6 +28,8 @@ class Server:
                 "0",
                 "--metrics-port",
                 "-1",
+                "--http-port",
+                "-1",
                 "--data-dir",
                 str(data_dir),
                 *extra,

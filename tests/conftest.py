@@ -63,6 +63,8 @@ def text_server(tmp_path: Path, tiny_bert_dir: Path) -> Iterator[LiveServer]:
 
 
 def _live(tmp_path: Path, overrides: dict[str, object]) -> Iterator[LiveServer]:
+    # No HTTP unless a test asks (http_port=0): never the default 8080 another test may hold.
+    overrides = {"http_port": -1, **overrides}
     config = Config(port=0, metrics_port=-1, data_dir=tmp_path, **overrides)  # type: ignore[arg-type]
     deps = Deps.open(config)
     if config.bertscore_model != "none" and not deps.bertscore.wait(120):
@@ -84,6 +86,7 @@ class ServerProcess:
     proc: subprocess.Popen[str]
     target: str = ""
     metrics_url: str = ""
+    http_url: str = ""  # the JSON API's base URL, when started with an HTTP port
     lines: list[dict[str, object]] = field(default_factory=list)
     raw: list[str] = field(default_factory=list)
 
@@ -105,6 +108,8 @@ def _reader(sp: ServerProcess, ready: threading.Event) -> None:
         sp.lines.append(entry)
         if entry.get("msg") == "metrics":
             sp.metrics_url = str(entry["url"])
+        if entry.get("msg") == "http":
+            sp.http_url = str(entry["url"])
         if entry.get("msg") == "serving":
             sp.target = str(entry["address"])
             ready.set()
@@ -115,13 +120,18 @@ def start_server(
     data_dir: Path,
     *,
     port: int = 0,
+    http_port: int = -1,
     extra: tuple[str, ...] = ("--bertscore-model", "none", "--text-workers", "0"),
 ) -> ServerProcess:
-    """Starts `evalstream-server` and waits until it serves (fails the test otherwise)."""
+    """Starts `evalstream-server` and waits until it serves (fails the test otherwise).
+
+    HTTP is off unless `http_port` is given (0: a free port, in ``sp.http_url``).
+    """
     exe = Path(sys.executable).with_name("evalstream-server")
     env = {**os.environ, "EVALSTREAM_GRACE_SECONDS": "20"}
     proc = subprocess.Popen(
-        [str(exe), "--port", str(port), "--metrics-port", "0", "--data-dir", str(data_dir), *extra],
+        [str(exe), "--port", str(port), "--metrics-port", "0", "--http-port", str(http_port)]
+        + ["--data-dir", str(data_dir), *extra],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,

@@ -60,6 +60,7 @@ from evalstream_server.runtime.device import resolve_device
 from evalstream_server.runtime.models import missing_default
 from evalstream_server.status import abort
 from evalstream_server.store import SQLiteStore, Store
+from evalstream_server.web.server import WebServer, build_app
 
 log = logging.getLogger("evalstream.server")
 T = TypeVar("T")
@@ -249,6 +250,7 @@ class RunningServer:
         self.loop = new_event_loop(event_loop)
         self.server: aio.Server | None = None
         self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.web: WebServer | None = None  # the HTTP API, when --http-port is not -1
         # Called when stopping begins, e.g. to end the streams that never end by themselves.
         self.on_stop: list[Callable[[], None]] = []
         self._stopped = threading.Event()
@@ -276,7 +278,11 @@ class RunningServer:
             hook()
 
         async def stop() -> None:
-            await server.stop(grace)
+            web = self.web
+            if web is None:
+                await server.stop(grace)
+            else:  # both stop accepting at once, and drain side by side
+                await asyncio.gather(server.stop(grace), web.stop())
 
         future = asyncio.run_coroutine_threadsafe(stop(), self.loop)
         future.add_done_callback(lambda _: self._end())
@@ -435,20 +441,18 @@ async def _start(
         ),
         adapting,
     )
-    runs_pb2_grpc.add_RunsServicer_to_server(
-        RunsServicer(
-            store=scoped,
-            limits=RunsLimits(
-                max_points_per_chunk=config.max_points_per_chunk,
-                max_message_bytes=config.max_message_bytes,
-                alert_run_webhook_hosts=config.alert_run_webhook_hosts,
-            ),
-            verdicts=verdicts,
-            observe_ack=deps.metrics.ingest_ack_seconds.observe,
-            pool=handler_pool,
+    runs_servicer = RunsServicer(
+        store=scoped,
+        limits=RunsLimits(
+            max_points_per_chunk=config.max_points_per_chunk,
+            max_message_bytes=config.max_message_bytes,
+            alert_run_webhook_hosts=config.alert_run_webhook_hosts,
         ),
-        adapting,
+        verdicts=verdicts,
+        observe_ack=deps.metrics.ingest_ack_seconds.observe,
+        pool=handler_pool,
     )
+    runs_pb2_grpc.add_RunsServicer_to_server(runs_servicer, adapting)
     health_pb2_grpc.add_HealthServicer_to_server(deps.health, adapting)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -469,6 +473,13 @@ async def _start(
             f"(pass {flag_hint('host')} or {flag_hint('port')})"
         ) from cause
     await server.start()
+    if config.http_port >= 0:
+        # The JSON API answers through the same servicer, threads, tokens and TLS.
+        web = WebServer(
+            build_app(runs_servicer, tokens, handler_pool), grace_seconds=config.grace_seconds
+        )
+        await web.start(config)
+        running.web = web
     # Runs needs nothing more; Scoring (and the server as a whole) serves once
     # the BERTScore model has loaded, or at once when BERTScore is disabled.
     deps.health.set(RUNS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
@@ -516,6 +527,11 @@ def port_problems(config: Config) -> list[str]:
         problems.append(
             f"cannot listen on {config.address}: the port is in use (is another "
             f"evalstream-server running? stop it, or pass {flag_hint('port')})"
+        )
+    if _busy(config.host, config.http_port):
+        problems.append(
+            f"cannot serve HTTP on {config.host}:{config.http_port}: the port is in use "
+            f"(pass {flag_hint('http_port')}, or -1 to turn HTTP off)"
         )
     if _busy(config.metrics_host, config.metrics_port):
         problems.append(
@@ -584,6 +600,10 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+    if server.web is not None:
+        scheme = "https" if config.tls else "http"
+        host = f"[{config.host}]" if ":" in config.host.strip("[]") else config.host
+        log.info("http", extra={"fields": {"url": f"{scheme}://{host}:{server.web.port}/api/v1/"}})
     log.info(
         "serving",
         extra={

@@ -38,14 +38,16 @@ class Config:
     """Everything the server is configured with, read once at start.
 
     Example:
-        >>> Config().port, Config().metrics_port
-        (50051, 9464)
+        >>> Config().port, Config().metrics_port, Config().http_port
+        (50051, 9464, 8080)
     """
 
     host: str = "127.0.0.1"
     port: int = 50051
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
+    # The browser views and the JSON API (evalstream_server.web), on the gRPC host; -1: off.
+    http_port: int = 8080
     data_dir: Path = Path("evalstream-data")
     # Where relative specimen image paths resolve (never read by the server); None: no
     # relative paths accepted, only http, https, file and s3 URIs.
@@ -118,6 +120,8 @@ class Config:
             problems.append(f"port {self.port} is not in [0, 65535]")
         if not -1 <= self.metrics_port <= 65535:
             problems.append(f"metrics port {self.metrics_port} is not in [-1, 65535]")
+        if not -1 <= self.http_port <= 65535:
+            problems.append(f"http port {self.http_port} is not in [-1, 65535]")
         if self.device not in DEVICES:
             problems.append(f"device {self.device!r} is not one of {', '.join(DEVICES)}")
         if self.event_loop not in EVENT_LOOPS:
@@ -352,6 +356,13 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("--port", "port", int, "gRPC port (0 picks a free one)"),
     ("--metrics-host", "metrics_host", str, "Prometheus endpoint address"),
     ("--metrics-port", "metrics_port", int, "Prometheus port (0 picks a free one, -1 disables)"),
+    (
+        "--http-port",
+        "http_port",
+        int,
+        "port of the browser views and the JSON API (/api/v1), on the gRPC host with its "
+        "tokens and TLS (0 picks a free one, -1 disables)",
+    ),
     ("--data-dir", "data_dir", Path, "data directory (runs, points, specimens)"),
     (
         "--image-root",

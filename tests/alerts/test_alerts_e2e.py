@@ -32,7 +32,9 @@ FAST = {
 @contextmanager
 def server(data_dir: Path, **overrides: Any) -> Iterator[tuple[str, Deps, str]]:
     """A server with alert settings; yields (target, deps, metrics URL)."""
-    config = Config(port=0, metrics_port=-1, data_dir=data_dir, **{**FAST, **overrides})
+    config = Config(
+        port=0, metrics_port=-1, http_port=-1, data_dir=data_dir, **{**FAST, **overrides}
+    )
     deps = Deps.open(config)
     http, metrics_port = deps.metrics.serve_http("127.0.0.1", 0)
     running, port = build_server(config, deps)

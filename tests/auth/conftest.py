@@ -37,7 +37,7 @@ def live(data_dir: Path, **overrides: object) -> Iterator[Server]:
         metrics_port=-1,
         data_dir=data_dir,
         bertscore_model="none",
-        **overrides,  # type: ignore[arg-type]
+        **{"http_port": -1, **overrides},  # type: ignore[arg-type]
     )
     deps = Deps.open(config)
     server, port = build_server(config, deps)

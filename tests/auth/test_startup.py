@@ -111,6 +111,6 @@ def test_bad_security_settings(argv, env, needle, capsys) -> None:
 def test_unreadable_tokens_file_stops_the_start(tmp_path: Path) -> None:
     bad = tmp_path / "tokens.json"
     bad.write_text('{"tokens": [{"name": "x"}]}')
-    cfg = Config(port=0, metrics_port=-1, data_dir=tmp_path, auth_tokens_file=bad)
+    cfg = Config(port=0, metrics_port=-1, http_port=-1, data_dir=tmp_path, auth_tokens_file=bad)
     with pytest.raises(RuntimeError, match=r"tokens\[0\].sha256"):
         app.load_tokens(cfg)

@@ -30,7 +30,8 @@ def _start(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str]
     began = time.monotonic()
     # The default BERTScore model: a refusal must come before it loads, not after.
     done = subprocess.run(
-        [str(EXE), "--data-dir", str(tmp_path / "data"), "--text-workers", "0", *args],
+        [str(EXE), "--data-dir", str(tmp_path / "data"), "--text-workers", "0",
+         "--http-port", "-1", *args],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     return done, time.monotonic() - began

@@ -186,7 +186,7 @@ def open_server(data_dir: Path, overrides: dict[str, object], name: str) -> Iter
     Without that wait the first examples of a fuzz run could meet NOT_SERVING
     (the text metrics still loading) and fail the "health answers SERVING" check.
     """
-    config = Config(port=0, metrics_port=-1, data_dir=data_dir, **overrides)  # type: ignore[arg-type]
+    config = Config(port=0, metrics_port=-1, http_port=-1, data_dir=data_dir, **overrides)  # type: ignore[arg-type]
     deps = Deps.open(config)
     if config.bertscore_model != "none" and not deps.bertscore.wait(120):
         deps.close()

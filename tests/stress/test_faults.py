@@ -180,7 +180,8 @@ def test_sigterm_exits_after_an_undecodable_stream_message(
     outcomes: list[str] = []
     for attempt in range(5):
         proc = subprocess.Popen(
-            [str(exe), "--port", "0", "--metrics-port", "-1", "--bertscore-model", "none",
+            [str(exe), "--port", "0", "--metrics-port", "-1", "--http-port", "-1",
+             "--bertscore-model", "none",
              "--data-dir", str(tmp_path / f"d{attempt}"), "--grace-seconds", "2"],
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         )  # fmt: skip

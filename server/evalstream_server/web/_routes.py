@@ -1,0 +1,252 @@
+"""The JSON API's handlers: query strings in, the servicer's answer out as JSON.
+
+Each handler parses its query string (refusing unknown parameters, repeated single
+parameters and malformed numbers, naming the parameter), builds the request the RPC
+would get, calls the servicer method through `_calls.call`, and converts the answer
+with `_json.message_to_json`. A ``{run}`` in a path is a run id, or ``project/name``
+with the slash URL-encoded (``%2F``): the first slash splits project from name.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import functools
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import grpc
+from aiohttp import web
+from evalstream.v1 import common_pb2, runs_pb2
+
+from evalstream_server.api.runs import RunsServicer
+from evalstream_server.auth import Principal
+from evalstream_server.web._calls import ApiError, call
+from evalstream_server.web._json import message_to_json
+
+__all__ = ["CALLER", "ROUTES", "Api", "json_response"]
+
+E = TypeVar("E")
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+SPLITS = {"train": common_pb2.SPLIT_TRAIN, "validation": common_pb2.SPLIT_VALIDATION,
+          "test": common_pb2.SPLIT_TEST}  # fmt: skip
+STATUSES = {
+    "running": runs_pb2.RUN_STATUS_RUNNING,
+    "finished": runs_pb2.RUN_STATUS_FINISHED,
+    "failed": runs_pb2.RUN_STATUS_FAILED,
+    "killed": runs_pb2.RUN_STATUS_KILLED,
+}
+
+_dumps = functools.partial(json.dumps, allow_nan=False, separators=(",", ":"))
+
+
+def json_response(data: Any, *, status: int = 200) -> web.Response:
+    """A JSON answer; never NaN (the converter spells non-finite numbers as strings)."""
+    return web.json_response(
+        data, status=status, dumps=_dumps, headers={"Cache-Control": "no-store"}
+    )
+
+
+def bad(field: str, message: str) -> ApiError:
+    """INVALID_ARGUMENT naming the query parameter ``field``."""
+    return ApiError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"{field}: {message}",
+        violations=[{"field": field, "description": message}],
+    )
+
+
+class Query:
+    """A request's query parameters, checked against those the endpoint takes."""
+
+    def __init__(self, request: web.Request, allowed: tuple[str, ...], repeated: tuple[str, ...]):
+        self._query = request.query
+        for name in self._query:
+            if name not in allowed:
+                known = ", ".join(allowed) or "none"
+                raise bad(name, f"unknown parameter; this endpoint takes: {known}")
+            if name not in repeated and len(self._query.getall(name)) > 1:
+                raise bad(name, "given more than once; give it once")
+
+    def text(self, name: str) -> str:
+        return self._query.get(name, "")
+
+    def texts(self, name: str) -> list[str]:
+        return list(self._query.getall(name, []))
+
+    def integer(self, name: str, bounds: tuple[int, int] = INT32) -> int | None:
+        raw = self._query.get(name)
+        if raw is None or raw == "":
+            return None
+        try:
+            value = int(raw, 10)
+        except ValueError:
+            raise bad(name, f"{raw[:40]!r} is not an integer") from None
+        if not bounds[0] <= value <= bounds[1]:
+            raise bad(name, f"{value} is out of range [{bounds[0]}, {bounds[1]}]")
+        return value
+
+    def choice(self, name: str, raw: str, choices: Mapping[str, E]) -> E:
+        if raw not in choices:
+            raise bad(name, f"{raw[:40]!r} is not one of {', '.join(choices)}")
+        return choices[raw]
+
+    def split(self, name: str = "split") -> common_pb2.Split:
+        raw = self.text(name)
+        return self.choice(name, raw, SPLITS) if raw else common_pb2.SPLIT_UNSPECIFIED
+
+
+#: The caller of the request being handled (set by the server's middleware, in the
+#: request's own task, as the gRPC interceptor sets `auth.current_principal`).
+CALLER: contextvars.ContextVar[Principal] = contextvars.ContextVar("evalstream_web_caller")
+
+
+def principal_of(_request: web.Request) -> Principal:
+    return CALLER.get()
+
+
+class Api:
+    """The /api/v1 handlers over one `RunsServicer` and its handler threads."""
+
+    def __init__(self, runs: RunsServicer, pool: concurrent.futures.Executor | None = None) -> None:
+        self._runs = runs
+        self._pool = pool
+
+    async def _call(self, request: web.Request, fn: Callable[[Any, Any], Any], pb: Any) -> Any:
+        return await call(self._pool, principal_of(request), fn, pb)
+
+    async def _run(self, request: web.Request) -> runs_pb2.Run:
+        """The run a path names: an id, or ``project/name``."""
+        raw = request.match_info["run"]
+        if "/" in raw:
+            project, name = raw.split("/", 1)
+            pb = runs_pb2.GetRunRequest(project=project, name=name)
+        else:
+            pb = runs_pb2.GetRunRequest(run_id=raw)
+        run: runs_pb2.Run = await self._call(request, self._runs.GetRun, pb)
+        return run
+
+    async def _run_id(self, request: web.Request) -> str:
+        raw = request.match_info["run"]
+        return (await self._run(request)).id if "/" in raw else raw
+
+    # ---------------------------------------------------------------- endpoints
+
+    async def projects(self, request: web.Request) -> web.Response:
+        q = Query(request, ("page_size", "page_token"), ())
+        pb = runs_pb2.ListProjectsRequest(
+            page_size=q.integer("page_size") or 0, page_token=q.text("page_token")
+        )
+        return json_response(
+            message_to_json(await self._call(request, self._runs.ListProjects, pb))
+        )
+
+    async def runs(self, request: web.Request) -> web.Response:
+        q = Query(request, ("status", "model", "name", "page_size", "page_token"), ("status",))
+        pb = runs_pb2.ListRunsRequest(
+            project=request.match_info["project"],
+            statuses=[q.choice("status", s, STATUSES) for s in q.texts("status")],
+            model=q.text("model"),
+            name=q.text("name"),
+            page_size=q.integer("page_size") or 0,
+            page_token=q.text("page_token"),
+        )
+        return json_response(message_to_json(await self._call(request, self._runs.ListRuns, pb)))
+
+    async def run(self, request: web.Request) -> web.Response:
+        Query(request, (), ())
+        return json_response(message_to_json(await self._run(request)))
+
+    async def curves(self, request: web.Request) -> web.Response:
+        q = Query(
+            request,
+            ("split", "series", "start_step", "end_step", "max_points", "page_size", "page_token"),
+            ("split", "series"),
+        )
+        pb = runs_pb2.GetCurvesRequest(
+            splits=[q.choice("split", s, SPLITS) for s in q.texts("split")],
+            series=q.texts("series"),
+            max_points=q.integer("max_points") or 0,
+            page_size=q.integer("page_size") or 0,
+            page_token=q.text("page_token"),
+        )
+        start, end = q.integer("start_step", INT64), q.integer("end_step", INT64)
+        if start is not None:
+            pb.start_step = start
+        if end is not None:
+            pb.end_step = end
+        pb.run_id = await self._run_id(request)
+        return json_response(message_to_json(await self._call(request, self._runs.GetCurves, pb)))
+
+    async def verdict(self, request: web.Request) -> web.Response:
+        Query(request, (), ())
+        pb = runs_pb2.GetVerdictRequest(run_id=await self._run_id(request))
+        return json_response(message_to_json(await self._call(request, self._runs.GetVerdict, pb)))
+
+    async def compare(self, request: web.Request) -> web.Response:
+        q = Query(request, ("run", "baseline"), ("run",))
+        names = q.texts("run")
+        if not names:
+            raise bad("run", "required: give two or more runs, e.g. ?run=ID1&run=ID2")
+        ids = [await self._resolve(request, name) for name in names]
+        baseline = q.text("baseline")
+        pb = runs_pb2.CompareRunsRequest(
+            run_ids=ids, baseline_run_id=await self._resolve(request, baseline) if baseline else ""
+        )
+        return json_response(message_to_json(await self._call(request, self._runs.CompareRuns, pb)))
+
+    async def _resolve(self, request: web.Request, name: str) -> str:
+        if "/" not in name:
+            return name
+        project, run_name = name.split("/", 1)
+        pb = runs_pb2.GetRunRequest(project=project, name=run_name)
+        run: runs_pb2.Run = await self._call(request, self._runs.GetRun, pb)
+        return run.id
+
+    async def evaluations(self, request: web.Request) -> web.Response:
+        q = Query(request, ("split",), ())
+        pb = runs_pb2.ListEvaluationStepsRequest(split=q.split())
+        pb.run_id = await self._run_id(request)
+        reply = await self._call(request, self._runs.ListEvaluationSteps, pb)
+        return json_response(message_to_json(reply))
+
+    async def specimens(self, request: web.Request) -> web.Response:
+        q = Query(request, ("step", "split", "flag", "page_size", "page_token"), ())
+        step = q.integer("step", INT64)
+        if step is None:
+            raise bad("step", "required: the evaluation step (see .../evaluations)")
+        pb = runs_pb2.GetSpecimensRequest(
+            split=q.split(),
+            step=step,
+            flag=q.text("flag"),
+            page_size=q.integer("page_size") or 0,
+            page_token=q.text("page_token"),
+        )
+        pb.run_id = await self._run_id(request)
+        reply = await self._call(request, self._runs.GetSpecimens, pb)
+        return json_response(message_to_json(reply))
+
+    async def specimen_history(self, request: web.Request) -> web.Response:
+        q = Query(request, ("split",), ())
+        pb = runs_pb2.GetSpecimenHistoryRequest(
+            split=q.split(), specimen_id=request.match_info["specimen"]
+        )
+        pb.run_id = await self._run_id(request)
+        reply = await self._call(request, self._runs.GetSpecimenHistory, pb)
+        return json_response(message_to_json(reply))
+
+
+#: Every GET route of /api/v1 and its handler; the OpenAPI document lists exactly these.
+ROUTES: tuple[tuple[str, str], ...] = (
+    ("/api/v1/projects", "projects"),
+    ("/api/v1/projects/{project}/runs", "runs"),
+    ("/api/v1/runs/{run}", "run"),
+    ("/api/v1/runs/{run}/curves", "curves"),
+    ("/api/v1/runs/{run}/verdict", "verdict"),
+    ("/api/v1/runs/{run}/evaluations", "evaluations"),
+    ("/api/v1/runs/{run}/specimens", "specimens"),
+    ("/api/v1/runs/{run}/specimens/{specimen}/history", "specimen_history"),
+    ("/api/v1/compare", "compare"),
+)

@@ -1,0 +1,179 @@
+"""The OpenAPI 3.1 document of /api/v1 (hand-written; a test checks it lists every route).
+
+Schemas of the answers are the evalstream.v1 messages in JSON (see
+docs/reference/http-api.md for the mapping); here each is described by its message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["OPENAPI_PATH", "openapi_document"]
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+
+_RUN = {
+    "name": "run",
+    "in": "path",
+    "required": True,
+    "description": "A run id, or project/name with the slash URL-encoded (%2F); the first "
+    "slash splits project from name.",
+    "schema": {"type": "string"},
+}
+_SPLIT_ENUM = ["train", "validation", "test"]
+
+
+def _query(name: str, description: str, schema: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description, "schema": schema, **extra}
+
+
+_INT = {"type": "integer"}
+_PAGE = [
+    _query("page_size", "Items per page, 1-1000 (default 100).", _INT),
+    _query("page_token", "next_page_token of the previous page.", {"type": "string"}),
+]
+_SPLIT = _query("split", "Split.", {"type": "string", "enum": _SPLIT_ENUM})
+
+
+def _get(summary: str, rpc: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "description": f"The answer of the {rpc} RPC, as JSON.",
+            "operationId": rpc[0].lower() + rpc[1:],
+            "parameters": params,
+            "responses": {
+                "200": {
+                    "description": f"The {rpc} answer.",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "400": {"$ref": "#/components/responses/Error"},
+                "401": {"$ref": "#/components/responses/Error"},
+                "403": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"},
+            },
+        }
+    }
+
+
+_PATHS: dict[str, dict[str, Any]] = {
+    "/api/v1/projects": _get("The projects the token may read.", "ListProjects", _PAGE),
+    "/api/v1/projects/{project}/runs": _get(
+        "The runs of a project, newest first.",
+        "ListRuns",
+        [
+            {"name": "project", "in": "path", "required": True, "schema": {"type": "string"}},
+            _query(
+                "status",
+                "Only runs in these statuses (repeatable).",
+                {"type": "string", "enum": ["running", "finished", "failed", "killed"]},
+            ),
+            _query("model", "Only runs of this model.", {"type": "string"}),
+            _query("name", "Only the run of this name.", {"type": "string"}),
+            *_PAGE,
+        ],
+    ),
+    "/api/v1/runs/{run}": _get("One run.", "GetRun", [_RUN]),
+    "/api/v1/runs/{run}/curves": _get(
+        "A run's series by step range, downsampled (max_points) or paged (page_size).",
+        "GetCurves",
+        [
+            _RUN,
+            _query("split", "Only these splits (repeatable).", _SPLIT["schema"]),
+            _query("series", "Only these series, e.g. loss (repeatable).", {"type": "string"}),
+            _query("start_step", "First step, inclusive.", _INT),
+            _query("end_step", "Last step, inclusive.", _INT),
+            _query("max_points", "Downsample each series to about this many (0: all, >= 2).", _INT),
+            _query("page_size", "Points per page at full resolution (0: not paged).", _INT),
+            _query("page_token", "next_page_token of the previous page.", {"type": "string"}),
+        ],
+    ),
+    "/api/v1/runs/{run}/verdict": _get(
+        "The run's diagnosis now: state, evidence, recommended actions.", "GetVerdict", [_RUN]
+    ),
+    "/api/v1/runs/{run}/evaluations": _get(
+        "The run's evaluation steps with flag counts and action items.",
+        "ListEvaluationSteps",
+        [_RUN, _SPLIT],
+    ),
+    "/api/v1/runs/{run}/specimens": _get(
+        "Ground truth beside prediction for each specimen of an evaluation step.",
+        "GetSpecimens",
+        [
+            _RUN,
+            _query("step", "The evaluation step.", _INT, required=True),
+            _SPLIT,
+            _query("flag", "Only specimens with this diagnosis flag.", {"type": "string"}),
+            *_PAGE,
+        ],
+    ),
+    "/api/v1/runs/{run}/specimens/{specimen}/history": _get(
+        "One specimen at every evaluation step.",
+        "GetSpecimenHistory",
+        [
+            _RUN,
+            {"name": "specimen", "in": "path", "required": True, "schema": {"type": "string"}},
+            _SPLIT,
+        ],
+    ),
+    "/api/v1/compare": _get(
+        "Runs side by side: what changed and the best metrics.",
+        "CompareRuns",
+        [
+            _query(
+                "run", "A run id or project/name (repeatable).", {"type": "string"}, required=True
+            ),
+            _query("baseline", "The run the others are compared with.", {"type": "string"}),
+        ],
+    ),
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document served at `OPENAPI_PATH`.
+
+    Example:
+        >>> doc = openapi_document()
+        >>> doc["openapi"], "/api/v1/runs/{run}/curves" in doc["paths"]
+        ('3.1.0', True)
+    """
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "evalstream HTTP API",
+            "version": "v1",
+            "description": "Read-only JSON over the evalstream.v1 read RPCs. Non-finite "
+            'numbers are the strings "NaN", "Infinity" and "-Infinity".',
+        },
+        "paths": _PATHS,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {
+                "Error": {
+                    "description": "A refusal: what was wrong and which parameter.",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                }
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {"type": "string", "examples": ["INVALID_ARGUMENT"]},
+                                "message": {"type": "string"},
+                                "field": {"type": "string", "examples": ["end_step"]},
+                                "violations": {"type": "array", "items": {"type": "object"}},
+                            },
+                        }
+                    },
+                }
+            },
+        },
+        "security": [{"bearer": []}],
+    }

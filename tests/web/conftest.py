@@ -1,0 +1,55 @@
+"""Fixtures for the HTTP API tests: a server with an HTTP port, and a tiny HTTP client."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import LiveServer, _live
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+def http_get(url: str, *, token: str = "", context: Any = None) -> Answer:
+    """GET ``url``; the status, the decoded JSON body and the headers (errors included)."""
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as reply:
+            return Answer(reply.status, json.loads(reply.read()), dict(reply.headers))
+    except urllib.error.HTTPError as err:
+        return Answer(err.code, json.loads(err.read()), dict(err.headers))
+
+
+@dataclass(frozen=True)
+class WebServer:
+    live: LiveServer
+    base: str  # e.g. http://127.0.0.1:PORT
+
+    @property
+    def target(self) -> str:
+        return self.live.target
+
+    def get(self, path: str, **kwargs: Any) -> Answer:
+        return http_get(self.base + path, **kwargs)
+
+
+@pytest.fixture
+def web_server(tmp_path: Path) -> Iterator[WebServer]:
+    """An in-process server (BERTScore off) whose JSON API listens on a free port."""
+    overrides = {"bertscore_model": "none", "text_workers": 0, "http_port": 0}
+    for live in _live(tmp_path, overrides):
+        yield WebServer(live, f"http://127.0.0.1:{live.server.web.port}")
