@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from evalstream_server.app import Deps, build_server
+from evalstream_server.app import Deps, RunningServer, build_server
 from evalstream_server.auth import hash_token, mint_token
 from evalstream_server.config import Config
 
@@ -28,6 +28,7 @@ class Server:
     target: str
     deps: Deps
     config: Config
+    running: RunningServer | None = None
 
 
 def live(data_dir: Path, **overrides: object) -> Iterator[Server]:
@@ -42,7 +43,7 @@ def live(data_dir: Path, **overrides: object) -> Iterator[Server]:
     deps = Deps.open(config)
     server, port = build_server(config, deps)
     try:
-        yield Server(f"127.0.0.1:{port}", deps, config)
+        yield Server(f"127.0.0.1:{port}", deps, config, server)
     finally:
         server.stop(0).wait()
         deps.close()

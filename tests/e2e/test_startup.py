@@ -75,3 +75,13 @@ def test_missing_image_root_is_refused_naming_the_flag(tmp_path: Path) -> None:
     assert f"the image root '{missing}' does not exist" in str(error["error"])
     assert "--image-root / EVALSTREAM_IMAGE_ROOT" in str(error["error"])
     assert not (tmp_path / "data").exists()  # refused before anything is opened
+
+
+def test_busy_http_port_is_one_line_naming_the_flag(tmp_path: Path, taken_port: int) -> None:
+    args = ("--port", "0", "--metrics-port", "-1", "--http-port", str(taken_port))
+    done, _ = _start(tmp_path, *args)
+    assert done.returncode == 1
+    (error,) = [e for e in _only_json(done.stderr) if e["level"] == "error"]
+    assert f"cannot serve HTTP on 127.0.0.1:{taken_port}: the port is in use" in str(error["error"])
+    assert "--http-port / EVALSTREAM_HTTP_PORT" in str(error["error"])
+    assert not (tmp_path / "data").exists()  # refused before anything is opened
