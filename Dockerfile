@@ -5,7 +5,7 @@
 #
 #   docker build -t evalstream .                          # CPU torch
 #   docker build --build-arg TORCH=cuda -t evalstream .   # CUDA torch from PyPI
-#   docker run -p 50051:50051 -p 9464:9464 -v evalstream-data:/data \
+#   docker run -p 50051:50051 -p 8080:8080 -p 9464:9464 -v evalstream-data:/data \
 #       -v /etc/evalstream:/etc/evalstream:ro \
 #       -e EVALSTREAM_AUTH_TOKENS_FILE=/etc/evalstream/tokens.json \
 #       -e EVALSTREAM_TLS_CERT=/etc/evalstream/server.pem -e EVALSTREAM_TLS_KEY=/etc/evalstream/server.key \
@@ -42,6 +42,7 @@ RUN case "$TORCH" in \
 ENV PATH=/opt/venv/bin:$PATH \
     EVALSTREAM_HOST=0.0.0.0 \
     EVALSTREAM_PORT=50051 \
+    EVALSTREAM_HTTP_PORT=8080 \
     EVALSTREAM_METRICS_HOST=0.0.0.0 \
     EVALSTREAM_METRICS_PORT=9464 \
     EVALSTREAM_DATA_DIR=/data \
@@ -49,7 +50,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 USER evalstream
 VOLUME ["/data"]
-EXPOSE 50051 9464
+EXPOSE 50051 8080 9464
 
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["evalstream", "--target", "127.0.0.1:50051", "--timeout", "4", "health"]

@@ -33,9 +33,9 @@ MODEL_DIR ?=
 model: install
 	$(BIN)/evalstream-server fetch-model $(if $(MODEL_DIR),--model-dir $(MODEL_DIR))
 
-# Start the server on its embedded defaults (127.0.0.1:50051, metrics on :9464,
-# data in ./evalstream-data, models in the model cache). Flags and EVALSTREAM_*
-# variables override them.
+# Start the server on its embedded defaults (127.0.0.1:50051, the HTTP API on :8080,
+# metrics on :9464, data in ./evalstream-data, models in the model cache). Flags and
+# EVALSTREAM_* variables override them.
 serve: model
 	$(BIN)/evalstream-server $(if $(MODEL_DIR),--model-dir $(MODEL_DIR)) $(ARGS)
 
