@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -82,5 +83,74 @@ def test_https_with_the_servers_certificate(tmp_path: Path, pki) -> None:  # noq
             f"https://localhost:{port}/api/v1/projects", token=tokens["admin"], context=trusted
         )
         assert got.status == 200
+        request = urllib.request.Request(
+            f"https://localhost:{port}/api/v1/session",
+            data=b'{"token": "%s"}' % tokens["admin"].encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30, context=trusted) as reply:
+            assert _cookies(reply.headers)["evalstream_session"]["secure"]  # only over TLS
         with pytest.raises(OSError):  # a plaintext request to the TLS port gets no answer
             http_get(f"http://127.0.0.1:{port}/api/v1/projects", token=tokens["admin"])
+
+
+def _request(url: str, method: str, *, body: bytes | None = None, headers: dict[str, str]):
+    import json
+    import urllib.error
+
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.loads(reply.read()), reply.headers
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read()), err.headers
+
+
+def _cookies(headers) -> dict[str, str]:
+    from http.cookies import SimpleCookie
+
+    jar: SimpleCookie = SimpleCookie()
+    for line in headers.get_all("Set-Cookie") or []:
+        jar.load(line)
+    return {name: morsel for name, morsel in jar.items()}
+
+
+def test_a_session_cookie_reads_as_its_token_and_needs_csrf_to_sign_out(secured) -> None:
+    server, tokens, ids = secured
+    base = _base(server)
+    session = f"{base}/api/v1/session"
+    body = b'{"token": "%s"}' % tokens["reader-a"].encode()
+    # A form post (what another site could make a browser send) is refused.
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, got, _ = _request(session, "POST", body=b"token=x", headers=form)
+    assert status == 400
+    status, got, _ = _request(
+        session, "POST", body=b'{"token": "es_wrong"}', headers={"Content-Type": "application/json"}
+    )
+    assert status == 401
+    status, got, headers = _request(
+        session, "POST", body=body, headers={"Content-Type": "application/json"}
+    )
+    assert status == 200 and got == {"name": "reader-a", "role": "read", "projects": ["proj-a"]}
+    cookies = _cookies(headers)
+    kept = cookies["evalstream_session"]
+    assert kept.value == tokens["reader-a"]
+    assert kept["httponly"] and kept["samesite"] == "Strict" and not kept["secure"]
+    csrf = cookies["evalstream_csrf"].value
+    assert csrf and not cookies["evalstream_csrf"]["httponly"]
+    jar = {"Cookie": f"evalstream_session={kept.value}; evalstream_csrf={csrf}"}
+    # The cookie reads as the token does: its project, and no other.
+    status, run, _ = _request(f"{base}/api/v1/runs/{ids['proj-a']}", "GET", headers=jar)
+    assert status == 200 and run["project"] == "proj-a"
+    status, _, _ = _request(f"{base}/api/v1/runs/{ids['proj-b']}", "GET", headers=jar)
+    assert status == 404
+    assert _request(session, "GET", headers=jar)[1]["name"] == "reader-a"
+    # Signing out is not a GET: without the CSRF header, or with another value, refused.
+    status, refused, _ = _request(session, "DELETE", headers=jar)
+    assert status == 403 and "X-CSRF-Token" in refused["error"]["message"]
+    status, _, _ = _request(session, "DELETE", headers={**jar, "X-CSRF-Token": csrf + "x"})
+    assert status == 403
+    status, _, headers = _request(session, "DELETE", headers={**jar, "X-CSRF-Token": csrf})
+    assert status == 200
+    assert _cookies(headers)["evalstream_session"].value == ""

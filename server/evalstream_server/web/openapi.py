@@ -129,6 +129,52 @@ _PATHS: dict[str, dict[str, Any]] = {
 }
 
 
+_WHO = {
+    "description": "Who the session is: the token's name, role and projects.",
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
+_PATHS["/api/v1/session"] = {
+    "get": {
+        "summary": "Who the caller is (header or session cookie).",
+        "operationId": "getSession",
+        "responses": {"200": _WHO, "401": {"$ref": "#/components/responses/Error"}},
+    },
+    "post": {
+        "summary": "Sign in: check a token and keep it in an HttpOnly session cookie.",
+        "description": "Sets evalstream_session (HttpOnly) and evalstream_csrf, both "
+        "SameSite=Strict (Secure under TLS). A request authenticated by the cookie that is "
+        "not GET or HEAD repeats evalstream_csrf in the X-CSRF-Token header.",
+        "operationId": "signIn",
+        "security": [],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["token"],
+                        "properties": {"token": {"type": "string"}},
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": _WHO,
+            "400": {"$ref": "#/components/responses/Error"},
+            "401": {"$ref": "#/components/responses/Error"},
+        },
+    },
+    "delete": {
+        "summary": "Sign out: clear the session cookies (needs X-CSRF-Token with a cookie).",
+        "operationId": "signOut",
+        "responses": {
+            "200": {"description": "Signed out."},
+            "403": {"$ref": "#/components/responses/Error"},
+        },
+    },
+}
+
+
 def openapi_document() -> dict[str, Any]:
     """The document served at `OPENAPI_PATH`.
 
@@ -147,7 +193,10 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": _PATHS,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "evalstream_session"},
+            },
             "responses": {
                 "Error": {
                     "description": "A refusal: what was wrong and which parameter.",
@@ -175,5 +224,5 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
         },
-        "security": [{"bearer": []}],
+        "security": [{"bearer": []}, {"session": []}],
     }

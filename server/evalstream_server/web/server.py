@@ -3,8 +3,9 @@
 Security is the gRPC port's: the same host (so loopback only unless tokens, or
 ``--no-auth``, and TLS or ``--insecure`` allow more: `Config.exposure_problems`), the
 same TLS certificate (client certificates required when a client CA is configured),
-the same tokens. With tokens, every /api/v1 request but the OpenAPI document needs
-``Authorization: Bearer <token>``, and reads only the token's projects. Refusals are
+the same tokens. With tokens, every /api/v1 request but the OpenAPI document and
+signing in needs ``Authorization: Bearer <token>`` or a session cookie (`_session`),
+and reads only the token's projects. Refusals are
 JSON: ``{"error": {"code", "message", "field"}}``.
 """
 
@@ -19,10 +20,11 @@ import grpc
 from aiohttp import web
 
 from evalstream_server.api.runs import RunsServicer
-from evalstream_server.auth import ALL_ACCESS, Principal, TokenTable, bearer_token
+from evalstream_server.auth import ALL_ACCESS, Principal, TokenTable
 from evalstream_server.config import Config
 from evalstream_server.web._calls import ApiError
 from evalstream_server.web._routes import CALLER, ROUTES, Api, json_response
+from evalstream_server.web._session import SESSION_PATH, Sessions, request_token
 from evalstream_server.web.openapi import OPENAPI_PATH, openapi_document
 
 __all__ = ["WebServer", "build_app", "ssl_context"]
@@ -39,8 +41,7 @@ _HTTP_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION
 def _authenticate(tokens: TokenTable | None, request: web.Request) -> Principal:
     if tokens is None:
         return ALL_ACCESS
-    headers = [("authorization", v) for v in request.headers.getall("Authorization", [])]
-    token = bearer_token(headers)
+    token, _from_cookie = request_token(request)  # checks CSRF for a cookie's unsafe method
     principal = tokens.lookup(token) if token is not None else None
     if principal is None:
         log.info(
@@ -54,7 +55,8 @@ def _authenticate(tokens: TokenTable | None, request: web.Request) -> Principal:
         )
         raise ApiError(
             grpc.StatusCode.UNAUTHENTICATED,
-            "a valid bearer token is required (header 'Authorization: Bearer <token>')"
+            "a valid bearer token is required (header 'Authorization: Bearer <token>', "
+            f"or a session: POST {SESSION_PATH})"
             if token is None
             else "the bearer token is not valid",
         )
@@ -67,17 +69,26 @@ def _authenticate(tokens: TokenTable | None, request: web.Request) -> Principal:
 
 
 def build_app(
-    runs: RunsServicer, tokens: TokenTable | None, pool: concurrent.futures.Executor | None
+    runs: RunsServicer,
+    tokens: TokenTable | None,
+    pool: concurrent.futures.Executor | None,
+    *,
+    secure: bool = False,
 ) -> web.Application:
-    """The aiohttp application serving /api/v1 (read-only: GET and HEAD)."""
+    """The aiohttp application serving /api/v1: reads (GET and HEAD), and sessions.
+
+    ``secure``: served over TLS (session cookies are then ``Secure``).
+    """
     api = Api(runs, pool)
+    sessions = Sessions(tokens, secure=secure)
 
     @web.middleware
     async def guard(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         try:
-            if request.path.startswith("/api/") and request.path != OPENAPI_PATH:
+            signing_in = request.path == SESSION_PATH and request.method == "POST"
+            if request.path.startswith("/api/") and request.path != OPENAPI_PATH and not signing_in:
                 CALLER.set(_authenticate(tokens, request))
             response = await handler(request)
         except ApiError as exc:
@@ -114,6 +125,9 @@ def build_app(
         return json_response(document)
 
     app.router.add_get(OPENAPI_PATH, openapi)
+    app.router.add_get(SESSION_PATH, sessions.who)
+    app.router.add_post(SESSION_PATH, sessions.sign_in)
+    app.router.add_delete(SESSION_PATH, sessions.sign_out)
     return app
 
 
