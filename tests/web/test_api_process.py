@@ -7,9 +7,11 @@ import signal
 from pathlib import Path
 
 import pytest
+from evalstream import Client
 
 from ..conftest import start_server
 from .conftest import http_get
+from .test_api_stream import _events, _open
 
 pytestmark = pytest.mark.slow
 
@@ -35,3 +37,22 @@ def test_http_port_minus_one_logs_no_url(tmp_path: Path) -> None:
     finally:
         sp.signal(signal.SIGTERM)
         sp.wait(60)
+
+
+def test_sigterm_ends_an_open_verdict_stream_and_exits(tmp_path: Path) -> None:
+    sp = start_server(tmp_path / "data", http_port=0)
+    try:
+        with Client(sp.target) as client:
+            run_id = client.create_run("web", "watched").id
+        base = sp.http_url.removesuffix("/api/v1/")
+        connection, reply = _open(base, f"/api/v1/runs/{run_id}/verdict/stream")
+        events = _events(reply)
+        assert next(events)[0] == "verdict"
+        sp.signal(signal.SIGTERM)
+        name, body = next(events)  # at once, not after the grace period
+        assert (name, body["error"]["code"]) == ("error", "UNAVAILABLE")
+        connection.close()
+        assert sp.wait(60) == 0
+    finally:
+        if sp.proc.poll() is None:
+            sp.proc.kill()

@@ -24,8 +24,9 @@ from evalstream_server.api.runs import RunsServicer
 from evalstream_server.auth import Principal
 from evalstream_server.web._calls import ApiError, call
 from evalstream_server.web._json import message_to_json
+from evalstream_server.web._stream import stream_verdicts
 
-__all__ = ["CALLER", "ROUTES", "Api", "json_response"]
+__all__ = ["CALLER", "ROUTES", "STREAM_ROUTES", "Api", "json_response"]
 
 E = TypeVar("E")
 INT32 = (-(2**31), 2**31 - 1)
@@ -205,6 +206,11 @@ class Api:
         run: runs_pb2.Run = await self._call(request, self._runs.GetRun, pb)
         return run.id
 
+    async def verdict_stream(self, request: web.Request) -> web.StreamResponse:
+        Query(request, (), ())
+        run_id = await self._run_id(request)
+        return await stream_verdicts(request, self._runs, self._pool, principal_of(request), run_id)
+
     async def evaluations(self, request: web.Request) -> web.Response:
         q = Query(request, ("split",), ())
         pb = runs_pb2.ListEvaluationStepsRequest(split=q.split())
@@ -249,4 +255,8 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/api/v1/runs/{run}/specimens", "specimens"),
     ("/api/v1/runs/{run}/specimens/{specimen}/history", "specimen_history"),
     ("/api/v1/compare", "compare"),
+)
+#: Streams (Server-Sent Events): GET routes whose answer lasts as long as the run.
+STREAM_ROUTES: tuple[tuple[str, str], ...] = (
+    ("/api/v1/runs/{run}/verdict/stream", "verdict_stream"),
 )

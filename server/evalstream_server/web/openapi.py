@@ -91,6 +91,21 @@ _PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/runs/{run}/verdict": _get(
         "The run's diagnosis now: state, evidence, recommended actions.", "GetVerdict", [_RUN]
     ),
+    "/api/v1/runs/{run}/verdict/stream": {
+        "get": {
+            "summary": "The verdict now and each change of it, as Server-Sent Events.",
+            "description": "WatchVerdict: 'event: verdict' with the GetVerdict JSON, first at "
+            "once; 'event: end' when the run finishes; 'event: error' with the error body "
+            "when the watch fails after the stream began; a comment line every 15 s.",
+            "operationId": "watchVerdict",
+            "parameters": [_RUN],
+            "responses": {
+                "200": {"description": "The events.", "content": {"text/event-stream": {}}},
+                "401": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"},
+            },
+        }
+    },
     "/api/v1/runs/{run}/evaluations": _get(
         "The run's evaluation steps with flag counts and action items.",
         "ListEvaluationSteps",

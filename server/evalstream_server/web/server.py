@@ -23,7 +23,7 @@ from evalstream_server.api.runs import RunsServicer
 from evalstream_server.auth import ALL_ACCESS, Principal, TokenTable
 from evalstream_server.config import Config
 from evalstream_server.web._calls import ApiError
-from evalstream_server.web._routes import CALLER, ROUTES, Api, json_response
+from evalstream_server.web._routes import CALLER, ROUTES, STREAM_ROUTES, Api, json_response
 from evalstream_server.web._session import SESSION_PATH, Sessions, request_token
 from evalstream_server.web.openapi import OPENAPI_PATH, openapi_document
 
@@ -117,7 +117,7 @@ def build_app(
         return response
 
     app = web.Application(middlewares=[guard])
-    for path, name in ROUTES:
+    for path, name in ROUTES + STREAM_ROUTES:
         app.router.add_get(path, getattr(api, name))
     document = openapi_document()
 
