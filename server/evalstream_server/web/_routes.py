@@ -20,6 +20,7 @@ import grpc
 from aiohttp import web
 from evalstream.v1 import common_pb2, runs_pb2
 
+from evalstream_server.api._convert import SPLIT_ENUMS, STATUS_ENUMS
 from evalstream_server.api.runs import RunsServicer
 from evalstream_server.auth import Principal
 from evalstream_server.web._calls import ApiError, call
@@ -31,14 +32,9 @@ __all__ = ["CALLER", "ROUTES", "STREAM_ROUTES", "Api", "json_response"]
 E = TypeVar("E")
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
-SPLITS = {"train": common_pb2.SPLIT_TRAIN, "validation": common_pb2.SPLIT_VALIDATION,
-          "test": common_pb2.SPLIT_TEST}  # fmt: skip
-STATUSES = {
-    "running": runs_pb2.RUN_STATUS_RUNNING,
-    "finished": runs_pb2.RUN_STATUS_FINISHED,
-    "failed": runs_pb2.RUN_STATUS_FAILED,
-    "killed": runs_pb2.RUN_STATUS_KILLED,
-}
+# The names the RPCs' own conversions use: "train", ...; "running", ...
+SPLITS: Mapping[str, common_pb2.Split] = SPLIT_ENUMS
+STATUSES: Mapping[str, runs_pb2.RunStatus] = STATUS_ENUMS
 
 _dumps = functools.partial(json.dumps, allow_nan=False, separators=(",", ":"))
 
