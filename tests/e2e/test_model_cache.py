@@ -29,8 +29,8 @@ def test_missing_model_refuses_to_start_before_serving_naming_the_fetch_command(
 ) -> None:
     empty = tmp_path / "no-models"
     done = subprocess.run(
-        [str(EXE), "--port", "0", "--metrics-port", "-1", "--http-port", "-1", "--text-workers", "0",
-         "--data-dir", str(tmp_path / "data"), "--model-dir", str(empty)],
+        [str(EXE), "--port", "0", "--metrics-port", "-1", "--http-port", "-1",
+         "--text-workers", "0", "--data-dir", str(tmp_path / "data"), "--model-dir", str(empty)],
         capture_output=True, text=True, timeout=120, env=_env(),
     )  # fmt: skip
     assert done.returncode == 1
