@@ -78,3 +78,16 @@ def test_downsample_tiny_budgets(max_points: int) -> None:
 def test_downsample_length_mismatch() -> None:
     with pytest.raises(ValueError, match="3 steps but 2 values"):
         downsample_minmax(np.arange(3), np.zeros(2), 1)
+
+
+def test_downsample_too_small_for_a_bucket_keeps_nonfinite_and_extremes() -> None:
+    # 10 points, a NaN at 2 and +inf at 4: 3 or 4 points leave no room for a bucket of
+    # three slots, yet the divergence must show: the first NaN, then the maximum.
+    values = np.array([1.0, 0.9, np.nan, 0.7, np.inf, 0.5, 0.4, 0.3, 0.2, 0.1])
+    steps = np.arange(10)
+    assert downsample_minmax(steps, values, 3).tolist() == [0, 2, 9]
+    assert downsample_minmax(steps, values, 4).tolist() == [0, 2, 4, 9]
+    assert downsample_minmax(steps, values, 5).tolist() == [0, 2, 4, 8, 9]
+    # Without NaN, 4 points: the first, the last, the maximum and the minimum.
+    finite = np.array([0.5, 3.0, 0.4, -2.0, 0.3, 0.2])
+    assert downsample_minmax(np.arange(6), finite, 4).tolist() == [0, 1, 3, 5]

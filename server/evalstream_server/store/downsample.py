@@ -43,6 +43,8 @@ def downsample_minmax(steps: np.ndarray, values: np.ndarray, max_points: int) ->
     [0, 1, 2, 5, 7, 8, 9]
     >>> downsample_minmax(np.arange(10), values, 0).tolist() == list(range(10))
     True
+    >>> downsample_minmax(np.arange(10), values, 4).tolist()  # the NaN and the maximum
+    [0, 2, 7, 9]
     """
     steps = np.asarray(steps)
     values = np.asarray(values, dtype=np.float64)
@@ -63,17 +65,23 @@ def downsample_minmax(steps: np.ndarray, values: np.ndarray, max_points: int) ->
     slots = 3 if any_nan else 2
     interior = n - 2  # points 1 .. n-2; the first and last are kept apart
     buckets = (max_points - 2) // slots
-    if buckets < 1 or interior < 1:
-        return np.array([0, n - 1], dtype=np.int64)
-    width = -(-interior // buckets)  # ceil: at most `buckets` buckets, the last one shorter
     inner = values[1 : n - 1]
+    inner_nan = nan[1 : n - 1]
     if any_nan:
         # NaN never wins a min or a max: it has its own slot.
-        inner_nan = nan[1 : n - 1]
         hi = np.where(inner_nan, -np.inf, inner)
         lo = np.where(inner_nan, np.inf, inner)
     else:
         hi = lo = inner
+    if buckets < 1:
+        # Too few points for one bucket: the first and last, then what the room
+        # allows of the first NaN, the maximum and the minimum (a spike or an
+        # infinity must not vanish from a small chart).
+        extra = [1 + int(inner_nan.argmax())] if inner_nan.any() else []
+        extra += [1 + int(hi.argmax()), 1 + int(lo.argmin())]
+        kept = [0, n - 1, *list(dict.fromkeys(extra))[: max_points - 2]]
+        return np.unique(np.array(kept, dtype=np.int64))
+    width = -(-interior // buckets)  # ceil: at most `buckets` buckets, the last one shorter
     picks = [np.array([0, n - 1], dtype=np.int64)]
     # Full buckets as a (rows, width) view (no copy); argmax/argmin take the first of ties.
     rows = interior // width
