@@ -50,6 +50,11 @@ class WebServer:
 @pytest.fixture
 def web_server(tmp_path: Path) -> Iterator[WebServer]:
     """An in-process server (BERTScore off) whose JSON API listens on a free port."""
-    overrides = {"bertscore_model": "none", "text_workers": 0, "http_port": 0}
-    for live in _live(tmp_path, overrides):
+    yield from _web_server(tmp_path, {})
+
+
+def _web_server(tmp_path: Path, overrides: dict[str, object]) -> Iterator[WebServer]:
+    """A server with the HTTP port open (BERTScore off); ``overrides`` change its Config."""
+    config = {"bertscore_model": "none", "text_workers": 0, "http_port": 0, **overrides}
+    for live in _live(tmp_path, config):
         yield WebServer(live, f"http://127.0.0.1:{live.server.web.port}")

@@ -23,6 +23,7 @@ from evalstream_server.api.runs import RunsServicer
 from evalstream_server.auth import ALL_ACCESS, Principal, TokenTable
 from evalstream_server.config import Config
 from evalstream_server.web._calls import ApiError
+from evalstream_server.web._pages import add_pages, security_headers
 from evalstream_server.web._routes import CALLER, ROUTES, STREAM_ROUTES, Api, json_response
 from evalstream_server.web._session import SESSION_PATH, Sessions, request_token
 from evalstream_server.web.openapi import OPENAPI_PATH, openapi_document
@@ -75,7 +76,7 @@ def build_app(
     *,
     secure: bool = False,
 ) -> web.Application:
-    """The aiohttp application serving /api/v1: reads (GET and HEAD), and sessions.
+    """The aiohttp application: /api/v1 (reads and sessions) and the browser views.
 
     ``secure``: served over TLS (session cookies are then ``Secure``).
     """
@@ -113,7 +114,7 @@ def build_app(
                 {"error": {"code": "INTERNAL", "message": "internal error; see the server's log"}},
                 status=500,
             )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        security_headers(response)
         return response
 
     app = web.Application(middlewares=[guard])
@@ -128,6 +129,7 @@ def build_app(
     app.router.add_get(SESSION_PATH, sessions.who)
     app.router.add_post(SESSION_PATH, sessions.sign_in)
     app.router.add_delete(SESSION_PATH, sessions.sign_out)
+    add_pages(app)
     return app
 
 
