@@ -11,7 +11,7 @@ EXTRAS ?= dev
 TORCH_SPEC ?= torch==2.13.0
 PROTOS := $(wildcard protos/evalstream/v1/*.proto)
 
-.PHONY: install model serve test test-fast bench proto lint typecheck docs clean
+.PHONY: install model browser serve test test-fast bench proto lint typecheck docs clean
 
 # One stamp per set-up: reinstalls only when pyproject.toml changes. The project installs
 # with -qq (errors only): setuptools' 'Editable installation' notice would otherwise land
@@ -39,8 +39,18 @@ model: install
 serve: model
 	$(BIN)/evalstream-server $(if $(MODEL_DIR),--model-dir $(MODEL_DIR)) $(ARGS)
 
+# The browser tests (tests/browser) drive the machine's chromium through Playwright
+# (never Playwright's own download): Debian's package, installed here when missing and
+# apt-get is usable (root, or sudo without a password); else those tests skip, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  { $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	    { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }; } || \
+	  echo "make browser: could not install chromium (apt-get install -y chromium); the browser tests will skip"; }
+
 # The whole suite, as CI runs it.
-test: model
+test: model browser
 	$(BIN)/python -m pytest
 
 test-fast: install
