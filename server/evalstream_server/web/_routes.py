@@ -36,6 +36,8 @@ INT64 = (-(2**63), 2**63 - 1)
 SPLITS: Mapping[str, common_pb2.Split] = SPLIT_ENUMS
 STATUSES: Mapping[str, runs_pb2.RunStatus] = STATUS_ENUMS
 
+BOOLEANS: Mapping[str, bool] = {"true": True, "false": False}
+
 _dumps = functools.partial(json.dumps, allow_nan=False, separators=(",", ":"))
 
 
@@ -194,6 +196,30 @@ class Api:
         )
         return json_response(message_to_json(await self._call(request, self._runs.CompareRuns, pb)))
 
+    async def compare_specimens(self, request: web.Request) -> web.Response:
+        q = Query(request, ("run", "specimen", "split", "step", "best"), ("run",))
+        names = q.texts("run")
+        if len(names) < 2:
+            raise bad("run", f"{len(names)} runs given; give 2-20, e.g. ?run=ID1&run=ID2")
+        specimen = q.text("specimen")
+        if not specimen:
+            raise bad("specimen", "required: the specimen id (image_id or specimen_id)")
+        step = q.integer("step", INT64)
+        best = q.choice("best", q.text("best"), BOOLEANS) if q.text("best") else False
+        if (step is None) == (not best):
+            raise bad("step", "give exactly one of step=N and best=true")
+        pb = runs_pb2.CompareSpecimensRequest(split=q.split(), specimen_id=specimen)
+        if best:
+            pb.best = True
+        else:
+            pb.step = step if step is not None else 0
+        pb.run_ids.extend([await self._resolve(request, name) for name in names])
+        try:
+            reply = await self._call(request, self._runs.CompareSpecimens, pb)
+        except ApiError as exc:
+            raise _renamed(exc) from None
+        return json_response(message_to_json(reply))
+
     async def _resolve(self, request: web.Request, name: str) -> str:
         if "/" not in name:
             return name
@@ -240,6 +266,25 @@ class Api:
         return json_response(message_to_json(reply))
 
 
+def _renamed(exc: ApiError) -> ApiError:
+    """`exc` with CompareSpecimens' field names (``run_ids[i]``, ``specimen_id``, ``at``)
+    as the query parameters that gave them (``run[i]``, the i-th ``run``; ``specimen``;
+    ``step``)."""
+
+    def rename(field: str) -> str:
+        if field.startswith("run_ids"):
+            return "run" + field[len("run_ids") :]
+        return {"specimen_id": "specimen", "at": "step"}.get(field, field)
+
+    if not exc.violations and not exc.field:
+        return exc
+    message = exc.message
+    if exc.field and message.startswith(f"{exc.field}: "):
+        message = f"{rename(exc.field)}: {message[len(exc.field) + 2 :]}"
+    violations = [{**v, "field": rename(v["field"])} for v in exc.violations]
+    return ApiError(exc.code, message, field=rename(exc.field), violations=violations)
+
+
 #: Every GET route of /api/v1 and its handler; the OpenAPI document lists exactly these.
 ROUTES: tuple[tuple[str, str], ...] = (
     ("/api/v1/projects", "projects"),
@@ -251,6 +296,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/api/v1/runs/{run}/specimens", "specimens"),
     ("/api/v1/runs/{run}/specimens/{specimen}/history", "specimen_history"),
     ("/api/v1/compare", "compare"),
+    ("/api/v1/compare/specimens", "compare_specimens"),
 )
 #: Streams (Server-Sent Events): GET routes whose answer lasts as long as the run.
 STREAM_ROUTES: tuple[tuple[str, str], ...] = (

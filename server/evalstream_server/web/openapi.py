@@ -141,6 +141,31 @@ _PATHS: dict[str, dict[str, Any]] = {
             _query("baseline", "The run the others are compared with.", {"type": "string"}),
         ],
     ),
+    "/api/v1/compare/specimens": _get(
+        "One specimen in several runs: at one step, or at each run's best checkpoint.",
+        "CompareSpecimens",
+        [
+            _query(
+                "run",
+                "A run id or project/name (repeatable, 2-20 runs).",
+                {"type": "string"},
+                required=True,
+            ),
+            _query(
+                "specimen",
+                "The specimen id (image_id or specimen_id).",
+                {"type": "string"},
+                required=True,
+            ),
+            _SPLIT,
+            _query("step", "The evaluation step read in every run (or best).", _INT),
+            _query(
+                "best",
+                "true: each run at its best checkpoint (or step).",
+                {"type": "string", "enum": ["true", "false"]},
+            ),
+        ],
+    ),
 }
 
 
