@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from evalstream import Client
+from evalstream import Box, Client, ImageBoxes
 
-from ..web.conftest import WebServer
-from ._evaluation_data import Written, write_runs
+from ..web.conftest import WebServer, _web_server
+from ._evaluation_data import PROJECT, Written, png, write_runs
 
 # Colours the view draws with: ground truth green, prediction red (evaluation.js).
 PREDICTION_RGB = (0xD6, 0x27, 0x28)
 GROUND_TRUTH_RGB = (0x2C, 0xA0, 0x2C)
+IMAGE_RGB = (0x30, 0x60, 0x90)
 
 
 @pytest.fixture
@@ -132,3 +135,29 @@ def test_an_unknown_run_shows_an_error(web: WebServer, page: Any) -> None:
     alert.wait_for()
     assert "not found" in alert.inner_text()
     assert page.get_by_role("heading", name="Not found").is_visible()
+
+
+@pytest.fixture
+def imaged(tmp_path: Path) -> Iterator[tuple[WebServer, str]]:
+    """A server with an image root, and a run whose specimen's image lies under it."""
+    root = tmp_path / "images"
+    (root / "val").mkdir(parents=True)
+    (root / "val" / "img9.png").write_bytes(png(200, 160, IMAGE_RGB))
+    for web in _web_server(tmp_path, {"image_root": root}):
+        with Client(web.target) as client:
+            run = client.create_run(PROJECT, "with-images")
+            predicted, true = Box(100, 100, 150, 150, "cup", 0.7), Box(10, 10, 60, 60, "cup")
+            image = ImageBoxes("img9", (predicted,), (true,), "val/img9.png", 200, 160)
+            client.score_boxes([image], checkpoint=run.checkpoint(100))
+        yield web, run.id
+
+
+def test_an_image_under_the_image_root_is_drawn_under_the_boxes(imaged, page: Any) -> None:
+    web, run = imaged
+    page.goto(f"{web.base}/runs/{run}/evaluation?specimen=img9")
+    canvas = page.locator("#specimen-detail .prediction canvas[data-image='drawn']")
+    canvas.wait_for()
+    assert _pixel(page, "prediction", 190, 10) == IMAGE_RGB
+    assert _pixel(page, "prediction", 125, 125) == IMAGE_RGB
+    assert _pixel(page, "prediction", 125, 101) == PREDICTION_RGB
+    assert "under the server's image root" in page.locator(".image-note").inner_text()

@@ -131,6 +131,33 @@ _PATHS: dict[str, dict[str, Any]] = {
             _SPLIT,
         ],
     ),
+    "/api/v1/runs/{run}/specimens/{specimen}/image": {
+        "get": {
+            "summary": "The image of a specimen whose image_uri is a path relative to the "
+            "server's --image-root.",
+            "description": "Served only for a path a specimen of the run references, resolved "
+            "inside the image root to a regular file with an image suffix (jpg, jpeg, png, gif, "
+            "webp, bmp), at most 64 MiB. http and https image_uris are loaded by the browser "
+            "itself; file and s3 URIs are not served (404).",
+            "operationId": "getSpecimenImage",
+            "parameters": [
+                _RUN,
+                {"name": "specimen", "in": "path", "required": True, "schema": {"type": "string"}},
+                _SPLIT,
+                _query(
+                    "step",
+                    "The evaluation step whose record names the image (default: the latest).",
+                    _INT,
+                ),
+            ],
+            "responses": {
+                "200": {"description": "The image file.", "content": {"image/*": {}}},
+                "400": {"$ref": "#/components/responses/Error"},
+                "401": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"},
+            },
+        }
+    },
     "/api/v1/compare": _get(
         "Runs side by side: what changed and the best metrics.",
         "CompareRuns",

@@ -23,6 +23,20 @@ function reachable(uri) {
   return /^https?:\/\//i.test(uri || "");
 }
 
+/** Whether `uri` is a path relative to the server's --image-root (no scheme). */
+function relative(uri) {
+  return Boolean(uri) && !/^[A-Za-z][A-Za-z0-9+.-]*:/.test(uri);
+}
+
+/** Where the browser loads a specimen's image from, or null when it cannot. */
+function imageSource(runId, specimen, split, step) {
+  const uri = specimen.image_uri;
+  if (reachable(uri)) return uri;
+  if (!relative(uri)) return null;
+  const path = `/api/v1/runs/${encodeURIComponent(runId)}/specimens/${encodeURIComponent(specimen.specimen_id)}/image`;
+  return `${path}?${new URLSearchParams({ split, step: String(step) })}`;
+}
+
 /** The size a specimen is drawn at: the image's, else the boxes' extent. */
 function extent(specimen) {
   if (specimen.width > 0 && specimen.height > 0) return [specimen.width, specimen.height];
@@ -33,7 +47,7 @@ function extent(specimen) {
 }
 
 /** A canvas of the image's size with `boxes` drawn in `colour`, over the image when reachable. */
-function boxCanvas(specimen, boxes, colour, label) {
+function boxCanvas(specimen, boxes, colour, label, source) {
   const [width, height] = extent(specimen);
   const canvas = h("canvas", { width, height, class: "specimen-canvas", role: "img", "aria-label": label });
   const draw = (image) => {
@@ -55,11 +69,17 @@ function boxCanvas(specimen, boxes, colour, label) {
     }
   };
   draw(null);
-  if (reachable(specimen.image_uri)) {
+  if (source) {
     const image = new Image();
     image.referrerPolicy = "no-referrer";
-    image.addEventListener("load", () => draw(image));
-    image.src = specimen.image_uri;
+    image.addEventListener("load", () => {
+      draw(image);
+      canvas.dataset.image = "drawn";
+    });
+    image.addEventListener("error", () => {
+      canvas.dataset.image = "unavailable";
+    });
+    image.src = source;
   }
   return canvas;
 }
@@ -108,18 +128,19 @@ function isBoxes(s) {
 function imageNote(s) {
   const size = s.width > 0 ? `${s.width}×${s.height}` : "size unknown (canvas sized to the boxes)";
   if (!s.image_uri) return `No image was sent; blank canvas, ${size}.`;
-  if (reachable(s.image_uri)) return `Image ${s.image_uri} (${size}).`;
+  if (reachable(s.image_uri)) return `Image ${s.image_uri} (${size}); blank canvas when the browser cannot load it.`;
+  if (relative(s.image_uri)) return `Image ${s.image_uri} under the server's image root (${size}); blank canvas when the server does not serve it.`;
   return `Image ${s.image_uri} is not reachable from the browser; blank canvas, ${size}.`;
 }
 
-/** The prediction side of one specimen (boxes or answer), at `stepText`. */
-function predictionSide(s, stepText) {
+/** The prediction side of one specimen (boxes or answer), at `stepText`; `source`: its image. */
+function predictionSide(s, stepText, source) {
   if (isBoxes(s)) {
     return h(
       "div",
       { class: "prediction" },
       h("h3", {}, `Prediction ${stepText}`),
-      boxCanvas(s, s.predicted_boxes || [], PREDICTION, `Predicted boxes ${stepText}`),
+      boxCanvas(s, s.predicted_boxes || [], PREDICTION, `Predicted boxes ${stepText}`, source),
       boxTable(s.predicted_boxes || [], { confidence: true }),
     );
   }
@@ -131,13 +152,13 @@ function predictionSide(s, stepText) {
   );
 }
 
-function groundTruthSide(s) {
+function groundTruthSide(s, source) {
   if (isBoxes(s)) {
     return h(
       "div",
       { class: "ground-truth" },
       h("h3", {}, "Ground truth"),
-      boxCanvas(s, s.ground_truth_boxes || [], GROUND_TRUTH, "Ground-truth boxes"),
+      boxCanvas(s, s.ground_truth_boxes || [], GROUND_TRUTH, "Ground-truth boxes", source),
       boxTable(s.ground_truth_boxes || [], { confidence: false }),
     );
   }
@@ -370,12 +391,13 @@ export async function render(root, params, ctx) {
       show(detailPanel, h("h2", {}, `Specimen ${sid}`), h("p", { class: "banner info" }, `Not recorded at step ${step.step}; recorded at step ${recorded}.`));
       return;
     }
+    const source = imageSource(id, s, state.split, step.step);
     show(
       detailPanel,
       h("h2", {}, `Specimen ${sid} at step ${step.step}`),
       h("p", {}, "Flags: ", flagBadges(s.flags)),
       isBoxes(s) ? h("p", { class: "muted image-note" }, imageNote(s)) : null,
-      h("div", { class: "grid2 specimen-pair" }, groundTruthSide(s), predictionSide(s, `at step ${step.step}`)),
+      h("div", { class: "grid2 specimen-pair" }, groundTruthSide(s, source), predictionSide(s, `at step ${step.step}`, source)),
       h("h3", {}, "Scores at this step"),
       scoreTable(s.scores),
     );
@@ -424,7 +446,7 @@ export async function render(root, params, ctx) {
                 ? h(
                     "div",
                     { class: "grid2" },
-                    predictionSide(entry.specimen, `of ${other.name} at step ${entry.step}`),
+                    predictionSide(entry.specimen, `of ${other.name} at step ${entry.step}`, imageSource(other.id, entry.specimen, split, entry.step)),
                     h("div", {}, h("h3", {}, "Flags and scores"), h("p", {}, flagBadges(entry.specimen.flags)), scoreTable(entry.specimen.scores)),
                   )
                 : null,
