@@ -161,3 +161,22 @@ def test_an_image_under_the_image_root_is_drawn_under_the_boxes(imaged, page: An
     assert _pixel(page, "prediction", 125, 125) == IMAGE_RGB
     assert _pixel(page, "prediction", 125, 101) == PREDICTION_RGB
     assert "under the server's image root" in page.locator(".image-note").inner_text()
+
+
+def test_the_specimens_are_paged(web: WebServer, page: Any) -> None:
+    with Client(web.target) as client:
+        run = client.create_run(PROJECT, "many")
+        images = [ImageBoxes(f"img{i:03d}", (), (Box(0, 0, 5, 5, "x"),)) for i in range(105)]
+        client.score_boxes(images, checkpoint=run.checkpoint(10))
+        listed = [s.specimen_id for s in run.specimens(10)]
+    page.goto(f"{web.base}/runs/{run.id}/evaluation")
+    picks = page.locator("button.specimen-pick")
+    picks.first.wait_for()
+    first = picks.all_inner_texts()
+    assert first == listed[:100]
+    page.get_by_role("button", name="Next page").click()
+    page.get_by_role("button", name="Next page").and_(page.locator("[disabled]")).wait_for()
+    assert picks.all_inner_texts() == listed[100:]
+    page.get_by_role("button", name="Previous page").click()
+    page.get_by_role("button", name="Previous page").and_(page.locator("[disabled]")).wait_for()
+    assert picks.all_inner_texts() == first

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from evalstream import Box, Client, ImageBoxes
 
+from ..auth.conftest import TOKENS, live, write_tokens
 from ..browser._evaluation_data import png
-from .conftest import WebServer, _web_server
+from .conftest import WebServer, _web_server, http_get
 
 CUP = Box(10, 10, 60, 60, label="cup")
 BLUE = png(20, 10, (0, 0, 255))
@@ -99,3 +100,38 @@ def test_a_server_without_an_image_root_serves_none(web_server) -> None:
         client.score_boxes(images, checkpoint=run.checkpoint(1))
     got = web_server.get(f"/api/v1/runs/{run.id}/specimens/a/image?split=validation")
     assert got.status == 404 and "no image root" in got.body["error"]["message"]
+
+
+def test_another_projects_image_is_404_like_a_missing_run(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    root.mkdir()
+    (root / "a.png").write_bytes(BLUE)
+    path = tmp_path / "tokens.json"
+    tokens = write_tokens(path, TOKENS)
+    for server in live(tmp_path / "data", auth_tokens_file=path, http_port=0, image_root=root):
+        ids = {}
+        with Client(server.target, token=tokens["admin"]) as client:
+            for project in ("proj-a", "proj-b"):
+                run = client.create_run(project, "r")
+                image = ImageBoxes("a", (), (CUP,), image_uri="a.png")
+                client.score_boxes([image], checkpoint=run.checkpoint(1))
+                ids[project] = run.id
+        assert server.running is not None and server.running.web is not None
+        base = f"http://127.0.0.1:{server.running.web.port}/api/v1/runs"
+        reader = tokens["reader-a"]
+        own = urllib.request.Request(f"{base}/{ids['proj-a']}/specimens/a/image?split=validation")
+        own.add_header("Authorization", f"Bearer {reader}")
+        with urllib.request.urlopen(own, timeout=30) as reply:
+            assert reply.read() == BLUE
+        foreign = http_get(
+            f"{base}/{ids['proj-b']}/specimens/a/image?split=validation", token=reader
+        )
+        missing = http_get(
+            f"{base}/r_0000000000000000/specimens/a/image?split=validation", token=reader
+        )
+        assert foreign.status == missing.status == 404
+        assert foreign.body["error"]["message"] == missing.body["error"]["message"].replace(
+            "r_0000000000000000", ids["proj-b"]
+        )
+        no_token = http_get(f"{base}/{ids['proj-a']}/specimens/a/image?split=validation")
+        assert no_token.status == 401
