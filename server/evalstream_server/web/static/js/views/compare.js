@@ -134,12 +134,15 @@ async function lossChart(container, rows, signal) {
     data.push(ys);
   }
   container.replaceChildren();
+  // Axis text and grid in the theme's colours (light or dark).
+  const style = getComputedStyle(document.documentElement);
+  const axis = { stroke: style.getPropertyValue("--fg").trim(), grid: { stroke: style.getPropertyValue("--grid").trim() } };
   const chart = new uPlot(
     {
       width,
       height: 320,
       scales: { x: { time: false } },
-      axes: [{ label: "step" }, { label: "loss" }],
+      axes: [{ label: "step", ...axis }, { label: "loss", ...axis }],
       series: [{ label: "step" }, ...lines.map((l) => ({ label: l.label, stroke: l.colour, width: l.split === "train" ? 1.5 : 2, spanGaps: true, points: { show: l.split === "validation" } }))],
     },
     data,
