@@ -476,7 +476,13 @@ async def _start(
     if config.http_port >= 0:
         # The JSON API answers through the same servicer, threads, tokens and TLS.
         web = WebServer(
-            build_app(runs_servicer, tokens, handler_pool, secure=config.tls),
+            build_app(
+                runs_servicer,
+                tokens,
+                handler_pool,
+                secure=config.tls,
+                image_root=config.image_root,
+            ),
             grace_seconds=config.grace_seconds,
         )
         await web.start(config)

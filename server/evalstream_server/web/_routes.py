@@ -9,11 +9,13 @@ with the slash URL-encoded (``%2F``): the first slash splits project from name.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextvars
 import functools
 import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -24,6 +26,7 @@ from evalstream_server.api._convert import SPLIT_ENUMS, STATUS_ENUMS
 from evalstream_server.api.runs import RunsServicer
 from evalstream_server.auth import Principal
 from evalstream_server.web._calls import ApiError, call
+from evalstream_server.web._images import MAX_IMAGE_BYTES, resolve_image
 from evalstream_server.web._json import message_to_json
 from evalstream_server.web._stream import stream_verdicts
 
@@ -35,6 +38,8 @@ INT64 = (-(2**63), 2**63 - 1)
 # The names the RPCs' own conversions use: "train", ...; "running", ...
 SPLITS: Mapping[str, common_pb2.Split] = SPLIT_ENUMS
 STATUSES: Mapping[str, runs_pb2.RunStatus] = STATUS_ENUMS
+
+BOOLEANS: Mapping[str, bool] = {"true": True, "false": False}
 
 _dumps = functools.partial(json.dumps, allow_nan=False, separators=(",", ":"))
 
@@ -107,9 +112,16 @@ def principal_of(_request: web.Request) -> Principal:
 class Api:
     """The /api/v1 handlers over one `RunsServicer` and its handler threads."""
 
-    def __init__(self, runs: RunsServicer, pool: concurrent.futures.Executor | None = None) -> None:
+    def __init__(
+        self,
+        runs: RunsServicer,
+        pool: concurrent.futures.Executor | None = None,
+        *,
+        image_root: Path | None = None,
+    ) -> None:
         self._runs = runs
         self._pool = pool
+        self._image_root = image_root
 
     async def _call(self, request: web.Request, fn: Callable[[Any, Any], Any], pb: Any) -> Any:
         return await call(self._pool, principal_of(request), fn, pb)
@@ -194,6 +206,64 @@ class Api:
         )
         return json_response(message_to_json(await self._call(request, self._runs.CompareRuns, pb)))
 
+    async def specimen_image(self, request: web.Request) -> web.StreamResponse:
+        """The image file a specimen's relative image_uri names under ``--image-root``."""
+        q = Query(request, ("split", "step"), ())
+        step = q.integer("step", INT64)
+        specimen = request.match_info["specimen"]
+        run = await self._run(request)  # an unknown run is 404 before any other refusal
+        pb = runs_pb2.GetSpecimenHistoryRequest(split=q.split(), specimen_id=specimen)
+        pb.run_id = run.id
+        history = await self._call(request, self._runs.GetSpecimenHistory, pb)
+        recorded = [e for e in history.steps if step is None or e.step == step]
+        if not recorded:
+            raise ApiError(
+                grpc.StatusCode.NOT_FOUND,
+                f"step: specimen {specimen[:80]!r} was not recorded at step {step}",
+                field="step",
+            )
+        if self._image_root is None:
+            raise ApiError(
+                grpc.StatusCode.NOT_FOUND,
+                "this server has no image root (--image-root): relative image paths are not served",
+            )
+        found = resolve_image(self._image_root, recorded[-1].specimen.image_uri)
+        if isinstance(found, str):
+            raise ApiError(grpc.StatusCode.NOT_FOUND, found)
+        path, content_type = found
+        body = await asyncio.get_running_loop().run_in_executor(self._pool, _read_image, path)
+        if body is None:
+            raise ApiError(
+                grpc.StatusCode.NOT_FOUND, f"the image is over {MAX_IMAGE_BYTES} bytes; not served"
+            )
+        return web.Response(
+            body=body, content_type=content_type, headers={"Cache-Control": "private, max-age=300"}
+        )
+
+    async def compare_specimens(self, request: web.Request) -> web.Response:
+        q = Query(request, ("run", "specimen", "split", "step", "best"), ("run",))
+        names = q.texts("run")
+        if len(names) < 2:
+            raise bad("run", f"{len(names)} runs given; give 2-20, e.g. ?run=ID1&run=ID2")
+        specimen = q.text("specimen")
+        if not specimen:
+            raise bad("specimen", "required: the specimen id (image_id or specimen_id)")
+        step = q.integer("step", INT64)
+        best = q.choice("best", q.text("best"), BOOLEANS) if q.text("best") else False
+        if (step is None) == (not best):
+            raise bad("step", "give exactly one of step=N and best=true")
+        pb = runs_pb2.CompareSpecimensRequest(split=q.split(), specimen_id=specimen)
+        if best:
+            pb.best = True
+        else:
+            pb.step = step if step is not None else 0
+        pb.run_ids.extend([await self._resolve(request, name) for name in names])
+        try:
+            reply = await self._call(request, self._runs.CompareSpecimens, pb)
+        except ApiError as exc:
+            raise _renamed(exc) from None
+        return json_response(message_to_json(reply))
+
     async def _resolve(self, request: web.Request, name: str) -> str:
         if "/" not in name:
             return name
@@ -240,6 +310,32 @@ class Api:
         return json_response(message_to_json(reply))
 
 
+def _read_image(path: Path) -> bytes | None:
+    """The file's bytes; None when it is larger than `MAX_IMAGE_BYTES`."""
+    with path.open("rb") as f:
+        body = f.read(MAX_IMAGE_BYTES + 1)
+    return None if len(body) > MAX_IMAGE_BYTES else body
+
+
+def _renamed(exc: ApiError) -> ApiError:
+    """`exc` with CompareSpecimens' field names (``run_ids[i]``, ``specimen_id``, ``at``)
+    as the query parameters that gave them (``run[i]``, the i-th ``run``; ``specimen``;
+    ``step``)."""
+
+    def rename(field: str) -> str:
+        if field.startswith("run_ids"):
+            return "run" + field[len("run_ids") :]
+        return {"specimen_id": "specimen", "at": "step"}.get(field, field)
+
+    if not exc.violations and not exc.field:
+        return exc
+    message = exc.message
+    if exc.field and message.startswith(f"{exc.field}: "):
+        message = f"{rename(exc.field)}: {message[len(exc.field) + 2 :]}"
+    violations = [{**v, "field": rename(v["field"])} for v in exc.violations]
+    return ApiError(exc.code, message, field=rename(exc.field), violations=violations)
+
+
 #: Every GET route of /api/v1 and its handler; the OpenAPI document lists exactly these.
 ROUTES: tuple[tuple[str, str], ...] = (
     ("/api/v1/projects", "projects"),
@@ -250,7 +346,9 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/api/v1/runs/{run}/evaluations", "evaluations"),
     ("/api/v1/runs/{run}/specimens", "specimens"),
     ("/api/v1/runs/{run}/specimens/{specimen}/history", "specimen_history"),
+    ("/api/v1/runs/{run}/specimens/{specimen}/image", "specimen_image"),
     ("/api/v1/compare", "compare"),
+    ("/api/v1/compare/specimens", "compare_specimens"),
 )
 #: Streams (Server-Sent Events): GET routes whose answer lasts as long as the run.
 STREAM_ROUTES: tuple[tuple[str, str], ...] = (

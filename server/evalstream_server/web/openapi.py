@@ -131,6 +131,33 @@ _PATHS: dict[str, dict[str, Any]] = {
             _SPLIT,
         ],
     ),
+    "/api/v1/runs/{run}/specimens/{specimen}/image": {
+        "get": {
+            "summary": "The image of a specimen whose image_uri is a path relative to the "
+            "server's --image-root.",
+            "description": "Served only for a path a specimen of the run references, resolved "
+            "inside the image root to a regular file with an image suffix (jpg, jpeg, png, gif, "
+            "webp, bmp), at most 64 MiB. http and https image_uris are loaded by the browser "
+            "itself; file and s3 URIs are not served (404).",
+            "operationId": "getSpecimenImage",
+            "parameters": [
+                _RUN,
+                {"name": "specimen", "in": "path", "required": True, "schema": {"type": "string"}},
+                _SPLIT,
+                _query(
+                    "step",
+                    "The evaluation step whose record names the image (default: the latest).",
+                    _INT,
+                ),
+            ],
+            "responses": {
+                "200": {"description": "The image file.", "content": {"image/*": {}}},
+                "400": {"$ref": "#/components/responses/Error"},
+                "401": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"},
+            },
+        }
+    },
     "/api/v1/compare": _get(
         "Runs side by side: what changed and the best metrics.",
         "CompareRuns",
@@ -139,6 +166,31 @@ _PATHS: dict[str, dict[str, Any]] = {
                 "run", "A run id or project/name (repeatable).", {"type": "string"}, required=True
             ),
             _query("baseline", "The run the others are compared with.", {"type": "string"}),
+        ],
+    ),
+    "/api/v1/compare/specimens": _get(
+        "One specimen in several runs: at one step, or at each run's best checkpoint.",
+        "CompareSpecimens",
+        [
+            _query(
+                "run",
+                "A run id or project/name (repeatable, 2-20 runs).",
+                {"type": "string"},
+                required=True,
+            ),
+            _query(
+                "specimen",
+                "The specimen id (image_id or specimen_id).",
+                {"type": "string"},
+                required=True,
+            ),
+            _SPLIT,
+            _query("step", "The evaluation step read in every run (or best).", _INT),
+            _query(
+                "best",
+                "true: each run at its best checkpoint (or step).",
+                {"type": "string", "enum": ["true", "false"]},
+            ),
         ],
     ),
 }

@@ -15,6 +15,7 @@ import concurrent.futures
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import grpc
 from aiohttp import web
@@ -75,12 +76,14 @@ def build_app(
     pool: concurrent.futures.Executor | None,
     *,
     secure: bool = False,
+    image_root: Path | None = None,
 ) -> web.Application:
     """The aiohttp application: /api/v1 (reads and sessions) and the browser views.
 
-    ``secure``: served over TLS (session cookies are then ``Secure``).
+    ``secure``: served over TLS (session cookies are then ``Secure``). ``image_root``:
+    the server's --image-root, under which specimens' relative image paths are served.
     """
-    api = Api(runs, pool)
+    api = Api(runs, pool, image_root=image_root)
     sessions = Sessions(tokens, secure=secure)
 
     @web.middleware
