@@ -340,7 +340,7 @@ class Client(ClientExport, ScoringCalls, BaseClient):
 
         Raises:
             ValueError: not exactly one of `step` and `best`.
-            NotFound: a run is unknown, or never recorded the specimen in `split`.
+            NotFound: a run is unknown, or no run given recorded the specimen in `split`.
         """
         plan = _specimen_reads.compare_specimens(runs, specimen_id, split, step, best)
         return self._drive(plan)

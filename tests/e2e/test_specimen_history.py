@@ -239,14 +239,27 @@ def test_compare_refusals_name_their_field(stub, runs) -> None:
         ),
         (dict(ok, run_ids=[a, b], split=0), grpc.StatusCode.INVALID_ARGUMENT, ["split"]),
         (dict(ok, run_ids=[a, "r_nope"]), grpc.StatusCode.NOT_FOUND, ["run_ids[1]"]),
-        (dict(ok, run_ids=[b, a], specimen_id="bird"), grpc.StatusCode.NOT_FOUND, ["run_ids[0]"]),
+        (dict(ok, run_ids=[b, a], specimen_id="bird"), grpc.StatusCode.NOT_FOUND, ["specimen_id"]),
     ]
     for fields, code, expected in cases:
         got_code, got_fields, details = _refusal(_compare(stub, **fields))
         assert (got_code, got_fields) == (code, expected), fields
     # The message names the run and the specimen, and where to look.
     _, _, details = _refusal(_compare(stub, **dict(ok, run_ids=[b, a], specimen_id="bird")))
-    assert "run 'b'" in details and "'bird'" in details and "GetSpecimens" in details
+    assert "no run of the 2 listed" in details and "'bird'" in details and "GetSpecimens" in details
+
+
+def test_compare_answers_a_run_that_never_recorded_the_specimen_as_absent(
+    live_server, runs
+) -> None:
+    """Only the runs given that recorded it show it; the others say why they do not."""
+    with Client(live_server.target) as client:
+        other = client.create_run("hist", "c")
+        client.score_boxes([_images(True, True)[1]], checkpoint=other.checkpoint(200))  # dog only
+        got = client.compare_specimens([runs["a"], other.id], "cat", step=200)
+    assert [e.present for e in got] == [True, False]
+    assert got[1].specimen is None and got[1].step == 200
+    assert "never recorded specimen 'cat' in the validation split" in got[1].note
 
 
 def test_client_compare_needs_exactly_one_of_step_and_best(live_server, runs) -> None:

@@ -97,10 +97,17 @@ def test_an_unknown_run_or_specimen_is_404(web_server, runs) -> None:
         _path(runs["a"], "web%2Fnope", rest="&specimen=img1&split=validation&best=true")
     )
     assert by_name.status == 404 and "nope" in by_name.body["error"]["message"]
+    # A run without the specimen is absent; no run with it is a 404 naming the specimen.
     never = web_server.get(
-        _path(runs["a"], runs["c"], rest="&specimen=img1&split=validation&best=true")
+        _path(runs["a"], runs["c"], rest="&specimen=img1&split=validation&step=100")
     )
-    assert never.status == 404 and never.body["error"]["field"] == "run[1]"
+    assert never.status == 200, never.body
+    assert [e["present"] for e in never.body["runs"]] == [True, False]
+    assert "never recorded specimen 'img1'" in never.body["runs"][1]["note"]
+    nobody = web_server.get(
+        _path(runs["a"], runs["c"], rest="&specimen=img9&split=validation&step=100")
+    )
+    assert nobody.status == 404 and nobody.body["error"]["field"] == "specimen"
 
 
 def test_another_projects_run_is_404_like_a_missing_one(tmp_path) -> None:

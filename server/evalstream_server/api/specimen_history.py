@@ -136,19 +136,37 @@ class SpecimenHistoryMixin:
             invalid(context, violations)
         split = SPLIT_NAMES[request.split]
         out = []
+        recorded = False
         for i, run_id in enumerate(run_ids):
             field = f"run_ids[{i}]"
             try:
                 run = self._store.get_run(run_id)
                 history = self._store.specimen_history(run_id, split, request.specimen_id)
-                best = self._best(run_id) if at == "best" else None
+                best = self._best(run_id) if history and at == "best" else None
             except StoreError as exc:
                 code, message, _ = store_status(exc)
                 abort(context, code, f"{field}: {message}", [FieldViolation(field, message)])
-            if not history:
-                message = _missing_specimen(run, split, request.specimen_id)
-                abort(context, grpc.StatusCode.NOT_FOUND, message, [FieldViolation(field, message)])
-            out.append(_run_specimen(run, history, request.step, best))
+            if history:
+                recorded = True
+                out.append(_run_specimen(run, history, request.step, best))
+            else:  # present=False: the other runs still answer (a typo is caught below)
+                note = _missing_specimen(run, split, request.specimen_id)
+                step = request.step if at == "step" else 0
+                out.append(
+                    runs_pb2.RunSpecimen(run_id=run.id, run_name=run.name, step=step, note=note)
+                )
+        if not recorded:
+            message = (
+                f"no run of the {len(run_ids)} listed recorded specimen "
+                f"{request.specimen_id[:200]!r} in the {split} split; their specimens are "
+                "listed by GetSpecimens (evalstream runs specimens)"
+            )
+            abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                message,
+                [FieldViolation("specimen_id", message)],
+            )
         return runs_pb2.CompareSpecimensResponse(runs=out)
 
     def _best(self, run_id: str) -> _Best:

@@ -418,41 +418,52 @@ export async function render(root, params, ctx) {
       show(othersPanel, h("h2", {}, "The same specimen in other runs"), errorBox(error));
       return;
     }
-    // One call per other run: a run that never recorded the specimen answers 404 alone.
-    const entries = await Promise.all(
-      others.map(async (other) => {
-        try {
-          const answer = await get("compare/specimens", { run: [id, other.id], specimen: sid, split, best: "true" }, local);
-          return { other, entry: answer.runs[1] };
-        } catch (error) {
-          return { other, error };
-        }
-      }),
-    );
+    if (!others.length) {
+      show(othersPanel, h("h2", {}, "The same specimen in other runs"), h("p", { class: "muted" }, "The project has no other run."));
+      return;
+    }
+    // One call for all: a run that never recorded the specimen answers present=false.
+    let entries;
+    try {
+      const answer = await get("compare/specimens", { run: [id, ...others.map((o) => o.id)], specimen: sid, split, best: "true" }, local);
+      entries = answer.runs.slice(1).map((entry, i) => ({ other: others[i], entry }));
+    } catch (error) {
+      if (error?.name === "AbortError") return;
+      show(othersPanel, h("h2", {}, "The same specimen in other runs"), errorBox(error));
+      return;
+    }
     if (local.aborted) return;
-    const found = entries.filter((e) => e.entry || (e.error && e.error.status !== 404));
+    const present = entries.filter((e) => e.entry.present);
+    const absent = entries.filter((e) => !e.entry.present);
+    const runLink = (other) =>
+      h("a", { href: `/runs/${encodeURIComponent(other.id)}/evaluation?split=${encodeURIComponent(split)}&specimen=${encodeURIComponent(sid)}` }, other.name);
     show(
       othersPanel,
       h("h2", {}, "The same specimen in other runs, at their best checkpoints"),
-      found.length
-        ? found.map(({ other, entry, error }) =>
+      present.length
+        ? present.map(({ other, entry }) =>
             h(
               "div",
               { class: "other-run", dataset: { run: other.id } },
-              h("h3", {}, h("a", { href: `/runs/${encodeURIComponent(other.id)}/evaluation?split=${encodeURIComponent(split)}&specimen=${encodeURIComponent(sid)}` }, other.name), entry?.present ? ` at step ${entry.step}` : ""),
-              error ? errorBox(error) : null,
-              entry ? h("p", { class: "muted" }, entry.note || "") : null,
-              entry?.present
-                ? h(
-                    "div",
-                    { class: "grid2" },
-                    predictionSide(entry.specimen, `of ${other.name} at step ${entry.step}`, imageSource(other.id, entry.specimen, split, entry.step)),
-                    h("div", {}, h("h3", {}, "Flags and scores"), h("p", {}, flagBadges(entry.specimen.flags)), scoreTable(entry.specimen.scores)),
-                  )
-                : null,
+              h("h3", {}, runLink(other), ` at step ${entry.step}`),
+              h("p", { class: "muted" }, entry.note || ""),
+              h(
+                "div",
+                { class: "grid2" },
+                predictionSide(entry.specimen, `of ${other.name} at step ${entry.step}`, imageSource(other.id, entry.specimen, split, entry.step)),
+                h("div", {}, h("h3", {}, "Flags and scores"), h("p", {}, flagBadges(entry.specimen.flags)), scoreTable(entry.specimen.scores)),
+              ),
             ),
           )
-        : h("p", { class: "muted" }, others.length ? "No other run of the project recorded this specimen." : "The project has no other run."),
+        : h("p", { class: "muted" }, "No other run of the project has this specimen at its best checkpoint."),
+      absent.length
+        ? h(
+            "details",
+            { class: "absent-runs" },
+            h("summary", {}, `${absent.length} other run${absent.length === 1 ? "" : "s"} without it at their best checkpoint`),
+            h("ul", {}, absent.map(({ other, entry }) => h("li", { dataset: { run: other.id } }, runLink(other), ": ", h("span", { class: "muted" }, entry.note)))),
+          )
+        : null,
     );
   }
 
