@@ -18,14 +18,17 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from evalstream_server.api.runs import RunsServicer
 from evalstream_server.auth import ALL_ACCESS, Principal, TokenTable
 from evalstream_server.config import Config
+from evalstream_server.observability import ServiceMetrics
 from evalstream_server.web._calls import ApiError
 from evalstream_server.web._pages import add_pages, security_headers
 from evalstream_server.web._routes import CALLER, ROUTES, STREAM_ROUTES, Api, json_response
 from evalstream_server.web._session import SESSION_PATH, Sessions, request_token
+from evalstream_server.web._traffic import HttpLimits, bound, observe
 from evalstream_server.web.openapi import OPENAPI_PATH, openapi_document
 
 __all__ = ["WebServer", "build_app", "ssl_context"]
@@ -75,10 +78,13 @@ def build_app(
     pool: concurrent.futures.Executor | None,
     *,
     secure: bool = False,
+    metrics: ServiceMetrics | None = None,
+    limits: HttpLimits | None = None,
 ) -> web.Application:
     """The aiohttp application: /api/v1 (reads and sessions) and the browser views.
 
-    ``secure``: served over TLS (session cookies are then ``Secure``).
+    ``secure``: served over TLS (session cookies are then ``Secure``). ``metrics``:
+    where requests are counted (`_traffic`); ``limits``: the API's bounds.
     """
     api = Api(runs, pool)
     sessions = Sessions(tokens, secure=secure)
@@ -96,6 +102,8 @@ def build_app(
             response = json_response(exc.body(), status=exc.status)
             if exc.status == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="evalstream"'
+            if exc.retry_after is not None:
+                response.headers["Retry-After"] = str(exc.retry_after)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -117,7 +125,17 @@ def build_app(
         security_headers(response)
         return response
 
-    app = web.Application(middlewares=[guard])
+    limit = bound(
+        limits or HttpLimits(),
+        metrics,
+        calls={path for path, _ in ROUTES},
+        streams={path for path, _ in STREAM_ROUTES},
+    )
+    # Counted outermost (refusals too); bounded inside the guard (its refusal is JSON).
+    middlewares: list[Middleware] = [guard, limit]
+    if metrics is not None:
+        middlewares.insert(0, observe(metrics))
+    app = web.Application(middlewares=middlewares)
     for path, name in ROUTES + STREAM_ROUTES:
         app.router.add_get(path, getattr(api, name))
     document = openapi_document()
