@@ -6,12 +6,14 @@ run, format and filters; refusals are 400s naming the parameter.
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import socket
 import time
 import urllib.parse
 
+import grpc
 import pytest
 from evalstream import Client
 from evalstream_server.api.runs import RunsServicer
@@ -160,3 +162,29 @@ def test_a_reader_that_stops_reading_holds_the_export_back(web_server, monkeypat
             received += len(chunk)
     assert sum(made) == n
     assert received > len(b"train,loss,1999999,,0.5\n") * n // 2  # about 48 MB of CSV
+
+
+def test_a_failure_after_the_first_byte_cuts_the_body(web_server, exported, monkeypatch) -> None:
+    """The status is sent with the first byte: a later failure must not end the body
+    cleanly (the last chunk), or the client would keep a cut file as a whole one."""
+    export = RunsServicer.ExportCurves
+
+    def failing(self, request, context):
+        replies = export(self, request, context)
+        yield next(replies)
+        yield next(replies)
+        context.abort(grpc.StatusCode.UNAVAILABLE, "the store went away")
+
+    monkeypatch.setattr(RunsServicer, "ExportCurves", failing)
+    url = urllib.parse.urlsplit(web_server.base)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        connection.request("GET", f"/api/v1/runs/{exported}/export")
+        reply = connection.getresponse()
+        assert reply.status == 200
+        with pytest.raises(http.client.IncompleteRead) as cut:
+            reply.read()
+        assert cut.value.partial.startswith(b"split,series,step,wall_time,value\ntrain,loss,0,")
+    finally:
+        connection.close()
+    assert web_server.get("/api/v1/projects").status == 200  # the server keeps serving
