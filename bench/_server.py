@@ -11,7 +11,8 @@ from pathlib import Path
 
 
 class Server:
-    """`evalstream-server` on a free gRPC port (metrics off), started as a child process.
+    """`evalstream-server` on a free gRPC port (metrics and HTTP off unless `extra` turns
+    them on: a later flag wins), started as a child process.
 
     Args:
         data_dir: The server's data directory.
@@ -38,6 +39,7 @@ class Server:
             text=True,
         )
         self.target = ""
+        self.http_url = ""  # the JSON API's URL, when `extra` gives --http-port
         ready = threading.Event()
 
         def read() -> None:
@@ -47,6 +49,8 @@ class Server:
                     entry = json.loads(line)
                 except json.JSONDecodeError:
                     continue
+                if entry.get("msg") == "http":
+                    self.http_url = entry["url"]
                 if entry.get("msg") == "serving":
                     self.target = entry["address"]
                     ready.set()

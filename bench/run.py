@@ -109,6 +109,20 @@ def run_integrations_bench(args: argparse.Namespace) -> None:
         print(f"  {line}")
 
 
+def run_web_bench(args: argparse.Namespace) -> None:
+    """The browser views on a 10,000,000-point series (bench_web.py), through the HTTP API."""
+    import bench_web
+
+    print()
+    print(
+        "browser views, through the HTTP API (evalstream-server as a subprocess, headless "
+        f"chromium; {os.cpu_count()} cores shared by both):"
+    )
+    result = bench_web.run_all(calls=args.web_calls, opens=args.web_opens)
+    for line in bench_web.format_report(result):
+        print(f"  {line}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -129,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
             "export",
             "alerts",
             "integrations",
+            "web",
         ),
         default=None,
         help="one part only (default all)",
@@ -139,9 +154,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--export-points", type=int, default=100_000_000, help="points of the exported run"
     )
+    parser.add_argument("--web-calls", type=int, default=200, help="curve reads, web bench")
+    parser.add_argument("--web-opens", type=int, default=20, help="page opens, web bench")
     add_text_arguments(parser)
     add_history_arguments(parser)
     args = parser.parse_args(argv)
+    if args.only in (None, "web"):
+        import bench_web
+
+        bench_web.chromium()  # without it, say what to install before anything runs
     print(header(), flush=True)
     if args.only == "runs":
         run_runs_bench(args)
@@ -166,6 +187,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.only == "alerts":
         run_alerts_bench(args)
+        return
+    if args.only == "web":
+        run_web_bench(args)
         return
 
     images, coco_gt, coco_dt = make_detections(args.images, args.seed)
@@ -245,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
         run_text_bench(args)
         run_export_bench(args)
         run_alerts_bench(args)
+        run_web_bench(args)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,8 @@ def test_flag_wins_over_environment() -> None:
         (["--text-cache-mb", "-1"], {}, "text-cache-mb must be >= 0 (0: no caching), got -1"),
         ([], {"EVALSTREAM_TEXT_CACHE_MB": "1.5"}, "EVALSTREAM_TEXT_CACHE_MB"),
         (["--event-loop", "trio"], {}, "event loop 'trio' is not one of auto, asyncio, uvloop"),
+        (["--http-max-in-flight", "0"], {}, "http-max-in-flight must be >= 1, got 0"),
+        ([], {"EVALSTREAM_HTTP_MAX_STREAMS": "-1"}, "http-max-streams must be >= 1, got -1"),
     ],
 )
 def test_bad_values_name_the_setting(
@@ -170,3 +172,9 @@ def test_image_root_is_a_flag_and_a_variable(tmp_path: Path) -> None:
     assert config.load(["--image-root", str(tmp_path)], {}).image_root == tmp_path
     assert config.load([], {"EVALSTREAM_IMAGE_ROOT": str(tmp_path)}).image_root == tmp_path
     assert "--image-root" in config.parser().format_help()
+
+
+def test_http_limits_flags_and_environment() -> None:
+    assert (config.Config().http_max_in_flight, config.Config().http_max_streams) == (64, 64)
+    c = config.load(["--http-max-in-flight", "8"], {"EVALSTREAM_HTTP_MAX_STREAMS": "3"})
+    assert (c.http_max_in_flight, c.http_max_streams) == (8, 3)

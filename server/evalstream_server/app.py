@@ -60,6 +60,7 @@ from evalstream_server.runtime.device import resolve_device
 from evalstream_server.runtime.models import missing_default
 from evalstream_server.status import abort
 from evalstream_server.store import SQLiteStore, Store
+from evalstream_server.web._traffic import HttpLimits
 from evalstream_server.web.server import WebServer, build_app
 
 log = logging.getLogger("evalstream.server")
@@ -376,6 +377,14 @@ async def _start(
             "The concurrency limit (--max-concurrent-rpcs).",
             lambda: config.max_concurrent_rpcs,
         ),
+        "evalstream_http_max_in_flight": (
+            "The HTTP API's limit of calls in flight (--http-max-in-flight).",
+            lambda: config.http_max_in_flight,
+        ),
+        "evalstream_http_max_streams": (
+            "The HTTP API's limit of open Server-Sent Event streams (--http-max-streams).",
+            lambda: config.http_max_streams,
+        ),
         "evalstream_bertscore_batcher_queue_capacity": (
             "Sentences the BERTScore batcher may hold waiting (--bertscore-max-queue).",
             lambda: config.bertscore_max_queue,
@@ -482,6 +491,10 @@ async def _start(
                 handler_pool,
                 secure=config.tls,
                 image_root=config.image_root,
+                metrics=deps.metrics,
+                limits=HttpLimits(
+                    max_in_flight=config.http_max_in_flight, max_streams=config.http_max_streams
+                ),
             ),
             grace_seconds=config.grace_seconds,
         )

@@ -48,6 +48,10 @@ class Config:
     metrics_port: int = 9464
     # The browser views and the JSON API (evalstream_server.web), on the gRPC host; -1: off.
     http_port: int = 8080
+    # JSON API calls (downloads included) and Server-Sent Event streams at once; each
+    # holds a thread of the handler pool the RPCs use. More are answered 503.
+    http_max_in_flight: int = 64
+    http_max_streams: int = 64
     data_dir: Path = Path("evalstream-data")
     # Where relative specimen image paths resolve (never read by the server); None: no
     # relative paths accepted, only http, https, file and s3 URIs.
@@ -146,6 +150,8 @@ class Config:
             "max_chars_per_text",
             "bertscore_max_tokens",
             "bertscore_max_queue",
+            "http_max_in_flight",
+            "http_max_streams",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -362,6 +368,20 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
         int,
         "port of the browser views and the JSON API (/api/v1), on the gRPC host with its "
         "tokens and TLS (0 picks a free one, -1 disables)",
+    ),
+    (
+        "--http-max-in-flight",
+        "http_max_in_flight",
+        int,
+        "JSON API calls (downloads included) served at once, beside the RPCs; more are "
+        "answered 503 with Retry-After",
+    ),
+    (
+        "--http-max-streams",
+        "http_max_streams",
+        int,
+        "Server-Sent Event streams (live verdicts) open at once; more are answered 503 "
+        "with Retry-After",
     ),
     ("--data-dir", "data_dir", Path, "data directory (runs, points, specimens)"),
     (

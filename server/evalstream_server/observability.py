@@ -129,6 +129,31 @@ class ServiceMetrics:
             "Alert POSTs tried again after a network error, a timeout, 5xx or 429.",
             registry=r,
         )
+        # The HTTP API (evalstream_server.web): by route template, never the raw path.
+        self.http_requests = Counter(
+            "evalstream_http_requests_total",
+            "HTTP requests answered, by route template, method and status code.",
+            ("route", "method", "code"),
+            registry=r,
+        )
+        self.http_request_seconds = Histogram(
+            "evalstream_http_request_seconds",
+            "Time from an HTTP request to the end of its answer (a stream's whole life), "
+            "in seconds.",
+            ("route",),
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.http_in_flight = Gauge(
+            "evalstream_http_in_flight",
+            "JSON API calls in progress, downloads included (--http-max-in-flight).",
+            registry=r,
+        )
+        self.http_streams_open = Gauge(
+            "evalstream_http_streams_open",
+            "Server-Sent Event streams open (--http-max-streams).",
+            registry=r,
+        )
         prometheus_client.ProcessCollector(registry=r)
         prometheus_client.PlatformCollector(registry=r)
 

@@ -23,15 +23,23 @@ class Answer:
 
 
 def http_get(url: str, *, token: str = "", context: Any = None) -> Answer:
-    """GET ``url``; the status, the decoded JSON body and the headers (errors included)."""
+    """GET ``url``; the status, the body (decoded when JSON, else bytes) and the headers
+    (errors included)."""
     request = urllib.request.Request(url)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=30, context=context) as reply:
-            return Answer(reply.status, json.loads(reply.read()), dict(reply.headers))
+            return Answer(reply.status, _body(reply.read(), reply.headers), dict(reply.headers))
     except urllib.error.HTTPError as err:
-        return Answer(err.code, json.loads(err.read()), dict(err.headers))
+        return Answer(err.code, _body(err.read(), err.headers), dict(err.headers))
+
+
+def _body(raw: bytes, headers: Any) -> Any:
+    """JSON decoded; a download (CSV, JSON Lines) as its bytes."""
+    if headers.get("Content-Type", "").startswith("application/json"):
+        return json.loads(raw)
+    return raw
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ is a 4xx with ``{"error": {"code", "message"}}``, and the server keeps serving.
 
 from __future__ import annotations
 
+import io
 import urllib.parse
+from collections.abc import Iterator
 
 import pytest
 from evalstream import Box, Client, ImageBoxes
@@ -93,3 +95,57 @@ def test_random_requests_never_get_a_5xx(seeded, route, segment, data) -> None:
     assert got.status < 500, (path, query, got.body)
     if got.status >= 400:
         assert set(got.body["error"]) >= {"code", "message"}, got.body
+
+
+#: Values the export takes, drawn twice as often as anything (so that many get a file).
+EXPORT_GOOD = {
+    "format": st.sampled_from(["csv", "jsonl"]),
+    "split": st.sampled_from(["train", "validation", "test"]),
+    "series": st.sampled_from(["loss", "accuracy"]),
+    "start_step": st.integers(0, 60).map(str),
+    "end_step": st.integers(0, 60).map(str),
+}
+EXPORT_PARAM = st.sampled_from(_params("/api/v1/runs/{run}/export")).flatmap(
+    lambda name: st.tuples(
+        st.just(name),
+        st.one_of(EXPORT_GOOD.get(name, VALUES), EXPORT_GOOD.get(name, VALUES), VALUES),
+    )
+)
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(query=st.lists(EXPORT_PARAM, max_size=5))
+def test_random_exports_are_the_clients_file_or_a_4xx(seeded, grpc_client, query) -> None:
+    """A 200 is byte for byte what `Client.export` writes with the same filters."""
+    base, run_id = seeded
+    got = http_get(f"{base}/api/v1/runs/{run_id}/export?{urllib.parse.urlencode(query)}")
+    assert got.status < 500, (query, got.body)
+    if got.status >= 400:
+        assert set(got.body["error"]) >= {"code", "message"}, got.body
+        return
+    fmt = dict(query).get("format") or "csv"
+    start, end = (dict(query).get(name) for name in ("start_step", "end_step"))
+    expected = io.BytesIO()
+    grpc_client.export(
+        run_id,
+        expected,
+        format=fmt,
+        splits=[v for k, v in query if k == "split"],
+        series=[v for k, v in query if k == "series"],
+        start_step=int(start) if start else None,
+        end_step=int(end) if end else None,
+    )
+    assert got.body == expected.getvalue(), query
+    assert got.headers["Content-Type"].startswith("text/csv" if fmt == "csv" else "application/x")
+
+
+@pytest.fixture
+def grpc_client(web_server) -> Iterator[Client]:
+    with Client(web_server.target) as client:
+        yield client

@@ -44,6 +44,8 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
 class ApiError(Exception):
     """A refusal: the HTTP status and the body ``{"error": {code, message, field, ...}}``.
 
+    ``retry_after``: seconds the client should wait before trying again (503 at a limit).
+
     Example:
         >>> e = ApiError(grpc.StatusCode.NOT_FOUND, "run 'x' not found")
         >>> e.status, e.body()["error"]["code"]
@@ -57,9 +59,11 @@ class ApiError(Exception):
         *,
         field: str = "",
         violations: list[dict[str, str]] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
+        self.retry_after = retry_after  # seconds, sent as Retry-After
         self.message = message
         self.field = field or (violations[0]["field"] if violations else "")
         self.violations = violations or (

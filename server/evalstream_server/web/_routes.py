@@ -26,6 +26,7 @@ from evalstream_server.api._convert import SPLIT_ENUMS, STATUS_ENUMS
 from evalstream_server.api.runs import RunsServicer
 from evalstream_server.auth import Principal
 from evalstream_server.web._calls import ApiError, call
+from evalstream_server.web._download import download_name, stream_export
 from evalstream_server.web._images import MAX_IMAGE_BYTES, resolve_image
 from evalstream_server.web._json import message_to_json
 from evalstream_server.web._stream import stream_verdicts
@@ -35,6 +36,11 @@ __all__ = ["CALLER", "ROUTES", "STREAM_ROUTES", "Api", "json_response"]
 E = TypeVar("E")
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
+STEPS = (0, 2**63 - 1)
+EXPORT_FORMATS: Mapping[str, runs_pb2.ExportFormat] = {
+    "csv": runs_pb2.EXPORT_FORMAT_CSV,
+    "jsonl": runs_pb2.EXPORT_FORMAT_JSONL,
+}
 # The names the RPCs' own conversions use: "train", ...; "running", ...
 SPLITS: Mapping[str, common_pb2.Split] = SPLIT_ENUMS
 STATUSES: Mapping[str, runs_pb2.RunStatus] = STATUS_ENUMS
@@ -189,6 +195,35 @@ class Api:
         pb.run_id = await self._run_id(request)
         return json_response(message_to_json(await self._call(request, self._runs.GetCurves, pb)))
 
+    async def export(self, request: web.Request) -> web.StreamResponse:
+        q = Query(
+            request, ("format", "split", "series", "start_step", "end_step"), ("split", "series")
+        )
+        fmt = q.text("format") or "csv"
+        pb = runs_pb2.ExportCurvesRequest(
+            format=q.choice("format", fmt, EXPORT_FORMATS),
+            splits=[q.choice("split", s, SPLITS) for s in q.texts("split")],
+            series=q.texts("series"),
+        )
+        start, end = q.integer("start_step", STEPS), q.integer("end_step", STEPS)
+        if start is not None and end is not None and start > end:
+            raise bad("start_step", f"{start} is after end_step {end} (both are inclusive)")
+        if start is not None:
+            pb.start_step = start
+        if end is not None:
+            pb.end_step = end
+        run = await self._run(request)
+        pb.run_id = run.id
+        return await stream_export(
+            request,
+            self._runs,
+            self._pool,
+            principal_of(request),
+            pb,
+            fmt=fmt,
+            filename=download_name(run.project, run.name, fmt),
+        )
+
     async def verdict(self, request: web.Request) -> web.Response:
         Query(request, (), ())
         pb = runs_pb2.GetVerdictRequest(run_id=await self._run_id(request))
@@ -342,6 +377,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/api/v1/projects/{project}/runs", "runs"),
     ("/api/v1/runs/{run}", "run"),
     ("/api/v1/runs/{run}/curves", "curves"),
+    ("/api/v1/runs/{run}/export", "export"),
     ("/api/v1/runs/{run}/verdict", "verdict"),
     ("/api/v1/runs/{run}/evaluations", "evaluations"),
     ("/api/v1/runs/{run}/specimens", "specimens"),

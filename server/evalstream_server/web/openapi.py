@@ -51,6 +51,7 @@ def _get(summary: str, rpc: str, params: list[dict[str, Any]]) -> dict[str, Any]
                 "401": {"$ref": "#/components/responses/Error"},
                 "403": {"$ref": "#/components/responses/Error"},
                 "404": {"$ref": "#/components/responses/Error"},
+                "503": {"$ref": "#/components/responses/Error"},
             },
         }
     }
@@ -88,6 +89,41 @@ _PATHS: dict[str, dict[str, Any]] = {
             _query("page_token", "next_page_token of the previous page.", {"type": "string"}),
         ],
     ),
+    "/api/v1/runs/{run}/export": {
+        "get": {
+            "summary": "Every point of a run's series as a CSV or JSON Lines download.",
+            "description": "The text of the ExportCurves RPC's messages, streamed (chunked) as "
+            "they are made: the bytes the gRPC client's export writes for the same run and "
+            "format. CSV columns: split,series,step,wall_time,value; non-finite values as "
+            'nan, inf and -inf (in JSON Lines the strings "nan", "inf", "-inf"). '
+            "X-Estimated-Points gives the points expected. A failure after the first byte "
+            "closes the connection without the last chunk.",
+            "operationId": "exportCurves",
+            "parameters": [
+                _RUN,
+                _query(
+                    "format",
+                    "csv (default) or jsonl.",
+                    {"type": "string", "enum": ["csv", "jsonl"], "default": "csv"},
+                ),
+                _query("split", "Only these splits (repeatable).", _SPLIT["schema"]),
+                _query("series", "Only these series, e.g. loss (repeatable).", {"type": "string"}),
+                _query("start_step", "First step, inclusive (>= 0).", _INT),
+                _query("end_step", "Last step, inclusive (>= start_step).", _INT),
+            ],
+            "responses": {
+                "200": {
+                    "description": "The file, as an attachment named project-name.csv (or .jsonl).",
+                    "content": {"text/csv": {}, "application/x-ndjson": {}},
+                },
+                "400": {"$ref": "#/components/responses/Error"},
+                "401": {"$ref": "#/components/responses/Error"},
+                "403": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"},
+                "503": {"$ref": "#/components/responses/Error"},
+            },
+        }
+    },
     "/api/v1/runs/{run}/verdict": _get(
         "The run's diagnosis now: state, evidence, recommended actions.", "GetVerdict", [_RUN]
     ),
@@ -103,6 +139,7 @@ _PATHS: dict[str, dict[str, Any]] = {
                 "200": {"description": "The events.", "content": {"text/event-stream": {}}},
                 "401": {"$ref": "#/components/responses/Error"},
                 "404": {"$ref": "#/components/responses/Error"},
+                "503": {"$ref": "#/components/responses/Error"},
             },
         }
     },

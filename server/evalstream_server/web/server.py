@@ -19,14 +19,17 @@ from pathlib import Path
 
 import grpc
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from evalstream_server.api.runs import RunsServicer
 from evalstream_server.auth import ALL_ACCESS, Principal, TokenTable
 from evalstream_server.config import Config
+from evalstream_server.observability import ServiceMetrics
 from evalstream_server.web._calls import ApiError
 from evalstream_server.web._pages import add_pages, security_headers
 from evalstream_server.web._routes import CALLER, ROUTES, STREAM_ROUTES, Api, json_response
 from evalstream_server.web._session import SESSION_PATH, Sessions, request_token
+from evalstream_server.web._traffic import HttpLimits, bound, observe
 from evalstream_server.web.openapi import OPENAPI_PATH, openapi_document
 
 __all__ = ["WebServer", "build_app", "ssl_context"]
@@ -77,11 +80,14 @@ def build_app(
     *,
     secure: bool = False,
     image_root: Path | None = None,
+    metrics: ServiceMetrics | None = None,
+    limits: HttpLimits | None = None,
 ) -> web.Application:
     """The aiohttp application: /api/v1 (reads and sessions) and the browser views.
 
     ``secure``: served over TLS (session cookies are then ``Secure``). ``image_root``:
     the server's --image-root, under which specimens' relative image paths are served.
+    ``metrics``: where requests are counted (`_traffic`); ``limits``: the API's bounds.
     """
     api = Api(runs, pool, image_root=image_root)
     sessions = Sessions(tokens, secure=secure)
@@ -99,6 +105,8 @@ def build_app(
             response = json_response(exc.body(), status=exc.status)
             if exc.status == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="evalstream"'
+            if exc.retry_after is not None:
+                response.headers["Retry-After"] = str(exc.retry_after)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -120,7 +128,17 @@ def build_app(
         security_headers(response)
         return response
 
-    app = web.Application(middlewares=[guard])
+    limit = bound(
+        limits or HttpLimits(),
+        metrics,
+        calls={path for path, _ in ROUTES},
+        streams={path for path, _ in STREAM_ROUTES},
+    )
+    # Counted outermost (refusals too); bounded inside the guard (its refusal is JSON).
+    middlewares: list[Middleware] = [guard, limit]
+    if metrics is not None:
+        middlewares.insert(0, observe(metrics))
+    app = web.Application(middlewares=middlewares)
     for path, name in ROUTES + STREAM_ROUTES:
         app.router.add_get(path, getattr(api, name))
     document = openapi_document()
