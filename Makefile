@@ -68,7 +68,7 @@ stress: install
 stress-long: install
 	EVALSTREAM_STRESS=long $(BIN)/python -m pytest --timeout 14400 tests/stress $(ARGS)
 
-bench: model
+bench: model browser
 	$(BIN)/python bench/run.py $(ARGS)
 
 # Regenerate the Python code and .pyi stubs from protos/ (the test
