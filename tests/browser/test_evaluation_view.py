@@ -115,8 +115,22 @@ def test_the_same_specimen_in_another_run_at_its_best_step(
     assert "at step 200" in other.inner_text()
     cells = other.locator(".prediction tbody tr td").all_inner_texts()
     assert [float(c) for c in cells[1:5]] == [20, 30, 70, 90]
-    # The VQA run never recorded img1: it is not listed.
+    # The VQA run never recorded img1: not shown as a prediction, listed with the reason.
     assert page.locator(f".other-run[data-run='{written.vqa}']").count() == 0
+    absent = page.locator(f".absent-runs li[data-run='{written.vqa}']")
+    assert "never recorded specimen 'img1'" in (absent.text_content() or "")
+
+
+def test_a_link_to_a_step_or_split_the_run_lacks_says_so(
+    web: WebServer, page: Any, written
+) -> None:
+    page.goto(f"{web.base}/runs/{written.grounding}/evaluation?step=150&split=train")
+    notices = page.locator(".notice").all_inner_texts()
+    assert len(notices) == 2, notices
+    assert 'no evaluation on the split "train"' in notices[0] and "showing validation" in notices[0]
+    assert '"150" is not an evaluation step' in notices[1] and "100, 200" in notices[1]
+    assert "showing step 200" in notices[1]
+    assert page.locator("#eval-step + output").inner_text().startswith("step 200")
 
 
 def test_vqa_shows_the_question_references_and_answer(web: WebServer, page: Any, written) -> None:

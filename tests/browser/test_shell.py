@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,19 @@ def test_an_unknown_static_file_or_a_path_outside_is_404(web: WebServer) -> None
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(web.base + path)
         assert refused.value.code == 404, path
+
+
+def test_a_browser_at_an_unknown_path_gets_the_page_saying_not_found(
+    web: WebServer, page: Any
+) -> None:
+    answer = page.goto(web.base + "/runs/r_1/nothing/here")
+    assert answer is not None and answer.status == 404
+    page.get_by_role("heading", name="Not found").wait_for()
+    assert "/runs/r_1/nothing/here" in page.locator("main").inner_text()
+    # A program (no HTML accepted) still gets the JSON error.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(web.base + "/runs/r_1/nothing/here")
+    assert refused.value.headers["Content-Type"].startswith("application/json")
 
 
 def test_the_theme_toggle_switches_and_is_remembered(web: WebServer, page: Any) -> None:

@@ -8,11 +8,19 @@ included, comes from this package: the views work on a machine with no internet.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from aiohttp import web
 
-__all__ = ["PAGE_PATHS", "STATIC_DIR", "add_pages", "security_headers"]
+__all__ = [
+    "PAGE_PATHS",
+    "STATIC_DIR",
+    "add_pages",
+    "page_response",
+    "security_headers",
+    "wants_page",
+]
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: The views' URLs (as js/app.js routes them); each answers the same page.
@@ -51,18 +59,38 @@ def security_headers(response: web.StreamResponse) -> None:
     response.headers.setdefault("Referrer-Policy", "no-referrer")
 
 
+@functools.cache
+def _page() -> bytes:
+    return (STATIC_DIR / "index.html").read_bytes()
+
+
+def page_response(status: int = 200) -> web.Response:
+    """The views' page; with 404 for a browser's unknown path (the page says "Not found")."""
+    # Revalidated on every load, so that an upgraded server's page is seen at once.
+    return web.Response(
+        body=_page(),
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+def wants_page(request: web.Request) -> bool:
+    """A browser navigating (HTML accepted) to a path outside /api/ and /static/."""
+    path = request.path
+    return (
+        request.method in ("GET", "HEAD")
+        and not path.startswith(("/api/", "/static/"))
+        and "text/html" in request.headers.get("Accept", "")
+    )
+
+
 def add_pages(app: web.Application) -> None:
     """Adds the views' page and ``/static/`` to ``app``."""
-    page = (STATIC_DIR / "index.html").read_bytes()
 
     async def index(_request: web.Request) -> web.Response:
-        # Revalidated on every load, so that an upgraded server's page is seen at once.
-        return web.Response(
-            body=page,
-            content_type="text/html",
-            charset="utf-8",
-            headers={"Cache-Control": "no-cache"},
-        )
+        return page_response()
 
     for path in PAGE_PATHS:
         app.router.add_get(path, index)

@@ -26,7 +26,7 @@ from evalstream_server.auth import ALL_ACCESS, Principal, TokenTable
 from evalstream_server.config import Config
 from evalstream_server.observability import ServiceMetrics
 from evalstream_server.web._calls import ApiError
-from evalstream_server.web._pages import add_pages, security_headers
+from evalstream_server.web._pages import add_pages, page_response, security_headers, wants_page
 from evalstream_server.web._routes import CALLER, ROUTES, STREAM_ROUTES, Api, json_response
 from evalstream_server.web._session import SESSION_PATH, Sessions, request_token
 from evalstream_server.web._traffic import HttpLimits, bound, observe
@@ -110,6 +110,10 @@ def build_app(
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
+            if exc.status == 404 and wants_page(request):
+                response = page_response(404)  # the page's router says "Not found"
+                security_headers(response)
+                return response
             code = _HTTP_CODES.get(exc.status, "UNKNOWN")
             message = (
                 f"no endpoint {request.path!r}; see {OPENAPI_PATH}"

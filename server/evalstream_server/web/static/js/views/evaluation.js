@@ -214,6 +214,15 @@ export async function render(root, params, ctx) {
   const wanted = Number(q.get("step"));
   const atWanted = list.findIndex((s) => Number(s.step) === wanted);
   let index = q.has("step") && atWanted >= 0 ? atWanted : list.length - 1;
+  // A link asking for what the run does not have says so: never shown as something else.
+  const notices = [];
+  if (q.get("split") && q.get("split") !== state.split) {
+    notices.push(`The run has no evaluation on the split "${q.get("split")}" (it has ${splits.join(", ")}); showing ${state.split}.`);
+  }
+  if (q.has("step") && atWanted < 0) {
+    const have = list.map((s) => s.step).join(", ");
+    notices.push(`"${q.get("step")}" is not an evaluation step of ${state.split} (its steps: ${have}); showing step ${list[index].step}.`);
+  }
 
   // Controls.
   const splitSelect = h("select", { id: "eval-split" }, splits.map((s) => h("option", { value: s, selected: s === state.split }, s)));
@@ -228,6 +237,7 @@ export async function render(root, params, ctx) {
   show(
     root,
     head,
+    notices.map((text) => h("div", { class: "banner warn notice", role: "status" }, text)),
     h(
       "div",
       { class: "toolbar" },
