@@ -40,7 +40,8 @@ export function fmt(value, digits = 4) {
   if (!Number.isFinite(n)) return n > 0 ? "+inf" : "-inf";
   if (Number.isInteger(n) && Math.abs(n) < 1e15) return n.toLocaleString("en-US");
   const abs = Math.abs(n);
-  if (abs !== 0 && (abs < 1e-3 || abs >= 1e6)) return n.toExponential(digits - 1);
+  // 3e-4, not 3.000e-4: trailing zeros of the mantissa dropped.
+  if (abs !== 0 && (abs < 1e-3 || abs >= 1e6)) return n.toExponential(digits - 1).replace(/\.?0+e/, "e");
   return String(Number(n.toPrecision(digits)));
 }
 
