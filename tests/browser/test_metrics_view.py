@@ -193,3 +193,43 @@ def test_phone_width_has_no_horizontal_scroll(web: WebServer, browser: Any, trai
         assert box["width"] <= 390
     finally:
         context.close()
+
+
+def test_checkpoints_bands_grades_and_hyperparameters(web: WebServer, page: Any) -> None:
+    with Client(web.target) as client:
+        run = client.create_run(
+            "vision",
+            "graded",
+            hyperparameters={"learning_rate": 1e-3, "batch_size": 8, "dataset_size": 100},
+        )
+        for step in range(400):
+            run.log(step, loss=1.0 / (step + 1) + 0.1, learning_rate=1e-3 * (1 - step / 400))
+        run.flush(timeout=30)
+        # F1 train/validation: gap 0.02 (healthy) at 100, 0.30 (severe) at 300.
+        for step, train, validation in ((100, 0.80, 0.78), (300, 0.95, 0.65)):
+            run.log_checkpoint(step, {"bbox_f1@0.5": train}, split="train")
+            run.log_checkpoint(step, {"bbox_f1@0.5": validation})
+        run.update(summary={"train_runtime": 61.5}, saved_checkpoints={100: "out/ckpt-100"})
+    _open(page, web, run.id)
+    verdict = _rpc(web).GetVerdict(runs_pb2.GetVerdictRequest(run_id=run.id))
+    grades = page.locator("tr[data-grade]")
+    grades.first.wait_for()
+    expected = [
+        runs_pb2.CheckpointGrade.Name(c.grade).removeprefix("CHECKPOINT_GRADE_").lower()
+        for c in verdict.checkpoints
+    ]
+    assert grades.evaluate_all("rs => rs.map(r => r.dataset.grade)") == expected
+    assert "severe_overfitting" in expected and "healthy" in expected
+    # F1 bands: >= 0.90 excellent (the best: green), >= 0.75 good and >= 0.60 acceptable
+    # (amber), below needs_improvement (the floor: red).
+    bands = page.locator("[data-band]").evaluate_all(
+        "bs => bs.map(b => [b.dataset.band, b.className])"
+    )
+    assert ["good", "badge warn"] in bands and ["acceptable", "badge warn"] in bands
+    assert ["excellent", "badge ok"] in bands  # train F1 0.95
+    hyper = page.locator("section.panel", has_text="Hyperparameters").inner_text()
+    assert "steps_per_epoch" in hyper and "13" in hyper  # ceil(100 / 8)
+    assert "initial_learning_rate" in hyper and "final_learning_rate" in hyper
+    assert "61.5" in page.locator("section.panel", has_text="Summary").inner_text()
+    lr = page.locator('div.chart[data-chart="lr"][data-drawn="1"]')
+    assert int(lr.get_attribute("data-points")) > 0

@@ -391,6 +391,10 @@ export async function render(root, params, ctx) {
   });
   cleanups.push(() => loss.destroy(), () => lr.destroy());
 
+  let bands = [];
+  let checkpointSeries = null;
+  const showMetrics = () => show(metricsBox, checkpointMetrics(checkpointSeries, bands));
+
   const find = (split, name) => state.series.get(`${split}/${name}`) || { steps: [], values: [] };
   const lrSeries = () => {
     for (const [k, s] of state.series) if (k.endsWith("/learning_rate")) return s;
@@ -422,7 +426,8 @@ export async function render(root, params, ctx) {
       if (!state.range) {
         const all = [...state.series.values()].flatMap((s) => s.steps);
         state.full = all.length ? [Math.min(...all), Math.max(...all)] : null;
-        show(metricsBox, checkpointMetrics(answer.checkpoint_metrics, bands));
+        checkpointSeries = answer.checkpoint_metrics || [];
+        showMetrics();
       }
       draw();
     } catch (error) {
@@ -495,21 +500,22 @@ export async function render(root, params, ctx) {
     show(gradingBox, gradingTable(verdict));
     show(stoppingBox, earlyStopping(verdict.early_stopping));
   };
-  let bands = [];
-  const [verdict, bandAnswer] = await Promise.all([
-    get(`runs/${ref}/verdict`, {}, ctx.signal).catch((error) => ({ error })),
-    get("bands", {}, ctx.signal).catch(() => ({ bands: [] })),
-  ]);
-  bands = bandAnswer.bands || [];
-  if (verdict.error) show(verdictBox, errorBox(verdict.error));
-  else showVerdict(verdict);
-
   const from = Number(ctx.query.get("from"));
   const to = Number(ctx.query.get("to"));
   if (ctx.query.has("from") && ctx.query.has("to") && Number.isFinite(from) && Number.isFinite(to) && to > from) {
     state.range = [from, to];
   }
-  await load();
+  // The chart does not wait for the verdict (a long run's first verdict reads the run).
+  const loading = load();
+  const [verdict, bandAnswer] = await Promise.all([
+    get(`runs/${ref}/verdict`, {}, ctx.signal).catch((error) => ({ error })),
+    get("bands", {}, ctx.signal).catch(() => ({ bands: [] })),
+  ]);
+  bands = bandAnswer.bands || [];
+  if (checkpointSeries) showMetrics();
+  if (verdict.error) show(verdictBox, errorBox(verdict.error));
+  else showVerdict(verdict);
+  await loading;
   if (state.range && !state.full) state.full = state.range;
 
   // Each stream is closed at its "end" (the run finished): EventSource would reconnect.
