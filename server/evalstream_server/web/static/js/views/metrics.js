@@ -90,7 +90,7 @@ function makeChart(el, { name, series, height, log = () => false, onSelect }) {
       height: Math.min(height, Math.max(160, Math.round(el.clientWidth * 0.6))),
       scales: { x: { time: false }, y: { distr: log() ? 3 : 1 } },
       series: [{ label: "step" }, ...series()],
-      axes: [axis, { ...axis, size: 60 }],
+      axes: [axis, { ...axis, size: 70, values: (_u, ticks) => ticks.map((t) => fmt(t, 3)) }],
       legend: { live: true },
       cursor: { drag: { x: true, y: false, setScale: false } },
       hooks: {
@@ -151,7 +151,7 @@ function makeChart(el, { name, series, height, log = () => false, onSelect }) {
 // ------------------------------------------------------------------ verdict parts
 
 function evidenceList(evidence) {
-  const items = EVIDENCE.filter(([k]) => evidence?.[k] !== undefined).map(([k, label]) =>
+  const items = EVIDENCE.filter(([k]) => evidence?.[k] !== undefined && evidence[k] !== null).map(([k, label]) =>
     h("li", {}, `${label}: `, h("strong", {}, fmt(num(evidence[k])))),
   );
   if (evidence?.spike_steps?.length) {
@@ -223,6 +223,13 @@ function earlyStopping(es) {
   );
 }
 
+const GRADE_TONES = { healthy: "ok", overfitting: "warn", severe_overfitting: "bad" };
+
+function gradeBadge(grade) {
+  const text = String(grade || "ungraded").replaceAll("_", " ");
+  return h("span", { class: `badge ${GRADE_TONES[grade] || "none"}` }, text);
+}
+
 function gradingTable(verdict) {
   const rows = verdict.checkpoints || [];
   if (!rows.length) return h("p", { class: "muted" }, "No checkpoint metrics recorded: nothing to grade.");
@@ -234,7 +241,7 @@ function gradingTable(verdict) {
       { title: "Train", num: true, value: (c) => fmt(num(c.train_value)) },
       { title: "Validation", num: true, value: (c) => fmt(num(c.validation_value)) },
       { title: "Gap", num: true, value: (c) => fmt(num(c.gap)) },
-      { title: "Grade", value: (c) => badge(c.grade) },
+      { title: "Grade", value: (c) => gradeBadge(c.grade) },
       { title: "Saved at", value: (c) => (c.path ? h("code", {}, c.path) : "") },
     ],
     rows,
