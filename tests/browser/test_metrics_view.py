@@ -75,8 +75,14 @@ def test_metrics_draws_both_series_in_the_product_colours(
     web: WebServer, page: Any, trained
 ) -> None:
     _, run = trained
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/curves" in r.url else None)
     chart = _open(page, web, run.id)
     max_points = int(chart.get_attribute("data-max-points"))
+    # The first load asks for about the chart's width in points, never the whole series.
+    width = chart.bounding_box()["width"]
+    first = next(u for u in asked if "/curves?" in u)
+    assert f"max_points={max_points}" in first and abs(max_points - width) <= 2
     expected = _rpc(web).GetCurves(
         runs_pb2.GetCurvesRequest(run_id=run.id, series=["loss"], max_points=max_points)
     )
