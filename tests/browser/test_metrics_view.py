@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from typing import Any
 
 import grpc
@@ -149,8 +150,11 @@ def test_zoom_refetches_a_narrower_range_finer_keeping_the_spike(
     )
 
 
-def test_log_toggle_changes_the_y_scale(web: WebServer, page: Any, trained) -> None:
+def test_log_toggle_changes_the_y_scale_and_the_theme_redraws(
+    web: WebServer, page: Any, trained
+) -> None:
     _, run = trained
+    page.emulate_media(color_scheme="light")
     _open(page, web, run.id)
     distr = "document.querySelector('div.chart[data-chart=\"loss\"]').uplot.scales.y.distr"
     assert page.evaluate(distr) == 1
@@ -158,6 +162,13 @@ def test_log_toggle_changes_the_y_scale(web: WebServer, page: Any, trained) -> N
     page.wait_for_function(f"() => {distr} === 3")
     assert page.get_by_role("button", name="Log scale").get_attribute("aria-pressed") == "true"
     assert "log=1" in page.url
+    # The theme switch redraws the chart in the new theme's colours, keeping the scale.
+    chart = "document.querySelector('div.chart[data-chart=\"loss\"]')"
+    page.evaluate(f"() => {{ {chart}.uplot.drawnInOldTheme = true; }}")
+    page.get_by_role("button", name=re.compile("theme")).click()
+    page.wait_for_function(f"() => !{chart}.uplot.drawnInOldTheme && {distr} === 3")
+    assert page.evaluate("() => document.documentElement.dataset.theme") == "dark"
+    assert page.evaluate(f"() => {chart}.dataset.drawn") == "1"
 
 
 def test_live_points_and_nan_update_chart_and_banner(web: WebServer, page: Any) -> None:
