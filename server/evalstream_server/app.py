@@ -623,7 +623,8 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
     if server.web is not None:
         scheme = "https" if config.tls else "http"
         host = f"[{config.host}]" if ":" in config.host.strip("[]") else config.host
-        log.info("http", extra={"fields": {"url": f"{scheme}://{host}:{server.web.port}/api/v1/"}})
+        base = f"{scheme}://{host}:{server.web.port}"
+        log.info("http", extra={"fields": {"url": f"{base}/api/v1/", "views": f"{base}/"}})
     log.info(
         "serving",
         extra={

@@ -125,6 +125,7 @@ def test_a_link_to_a_step_or_split_the_run_lacks_says_so(
     web: WebServer, page: Any, written
 ) -> None:
     page.goto(f"{web.base}/runs/{written.grounding}/evaluation?step=150&split=train")
+    page.locator(".notice").first.wait_for()
     notices = page.locator(".notice").all_inner_texts()
     assert len(notices) == 2, notices
     assert 'no evaluation on the split "train"' in notices[0] and "showing validation" in notices[0]

@@ -154,3 +154,16 @@ def test_a_session_cookie_reads_as_its_token_and_needs_csrf_to_sign_out(secured)
     status, _, headers = _request(session, "DELETE", headers={**jar, "X-CSRF-Token": csrf})
     assert status == 200
     assert _cookies(headers)["evalstream_session"].value == ""
+
+
+def test_the_points_stream_and_runs_verdicts_are_scoped(secured) -> None:
+    server, tokens, ids = secured
+    base, reader = _base(server), tokens["reader-a"]
+    foreign = http_get(f"{base}/api/v1/runs/{ids['proj-b']}/curves/stream", token=reader)
+    missing = http_get(f"{base}/api/v1/runs/r_0000000000000000/curves/stream", token=reader)
+    assert foreign.status == missing.status == 404
+    assert http_get(f"{base}/api/v1/runs/{ids['proj-a']}/curves/stream").status == 401
+    own = http_get(f"{base}/api/v1/projects/proj-a/runs?verdicts=true", token=reader)
+    assert own.status == 200 and [v["run_id"] for v in own.body["verdicts"]] == [ids["proj-a"]]
+    other = http_get(f"{base}/api/v1/projects/proj-b/runs?verdicts=true", token=reader)
+    assert other.status == 403

@@ -564,6 +564,24 @@ class RunsServicer(CurvesMixin, SpecimensMixin, UpdateRunMixin, runs_pb2_grpc.Ru
                 "(the evalstream client reconnects by itself)",
             )
 
+    def run_changes(self, run_id: str, context: grpc.ServicerContext) -> Iterator[bool]:
+        """Wakes on each write to the run, as WatchVerdict does (not an RPC: the HTTP API's
+        stream of new points reads the points itself); True once the run has finished.
+
+        The caller's scope applies as in GetVerdict: another project's run is NOT_FOUND.
+        """
+        try:
+            self._store.get_run(run_id)
+            yield from self._verdicts.changes(run_id, active=context.is_active)
+        except StoreError as exc:
+            store_abort(context, exc)
+        except HubClosed:
+            abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "the server is shutting down; open the stream again once it is back",
+            )
+
     def _state(self, run_id: str) -> str | None:
         try:
             return self._verdicts.verdict(run_id).state

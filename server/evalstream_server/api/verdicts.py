@@ -236,3 +236,46 @@ class VerdictHub:
         finally:
             with entry.cond:
                 entry.watchers -= 1
+
+    def changes(
+        self, run_id: str, *, active: Callable[[], bool], poll: float = 0.25
+    ) -> Iterator[bool]:
+        """Wakes on each write to the run, as `watch` does, without computing a verdict.
+
+        Yields once at once, then after each change (several writes between two yields
+        count as one), until the run finishes or `active()` is False; the value is True
+        on the last yield, the one after the run finished.
+
+        Raises:
+            HubClosed: the server is stopping (`close`).
+        """
+        if self._closed:
+            raise HubClosed("the server is shutting down")
+        entry = self._entry(run_id)
+        finished = self._store.get_run(run_id).status in FINISHED
+        with entry.cond:
+            entry.watchers += 1
+            seen = entry.version  # before the first yield: a write while it is sent counts
+        try:
+            yield finished
+            if finished:
+                return
+            while active():
+                with entry.cond:
+                    entry.cond.wait_for(
+                        lambda e=entry, s=seen: (  # type: ignore[misc]
+                            e.version != s or e.ended or self._closed
+                        ),
+                        timeout=poll,
+                    )
+                    changed, seen, ended = entry.version != seen, entry.version, entry.ended
+                if self._closed:
+                    raise HubClosed("the server is shutting down")
+                if changed or ended:
+                    yield ended
+                if ended:
+                    return
+                entry = self._entry(run_id)  # rebuilt if it went stale
+        finally:
+            with entry.cond:
+                entry.watchers -= 1

@@ -25,11 +25,12 @@ from evalstream.v1 import common_pb2, runs_pb2
 from evalstream_server.api._convert import SPLIT_ENUMS, STATUS_ENUMS
 from evalstream_server.api.runs import RunsServicer
 from evalstream_server.auth import Principal
+from evalstream_server.metrics.bands import BANDS
 from evalstream_server.web._calls import ApiError, call
 from evalstream_server.web._download import download_name, stream_export
 from evalstream_server.web._images import MAX_IMAGE_BYTES, resolve_image
 from evalstream_server.web._json import message_to_json
-from evalstream_server.web._stream import stream_verdicts
+from evalstream_server.web._stream import stream_points, stream_verdicts
 
 __all__ = ["CALLER", "ROUTES", "STREAM_ROUTES", "Api", "json_response"]
 
@@ -44,7 +45,6 @@ EXPORT_FORMATS: Mapping[str, runs_pb2.ExportFormat] = {
 # The names the RPCs' own conversions use: "train", ...; "running", ...
 SPLITS: Mapping[str, common_pb2.Split] = SPLIT_ENUMS
 STATUSES: Mapping[str, runs_pb2.RunStatus] = STATUS_ENUMS
-
 BOOLEANS: Mapping[str, bool] = {"true": True, "false": False}
 
 _dumps = functools.partial(json.dumps, allow_nan=False, separators=(",", ":"))
@@ -159,7 +159,10 @@ class Api:
         )
 
     async def runs(self, request: web.Request) -> web.Response:
-        q = Query(request, ("status", "model", "name", "page_size", "page_token"), ("status",))
+        q = Query(
+            request, ("status", "model", "name", "page_size", "page_token", "verdicts"), ("status",)
+        )
+        with_verdicts = q.choice("verdicts", q.text("verdicts") or "false", BOOLEANS)
         pb = runs_pb2.ListRunsRequest(
             project=request.match_info["project"],
             statuses=[q.choice("status", s, STATUSES) for s in q.texts("status")],
@@ -168,7 +171,23 @@ class Api:
             page_size=q.integer("page_size") or 0,
             page_token=q.text("page_token"),
         )
-        return json_response(message_to_json(await self._call(request, self._runs.ListRuns, pb)))
+        reply: runs_pb2.ListRunsResponse = await self._call(request, self._runs.ListRuns, pb)
+        answer = message_to_json(reply)
+        if with_verdicts:  # one GetVerdict per run of the page: bounded by page_size
+            answer["verdicts"] = [await self._verdict_summary(request, r.id) for r in reply.runs]
+        return json_response(answer)
+
+    async def _verdict_summary(self, request: web.Request, run_id: str) -> dict[str, Any]:
+        """A run's verdict in a line of the runs list, or the refusal of its GetVerdict."""
+        pb = runs_pb2.GetVerdictRequest(run_id=run_id)
+        try:
+            verdict: runs_pb2.Verdict = await self._call(request, self._runs.GetVerdict, pb)
+        except ApiError as exc:  # e.g. stored thresholds that no longer validate
+            return {"run_id": run_id, **exc.body()}
+        full = message_to_json(verdict)
+        summary = {k: full[k] for k in ("run_id", "state", "severity", "summary", "as_of_step")}
+        summary["early_stopping"] = full.get("early_stopping", {})
+        return summary
 
     async def run(self, request: web.Request) -> web.Response:
         Query(request, (), ())
@@ -312,6 +331,39 @@ class Api:
         run_id = await self._run_id(request)
         return await stream_verdicts(request, self._runs, self._pool, principal_of(request), run_id)
 
+    async def curves_stream(self, request: web.Request) -> web.StreamResponse:
+        q = Query(request, ("split", "series", "after_step", "max_points"), ("split", "series"))
+        splits = [q.choice("split", s, SPLITS) for s in q.texts("split")]
+        after = q.integer("after_step", (-1, INT64[1]))
+        max_points = q.integer("max_points", (2, 100_000))
+        run_id = await self._run_id(request)
+        return await stream_points(
+            request,
+            self._runs,
+            self._pool,
+            principal_of(request),
+            run_id,
+            splits=splits,
+            series=q.texts("series"),
+            max_points=1000 if max_points is None else max_points,
+            after_step=-1 if after is None else after,
+        )
+
+    async def bands(self, request: web.Request) -> web.Response:
+        Query(request, (), ())
+        return json_response(
+            {
+                "bands": [
+                    {
+                        "name": name,
+                        "cutoffs": [{"min": c, "label": label} for c, label in b.cutoffs],
+                        "floor": b.floor,
+                    }
+                    for name, b in BANDS.items()
+                ]
+            }
+        )
+
     async def evaluations(self, request: web.Request) -> web.Response:
         q = Query(request, ("split",), ())
         pb = runs_pb2.ListEvaluationStepsRequest(split=q.split())
@@ -385,8 +437,10 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/api/v1/runs/{run}/specimens/{specimen}/image", "specimen_image"),
     ("/api/v1/compare", "compare"),
     ("/api/v1/compare/specimens", "compare_specimens"),
+    ("/api/v1/bands", "bands"),
 )
 #: Streams (Server-Sent Events): GET routes whose answer lasts as long as the run.
 STREAM_ROUTES: tuple[tuple[str, str], ...] = (
     ("/api/v1/runs/{run}/verdict/stream", "verdict_stream"),
+    ("/api/v1/runs/{run}/curves/stream", "curves_stream"),
 )

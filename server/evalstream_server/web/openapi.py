@@ -72,6 +72,13 @@ _PATHS: dict[str, dict[str, Any]] = {
             _query("model", "Only runs of this model.", {"type": "string"}),
             _query("name", "Only the run of this name.", {"type": "string"}),
             *_PAGE,
+            _query(
+                "verdicts",
+                "true: add 'verdicts', one per run of the page in order, each the run's "
+                "GetVerdict in brief (run_id, state, severity, summary, as_of_step, "
+                "early_stopping), or {run_id, error} when its verdict is refused.",
+                {"type": "string", "enum": ["true", "false"], "default": "false"},
+            ),
         ],
     ),
     "/api/v1/runs/{run}": _get("One run.", "GetRun", [_RUN]),
@@ -140,6 +147,30 @@ _PATHS: dict[str, dict[str, Any]] = {
                 "401": {"$ref": "#/components/responses/Error"},
                 "404": {"$ref": "#/components/responses/Error"},
                 "503": {"$ref": "#/components/responses/Error"},
+            },
+        }
+    },
+    "/api/v1/runs/{run}/curves/stream": {
+        "get": {
+            "summary": "A run's newly acked points, as Server-Sent Events.",
+            "description": "'event: points' with {run_id, series: [Series]}: first at once, "
+            "the points after after_step, then after each write the points of each series "
+            "after the last step sent, each series downsampled (min-max) to max_points; at "
+            "most one event every 0.5 s. 'event: end' when the run finishes; 'event: error' "
+            "when the stream fails after it began; a comment line every 15 s.",
+            "operationId": "watchCurves",
+            "parameters": [
+                _RUN,
+                _query("split", "Only these splits (repeatable).", _SPLIT["schema"]),
+                _query("series", "Only these series (repeatable).", {"type": "string"}),
+                _query("after_step", "Send the points after this step, >= -1 (default -1).", _INT),
+                _query("max_points", "Points per series and event, 2-100000 (default 1000).", _INT),
+            ],
+            "responses": {
+                "200": {"description": "The events.", "content": {"text/event-stream": {}}},
+                "400": {"$ref": "#/components/responses/Error"},
+                "401": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"},
             },
         }
     },
@@ -230,6 +261,22 @@ _PATHS: dict[str, dict[str, Any]] = {
             ),
         ],
     ),
+    "/api/v1/bands": {
+        "get": {
+            "summary": "The quality bands of scores: cutoffs and labels, best first.",
+            "description": "{bands: [{name, cutoffs: [{min, label}], floor}]}: a value takes "
+            "the label of the first cutoff it reaches (value >= min), else the floor.",
+            "operationId": "listBands",
+            "parameters": [],
+            "responses": {
+                "200": {
+                    "description": "The band tables.",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "400": {"$ref": "#/components/responses/Error"},
+            },
+        }
+    },
 }
 
 
