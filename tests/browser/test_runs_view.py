@@ -48,6 +48,7 @@ def test_runs_list_shows_logged_runs_with_status_and_verdict(web: WebServer, pag
     bad_row = page.locator(f'tr[data-run="{bad.id}"]')
     assert bad_row.locator(".badge").nth(0).inner_text() == "finished"
     assert bad_row.locator(".badge.bad").last.inner_text() == "diverged" == _state(web, bad.id)
+    assert "(validation/loss: none yet)" in bad_row.inner_text()  # never evaluated: no best
     assert page.locator('section[data-project="text"]').is_visible()  # every project
 
     # Filters are kept in the URL, so that a link shows the same list.

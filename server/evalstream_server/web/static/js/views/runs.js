@@ -16,12 +16,15 @@ function filters(ctx) {
 
 function bestCell(verdict) {
   const es = verdict?.early_stopping;
-  if (!es || es.best_step === undefined) return h("span", { class: "muted" }, "—");
+  if (!es) return h("span", { class: "muted" }, "—");
+  if (es.best_step === undefined || es.best_step === null) {
+    return h("span", { class: "muted", title: `no value of ${es.monitor} yet` }, `— (${es.monitor}: none yet)`);
+  }
   return h(
     "span",
     { title: es.best_checkpoint_path || null },
-    `step ${fmt(es.best_step)} · ${es.monitor} ${fmt(num(es.best_value))}`,
-    es.should_stop ? h("span", { class: "badge warn", title: "patience exhausted: stop here" }, " stop") : null,
+    `step ${fmt(es.best_step)} · ${es.monitor} ${fmt(num(es.best_value))} `,
+    es.should_stop ? h("span", { class: "badge warn", title: "patience exhausted: stop here" }, "stop") : null,
   );
 }
 
