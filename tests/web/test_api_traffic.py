@@ -178,3 +178,21 @@ def test_a_stream_beyond_the_limit_is_503_with_retry_after(tight) -> None:
         assert reply.status == 200
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("stream", ["verdict/stream", "curves/stream"])
+def test_a_stream_whose_client_left_is_released_at_once(web_server, stream) -> None:
+    """Its handler thread and its stream slot come back within a second or two, long
+    before the next heartbeat (15 s) would find the connection closed."""
+    with Client(web_server.target) as client:
+        run = client.create_run("traffic", f"left-{stream.split('/')[0]}")
+        run.log(0, loss=1.0)
+        run.flush(timeout=30)
+        connection, reply = _open(web_server.base, f"/api/v1/runs/{run.id}/{stream}")
+        assert reply.status == 200
+        next(_events(reply))
+        assert _held(web_server, "evalstream_http_streams_open") == 1
+        connection.sock.close()  # the browser tab closed, without a word
+        connection.close()
+        _wait_for(lambda: _held(web_server, "evalstream_http_streams_open") == 0, timeout=3.0)
+        run.finish()

@@ -175,8 +175,15 @@ class WebServer:
 
     def __init__(self, app: web.Application, *, grace_seconds: float) -> None:
         self.app = app
+        # handler_cancellation: a client that leaves cancels its handler at once, so a
+        # stream's watch (a handler thread waiting for writes) ends within its poll
+        # interval instead of at the next heartbeat that fails to be written.
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=grace_seconds
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=grace_seconds,
+            handler_cancellation=True,
         )
         self.port = 0
 
