@@ -512,17 +512,18 @@ export async function render(root, params, ctx) {
   if (ctx.query.has("from") && ctx.query.has("to") && Number.isFinite(from) && Number.isFinite(to) && to > from) {
     state.range = [from, to];
   }
-  // The chart does not wait for the verdict (a long run's first verdict reads the run).
-  const loading = load();
+  // The chart first, then the verdict: a long run's first verdict reads the whole run,
+  // and asked at once it would share the server's CPU with the chart's read.
+  const banding = get("bands", {}, ctx.signal).catch(() => ({ bands: [] }));
+  await load();
   const [verdict, bandAnswer] = await Promise.all([
     get(`runs/${ref}/verdict`, {}, ctx.signal).catch((error) => ({ error })),
-    get("bands", {}, ctx.signal).catch(() => ({ bands: [] })),
+    banding,
   ]);
   bands = bandAnswer.bands || [];
   if (checkpointSeries) showMetrics();
   if (verdict.error) show(verdictBox, errorBox(verdict.error));
   else showVerdict(verdict);
-  await loading;
   if (state.range && !state.full) state.full = state.range;
 
   // Each stream is closed at its "end" (the run finished): EventSource would reconnect.
