@@ -79,6 +79,13 @@ def test_sign_in_keeps_an_http_only_session_and_returns_to_the_page(secured, pag
     base, tokens, ids = secured
     page.goto(f"{base}/runs/{ids['proj-a']}")
     page.wait_for_url(re.compile(r"/sign-in\?next="))
+    # Without a token the browser reads nothing: every API answer is 401.
+    unsigned = page.evaluate(
+        "id => Promise.all(['/api/v1/projects', '/api/v1/runs/' + id]"
+        ".map(u => fetch(u).then(r => r.status)))",
+        ids["proj-a"],
+    )
+    assert unsigned == [401, 401]
     page.get_by_label("Token").fill("es_not-a-token")
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("alert").filter(has_text="not valid").wait_for()
