@@ -4,6 +4,7 @@ GetVerdict says), the best checkpoint, filters kept in the URL, and paging."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import grpc
@@ -83,3 +84,19 @@ def test_a_bad_filter_shows_the_api_error(web: WebServer, page: Any) -> None:
     error = page.locator(".error")
     error.wait_for()
     assert "status" in error.inner_text()
+
+
+def test_ticked_runs_open_the_compare_view(web: WebServer, page: Any) -> None:
+    with Client(web.target) as client:
+        base = client.create_run("vision", "base", hyperparameters={"learning_rate": 1e-4})
+        fast = client.create_run("vision", "fast", hyperparameters={"learning_rate": 3e-4})
+        client.create_run("vision", "other")
+    page.goto(web.base + "/projects/vision")
+    button = page.get_by_role("button", name=re.compile("Compare selected"))
+    page.get_by_label("Select base to compare").check()
+    assert button.is_disabled()  # one run is not a comparison
+    page.get_by_label("Select fast to compare").check()
+    assert button.inner_text() == "Compare selected (2)"
+    button.click()
+    page.wait_for_url(f"{web.base}/compare?run={base.id}&run={fast.id}")
+    page.get_by_text("changed learning_rate").wait_for()

@@ -28,10 +28,16 @@ function bestCell(verdict) {
   );
 }
 
-function runsTable(runs, verdicts) {
+function runsTable(runs, verdicts, selection) {
   const byId = new Map((verdicts || []).map((v) => [v.run_id, v]));
+  const pick = (r) => {
+    const box = h("input", { type: "checkbox", class: "pick", "aria-label": `Select ${r.name} to compare`, checked: selection.has(r.id) });
+    box.addEventListener("change", () => selection.toggle(r.id, box.checked));
+    return box;
+  };
   return table(
     [
+      { title: h("span", { class: "visually-hidden" }, "Select"), value: pick },
       { title: "Run", value: (r) => h("a", { href: `/runs/${encodeURIComponent(r.id)}` }, r.name) },
       { title: "Model", value: (r) => r.model || "" },
       { title: "Status", value: (r) => badge(r.status) },
@@ -79,7 +85,29 @@ function filterForm(ctx, current, rerender) {
   return form;
 }
 
-async function projectSection(project, ctx, current, pageToken) {
+/** The runs ticked for comparison, and the button that opens /compare with them. */
+function compareSelection() {
+  const ids = new Set();
+  const button = h("button", { type: "button", disabled: true }, "Compare selected");
+  const update = () => {
+    button.disabled = ids.size < 2;
+    button.textContent = ids.size ? `Compare selected (${ids.size})` : "Compare selected";
+    button.title = ids.size < 2 ? "Tick two or more runs" : "";
+  };
+  return {
+    button,
+    has: (id) => ids.has(id),
+    toggle(id, on) {
+      if (on) ids.add(id);
+      else ids.delete(id);
+      update();
+    },
+    href: () => `/compare?${[...ids].map((id) => `run=${encodeURIComponent(id)}`).join("&")}`,
+    update,
+  };
+}
+
+async function projectSection(project, ctx, current, pageToken, selection) {
   const section = h("section", { class: "panel", "data-project": project });
   const body = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   section.append(h("h2", {}, h("a", { href: `/projects/${encodeURIComponent(project)}` }, project)), body);
@@ -100,7 +128,7 @@ async function projectSection(project, ctx, current, pageToken) {
     const next = page.next_page_token
       ? h("a", { href: `/projects/${encodeURIComponent(project)}?${pageQuery(ctx, page.next_page_token)}`, rel: "next" }, "Next page →")
       : null;
-    show(body, runs.length ? runsTable(runs, page.verdicts) : h("p", { class: "muted" }, "No runs match."), next);
+    show(body, runs.length ? runsTable(runs, page.verdicts, selection) : h("p", { class: "muted" }, "No runs match."), next);
   } catch (error) {
     if (error?.name === "AbortError") throw error;
     show(body, errorBox(error));
@@ -121,7 +149,10 @@ export async function render(root, params, ctx) {
     ctx.setTitle(heading);
     ctx.setCrumbs(params.project ? [["projects", "/"], [params.project, null]] : [["runs", null]]);
     const list = h("div", {});
-    show(root, h("h1", {}, heading), filterForm(ctx, current, draw), list);
+    const selection = compareSelection();
+    selection.button.addEventListener("click", () => ctx.navigate(selection.href()));
+    selection.update();
+    show(root, h("h1", {}, heading), filterForm(ctx, current, draw), h("div", { class: "toolbar" }, selection.button), list);
     let projects;
     if (params.project) {
       projects = [params.project];
@@ -140,7 +171,7 @@ export async function render(root, params, ctx) {
       }
     }
     const token = params.project ? ctx.query.get("page_token") || "" : "";
-    const sections = await Promise.all(projects.map((p) => projectSection(p, ctx, current, token)));
+    const sections = await Promise.all(projects.map((p) => projectSection(p, ctx, current, token, selection)));
     show(list, sections);
   };
   await draw();
