@@ -62,6 +62,7 @@ class SQLiteStore(StoreFront):
             event loop and the writer do not share a GIL).
 
     >>> import tempfile, numpy as np
+    >>> from evalstream_server.store import NewRun, PointChunk
     >>> with tempfile.TemporaryDirectory() as d:
     ...     store = SQLiteStore(Path(d) / "evalstream.db")
     ...     run = store.create_run(NewRun(project="p", name="baseline"))
