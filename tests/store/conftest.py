@@ -1,7 +1,9 @@
-"""Fixtures of the store tests: a fresh SQLiteStore in a temporary directory.
+"""Fixtures of the store tests: a fresh store of each backend.
 
-``store`` comes with each writer: the thread, and the writer process the server
-uses; every test taking it runs against both.
+``store`` comes as SQLite with each writer (the thread, and the writer process
+the server uses) and as PostgreSQL (a fresh database of the session's cluster,
+see tests/conftest.py): every test taking it runs against all three. A test
+that holds only on SQLite takes ``sqlite_store`` instead and says why.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from evalstream_server.store import NewRun, SQLiteStore
+from evalstream_server.store import NewRun, PostgresStore, SQLiteStore, Store
 
 
 @pytest.fixture
@@ -18,8 +20,22 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "evalstream.db"
 
 
+@pytest.fixture(params=["thread", "process", "postgres"])
+def store(db_path: Path, request: pytest.FixtureRequest) -> Iterator[Store]:
+    s: Store
+    if request.param == "postgres":
+        s = PostgresStore(request.getfixturevalue("pg_url"))
+    else:
+        s = SQLiteStore(db_path, writer=request.param)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
 @pytest.fixture(params=["thread", "process"])
-def store(db_path: Path, request: pytest.FixtureRequest) -> Iterator[SQLiteStore]:
+def sqlite_store(db_path: Path, request: pytest.FixtureRequest) -> Iterator[SQLiteStore]:
+    """A SQLiteStore with each writer, for the tests of what only SQLite does."""
     s = SQLiteStore(db_path, writer=request.param)
     try:
         yield s
@@ -28,5 +44,5 @@ def store(db_path: Path, request: pytest.FixtureRequest) -> Iterator[SQLiteStore
 
 
 @pytest.fixture
-def run_id(store: SQLiteStore) -> str:
+def run_id(store: Store) -> str:
     return store.create_run(NewRun(project="p", name="run")).id
