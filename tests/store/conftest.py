@@ -8,8 +8,10 @@ that holds only on SQLite takes ``sqlite_store`` instead and says why.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from evalstream_server.store import NewRun, PostgresStore, SQLiteStore, Store
@@ -41,6 +43,33 @@ def sqlite_store(db_path: Path, request: pytest.FixtureRequest) -> Iterator[SQLi
         yield s
     finally:
         s.close()
+
+
+#: Runs one SQL statement (``?`` placeholders) on the store's database: its rows.
+Query = Callable[..., list[tuple[Any, ...]]]
+
+
+@pytest.fixture
+def query(store: Store, db_path: Path) -> Query:
+    """Runs raw SQL on the database under ``store`` (SQLite's file, or PostgreSQL's database).
+
+    For tests that look at the stored rows (their SQL is valid on both, e.g.
+    ``length(steps)``: a blob's bytes in SQLite, a bytea's in PostgreSQL).
+    """
+
+    def run(sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if isinstance(store, PostgresStore):
+            import psycopg
+
+            with psycopg.connect(store.url) as pg:
+                return pg.execute(sql.replace("?", "%s"), tuple(args)).fetchall()
+        conn = sqlite3.connect(db_path)
+        try:
+            return conn.execute(sql, tuple(args)).fetchall()
+        finally:
+            conn.close()
+
+    return run
 
 
 @pytest.fixture
