@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 SCHEMES = ("sqlite", "postgresql", "postgres")
 
@@ -30,6 +30,19 @@ class StoreURL:
 
     def __str__(self) -> str:
         return redact(self.url)
+
+
+class SecretURL(str):
+    """A URL whose repr hides its password (``str()`` is the URL itself, for connecting).
+
+    >>> SecretURL("postgresql://u:pw@db/e")
+    'postgresql://u:***@db/e'
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(redact(self))
 
 
 def parse(url: str) -> StoreURL:
@@ -95,3 +108,21 @@ def redact(url: str) -> str:
             options.append(f"{key}=***" if eq and key in _SECRET_OPTIONS else option)
         tail = f"{path}?{'&'.join(options)}{hash_}{fragment}"
     return f"{scheme}://{authority}{tail}"
+
+
+def password(url: str) -> str:
+    """The password a URL carries (in its authority or its query), or "".
+
+    >>> password("postgresql://u:s3cr%40t@db/e"), password("postgresql:///e?password=x")
+    ('s3cr@t', 'x')
+    """
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            return unquote(parts.password)
+    except ValueError:
+        return ""
+    for key, value in parse_qsl(parts.query):
+        if key == "password":
+            return value
+    return ""

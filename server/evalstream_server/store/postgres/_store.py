@@ -156,7 +156,7 @@ class PostgresStore(StoreFront):
     def _hide(self, exc: BaseException) -> str:
         """An error's message, with the URL's password (should libpq echo it) hidden."""
         text = str(exc).strip()
-        password = _password(self.url)
+        password = _url.password(self.url)
         return text.replace(password, "***") if password else text
 
     # ------------------------------------------------------------------ reads
@@ -384,22 +384,6 @@ class PostgresStore(StoreFront):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _password(url: str) -> str:
-    """The password a URL carries (in its authority or its query), or ""."""
-    from urllib.parse import parse_qsl, unquote, urlsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ""
-    if parts.password:
-        return unquote(parts.password)
-    for key, value in parse_qsl(parts.query):
-        if key == "password":
-            return value
-    return ""
 
 
 def _rollback(conn: Any) -> None:

@@ -167,3 +167,34 @@ def migrate(conn: Any, *, target: int = SCHEMA_VERSION) -> int:
     except psycopg.Error as exc:
         raise StoreError(f"schema migration failed: {exc}") from exc
     return current
+
+
+def migrate_url(url: str) -> tuple[int, int]:
+    """Brings the database at ``url`` to this code's version (see `migrate`).
+
+    Returns (the version it had, the version it has now).
+
+    Raises:
+        StoreError: the database cannot be reached or migrated (the message shows
+            the URL with its password hidden).
+    """
+    import psycopg
+
+    from evalstream_server.store._url import redact
+
+    shown = redact(url)
+    try:
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            return migrate(conn), SCHEMA_VERSION
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot open the store at {shown}: {_hide(url, str(exc))}") from None
+    except StoreError as exc:
+        raise StoreError(f"cannot open the store at {shown}: {exc}") from None
+
+
+def _hide(url: str, text: str) -> str:
+    """``text`` with the URL's password (should libpq echo it) replaced by ``***``."""
+    from evalstream_server.store._url import password
+
+    secret = password(url)
+    return text.replace(secret, "***") if secret else text
