@@ -168,8 +168,14 @@ class PostgresStore(StoreFront):
         if self._closed:
             raise StoreClosed("the store is closed")
         try:
-            with self._pool.connection(timeout=self._read_timeout) as conn:
-                return fn(_reads.Qmark(conn))
+            try:
+                with self._pool.connection(timeout=self._read_timeout) as conn:
+                    return fn(_reads.Qmark(conn))
+            except psycopg.OperationalError:
+                # A pooled connection the database dropped (it restarted): the pool
+                # discards it; a read is safe to run again, once, on another.
+                with self._pool.connection(timeout=self._read_timeout) as conn:
+                    return fn(_reads.Qmark(conn))
         except PoolTimeout:
             raise StoreOverloaded(
                 f"no database connection free within {self._read_timeout:g} s; retry later"
