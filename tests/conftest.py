@@ -66,12 +66,23 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
-    """An in-process server on a free port, BERTScore off.
+def store_backend() -> str:
+    """The store `live_server` runs on: "sqlite". A test module that overrides this
+    fixture with ``params=["sqlite", "postgres"]`` runs its tests on both."""
+    return "sqlite"
+
+
+@pytest.fixture
+def live_server(
+    tmp_path: Path, request: pytest.FixtureRequest, store_backend: str
+) -> Iterator[LiveServer]:
+    """An in-process server on a free port, BERTScore off, on the `store_backend` store.
 
     Parametrize indirectly with Config overrides.
     """
     overrides = {"bertscore_model": "none", "text_workers": 0, **getattr(request, "param", {})}
+    if store_backend == "postgres":
+        overrides["store"] = request.getfixturevalue("pg_url")
     yield from _live(tmp_path, overrides)
 
 
