@@ -351,16 +351,7 @@ class PgCluster:
             "initdb", "-D", str(self.data), "-U", self.user, "-A", "trust", "-E", "UTF8",
             "--no-sync", "--locale=C.UTF-8",
         )  # fmt: skip
-        # fsync off: the tests check what is acked when, not the disk; they run on a
-        # shared machine.
-        options = (
-            f"-k {self.root} -c listen_addresses='' -c fsync=off -c full_page_writes=off "
-            "-c max_connections=300 -c shared_buffers=64MB"
-        )
-        self._run(
-            "pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options,
-            "-w", "-t", "60", "start",
-        )  # fmt: skip
+        self._start()
         import psycopg
         from evalstream_server.store.postgres import schema
 
@@ -395,7 +386,15 @@ class PgCluster:
         deadline = time.monotonic() + 30
         while (self.root / ".s.PGSQL.5432").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        options = f"-k {self.root} -c listen_addresses='' -c fsync=off -c max_connections=300"
+        self._start()
+
+    def _start(self) -> None:
+        # On the socket only; fsync off: the tests check what is acked when, not the
+        # disk, and they run on a shared machine.
+        options = (
+            f"-k {self.root} -c listen_addresses='' -c fsync=off -c full_page_writes=off "
+            "-c max_connections=300 -c shared_buffers=64MB"
+        )
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options,
             "-w", "-t", "60", "start",

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import psycopg
 import pytest
 from evalstream_server import app, config
 from evalstream_server.store import (
@@ -26,6 +25,8 @@ from evalstream_server.store import (
     WriteResult,
 )
 from evalstream_server.store.postgres import schema
+
+psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL store needs psycopg")
 
 PASSWORD = "pw-Zq81x-never-shown"
 
