@@ -11,7 +11,7 @@ EXTRAS ?= dev
 TORCH_SPEC ?= torch==2.13.0
 PROTOS := $(wildcard protos/evalstream/v1/*.proto)
 
-.PHONY: install model browser serve test test-fast bench proto lint typecheck docs clean
+.PHONY: install model browser postgres serve test test-fast bench proto lint typecheck docs clean
 
 # One stamp per set-up: reinstalls only when pyproject.toml changes. The project installs
 # with -qq (errors only): setuptools' 'Editable installation' notice would otherwise land
@@ -49,8 +49,20 @@ browser:
 	    { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }; } || \
 	  echo "make browser: could not install chromium (apt-get install -y chromium); the browser tests will skip"; }
 
+# The PostgreSQL store's tests start their own throwaway PostgreSQL from the
+# machine's server binaries (initdb, pg_ctl, postgres): Debian's package, installed
+# here when missing and apt-get is usable; else those tests skip, saying why (and
+# fail under EVALSTREAM_REQUIRE_POSTGRES=1, as in CI). Debian's package starts no
+# cluster the tests use: they make their own in a temporary directory.
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  { $$SUDO apt-get install -y -qq postgresql >/dev/null 2>&1 || \
+	    { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql >/dev/null; }; } || \
+	  echo "make postgres: could not install PostgreSQL (apt-get install -y postgresql); the PostgreSQL tests will skip"; }
+
 # The whole suite, as CI runs it.
-test: model browser
+test: model browser postgres
 	$(BIN)/python -m pytest
 
 test-fast: install

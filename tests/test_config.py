@@ -178,3 +178,82 @@ def test_http_limits_flags_and_environment() -> None:
     assert (config.Config().http_max_in_flight, config.Config().http_max_streams) == (64, 64)
     c = config.load(["--http-max-in-flight", "8"], {"EVALSTREAM_HTTP_MAX_STREAMS": "3"})
     assert (c.http_max_in_flight, c.http_max_streams) == (8, 3)
+
+
+PG = "postgresql://evalstream:pw-9f2Kx@db.internal:5432/evalstream?sslmode=require"
+
+
+def test_store_is_sqlite_in_the_data_directory_by_default(tmp_path: Path) -> None:
+    c = config.load(["--data-dir", str(tmp_path)], {})
+    assert c.store == ""
+    assert (c.store_url.backend, c.store_url.path) == ("sqlite", tmp_path / "evalstream.db")
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["--store", PG], {}),
+        ([], {"EVALSTREAM_STORE": PG}),
+        (["--store", PG], {"EVALSTREAM_STORE": "x"}),
+    ],
+)
+def test_store_flag_and_environment(argv: list[str], env: dict[str, str]) -> None:
+    c = config.load(argv, env)
+    assert str(c.store) == PG  # the URL itself, to connect with
+    assert (c.store_url.backend, c.store_url.url) == ("postgresql", PG)
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [("sqlite:///rel/e.db", Path("rel/e.db")), ("sqlite:////abs/e.db", Path("/abs/e.db"))],
+)
+def test_store_sqlite_urls(url: str, path: Path) -> None:
+    assert config.load(["--store", url], {}).store_url.path == path
+
+
+def test_store_postgres_scheme_is_postgresql_too() -> None:
+    url = "postgres://u:pw-9f2Kx@db/e"
+    assert config.load(["--store", url], {}).store_url.backend == "postgresql"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://u:pw-9f2Kx@db/e",
+        "db.internal:5432",
+        "sqlite://",
+        "sqlite:///",
+        "postgresql://u:pw-9f2Kx@db:port/e",
+    ],
+)
+def test_bad_store_is_refused_naming_the_flag_and_hiding_the_password(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        config.load(["--store", url], {})
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--store / EVALSTREAM_STORE" in err
+    assert "pw-9f2Kx" not in err
+
+
+def test_store_password_is_not_in_the_config_repr() -> None:
+    c = config.load(["--store", PG], {})
+    assert "pw-9f2Kx" not in repr(c) and "pw-9f2Kx" not in repr(c.store_url)
+    assert "evalstream:***@db.internal:5432/evalstream?sslmode=require" in repr(c)
+    assert "pw-9f2Kx" not in str(c.store_url)
+
+
+def test_store_password_in_the_query_is_hidden_too() -> None:
+    c = config.load(["--store", "postgresql:///e?host=/run/pg&password=pw-9f2Kx"], {})
+    assert "pw-9f2Kx" not in repr(c) and "password=***" in repr(c)
+
+
+def test_store_writer_is_refused_beside_postgresql(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        config.load(["--store", PG, "--store-writer", "thread"], {})
+    err = capsys.readouterr().err
+    assert "--store-writer / EVALSTREAM_STORE_WRITER applies to the SQLite store only" in err
+    assert "pw-9f2Kx" not in err
+    # beside SQLite it stays what it was
+    assert config.load(["--store-writer", "thread"], {}).store_writer == "thread"

@@ -59,7 +59,9 @@ from evalstream_server.runtime.bertscore import BertScoreRuntime, BertScoreSetti
 from evalstream_server.runtime.device import resolve_device
 from evalstream_server.runtime.models import missing_default
 from evalstream_server.status import abort
-from evalstream_server.store import SQLiteStore, Store
+from evalstream_server.store import PostgresStore, SQLiteStore, Store
+from evalstream_server.store.postgres import schema as pg_schema
+from evalstream_server.store.sqlite import schema as sqlite_schema
 from evalstream_server.web._traffic import HttpLimits
 from evalstream_server.web.server import WebServer, build_app
 
@@ -109,7 +111,8 @@ class Deps:
 
     @classmethod
     def open(cls, config: Config, *, device: str = "cpu") -> Deps:
-        """Opens the store in the data directory and starts loading the BERTScore model."""
+        """Opens the store (`Config.store_url`: SQLite in the data directory unless
+        ``--store`` names another) and starts loading the BERTScore model."""
         config.data_dir.mkdir(parents=True, exist_ok=True)
         bertscore = BertScoreRuntime(
             BertScoreSettings(
@@ -126,11 +129,7 @@ class Deps:
         workers = default_workers() if config.text_workers < 0 else config.text_workers
         metrics = ServiceMetrics()
         deps = cls(
-            store=SQLiteStore(
-                config.database,
-                on_commit=metrics.store_commit_seconds.observe,
-                writer=config.store_writer,
-            ),
+            store=open_store(config, on_commit=metrics.store_commit_seconds.observe),
             metrics=metrics,
             bertscore=bertscore,
             workers=(
@@ -150,6 +149,19 @@ class Deps:
             self.workers.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()
+
+
+def open_store(config: Config, *, on_commit: Callable[[float], None] | None = None) -> Store:
+    """The store ``config`` names (migrating its schema to this server's version).
+
+    Raises:
+        StoreError: it cannot be opened (the message hides a URL's password).
+    """
+    where = config.store_url
+    if where.backend == "postgresql":
+        return PostgresStore(where.url, on_commit=on_commit)
+    assert where.path is not None  # a sqlite URL always has one
+    return SQLiteStore(where.path, on_commit=on_commit, writer=config.store_writer)
 
 
 def _warm_text_metrics(done: threading.Event) -> None:
@@ -413,6 +425,16 @@ async def _start(
                     )
                 }
             )
+    elif isinstance(deps.store, PostgresStore):
+        pg_store = deps.store
+        gauges["evalstream_store_queue_depth"] = (
+            "Writes waiting for the store's writers (queued, not yet being committed).",
+            lambda: pg_store.queue_depth(),
+        )
+        gauges["evalstream_store_queue_capacity"] = (
+            "The most writes that may wait for the store's writers.",
+            lambda: pg_store.queue_capacity,
+        )
     deps.metrics.watch_gauges(gauges)
     verdicts = VerdictHub(deps.store)
     running.on_stop.append(verdicts.close)  # watches end at once, not after the grace period
@@ -632,6 +654,7 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
                 "version": __version__,
                 "address": f"{config.host}:{port}",
                 "data_dir": str(config.data_dir),
+                "store": str(config.store_url),
                 "device": device,
                 "tls": config.tls,
                 "mtls": config.tls_client_ca is not None,
@@ -668,11 +691,39 @@ def serve(config: Config, *, stop: threading.Event | None = None) -> int:
     return 1 if failed.is_set() else 0
 
 
+def migrate_main(argv: Sequence[str]) -> int:
+    """``evalstream-server migrate``: brings the store's schema to this version, then exits.
+
+    The same flags and variables as the server (``--store``, ``--data-dir``); the
+    server migrates on start too, so this is for upgrading before replicas start
+    (each step runs once, under a lock, however many run it at once).
+    """
+    config = config_module.load(argv, prog="evalstream-server migrate")
+    configure_logging(config.log_level)
+    where = config.store_url
+    try:
+        if where.backend == "postgresql":
+            old, new = pg_schema.migrate_url(where.url)
+        else:
+            assert where.path is not None  # a sqlite URL always has one
+            old, new = sqlite_schema.migrate_path(where.path)
+    except Exception as exc:  # noqa: BLE001 - reported, then exit 1
+        log.error("migrate failed", extra={"fields": {"store": str(where), "error": str(exc)}})
+        return 1
+    log.info(
+        "migrated",
+        extra={"fields": {"store": str(where), "from_version": old, "version": new}},
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console script ``evalstream-server`` (and ``evalstream-server fetch-model``)."""
+    """Console script ``evalstream-server`` (and its ``fetch-model`` and ``migrate``)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["fetch-model"]:
         sys.exit(fetch_model.main(argv[1:]))
+    if argv[:1] == ["migrate"]:
+        sys.exit(migrate_main(argv[1:]))
     config = config_module.load(argv)
     configure_logging(config.log_level)
     sys.exit(serve(config))

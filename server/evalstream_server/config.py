@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from evalstream_server.alerts.policy import url_problem
+from evalstream_server.store import _url as store_urls
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "fp32", "bf16", "fp16")
@@ -80,6 +81,10 @@ class Config:
     grace_seconds: float = 10.0
     log_level: str = "info"
     event_loop: str = "auto"
+    # Where runs are stored: "" (the default) is SQLite in the data directory; else
+    # a store URL (sqlite:///path, postgresql://...). It may hold a password: its
+    # repr and every message show it as ***.
+    store: str = ""
     # A writer process needs fork/exec and Unix sockets (pass_fds): POSIX.
     store_writer: str = "process" if os.name == "posix" else "thread"
     # Security (see evalstream_server.auth). The admin token is a secret: never in repr.
@@ -132,6 +137,13 @@ class Config:
             problems.append(
                 f"event loop {self.event_loop!r} is not one of {', '.join(EVENT_LOOPS)}"
             )
+        if self.store:
+            try:
+                store_urls.parse(self.store)
+            except ValueError as exc:
+                problems.append(f"{flag_hint('store')}: {exc}")
+            # repr(config) shows the URL with its password hidden (str() is the URL).
+            object.__setattr__(self, "store", store_urls.SecretURL(self.store))
         if self.store_writer not in STORE_WRITERS:
             problems.append(
                 f"store writer {self.store_writer!r} is not one of {', '.join(STORE_WRITERS)}"
@@ -208,6 +220,24 @@ class Config:
     def database(self) -> Path:
         """The embedded SQLite store: ``<data-dir>/evalstream.db``."""
         return self.data_dir / "evalstream.db"
+
+    @property
+    def store_url(self) -> store_urls.StoreURL:
+        """Where runs are stored: ``--store``, else SQLite at `database`.
+
+        Example:
+            >>> Config(data_dir=Path("/d")).store_url.path.as_posix()
+            '/d/evalstream.db'
+            >>> Config(store="postgresql://u:pw@db/e")
+            ... # doctest: +ELLIPSIS
+            Config(...store='postgresql://u:***@db/e'...)
+            >>> Config(store="postgresql://u:pw@db/e").store_url.backend
+            'postgresql'
+        """
+        if not self.store:
+            path = self.database
+            return store_urls.StoreURL("sqlite", f"sqlite:///{path}", path)
+        return store_urls.parse(self.store)
 
     @property
     def text_cache_bytes(self) -> int:
@@ -474,6 +504,14 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
         "the gRPC server's asyncio loop: auto (uvloop when installed), asyncio or uvloop",
     ),
     (
+        "--store",
+        "store",
+        str,
+        "where runs are stored: sqlite:///PATH (default: evalstream.db in the data "
+        "directory) or postgresql://USER:PASSWORD@HOST:PORT/DATABASE (several replicas "
+        "may share one); the password is never shown",
+    ),
+    (
         "--store-writer",
         "store_writer",
         str,
@@ -607,14 +645,16 @@ def version() -> str:
         return __version__
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str = "evalstream-server") -> argparse.ArgumentParser:
     """The argument parser of ``evalstream-server`` (defaults are filled in by `load`)."""
     p = argparse.ArgumentParser(
-        prog="evalstream-server",
+        prog=prog,
         description="evalstream gRPC server. Every flag can also be set by the "
         "EVALSTREAM_* variable named in its help.",
         epilog="evalstream-server fetch-model [--model-dir DIR] fetches the default "
-        "BERTScore model into the model cache (see its --help).",
+        "BERTScore model into the model cache (see its --help). evalstream-server migrate "
+        "[--store URL | --data-dir DIR] brings the store's schema to this version and exits "
+        "(the server also migrates on start).",
     )
     # argparse prints the version and exits while parsing: nothing is loaded or started.
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
@@ -641,6 +681,8 @@ def parser() -> argparse.ArgumentParser:
             )
             continue
         default = "none" if field == "admin_token" else getattr(defaults, field)
+        if field == "store":
+            default = "sqlite:///DATA_DIR/evalstream.db"
         p.add_argument(
             flag,
             dest=field,
@@ -651,7 +693,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+def load(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    prog: str = "evalstream-server",
+) -> Config:
     """Reads flags and environment once into a Config.
 
     Raises:
@@ -664,7 +711,7 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         7000
     """
     environ = os.environ if environ is None else environ
-    p = parser()
+    p = parser(prog)
     args = p.parse_args(argv)
     values: dict[str, object] = {}
     for flag, field, type_, _help in _FLAGS:
@@ -682,9 +729,17 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             values[field] = _bool(raw) if type_ is bool else type_(raw)
         except ValueError:
             shown = "(hidden)" if field == "admin_token" else repr(raw)
+            if field == "store":
+                shown = repr(store_urls.redact(str(raw)))
             p.error(f"{source}: {shown} is not a valid {type_.__name__}")
     if "model_dir" not in values:
         values["model_dir"] = default_model_dir(environ)
+    backend = str(values.get("store", "")).partition("://")[0].lower()
+    if "store_writer" in values and backend in ("postgresql", "postgres"):
+        p.error(
+            f"{flag_hint('store_writer')} applies to the SQLite store only; the PostgreSQL "
+            f"store given by {flag_hint('store')} has no writer process: drop it"
+        )
     try:
         return Config(**values)  # type: ignore[arg-type]
     except ValueError as exc:

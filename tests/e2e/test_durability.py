@@ -2,8 +2,8 @@
 
 The server runs as a subprocess; several streams send loss chunks and remember
 what was acked; the server is killed at a random moment, restarted on the same
-data directory, and every acked point must be there with its value, and
-`PRAGMA integrity_check` must say ok.
+data directory (or PostgreSQL database), and every acked point must be there
+with its value, and SQLite's `PRAGMA integrity_check` must say ok.
 """
 
 from __future__ import annotations
@@ -91,9 +91,15 @@ def _integrity(db: Path) -> None:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
-def test_sigkill_mid_ingestion_loses_no_acked_point(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_sigkill_mid_ingestion_loses_no_acked_point(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     data, port = tmp_path / "data", free_port()
-    server = start_server(data, port=port)
+    extra: tuple[str, ...] = ("--bertscore-model", "none", "--text-workers", "0")
+    if backend == "postgres":  # the server's store is a PostgreSQL database
+        extra += ("--store", request.getfixturevalue("pg_url"))
+    server = start_server(data, port=port, extra=extra)
     with grpc.insecure_channel(server.target) as channel:
         run_id = (
             runs_pb2_grpc.RunsStub(channel)
@@ -117,8 +123,11 @@ def test_sigkill_mid_ingestion_loses_no_acked_point(tmp_path: Path) -> None:
         for t in threads:
             t.join(30)
         assert sum(len(p) for p in acked.values()) > 0, f"cycle {cycle}: nothing was acked"
-        _integrity(data / "evalstream.db")
-        server = start_server(data, port=port)
+        if backend == "sqlite":
+            _integrity(data / "evalstream.db")
+        else:
+            assert not (data / "evalstream.db").exists()  # it was PostgreSQL that held them
+        server = start_server(data, port=port, extra=extra)
         _check(server.target, run_id, acked)
     server.signal(signal.SIGTERM)
     assert server.wait(30) == 0

@@ -12,6 +12,12 @@ from evalstream import Box, Client, ImageBoxes, errors
 from evalstream.cli import main
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on both stores (the PostgreSQL one skips without PostgreSQL)."""
+    return str(request.param)
+
+
 def _overfitting_curves(
     n: int = 4000, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

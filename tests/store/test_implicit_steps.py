@@ -19,11 +19,14 @@ from evalstream_server.store import (
     NewRun,
     PointChunk,
     SQLiteStore,
+    Store,
     WriteResult,
     schema,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from .conftest import Query
 
 _INT64_MAX = 2**63 - 1
 
@@ -53,36 +56,39 @@ def read(store: SQLiteStore, run_id: str, series: str = "loss") -> dict[int, flo
     return dict(zip(s.steps.tolist(), s.values.tolist(), strict=True))
 
 
-def rows(db_path: Path) -> list[tuple[int, int, int, int, int]]:
-    """(min_step, max_step, n, length(steps), length(vals)) of every chunk, in write order."""
-    conn = sqlite3.connect(db_path)
+_ROWS = "SELECT min_step, max_step, n, length(steps), length(vals) FROM point_chunks ORDER BY id"
+
+
+def rows(source: Path | Query) -> list[tuple[int, int, int, int, int]]:
+    """(min_step, max_step, n, length(steps), length(vals)) of every chunk, in write order.
+
+    ``source``: a SQLite file, or the ``query`` fixture (the store's database, either backend).
+    """
+    if callable(source):
+        return [tuple(r) for r in source(_ROWS)]  # type: ignore[misc]
+    conn = sqlite3.connect(source)
     try:
-        return conn.execute(
-            "SELECT min_step, max_step, n, length(steps), length(vals) FROM point_chunks "
-            "ORDER BY id"
-        ).fetchall()
+        return conn.execute(_ROWS).fetchall()
     finally:
         conn.close()
 
 
 def test_implicit_consecutive_chunk_stores_no_steps(
-    store: SQLiteStore, run_id: str, db_path: Path
+    store: Store, run_id: str, query: Query
 ) -> None:
     steps = np.arange(1_000, 11_000)
     assert store.write_points(chunk(run_id, steps, steps * 0.5)) == WriteResult(10_000, 0, 0)
     assert read(store, run_id) == {int(s): s * 0.5 for s in steps}
     # The point of the encoding: 8 bytes a point on disk, not 16.
-    assert rows(db_path) == [(1_000, 10_999, 10_000, 0, 80_000)]
+    assert rows(query) == [(1_000, 10_999, 10_000, 0, 80_000)]
 
 
-def test_implicit_strided_chunk_stores_no_steps(
-    store: SQLiteStore, run_id: str, db_path: Path
-) -> None:
+def test_implicit_strided_chunk_stores_no_steps(store: Store, run_id: str, query: Query) -> None:
     steps = np.arange(0, 50_000, 500)  # a validation loss every 500 steps
     store.write_points(chunk(run_id, steps, np.linspace(3.0, 1.0, len(steps))))
     got = read(store, run_id)
     assert list(got) == steps.tolist()
-    assert rows(db_path) == [(0, 49_500, 100, 0, 800)]
+    assert rows(query) == [(0, 49_500, 100, 0, 800)]
 
 
 @pytest.mark.parametrize(
@@ -95,20 +101,20 @@ def test_implicit_strided_chunk_stores_no_steps(
     ],
 )
 def test_explicit_irregular_chunk_keeps_its_steps(
-    store: SQLiteStore, run_id: str, db_path: Path, steps: list[int]
+    store: Store, run_id: str, query: Query, steps: list[int]
 ) -> None:
     store.write_points(chunk(run_id, steps, [float(s) for s in steps]))
     assert read(store, run_id) == {s: float(s) for s in steps}
-    assert rows(db_path) == [(steps[0], steps[-1], len(steps), 8 * len(steps), 8 * len(steps))]
+    assert rows(query) == [(steps[0], steps[-1], len(steps), 8 * len(steps), 8 * len(steps))]
 
 
 @pytest.mark.parametrize("steps", [[0], [7], [_INT64_MAX], [5, 100], [0, _INT64_MAX]])
 def test_implicit_one_or_two_points(
-    store: SQLiteStore, run_id: str, db_path: Path, steps: list[int]
+    store: Store, run_id: str, query: Query, steps: list[int]
 ) -> None:
     store.write_points(chunk(run_id, steps, [1.5] * len(steps)))
     assert read(store, run_id) == dict.fromkeys(steps, 1.5)
-    assert [r[3] for r in rows(db_path)] == [0]
+    assert [r[3] for r in rows(query)] == [0]
 
 
 @pytest.mark.parametrize(
@@ -120,26 +126,22 @@ def test_implicit_one_or_two_points(
     ],
 )
 def test_implicit_steps_near_int64_max_do_not_overflow(
-    store: SQLiteStore, run_id: str, db_path: Path, steps: list[int]
+    store: Store, run_id: str, query: Query, steps: list[int]
 ) -> None:
     store.write_points(chunk(run_id, steps, [1.0, 2.0, 3.0]))
     assert read(store, run_id) == dict(zip(steps, [1.0, 2.0, 3.0], strict=True))
     assert store.last_points(run_id, 2)[0].steps.tolist() == steps[1:]
-    assert [r[3] for r in rows(db_path)] == [0]
+    assert [r[3] for r in rows(query)] == [0]
 
 
-def test_implicit_unsorted_chunk_is_stored_sorted(
-    store: SQLiteStore, run_id: str, db_path: Path
-) -> None:
+def test_implicit_unsorted_chunk_is_stored_sorted(store: Store, run_id: str, query: Query) -> None:
     """A chunk sent out of order (but evenly spaced once sorted) takes the merge path."""
     store.write_points(chunk(run_id, [3, 1, 2, 0], [3.0, 1.0, 2.0, 0.0]))
     assert read(store, run_id) == {0: 0.0, 1: 1.0, 2: 2.0, 3: 3.0}
-    assert rows(db_path) == [(0, 3, 4, 0, 32)]
+    assert rows(query) == [(0, 3, 4, 0, 32)]
 
 
-def test_implicit_mixed_chunks_with_wall_times(
-    store: SQLiteStore, run_id: str, db_path: Path
-) -> None:
+def test_implicit_mixed_chunks_with_wall_times(store: Store, run_id: str, query: Query) -> None:
     model: dict[int, float] = {}
     parts = [
         (np.arange(0, 100), True),  # consecutive
@@ -159,13 +161,13 @@ def test_implicit_mixed_chunks_with_wall_times(
     with_walls = np.isin(s.steps, np.concatenate([p for p, w in parts if w]))
     assert s.wall_times[with_walls].tolist() == (s.steps[with_walls] + 0.25).tolist()
     assert np.isnan(s.wall_times[~with_walls]).all()
-    assert [r[3] for r in rows(db_path)] == [0, 0, 32, 0, 0]
+    assert [r[3] for r in rows(query)] == [0, 0, 32, 0, 0]
     tail = store.last_points(run_id, 205)[0]
     assert tail.steps.tolist() == [1_100, 1_101, 1_105, 1_300, 2_000, *range(2_001, 2_201)]
 
 
 def test_implicit_overwrites_store_corrections_by_their_own_spacing(
-    store: SQLiteStore, run_id: str, db_path: Path
+    store: Store, run_id: str, query: Query
 ) -> None:
     model = {s: 1.0 for s in range(100)}
     store.write_points(chunk(run_id, list(range(100)), [1.0] * 100))
@@ -187,7 +189,7 @@ def test_implicit_overwrites_store_corrections_by_their_own_spacing(
     )
     model.update({100: 5.0, 101: 5.0})
     assert read(store, run_id) == model
-    assert rows(db_path) == [
+    assert rows(query) == [
         (0, 99, 100, 0, 800),
         (10, 19, 10, 0, 80),
         (30, 57, 10, 0, 80),
@@ -197,7 +199,7 @@ def test_implicit_overwrites_store_corrections_by_their_own_spacing(
 
 
 def test_implicit_out_of_order_and_duplicate_resends(
-    store: SQLiteStore, run_id: str, db_path: Path
+    store: Store, run_id: str, query: Query
 ) -> None:
     later, earlier = np.arange(1_000, 2_000), np.arange(0, 1_000)
     assert store.write_points(chunk(run_id, later, later * 1.0)).stored == 1_000
@@ -215,7 +217,7 @@ def test_implicit_out_of_order_and_duplicate_resends(
     overlap = np.arange(1_500, 2_500)
     assert store.write_points(chunk(run_id, overlap, overlap * 1.0)) == WriteResult(500, 500, 0)
     assert read(store, run_id) == {s: float(s) for s in range(2_500)}
-    assert rows(db_path) == [
+    assert rows(query) == [
         (1_000, 1_999, 1_000, 0, 8_000),
         (0, 999, 1_000, 0, 8_000),
         (2_000, 2_499, 500, 0, 4_000),
@@ -355,9 +357,7 @@ _RUNS = st.tuples(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(runs=st.lists(_RUNS, min_size=1, max_size=12))
-def test_implicit_property_matches_dict_model(
-    store: SQLiteStore, db_path: Path, runs: list
-) -> None:
+def test_implicit_property_matches_dict_model(store: Store, query: Query, runs: list) -> None:
     run_id = store.create_run(NewRun(project="p", name=f"r{next(_RUN_NAMES)}")).id
     model: dict[int, float] = {}
     for start, stride, length, shape, value in runs:
@@ -375,18 +375,14 @@ def test_implicit_property_matches_dict_model(
     assert s.steps.tolist() == sorted(model)
     np.testing.assert_array_equal(s.values, np.array([model[k] for k in sorted(model)]))
     # Every stored chunk is either implicit (evenly spaced) or carries all its steps.
-    conn = sqlite3.connect(db_path)
-    try:
-        for lo, hi, n, blob in conn.execute(
-            "SELECT c.min_step, c.max_step, c.n, c.steps FROM point_chunks c "
-            "JOIN series ON series.id = c.series_id WHERE series.run_id = ?",
-            (run_id,),
-        ):
-            if blob:
-                explicit = np.frombuffer(blob, dtype="<i8")
-                assert len(explicit) == n and explicit[0] == lo and explicit[-1] == hi
-                assert n > 2 and len(set(np.diff(explicit).tolist())) > 1
-            else:
-                assert n == 1 and lo == hi or n > 1 and (hi - lo) % (n - 1) == 0
-    finally:
-        conn.close()
+    for lo, hi, n, blob in query(
+        "SELECT c.min_step, c.max_step, c.n, c.steps FROM point_chunks c "
+        "JOIN series ON series.id = c.series_id WHERE series.run_id = ?",
+        (run_id,),
+    ):
+        if blob:
+            explicit = np.frombuffer(blob, dtype="<i8")
+            assert len(explicit) == n and explicit[0] == lo and explicit[-1] == hi
+            assert n > 2 and len(set(np.diff(explicit).tolist())) > 1
+        else:
+            assert n == 1 and lo == hi or n > 1 and (hi - lo) % (n - 1) == 0

@@ -6,6 +6,7 @@ import itertools
 import math
 import sqlite3
 import struct
+import sys
 import threading
 from pathlib import Path
 
@@ -27,7 +28,6 @@ from evalstream_server.store import (
     schema,
 )
 from evalstream_server.store._compaction import _MAX_TAIL, _SMALL_CHUNK
-from evalstream_server.store.sqlite import _store as store_module
 from evalstream_server.store.sqlite import _writes as writes_module
 from evalstream_server.store.sqlite._writes import Writer
 from hypothesis import HealthCheck, given, settings
@@ -679,9 +679,10 @@ def test_newer_schema_refused(db_path: Path) -> None:
         SQLiteStore(db_path)
 
 
-def test_database_is_wal_with_full_sync(store: SQLiteStore, db_path: Path) -> None:
+def test_database_is_wal_with_full_sync(sqlite_store: SQLiteStore, db_path: Path) -> None:
+    # SQLite only: PostgreSQL has its own log, and synchronous_commit (test_postgres.py).
     assert sqlite3.connect(db_path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.synchronous == "FULL"
+    assert sqlite_store.synchronous == "FULL"
 
 
 # ------------------------------------------------------------------------------ evaluations
@@ -866,7 +867,7 @@ def test_a_failed_read_does_not_poison_the_pool(store: SQLiteStore, run_id: str)
 
     for _ in range(20):  # more than the pool holds: each failure gives its slot back
         with pytest.raises(StoreError, match="no_such_table"):
-            store._pool.read(fail)
+            store._read(fail)
     assert store.get_run(run_id).name == "run"
 
 
@@ -906,7 +907,8 @@ def test_data_versions_never_repeat_past_the_cap(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the cap, an unchanged run's version may move up, never down or back."""
-    monkeypatch.setattr(store_module, "_MAX_VERSIONS", 2)
+    # The module of the store's class: each backend keeps its versions so.
+    monkeypatch.setattr(sys.modules[type(store).__module__], "_MAX_VERSIONS", 2)
     runs = [store.create_run(NewRun(project="p", name=f"r{i}")).id for i in range(5)]
     seen: dict[str, list[int]] = {r: [store.data_version(r)] for r in runs}
     for step in range(4):

@@ -24,6 +24,7 @@ from evalstream_server.store import (
     StoreClosed,
     StoreError,
     StoreOverloaded,
+    StoreUnavailable,
     WriterLost,
 )
 
@@ -69,7 +70,7 @@ def store_status(exc: StoreError) -> tuple[grpc.StatusCode, str, list[FieldViola
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), []
     if isinstance(exc, StoreClosed):
         return grpc.StatusCode.UNAVAILABLE, "the server is shutting down", []
-    if isinstance(exc, WriterLost):
+    if isinstance(exc, WriterLost | StoreUnavailable):
         return grpc.StatusCode.UNAVAILABLE, str(exc), []
     if isinstance(exc, ProjectDenied):
         return grpc.StatusCode.PERMISSION_DENIED, str(exc), []

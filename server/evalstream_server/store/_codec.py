@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from evalstream_server.store._checks import _INT64_MAX, _check_split
-from evalstream_server.store._types import MAX_SERIES_NAME, InvalidInput, PointChunk
+from evalstream_server.store._types import MAX_SERIES_NAME, InvalidInput, PointChunk, WriteResult
 
 _I8 = np.dtype("<i8")
 _F8 = np.dtype("<f8")
@@ -271,3 +271,60 @@ def _validate_chunk(chunk: PointChunk) -> _ValidChunk:
         increasing=increasing,
         implicit=increasing and _is_progression(s),
     )
+
+
+def _overlay(
+    steps: np.ndarray,
+    values: np.ndarray,
+    walls: np.ndarray | None,
+    old_steps: np.ndarray,
+    old_values: np.ndarray,
+) -> tuple[WriteResult, tuple[np.ndarray, np.ndarray, np.ndarray | None] | None]:
+    """A chunk applied as if point by point over the stored points of its step range.
+
+    ``old_steps``/``old_values`` are the merged stored points (sorted unique steps)
+    of at least the chunk's step range. Returns the chunk's WriteResult and the
+    points to store (sorted unique steps, the last value of each step where it
+    differs from the stored one), or None when nothing changes.
+
+    Each point compares with what precedes it: the stored value for the first of
+    its step, the previous point of the chunk for the others (a stable sort by
+    step keeps chunk order among equal steps).
+
+    >>> result, out = _overlay(np.array([1, 2, 2]), np.array([0.5, 1.0, 2.0]), None,
+    ...                        np.array([1]), np.array([0.5]))
+    >>> result, out[0].tolist(), out[1].tolist()
+    (WriteResult(stored=2, duplicates=1, changed=1), [2], [2.0])
+    """
+    n = len(steps)
+    order = np.argsort(steps, kind="stable")
+    s, v = steps[order], values[order]
+    first = np.ones(n, dtype=bool)
+    first[1:] = s[1:] != s[:-1]
+    last = np.ones(n, dtype=bool)
+    last[:-1] = first[1:]
+    unique = s[first]
+    pos = np.searchsorted(old_steps, unique)
+    if len(old_steps):
+        pos_c = np.minimum(pos, len(old_steps) - 1)
+        found = (pos < len(old_steps)) & (old_steps[pos_c] == unique)
+        stored_at = old_values[pos_c]
+    else:
+        found = np.zeros(len(unique), dtype=bool)
+        stored_at = np.full(len(unique), np.nan)
+    before = np.empty(n, dtype=np.float64)
+    before[1:] = v[:-1]
+    has_before = np.ones(n, dtype=bool)
+    first_idx = np.flatnonzero(first)
+    before[first_idx] = stored_at
+    has_before[first_idx] = found
+    same = has_before & _same_values(v, before)
+    duplicates = int(same.sum())
+    changed = int((has_before & ~same).sum())
+    result = WriteResult(n - duplicates, duplicates, changed)
+    final_values = v[last]
+    write = ~found | ~_same_values(final_values, stored_at)
+    if not write.any():
+        return result, None
+    pick = order[last][write]
+    return result, (unique[write], final_values[write], None if walls is None else walls[pick])

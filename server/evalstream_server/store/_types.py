@@ -8,7 +8,8 @@ Errors (one tree, mapped to gRPC codes in one place by the servicer)::
     ├── InvalidInput           bad input; ``.field`` names it               -> INVALID_ARGUMENT
     ├── StoreClosed            the store was closed                         -> UNAVAILABLE
     ├── StoreOverloaded        the bounded write queue is full              -> RESOURCE_EXHAUSTED
-    └── WriterLost             the writer process died mid-write; resend    -> UNAVAILABLE
+    ├── WriterLost             the writer process died mid-write; resend    -> UNAVAILABLE
+    └── StoreUnavailable       the database cannot be reached; retry        -> UNAVAILABLE
 
 No grpc or protobuf here: protobuf stops at the servicers.
 """
@@ -79,6 +80,14 @@ class WriterLost(StoreError):
 
     Writes are idempotent, so the caller sends it again (the store starts another
     writer for the next write).
+    """
+
+
+class StoreUnavailable(StoreError):
+    """The database server cannot be reached (PostgreSQL down or restarting); retry.
+
+    A write failing so may or may not be stored (the message says which when it is
+    known); writes are idempotent, so the caller sends it again.
     """
 
 

@@ -29,8 +29,8 @@ from evalstream_server.store._codec import (
     _concat_points,
     _decode_chunk,
     _merge,
+    _overlay,
     _packed,
-    _same_values,
     _steps_blob,
     _ValidChunk,
 )
@@ -584,17 +584,7 @@ class Writer:
         values = np.frombuffer(chunk.values, dtype=_F8)
         walls = None if chunk.wall_times is None else np.frombuffer(chunk.wall_times, dtype=_F8)
 
-        # Apply the chunk as if point by point: sort by step, keeping chunk order
-        # among equal steps; each point compares with what precedes it (the stored
-        # value for the first of its step, the previous point of the chunk otherwise).
-        order = np.argsort(steps, kind="stable")
-        s, v = steps[order], values[order]
-        first = np.ones(n, dtype=bool)
-        first[1:] = s[1:] != s[:-1]
-        last = np.ones(n, dtype=bool)
-        last[:-1] = first[1:]
-        unique = s[first]
-        lo, hi = int(unique[0]), int(unique[-1])
+        lo, hi = int(steps.min()), int(steps.max())
         self._flush(conn)  # the stored points it compares with may still be deferred
         rows = conn.execute(
             f"SELECT {_CHUNK_COLUMNS} FROM point_chunks "
@@ -602,41 +592,20 @@ class Writer:
             (state.id, lo, hi),
         ).fetchall()
         old_steps, old_values, _ = _merge([_decode_chunk(r) for r in rows])
-        pos = np.searchsorted(old_steps, unique)
-        if len(old_steps):
-            pos_c = np.minimum(pos, len(old_steps) - 1)
-            found = (pos < len(old_steps)) & (old_steps[pos_c] == unique)
-            stored_at = old_values[pos_c]
-        else:
-            found = np.zeros(len(unique), dtype=bool)
-            stored_at = np.full(len(unique), np.nan)
-        before = np.empty(n, dtype=np.float64)
-        before[1:] = v[:-1]
-        has_before = np.ones(n, dtype=bool)
-        first_idx = np.flatnonzero(first)
-        before[first_idx] = stored_at
-        has_before[first_idx] = found
-        same = has_before & _same_values(v, before)
-        duplicates = int(same.sum())
-        changed = int((has_before & ~same).sum())
-        # What to store: the final value of each step where it differs from the stored one.
-        final_values = v[last]
-        write = ~found | ~_same_values(final_values, stored_at)
-        if write.any():
-            pick = order[last][write]
-            out_steps = unique[write]
+        result, out = _overlay(steps, values, walls, old_steps, old_values)
+        if out is not None:
+            out_steps, out_values, out_walls = out
             self._append(
                 conn,
                 state,
                 _steps_blob(out_steps),
-                final_values[write].tobytes(),
-                None if walls is None else walls[pick].tobytes(),
+                out_values.tobytes(),
+                None if out_walls is None else out_walls.tobytes(),
                 int(out_steps[0]),
                 int(out_steps[-1]),
                 len(out_steps),
             )
-        stored = n - duplicates
-        return WriteResult(stored, duplicates, changed), bool(write.any())
+        return result, out is not None
 
     def _w_upsert(
         self, conn: _Conn, table: str, run_id: str, rows: list[tuple[Any, ...]]

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 
 from evalstream_server.store._types import StoreError
 
@@ -188,3 +189,22 @@ def migrate(conn: sqlite3.Connection, *, target: int = SCHEMA_VERSION) -> int:
             raise StoreError(f"schema migration failed: {exc}") from exc
         raise
     return current
+
+
+def migrate_path(path: Path) -> tuple[int, int]:
+    """Brings the database file at ``path`` (created if missing) to this code's version.
+
+    Returns (the version it had, the version it has now).
+
+    Raises:
+        StoreError: the file cannot be opened, is newer than this code, or a step failed.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot open the store at {str(path)!r}: {exc}") from exc
+    try:
+        return migrate(conn), SCHEMA_VERSION
+    finally:
+        conn.close()
