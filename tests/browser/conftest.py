@@ -43,9 +43,15 @@ def _chromium() -> str:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session."""
+    """One headless Chromium per test module.
+
+    Not per session: Playwright's sync API runs an event loop on the main thread while
+    it is started, and every later test calling ``asyncio.run`` would fail ("cannot be
+    called from a running event loop"); stopped at the end of each module, it is gone
+    before the next directory's tests.
+    """
     executable = _chromium()
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
