@@ -250,3 +250,22 @@ def test_checkpoints_bands_grades_and_hyperparameters(web: WebServer, page: Any)
     assert "61.5" in page.locator("section.panel", has_text="Summary").inner_text()
     lr = page.locator('div.chart[data-chart="lr"][data-drawn="1"]')
     assert int(lr.get_attribute("data-points")) > 0
+
+
+def test_an_ungraded_checkpoint_and_a_missing_learning_rate_are_said(
+    web: WebServer, page: Any
+) -> None:
+    """Checkpoint metrics on validation only have no gap to grade; no learning_rate series."""
+    with Client(web.target) as client:
+        run = client.create_run("vision", "scores-only")
+        for step in range(300):
+            run.log(step, loss=1.0 / (step + 1))
+        run.log_checkpoint(100, {"bleu": 0.31}, split="validation")
+        run.flush(timeout=30)
+    page.goto(f"{web.base}/runs/{run.id}")
+    row = page.locator('tr[data-grade="unspecified"]').first
+    row.wait_for()
+    assert row.locator("td").nth(5).inner_text() == "—"
+    assert "unspecified" not in page.locator("main").inner_text()
+    page.locator('div.chart[data-chart="lr"][data-drawn="1"]').wait_for(state="attached")
+    assert page.locator(".lr-note").inner_text().startswith("No learning rate logged")

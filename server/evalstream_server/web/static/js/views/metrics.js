@@ -226,7 +226,11 @@ function earlyStopping(es) {
 const GRADE_TONES = { healthy: "ok", overfitting: "warn", severe_overfitting: "bad" };
 
 function gradeBadge(grade) {
-  const text = String(grade || "ungraded").replaceAll("_", " ");
+  if (!grade || grade === "unspecified") {
+    // No gap to grade: the metric was logged on one split only at this step.
+    return h("span", { class: "muted", title: "not graded: a grade needs the metric on both the training and the validation split at this step" }, "—");
+  }
+  const text = String(grade).replaceAll("_", " ");
   return h("span", { class: `badge ${GRADE_TONES[grade] || "none"}` }, text);
 }
 
@@ -325,6 +329,7 @@ export async function render(root, params, ctx) {
   const rangeNote = h("span", { class: "muted", "aria-live": "polite" });
   const lossEl = h("div", { class: "chart", "data-chart": "loss", tabindex: "0", role: "img", "aria-label": "Loss by step: training orange, validation blue. Keys: + and − zoom, arrows pan, 0 resets." });
   const lrEl = h("div", { class: "chart", "data-chart": "lr", role: "img", "aria-label": "Learning rate by step" });
+  const lrNote = h("p", { class: "muted lr-note" });
   const logButton = h("button", { type: "button", "aria-pressed": String(state.log), "data-action": "log" }, "Log scale");
   const button = (label, action, title) => h("button", { type: "button", class: "icon", "data-action": action, title, "aria-label": title }, label);
 
@@ -366,7 +371,7 @@ export async function render(root, params, ctx) {
       h("h3", {}, "Loss context"),
       contextBox,
     ),
-    h("section", { class: "panel" }, h("h2", {}, "Learning rate"), lrEl),
+    h("section", { class: "panel" }, h("h2", {}, "Learning rate"), lrNote, lrEl),
     h("section", { class: "panel" }, h("h2", {}, "Checkpoints"), stoppingBox, h("h3", {}, "Grades"), gradingBox, h("h3", {}, "Metrics and quality bands"), metricsBox),
     h(
       "div",
@@ -411,7 +416,11 @@ export async function render(root, params, ctx) {
   const draw = () => {
     const l = lossData(find("train", "loss"), find("validation", "loss"), state.log);
     loss.set(l);
-    lr.set(lrData(lrSeries()));
+    const rates = lrSeries();
+    lr.set(lrData(rates));
+    lrNote.textContent = rates.steps.length
+      ? ""
+      : "No learning rate logged: log it as the series learning_rate (run.log(step, learning_rate=...)), as the Trainer and Lightning integrations do.";
     nonfiniteNote.dataset.nonfinite = String(l.nonfinite.length);
     nonfiniteNote.textContent = l.nonfinite.length
       ? `${l.nonfinite.length} non-finite loss point(s) (NaN or infinite), marked in red at the top; first at step ${fmt(Math.min(...l.nonfinite))}.`
