@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from evalstream_server.store._types import (
     CheckpointRow,
     EvaluationStepRow,
     HyperValue,
+    NewRun,
     RunRecord,
     SpecimenRecord,
     Webhook,
@@ -63,6 +65,44 @@ _RUN_COLUMNS = (
 
 def _webhooks_to_json(webhooks: Sequence[Webhook]) -> str:
     return json.dumps([{"url": w.url, "format": w.format} for w in webhooks])
+
+
+def _new_run(
+    new: NewRun, hypers: dict[str, HyperValue], verdict: dict[str, HyperValue]
+) -> RunRecord:
+    """A created run's record: a fresh id, running, created and updated now."""
+    now = time.time()
+    return RunRecord(
+        id=_new_run_id(),
+        project=new.project,
+        name=new.name,
+        model=new.model,
+        task=new.task,
+        status="running",
+        hyperparameters=hypers,
+        verdict_config=verdict,
+        created_at=now,
+        updated_at=now,
+        alert_webhooks=new.alert_webhooks,
+    )
+
+
+def _run_to_row(run: RunRecord) -> tuple[Any, ...]:
+    """A run as the values of `_RUN_COLUMNS`, in order: `_row_to_run` reads it back."""
+    return (
+        run.id,
+        run.project,
+        run.name,
+        run.model,
+        run.task,
+        run.status,
+        json.dumps(run.hyperparameters),
+        json.dumps(run.verdict_config),
+        run.created_at,
+        run.updated_at,
+        json.dumps(run.summary),
+        _webhooks_to_json(run.alert_webhooks),
+    )
 
 
 #: Specimen fields written to the body only when set, with their "not sent" value:

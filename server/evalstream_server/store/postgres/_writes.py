@@ -41,9 +41,9 @@ from evalstream_server.store._compaction import _MAX_TAIL, _SMALL_CHUNK, _compac
 from evalstream_server.store._records import (
     _RUN_COLUMNS,
     _hyper_key,
-    _new_run_id,
+    _new_run,
     _row_to_run,
-    _webhooks_to_json,
+    _run_to_row,
 )
 from evalstream_server.store._types import (
     AlreadyExists,
@@ -92,39 +92,13 @@ def _executemany(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
 def create_run(
     conn: Any, new: NewRun, hypers: dict[str, HyperValue], verdict: dict[str, HyperValue]
 ) -> tuple[RunRecord, bool]:
-    now = time.time()
-    run = RunRecord(
-        id=_new_run_id(),
-        project=new.project,
-        name=new.name,
-        model=new.model,
-        task=new.task,
-        status="running",
-        hyperparameters=hypers,
-        verdict_config=verdict,
-        created_at=now,
-        updated_at=now,
-        alert_webhooks=new.alert_webhooks,
-    )
+    run = _new_run(new, hypers, verdict)
     # ON CONFLICT waits for a concurrent insert of the same name (another replica's)
     # and then inserts nothing: the name is taken.
     inserted = conn.execute(
         f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_RUN_VALUES}) "
         "ON CONFLICT (project, name) DO NOTHING RETURNING id",
-        (
-            run.id,
-            run.project,
-            run.name,
-            run.model,
-            run.task,
-            run.status,
-            json.dumps(hypers),
-            json.dumps(verdict),
-            now,
-            now,
-            "{}",
-            _webhooks_to_json(new.alert_webhooks),
-        ),
+        _run_to_row(run),
     ).fetchone()
     if inserted is None:
         raise AlreadyExists(f"run named {new.name!r} already exists in project {new.project!r}")

@@ -38,9 +38,9 @@ from evalstream_server.store._compaction import _MAX_TAIL, _SMALL_CHUNK, _compac
 from evalstream_server.store._records import (
     _RUN_COLUMNS,
     _hyper_key,
-    _new_run_id,
+    _new_run,
     _row_to_run,
-    _webhooks_to_json,
+    _run_to_row,
 )
 from evalstream_server.store._types import (
     AlreadyExists,
@@ -354,36 +354,10 @@ class Writer:
         ).fetchone()
         if taken is not None:
             raise AlreadyExists(f"run named {new.name!r} already exists in project {new.project!r}")
-        now = time.time()
-        run = RunRecord(
-            id=_new_run_id(),
-            project=new.project,
-            name=new.name,
-            model=new.model,
-            task=new.task,
-            status="running",
-            hyperparameters=hypers,
-            verdict_config=verdict,
-            created_at=now,
-            updated_at=now,
-            alert_webhooks=new.alert_webhooks,
-        )
+        run = _new_run(new, hypers, verdict)
         conn.execute(
             f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                run.id,
-                run.project,
-                run.name,
-                run.model,
-                run.task,
-                run.status,
-                json.dumps(hypers),
-                json.dumps(verdict),
-                now,
-                now,
-                "{}",
-                _webhooks_to_json(new.alert_webhooks),
-            ),
+            _run_to_row(run),
         )
         conn.executemany(
             "INSERT INTO run_hyperparameters (run_id, key, kind, num, text) VALUES (?, ?, ?, ?, ?)",
