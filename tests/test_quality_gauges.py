@@ -311,6 +311,7 @@ def test_quality_gauges_only_with_the_flag(
             *RUN_GAUGES,
             "evalstream_quality_runs_omitted",
             "evalstream_quality_runs_failed",
+            "evalstream_quality_exporter",
         }
     else:
         assert names == set()

@@ -7,6 +7,8 @@ runs were omitted or failed. At most ``max_runs`` running runs, the most recentl
 are labelled with project, run id and run name (/metrics has no authentication: enabling
 the gauges publishes those names). Verdicts come from the shared ``VerdictHub``, so after
 a run's first scrape its verdict costs a bounded summary, not a pass over its points.
+Replicas sharing a PostgreSQL store export the per-run gauges from one of them at a time
+(`Store.is_exporter`), so that each run is one series across the fleet.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ _HELP = {
     ),
     "evalstream_quality_runs_failed": (
         "Running runs skipped in this scrape because reading them failed (see the log)."
+    ),
+    "evalstream_quality_exporter": (
+        "1 on the replica that exports the per-run gauges, 0 on the others (replicas "
+        "sharing a PostgreSQL store export them from one replica at a time)."
     ),
 }
 
@@ -121,7 +127,14 @@ class QualityCollector:
         yield from self._families().values()
 
     def collect(self) -> Iterator[Metric]:
-        """The gauges now."""
+        """The gauges now: on the exporting replica only (`Store.is_exporter`), so that
+        a sum over replicas counts each run once; the others export only
+        ``evalstream_quality_exporter`` 0."""
+        exporter = self._families()["evalstream_quality_exporter"]
+        if not self._store.is_exporter():
+            exporter.add_metric([], 0.0)
+            yield exporter
+            return
         try:
             runs, omitted = self._newest_running()
         except Exception:  # noqa: BLE001 - a scrape must not fail
@@ -153,6 +166,7 @@ class QualityCollector:
             self._latest = latest
         families["evalstream_quality_runs_omitted"].add_metric([], float(omitted))
         families["evalstream_quality_runs_failed"].add_metric([], float(failed))
+        families["evalstream_quality_exporter"].add_metric([], 1.0)
         yield from families.values()
 
     # ------------------------------------------------------------ helpers

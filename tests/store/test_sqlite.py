@@ -6,7 +6,6 @@ import itertools
 import math
 import sqlite3
 import struct
-import sys
 import threading
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from evalstream_server.store import (
     WriteResult,
     schema,
 )
+from evalstream_server.store import _front as front_module
 from evalstream_server.store._compaction import _MAX_TAIL, _SMALL_CHUNK
 from evalstream_server.store.sqlite import _writes as writes_module
 from evalstream_server.store.sqlite._writes import Writer
@@ -907,8 +907,7 @@ def test_data_versions_never_repeat_past_the_cap(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the cap, an unchanged run's version may move up, never down or back."""
-    # The module of the store's class: each backend keeps its versions so.
-    monkeypatch.setattr(sys.modules[type(store).__module__], "_MAX_VERSIONS", 2)
+    monkeypatch.setattr(front_module, "_MAX_VERSIONS", 2)  # both backends' `DataVersions`
     runs = [store.create_run(NewRun(project="p", name=f"r{i}")).id for i in range(5)]
     seen: dict[str, list[int]] = {r: [store.data_version(r)] for r in runs}
     for step in range(4):
@@ -919,6 +918,6 @@ def test_data_versions_never_repeat_past_the_cap(
             assert after[r] > before[r]  # the written run moved
             assert all(after[o] >= before[o] for o in runs)  # nothing went back
             seen[r].append(after[r])
-    assert len(store._versions) <= 2
+    assert len(store._versions._versions) <= 2
     for r in runs:  # every write of a run gave it a version it never had before
         assert len(set(seen[r])) == len(seen[r])

@@ -177,6 +177,11 @@ class RunAnalyzer:
                 self._stale = True
             return ok and not self._stale
 
+    def last_steps(self) -> dict[tuple[str, str], int]:
+        """The last step fed of each series that has points, {(split, series): step}."""
+        with self._lock:
+            return {key: st.last_step for key, st in self._states.items() if st.count}
+
     def logged(self) -> Logged:
         """The series and checkpoint metrics fed so far (for checking a monitor)."""
         with self._lock:

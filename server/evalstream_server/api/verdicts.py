@@ -4,13 +4,22 @@ An analyzer is built from the store when a run's verdict is first asked for, kep
 recently used dropped beyond ``max_runs``) and fed each committed chunk, so a verdict costs
 a look at a bounded summary, and runs nobody watches cost nothing. Watchers are pushed a
 verdict when it changes (`verdict_key`).
+
+Several replicas on one database: writes through this replica feed its analyzers as
+above; writes through another arrive as news from the store (`Store.follow`: the run id
+only), and a sync thread then reads what changed (`VerdictHub._sync`): each series' points
+past the analyzer's last step, the checkpoint rows, saved paths and status, or the whole
+run again when a write changed points at or before a series' end. A verdict asked for
+after another replica acked a write (before its news arrived) reads the run's mark first
+(`Store.change_mark`), so no replica answers from before a write it could read.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +32,8 @@ from evalstream_server.analysis.verdict import (
     build_analyzer,
 )
 from evalstream_server.store import Store
+
+log = logging.getLogger("evalstream.verdicts")
 
 FINISHED = ("finished", "failed", "killed")
 
@@ -47,7 +58,11 @@ class _Watched:
     version: int = 0
     ended: bool = False
     cond: threading.Condition = field(default_factory=threading.Condition)
+    syncing: threading.Lock = field(default_factory=threading.Lock)
     watchers: int = 0
+    # The run's `ChangeMark.version` that every other replica's write up to is in the
+    # analyzer (0 on a store only this process writes).
+    synced: int = 0
     # The last verdict per set of overrides, with the version it was computed at:
     # a hundred watchers woken by one chunk share one computation.
     cached: dict[tuple[tuple[str, str], ...], tuple[int, Verdict]] = field(default_factory=dict)
@@ -70,6 +85,11 @@ class VerdictHub:
         # must be cheap (the alert monitor queues the chunk for its own thread).
         self.on_points: list[Callable[[str, str, str, np.ndarray, np.ndarray], None]] = []
         self.on_checkpoints: list[Callable[[str], None]] = []
+        # Runs other replicas changed, for the sync thread (started on the first news).
+        self._due: set[str] = set()
+        self._due_cond = threading.Condition(threading.Lock())
+        self._syncer: threading.Thread | None = None
+        store.follow(self._others_wrote, self._news_missed)
 
     def close(self) -> None:
         """Ends every watch with `HubClosed`: a stopping server does not wait out its grace
@@ -80,17 +100,21 @@ class VerdictHub:
         for entry in entries:
             with entry.cond:
                 entry.cond.notify_all()
+        with self._due_cond:
+            self._due_cond.notify_all()
 
     def _config(self, run_id: str) -> VerdictConfig:
         run = self._store.get_run(run_id)  # NotFound propagates
         return VerdictConfig.from_mapping(run.verdict_config)
 
-    def _entry(self, run_id: str) -> _Watched:
+    def _entry(self, run_id: str, *, rebuild: bool = False) -> _Watched:
         with self._lock:
             entry = self._runs.get(run_id)
-            if entry is not None and not entry.analyzer.stale:
+            if entry is not None and not entry.analyzer.stale and not rebuild:
                 self._runs.move_to_end(run_id)
                 return entry
+        # The mark before the reads: a write after it is read again by the next sync.
+        mark = self._store.change_mark(run_id)
         config = self._config(run_id)
         analyzer = build_analyzer(
             self._store.read_series(run_id),
@@ -105,6 +129,8 @@ class VerdictHub:
                 entry = old
             else:
                 entry = self._runs[run_id] = _Watched(analyzer, config)
+            if mark is not None:
+                entry.synced = mark.version
                 while len(self._runs) > self._max_runs:
                     victim, gone = next(iter(self._runs.items()))
                     if gone.watchers:  # never evict a watched run
@@ -129,6 +155,10 @@ class VerdictHub:
             NotFound: unknown run. ValueError: bad overrides (the message names them).
         """
         entry = self._entry(run_id)
+        mark = self._store.change_mark(run_id)
+        if mark is not None and mark.version > entry.synced and not mark.by_this_replica:
+            # Another replica wrote last, and its news has not been read yet.
+            entry = self._sync(run_id) or entry
         key = tuple(sorted((k, repr(v)) for k, v in overrides.items()))
         with entry.cond:
             version = entry.version
@@ -187,6 +217,90 @@ class VerdictHub:
         """The run's status changed: a finished run ends its watches."""
         if status in FINISHED:
             self._notify(run_id, lambda e: setattr(e, "ended", True))
+
+    # ------------------------------------------------------------ other replicas
+
+    def _others_wrote(self, run_ids: Sequence[str]) -> None:
+        """News from the store: other replicas' writes changed these runs (its thread)."""
+        with self._lock:
+            held = [r for r in run_ids if r in self._runs]
+        if held:
+            self._queue(held)
+
+    def _news_missed(self) -> None:
+        """The store may have missed news: every run held is read again."""
+        with self._lock:
+            held = list(self._runs)
+        self._queue(held)
+
+    def _queue(self, run_ids: Sequence[str]) -> None:
+        with self._due_cond:
+            self._due.update(run_ids)
+            self._due_cond.notify()
+            if self._syncer is None:
+                self._syncer = threading.Thread(
+                    target=self._sync_loop, name="evalstream-verdict-sync", daemon=True
+                )
+                self._syncer.start()
+
+    def _sync_loop(self) -> None:
+        while True:
+            with self._due_cond:
+                while not self._due and not self._closed:
+                    self._due_cond.wait()
+                if self._closed:
+                    return
+                run_id = self._due.pop()
+            try:
+                self._sync(run_id)
+            except Exception:  # noqa: BLE001 - the next news or verdict reads it again
+                log.warning(
+                    "verdicts: cannot read another replica's write",
+                    extra={"fields": {"run_id": run_id}},
+                    exc_info=True,
+                )
+
+    def _sync(self, run_id: str) -> _Watched | None:
+        """Brings a held run's analyzer up to the database's mark; returns its entry (None
+        when the run is not held). Serialized per run by the entry's sync lock."""
+        with self._lock:
+            entry = self._runs.get(run_id)
+        if entry is None:
+            return None
+        with entry.syncing:
+            mark = self._store.change_mark(run_id)
+            if mark is None or mark.version <= entry.synced:
+                return entry
+            if mark.rewritten_at > entry.synced or entry.analyzer.stale:
+                entry = self._entry(run_id, rebuild=True)  # reads the mark itself
+                self._notify(run_id, lambda e: None)
+                return entry
+            last = entry.analyzer.last_steps()
+            tails = []
+            for tip in self._store.last_points(run_id, 1):
+                known = last.get((tip.split, tip.name))
+                if len(tip.steps) and (known is None or int(tip.steps[-1]) > known):
+                    tails += self._store.read_series(
+                        run_id,
+                        splits=[tip.split],
+                        series=[tip.name],
+                        start_step=None if known is None else known + 1,
+                    )
+            rows = self._store.checkpoints(run_id)
+            paths = self._store.saved_checkpoints(run_id)
+            ended = self._store.get_run(run_id).status in FINISHED
+
+            def catch_up(e: _Watched) -> None:
+                for tail in tails:
+                    if len(tail.steps):
+                        e.analyzer.add_points(tail.split, tail.name, tail.steps, tail.values)
+                e.analyzer.set_checkpoints(rows)
+                e.analyzer.set_saved_checkpoints(paths)
+                e.ended = e.ended or ended
+                e.synced = max(e.synced, mark.version)
+
+            self._notify(run_id, catch_up)
+            return entry
 
     # ------------------------------------------------------------ watching
 

@@ -12,7 +12,8 @@ the few that differ in dialect).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from functools import partial
 from typing import Any, TypeVar
@@ -40,6 +41,7 @@ from evalstream_server.store._records import (
     _specimen_to_json,
 )
 from evalstream_server.store._types import (
+    ChangeMark,
     CheckpointRow,
     EvaluationStepRow,
     HyperValue,
@@ -57,6 +59,47 @@ from evalstream_server.store._types import (
 
 T = TypeVar("T")
 
+_MAX_VERSIONS = 65536
+
+
+class DataVersions:
+    """Per-run data versions in memory: what `Store.data_version` answers.
+
+    0 for every run at first (and for an unknown run). A bump sets the run's version
+    to a store-wide counter's next value, so a run's version only ever grows, though
+    not by one. Past ``_MAX_VERSIONS`` runs every remembered run is dropped and the
+    floor (what an unremembered run answers) rises to the counter: a dropped run may
+    then move up once, which only costs its caches a miss, and never repeats an older
+    answer for newer data. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._versions: dict[str, int] = {}
+        self._counter = 0
+        self._floor = 0
+
+    def get(self, run_id: str) -> int:
+        with self._lock:
+            return self._versions.get(run_id, self._floor)
+
+    def bump(self, run_ids: Iterable[str]) -> None:
+        """The runs' data changed (a durable write, or news of another replica's)."""
+        with self._lock:
+            for run_id in run_ids:
+                if len(self._versions) >= _MAX_VERSIONS and run_id not in self._versions:
+                    self._floor = self._counter
+                    self._versions.clear()
+                self._counter += 1
+                self._versions[run_id] = self._counter
+
+    def bump_all(self) -> None:
+        """Any run may have changed (news of other replicas' writes may have been lost)."""
+        with self._lock:
+            self._counter += 1
+            self._floor = self._counter
+            self._versions.clear()
+
 
 class StoreFront:
     """The ``Store`` methods over three hooks a backend provides.
@@ -70,6 +113,7 @@ class StoreFront:
     """
 
     _queries: Any
+    _versions: DataVersions
 
     def _read(self, fn: Callable[[Any], T]) -> T:
         raise NotImplementedError
@@ -498,3 +542,25 @@ class StoreFront:
             )
         )
         return [(int(step), _specimen_from_json(specimen_id, body)) for step, body in rows]
+
+    # ------------------------------------------------------------------ replicas
+
+    def data_version(self, run_id: str) -> int:
+        """A number that grows after every durable write that changed the run.
+
+        In memory (`DataVersions`): this process's own writes, and, on a store several
+        replicas share, the news of other replicas' writes (`follow`). Writes that
+        change nothing (a resent chunk) do not move it.
+        """
+        return self._versions.get(run_id)
+
+    def change_mark(self, run_id: str) -> ChangeMark | None:
+        """None: only this process writes this store (see `Store.change_mark`)."""
+        return None
+
+    def follow(self, changed: Callable[[Sequence[str]], None], missed: Callable[[], None]) -> None:
+        """Nothing to follow: only this process writes this store."""
+
+    def is_exporter(self) -> bool:
+        """True: the only replica exports (see `Store.is_exporter`)."""
+        return True

@@ -16,7 +16,7 @@ No grpc or protobuf here: protobuf stops at the servicers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -247,6 +247,24 @@ class ProjectSummary:
     updated_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeMark:
+    """Where a run stands in a store shared by several replicas (see `Store.change_mark`).
+
+    Attributes:
+        version: Grows by one with every transaction that changed the run, through
+            any replica.
+        rewritten_at: The ``version`` of the last write that changed points at or
+            before a series' last step (0 when none did): state built incrementally
+            from the points before it is out of date.
+        by_this_replica: Whether the transaction at ``version`` was this store's.
+    """
+
+    version: int
+    rewritten_at: int
+    by_this_replica: bool
+
+
 class Store(Protocol):
     """The run store the servicers depend on (SQLiteStore is the embedded one)."""
 
@@ -421,7 +439,24 @@ class Store(Protocol):
         ...
 
     def data_version(self, run_id: str) -> int:
-        """A counter bumped on every durable write to the run."""
+        """A counter bumped on every durable write to the run that this process learnt of."""
+        ...
+
+    def change_mark(self, run_id: str) -> ChangeMark | None:
+        """The run's `ChangeMark` as the database has it now; None from a store that only
+        this process writes (its own writes are all there is to follow)."""
+        ...
+
+    def follow(self, changed: Callable[[Sequence[str]], None], missed: Callable[[], None]) -> None:
+        """Calls ``changed(run_ids)`` after another replica's transaction changed those runs,
+        and ``missed()`` when such news may have been lost (the store reconnected to its
+        database): a follower then re-reads what it holds. Both run on the store's
+        thread and must be quick. A no-op for a store only this process writes."""
+        ...
+
+    def is_exporter(self) -> bool:
+        """Whether this replica is the one that exports per-run gauges (one at a time, among
+        every replica of the database); always True for a store only this process writes."""
         ...
 
     def close(self) -> None:

@@ -15,19 +15,23 @@ https://www.psycopg.org/psycopg3/docs/advanced/pool.html.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import uuid
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from evalstream_server.store import _url
 from evalstream_server.store._codec import _ValidChunk
-from evalstream_server.store._front import StoreFront
+from evalstream_server.store._front import DataVersions, StoreFront
 from evalstream_server.store._types import (
+    ChangeMark,
     InvalidInput,
+    NotFound,
     StoreClosed,
     StoreError,
     StoreOverloaded,
@@ -35,17 +39,29 @@ from evalstream_server.store._types import (
     WriteResult,
 )
 from evalstream_server.store.postgres import _reads, schema
-from evalstream_server.store.postgres._writes import OPERATIONS
+from evalstream_server.store.postgres._writes import (
+    CHANNEL,
+    OPERATIONS,
+    UNCHANGED,
+    mark_runs,
+)
 
 T = TypeVar("T")
 
+log = logging.getLogger("evalstream.store")
+
 _MAX_BATCH = 64
-_MAX_VERSIONS = 65536
 _CONTROL_WAIT_S = 10.0
 # Tries of a batch that PostgreSQL rolled back for a deadlock or a serialization
 # failure (two replicas writing the same runs); the writes are safe to run again.
 _RETRIES = 3
 _CONNECT_TIMEOUT_S = 10
+# The listener's longest wait for a notification before it looks up (stop, the
+# exporter lock), and how often a replica that is not the exporter tries the lock.
+_LISTEN_POLL_S = 0.2
+_EXPORTER_RETRY_S = 1.0
+#: The session advisory lock the replica exporting per-run gauges holds ("evalsexp").
+EXPORTER_LOCK = int.from_bytes(b"evalsexp", "big")
 
 
 class _Op:
@@ -116,9 +132,16 @@ class PostgresStore(StoreFront):
         self._wake = [threading.Condition(self._lock) for _ in range(writers)]
         self._queued = 0
         self._max_queue = max_queue
-        self._versions: dict[str, int] = {}
-        self._version_counter = 0
-        self._version_floor = 0
+        self._versions = DataVersions()
+        # This replica's name in ``runs.written_by``, and its writer connections'
+        # backend pids (by id(conn)): notifications they sent are our own writes.
+        self.replica = uuid.uuid4().hex
+        self._writer_pids: dict[int, int] = {}
+        self._followers: list[tuple[Callable[[Sequence[str]], None], Callable[[], None]]] = []
+        self._listener: threading.Thread | None = None
+        self._listening = threading.Event()  # set while LISTEN is in place
+        self._stop = threading.Event()
+        self._exporter = False
         try:
             with psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT_S) as conn:
                 schema.migrate(conn)
@@ -234,7 +257,7 @@ class PostgresStore(StoreFront):
             if ops:
                 conn = self._commit(conn, ops)
         if conn is not None:
-            conn.close()
+            self._disconnect(conn)
 
     def _connect(self) -> Any:
         import psycopg
@@ -242,7 +265,16 @@ class PostgresStore(StoreFront):
         conn = psycopg.connect(self.url, connect_timeout=_CONNECT_TIMEOUT_S)
         conn.execute("SET synchronous_commit = on")
         conn.commit()
+        with self._lock:
+            self._writer_pids[id(conn)] = conn.info.backend_pid
         return conn
+
+    def _disconnect(self, conn: Any) -> None:
+        """Closes a writer connection; its backend's pid no longer marks our own notifications
+        (PostgreSQL may give it to another replica's connection)."""
+        with self._lock:
+            self._writer_pids.pop(id(conn), None)
+        conn.close()
 
     def _commit(self, conn: Any, ops: list[_Op]) -> Any:
         """Runs ``ops`` in one transaction and settles them; returns the connection to keep."""
@@ -253,6 +285,8 @@ class PostgresStore(StoreFront):
             committing = False
             try:
                 if conn is None or conn.closed:
+                    if conn is not None:
+                        self._disconnect(conn)
                     conn = self._connect()
                 done, failed = self._run(conn, ops)
                 committing = True
@@ -276,7 +310,7 @@ class PostgresStore(StoreFront):
                 )
                 error = StoreUnavailable(f"{what} ({self._hide(exc)})")
                 if conn is not None and not conn.closed:
-                    conn.close()
+                    self._disconnect(conn)
                 self._settle([], [(op, error) for op in ops], None)
                 return None
             self._settle(done, failed, time.perf_counter() - began)
@@ -285,15 +319,16 @@ class PostgresStore(StoreFront):
 
     def _run(
         self, conn: Any, ops: list[_Op]
-    ) -> tuple[list[tuple[_Op, Any, bool]], list[tuple[_Op, BaseException]]]:
+    ) -> tuple[list[tuple[_Op, Any, int]], list[tuple[_Op, BaseException]]]:
         """Runs ``ops`` in the open transaction: without savepoints first, then isolated."""
         import psycopg
 
-        done: list[tuple[_Op, Any, bool]] = []
+        done: list[tuple[_Op, Any, int]] = []
         try:
             for op in ops:
                 result, bumps = OPERATIONS[op.name](conn, *op.args)
                 done.append((op, result, bumps))
+            self._mark(conn, done)
             return done, []
         except (psycopg.OperationalError, psycopg.errors.TransactionRollback):
             raise  # the connection or the transaction as a whole: `_commit` decides
@@ -315,7 +350,17 @@ class PostgresStore(StoreFront):
             else:
                 conn.execute("RELEASE SAVEPOINT op")
                 done.append((op, result, bumps))
+        self._mark(conn, done)
         return done, failed
+
+    def _mark(self, conn: Any, done: list[tuple[_Op, Any, int]]) -> None:
+        """Bumps the changed runs' marks and notifies the other replicas (`mark_runs`)."""
+        marks: dict[str, int] = {}
+        for op, _, bumps in done:
+            if bumps:
+                marks[op.run_id] = max(bumps, marks.get(op.run_id, UNCHANGED))
+        if marks:
+            mark_runs(conn, marks, self.replica)
 
     def _failure(self, exc: Exception) -> StoreError:
         """What a write's future gets for an exception its operation raised."""
@@ -332,37 +377,138 @@ class PostgresStore(StoreFront):
 
     def _settle(
         self,
-        done: list[tuple[_Op, Any, bool]],
+        done: list[tuple[_Op, Any, int]],
         failed: list[tuple[_Op, BaseException]],
         seconds: float | None,
     ) -> None:
         """After a batch is durable (or has failed): bumps versions, then wakes the callers."""
         if seconds is not None and self._on_commit is not None:
             self._on_commit(seconds)
-        with self._lock:
-            for op, _, bumps in done:
-                if bumps:
-                    if len(self._versions) >= _MAX_VERSIONS and op.run_id not in self._versions:
-                        self._version_floor = self._version_counter
-                        self._versions.clear()
-                    self._version_counter += 1
-                    self._versions[op.run_id] = self._version_counter
+        self._versions.bump(op.run_id for op, _, bumps in done if bumps)
         for op, result, _ in done:
             op.future.set_result(result)
         for op, err in failed:
             if not op.future.done():
                 op.future.set_exception(err)
 
-    # ------------------------------------------------------------------ lifecycle
+    # ------------------------------------------------------------------ replicas
 
-    def data_version(self, run_id: str) -> int:
-        """A number that grows after every durable write through THIS store that changed the run.
+    def change_mark(self, run_id: str) -> ChangeMark | None:
+        """The run's mark in the database now (one primary-key read).
 
-        In memory, as SQLiteStore's (see there). Writes through another replica do
-        not move it.
+        Raises:
+            NotFound: unknown run.
+        """
+
+        def read(conn: Any) -> ChangeMark:
+            row = conn.execute(
+                "SELECT data_version, rewritten_at, written_by FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"run {run_id!r} not found")
+            return ChangeMark(int(row[0]), int(row[1]), row[2] == self.replica)
+
+        return self._read(read)
+
+    def follow(self, changed: Callable[[Sequence[str]], None], missed: Callable[[], None]) -> None:
+        """Tells ``changed`` of other replicas' writes, and ``missed`` after a reconnect.
+
+        The first call starts the listener: a thread with its own connection that
+        LISTENs on the writes' channel (each committed write transaction notifies the
+        ids of the runs it changed, `_writes.mark_runs`), skips the notifications of
+        this store's own writer connections, bumps the other runs' `data_version` and
+        calls the followers. When its connection fails it reconnects with back-off,
+        then bumps every run's version and calls ``missed``: notifications sent in
+        between are lost. The same connection holds the exporter lock (`is_exporter`).
+        Returns once the listener listens (or after the connect timeout, should the
+        database be unreachable: it keeps trying).
         """
         with self._lock:
-            return self._versions.get(run_id, self._version_floor)
+            self._followers.append((changed, missed))
+        self._start_listener()
+        # From here on, no write committed is missed (or ``missed`` is called).
+        self._listening.wait(_CONNECT_TIMEOUT_S)
+
+    def is_exporter(self) -> bool:
+        """Whether this replica holds the exporter lock, a session advisory lock on the
+        listener's connection: one replica of the database at a time; when it stops
+        or loses its connection, another takes the lock within about a second."""
+        self._start_listener()
+        return self._exporter
+
+    def _start_listener(self) -> None:
+        with self._lock:
+            if self._listener is not None or self._closed:
+                return
+            self._listener = threading.Thread(
+                target=self._listen_loop, name="evalstream-pg-listener", daemon=True
+            )
+        self._listener.start()
+
+    def _listen_loop(self) -> None:
+        import psycopg
+
+        backoff = 0.05
+        first = True
+        while not self._stop.is_set():
+            try:
+                conn = psycopg.connect(
+                    self.url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S
+                )
+            except psycopg.Error as exc:
+                log.warning("store: cannot listen for other replicas' writes: %s", self._hide(exc))
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            try:
+                conn.execute(f"LISTEN {CHANNEL}")
+                self._listening.set()
+                if not first:
+                    self._missed()
+                first = False
+                backoff = 0.05
+                self._listen(conn)
+            except psycopg.Error as exc:
+                if not self._stop.is_set():
+                    log.warning(
+                        "store: lost the connection listening for other replicas' writes "
+                        "(%s); reconnecting",
+                        self._hide(exc),
+                    )
+            finally:
+                self._listening.clear()
+                self._exporter = False
+                conn.close()
+
+    def _listen(self, conn: Any) -> None:
+        tried = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if not self._exporter and now - tried >= _EXPORTER_RETRY_S:
+                tried = now
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (EXPORTER_LOCK,)).fetchone()
+                if row[0]:
+                    self._exporter = True
+                    log.info("store: this replica exports the per-run gauges")
+            for note in conn.notifies(timeout=_LISTEN_POLL_S):
+                with self._lock:
+                    own = note.pid in self._writer_pids.values()
+                    followers = list(self._followers)
+                if own:
+                    continue
+                runs = [note.payload]
+                self._versions.bump(runs)
+                for changed, _ in followers:
+                    changed(runs)
+
+    def _missed(self) -> None:
+        self._versions.bump_all()
+        with self._lock:
+            followers = list(self._followers)
+        for _, missed in followers:
+            missed()
+
+    # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
         """Makes every accepted write durable, then closes; later calls raise StoreClosed."""
@@ -374,6 +520,9 @@ class PostgresStore(StoreFront):
                 wake.notify()
         for thread in self._threads:
             thread.join()
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.join()
         self._pool.close()
 
     def queue_depth(self) -> int:

@@ -1,10 +1,11 @@
 """The write path of the PostgreSQL store: each write operation, run inside a transaction.
 
 Every function takes a psycopg connection in a transaction and returns (result,
-bumps), ``bumps`` saying whether the run's data changed; the store commits (and
-only then acks). Nothing is cached between transactions: several replicas write
-the same database, so what a write depends on is read, under a lock, in its own
-transaction.
+bumps), ``bumps`` saying whether and how the run's data changed (`UNCHANGED`,
+`CHANGED`, `REWROTE`); the store records that with `mark_runs` in the same
+transaction, commits, and only then acks. Nothing is cached between
+transactions: several replicas write the same database, so what a write depends
+on is read, under a lock, in its own transaction.
 
 Point chunks: a write locks its series row (``SELECT ... FOR UPDATE``, creating
 the row if needed), so writes to one series, from any replica, apply one after
@@ -56,6 +57,15 @@ from evalstream_server.store._types import (
 
 _RUN_VALUES = ", ".join(["%s"] * 12)
 
+#: What a write did to its run, as the ``bumps`` of its result: nothing; new data
+#: (points past each series' end, checkpoint rows, the status, ...); or points
+#: changed at or before a series' end, after which a replica's incremental state
+#: of the run must be rebuilt rather than extended (``runs.rewritten_at``).
+UNCHANGED, CHANGED, REWROTE = 0, 1, 2
+
+#: The channel a committing write notifies with the ids of the runs it changed.
+CHANNEL = "evalstream_runs"
+
 # Rows a write replaces by key: checkpoint metrics by (run, split, step, metric),
 # specimens by (run, split, step, specimen id); a specimen keeps its seq (paging order).
 _UPSERTS = {
@@ -91,7 +101,7 @@ def _executemany(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
 
 def create_run(
     conn: Any, new: NewRun, hypers: dict[str, HyperValue], verdict: dict[str, HyperValue]
-) -> tuple[RunRecord, bool]:
+) -> tuple[RunRecord, int]:
     run = _new_run(new, hypers, verdict)
     # ON CONFLICT waits for a concurrent insert of the same name (another replica's)
     # and then inserts nothing: the name is taken.
@@ -108,17 +118,17 @@ def create_run(
         "VALUES (%s, %s, %s, %s, %s)",
         [(run.id, k, *_hyper_key(v)) for k, v in hypers.items()],
     )
-    return run, True
+    return run, CHANGED
 
 
-def set_status(conn: Any, run_id: str, status: str) -> tuple[RunRecord, bool]:
+def set_status(conn: Any, run_id: str, status: str) -> tuple[RunRecord, int]:
     row = conn.execute(
         f"UPDATE runs SET status = %s, updated_at = %s WHERE id = %s RETURNING {_RUN_COLUMNS}",
         (status, time.time(), run_id),
     ).fetchone()
     if row is None:
         raise NotFound(f"run {run_id!r} not found")
-    return _row_to_run(row), True
+    return _row_to_run(row), CHANGED
 
 
 def update_run(
@@ -127,7 +137,7 @@ def update_run(
     summary: dict[str, HyperValue],
     saved: dict[int, str],
     hypers: dict[str, HyperValue],
-) -> tuple[RunRecord, bool]:
+) -> tuple[RunRecord, int]:
     """Merges ``summary``, upserts saved checkpoints by step and adds hyperparameters;
     a changed hyperparameter refuses the whole update before any write."""
     row = conn.execute(
@@ -154,10 +164,10 @@ def update_run(
         "ON CONFLICT (run_id, step) DO UPDATE SET path = excluded.path",
         [(run_id, step, path) for step, path in saved.items()],
     )
-    return _run_row(conn, run_id), True
+    return _run_row(conn, run_id), CHANGED
 
 
-def upsert(conn: Any, table: str, run_id: str, rows: list[tuple[Any, ...]]) -> tuple[int, bool]:
+def upsert(conn: Any, table: str, run_id: str, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
     """Upserts a run's ``rows`` into ``table`` (a key of `_UPSERTS`); returns how many.
 
     Specimen rows come as SQLite's (run, split, step, id, JSON body); their flags
@@ -167,7 +177,7 @@ def upsert(conn: Any, table: str, run_id: str, rows: list[tuple[Any, ...]]) -> t
     if table == "specimens":
         rows = [(*row, list(json.loads(row[4])["flags"])) for row in rows]
     _executemany(conn, _UPSERTS[table], rows)
-    return len(rows), bool(rows)
+    return len(rows), CHANGED if rows else UNCHANGED
 
 
 def _lock_series(conn: Any, run_id: str, split: str, name: str) -> tuple[int, int]:
@@ -235,12 +245,12 @@ def _compact(conn: Any, sid: int) -> None:
         tail = [*tail[:start], (int(new_id), n)] if n < _SMALL_CHUNK else []
 
 
-def write_chunk(conn: Any, *fields: Any) -> tuple[WriteResult, bool]:
+def write_chunk(conn: Any, *fields: Any) -> tuple[WriteResult, int]:
     chunk = _ValidChunk(*fields)
     sid, max_step = _lock_series(conn, chunk.run_id, chunk.split, chunk.series)
     n = chunk.n
     if n == 0:
-        return WriteResult(0, 0, 0), False
+        return WriteResult(0, 0, 0), UNCHANGED
     steps = np.frombuffer(chunk.steps, dtype=_I8)
     if chunk.increasing and int(steps[0]) > max_step:
         # Past everything stored: every point is new.
@@ -255,7 +265,7 @@ def write_chunk(conn: Any, *fields: Any) -> tuple[WriteResult, bool]:
         _insert_chunk(conn, sid, packed)
         if n < _SMALL_CHUNK:
             _compact(conn, sid)
-        return WriteResult(n, 0, 0), True
+        return WriteResult(n, 0, 0), CHANGED
     values = np.frombuffer(chunk.values, dtype=_F8)
     walls = None if chunk.wall_times is None else np.frombuffer(chunk.wall_times, dtype=_F8)
     rows = conn.execute(
@@ -267,7 +277,7 @@ def write_chunk(conn: Any, *fields: Any) -> tuple[WriteResult, bool]:
     old_steps, old_values, _ = _merge([_decode_chunk(r) for r in rows])
     result, out = _overlay(steps, values, walls, old_steps, old_values)
     if out is None:
-        return result, False
+        return result, UNCHANGED
     out_steps, out_values, out_walls = out
     _insert_chunk(
         conn,
@@ -283,11 +293,27 @@ def write_chunk(conn: Any, *fields: Any) -> tuple[WriteResult, bool]:
     )
     if len(out_steps) < _SMALL_CHUNK:
         _compact(conn, sid)
-    return result, True
+    return result, REWROTE if int(steps.min()) <= max_step else CHANGED
+
+
+def mark_runs(conn: Any, marks: dict[str, int], replica: str) -> None:
+    """Records, in the writing transaction, that it changed the runs of ``marks``
+    ({run id: CHANGED or REWROTE}): bumps each run's ``data_version``, names
+    ``replica`` as its writer, and notifies `CHANNEL` with the run id, which
+    PostgreSQL delivers to the listening replicas only once the transaction commits,
+    in commit order. Runs are taken in id order, so two replicas' batches lock
+    them in one order."""
+    for run_id in sorted(marks):
+        conn.execute(
+            "WITH bumped AS (UPDATE runs SET data_version = data_version + 1, written_by = %s, "
+            "rewritten_at = CASE WHEN %s THEN data_version + 1 ELSE rewritten_at END "
+            "WHERE id = %s RETURNING id) SELECT pg_notify(%s, id) FROM bumped",
+            (replica, marks[run_id] == REWROTE, run_id, CHANNEL),
+        )
 
 
 #: The operations the store queues, by name.
-OPERATIONS: dict[str, Callable[..., tuple[Any, bool]]] = {
+OPERATIONS: dict[str, Callable[..., tuple[Any, int]]] = {
     "_w_create_run": create_run,
     "_w_set_status": set_status,
     "_w_update_run": update_run,

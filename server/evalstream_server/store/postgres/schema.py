@@ -113,6 +113,16 @@ MIGRATIONS: tuple[Sequence[str], ...] = (
             PRIMARY KEY (run_id, step)
         )""",
     ),
+    # 1 -> 2: what replicas need to follow each other's writes. Each transaction that
+    # changes a run bumps its ``data_version`` and names the replica (``written_by``);
+    # ``rewritten_at`` is the data_version of the last write that changed points at or
+    # before a series' last step (a replica holding an incremental analyzer of the run
+    # must then rebuild it rather than read the tail).
+    (
+        "ALTER TABLE runs ADD COLUMN data_version bigint NOT NULL DEFAULT 0, "
+        "ADD COLUMN rewritten_at bigint NOT NULL DEFAULT 0, "
+        "ADD COLUMN written_by text NOT NULL DEFAULT ''",
+    ),
 )
 
 #: The version this code writes.

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from evalstream_server.store._codec import _ValidChunk
-from evalstream_server.store._front import StoreFront
+from evalstream_server.store._front import DataVersions, StoreFront
 from evalstream_server.store._types import (
     InvalidInput,
     StoreClosed,
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     import asyncio
 
 # Runs past this many in the data-version dict start it over (see `data_version`).
-_MAX_VERSIONS = 65536
 _CONTROL_WAIT_S = 10.0
 _WRITERS = ("thread", "process")
 
@@ -113,9 +112,7 @@ class SQLiteStore(StoreFront):
         # Data versions: a run's is the value of one store-wide counter at its last
         # change; runs not in the dict (never changed, or dropped past the cap)
         # answer the floor, the counter's value when the dict was last emptied.
-        self._versions: dict[str, int] = {}
-        self._version_counter = 0
-        self._version_floor = 0
+        self._versions = DataVersions()
         self._pool = ReadPool(self.path, readers)
         self.writer = writer
         self._link: WriterLink | None = None
@@ -226,17 +223,7 @@ class SQLiteStore(StoreFront):
         """After a batch is durable (or has failed): bumps versions, then wakes the callers."""
         if seconds is not None and self._on_commit is not None:
             self._on_commit(seconds)
-        with self._lock:
-            for op, _, bumps in done:
-                if bumps:
-                    if len(self._versions) >= _MAX_VERSIONS and op.run_id not in self._versions:
-                        # Every dropped run's version is <= the counter: answering the
-                        # counter for them from now on never repeats an older answer
-                        # for newer data.
-                        self._version_floor = self._version_counter
-                        self._versions.clear()
-                    self._version_counter += 1
-                    self._versions[op.run_id] = self._version_counter
+        self._versions.bump(op.run_id for op, _, bumps in done if bumps)  # type: ignore[union-attr]
         for op, result, _ in done:
             op.future.set_result(result)  # type: ignore[union-attr]
         for op, err in failed:
@@ -244,18 +231,6 @@ class SQLiteStore(StoreFront):
                 op.future.set_exception(err)  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------ lifecycle
-
-    def data_version(self, run_id: str) -> int:
-        """A number that grows after every durable write that changed the run.
-
-        In memory: 0 for every run when the store opens (and for an unknown run).
-        Writes that change nothing (a resent chunk) do not move it. It only ever
-        grows for a run, but not by one: it is a store-wide counter's value at the
-        run's last change (past ``_MAX_VERSIONS`` runs, an unchanged run may move
-        up once, which only costs a cache miss).
-        """
-        with self._lock:
-            return self._versions.get(run_id, self._version_floor)
 
     def close(self) -> None:
         """Makes every accepted write durable, then closes; later calls raise StoreClosed.
