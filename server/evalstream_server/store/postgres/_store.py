@@ -60,6 +60,8 @@ _CONNECT_TIMEOUT_S = 10
 # exporter lock), and how often a replica that is not the exporter tries the lock.
 _LISTEN_POLL_S = 0.2
 _EXPORTER_RETRY_S = 1.0
+#: The listener connection's application_name (pg_stat_activity shows it).
+LISTENER_NAME = "evalstream-listener"
 #: The session advisory lock the replica exporting per-run gauges holds ("evalsexp").
 EXPORTER_LOCK = int.from_bytes(b"evalsexp", "big")
 
@@ -357,7 +359,7 @@ class PostgresStore(StoreFront):
         """Bumps the changed runs' marks and notifies the other replicas (`mark_runs`)."""
         marks: dict[str, int] = {}
         for op, _, bumps in done:
-            if bumps:
+            if bumps and op.run_id:  # a created run (no id yet) is nobody's news
                 marks[op.run_id] = max(bumps, marks.get(op.run_id, UNCHANGED))
         if marks:
             mark_runs(conn, marks, self.replica)
@@ -453,7 +455,10 @@ class PostgresStore(StoreFront):
         while not self._stop.is_set():
             try:
                 conn = psycopg.connect(
-                    self.url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S
+                    self.url,
+                    autocommit=True,
+                    connect_timeout=_CONNECT_TIMEOUT_S,
+                    application_name=LISTENER_NAME,
                 )
             except psycopg.Error as exc:
                 log.warning("store: cannot listen for other replicas' writes: %s", self._hide(exc))

@@ -1,0 +1,250 @@
+"""Replicas on one PostgreSQL database follow each other's writes.
+
+Two `PostgresStore`s on one database stand for two server replicas: what one writes
+reaches the other as news (LISTEN/NOTIFY, the run id only), its data versions move,
+and a `VerdictHub` on the other answers and pushes from it; one of them at a time
+exports the per-run gauges.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from evalstream_server.api.verdicts import VerdictHub
+from evalstream_server.store import ChangeMark, NewRun, PointChunk, PostgresStore
+from evalstream_server.store.postgres._store import LISTENER_NAME
+
+psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL store needs psycopg")
+
+
+def chunk(run_id: str, steps: Any, values: Any, split: str = "train") -> PointChunk:
+    return PointChunk(
+        run_id,
+        split,
+        "loss",
+        np.asarray(steps, dtype=np.int64),
+        np.asarray(values, dtype=np.float64),
+    )
+
+
+def wait_until(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def replicas(pg_url: str) -> Iterator[tuple[PostgresStore, PostgresStore]]:
+    a, b = PostgresStore(pg_url, writers=2), PostgresStore(pg_url, writers=2)
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
+class News:
+    """What a store told its follower."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.runs: list[str] = []
+        self.missed = 0
+        self.lock = threading.Lock()
+        store.follow(self.changed, self.lost)
+
+    def changed(self, runs: Any) -> None:
+        with self.lock:
+            self.runs.extend(runs)
+
+    def lost(self) -> None:
+        with self.lock:
+            self.missed += 1
+
+
+def test_a_write_through_one_replica_is_news_for_the_other_only(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = replicas
+    news_a, news_b = News(a), News(b)
+    run = a.create_run(NewRun(project="p", name="r")).id
+    before = b.data_version(run)
+    a.write_points(chunk(run, [0, 1], [1.0, 0.9]))
+    wait_until(lambda: run in news_b.runs)
+    assert b.data_version(run) > before
+    b_run = b.create_run(NewRun(project="p", name="s")).id
+    b.write_points(chunk(b_run, [0], [1.0]))
+    wait_until(lambda: b_run in news_a.runs)
+    time.sleep(0.2)
+    # Each store hears only of the other's writes, never of its own.
+    assert run not in news_a.runs and b_run not in news_b.runs
+    # A resent chunk changes nothing: no news, no version.
+    seen, version = len(news_b.runs), b.data_version(run)
+    a.write_points(chunk(run, [0, 1], [1.0, 0.9]))
+    time.sleep(0.3)
+    assert len(news_b.runs) == seen and b.data_version(run) == version
+
+
+def test_change_marks_count_writes_name_the_writer_and_rewrites(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = replicas
+    run = a.create_run(NewRun(project="p", name="r")).id
+    created = a.change_mark(run)
+    assert created is not None and (created.version, created.rewritten_at) == (0, 0)
+    a.write_points(chunk(run, [0, 1, 2], [1.0, 0.9, 0.8]))
+    appended = b.change_mark(run)
+    assert appended is not None and a.change_mark(run) == ChangeMark(1, 0, True)
+    assert appended.version == 1 and not appended.by_this_replica
+    assert appended.rewritten_at == 0  # past the series' end: no rewrite
+    b.write_points(chunk(run, [1], [5.0]))  # at or before the end: a rewrite
+    rewritten = b.change_mark(run)
+    assert rewritten is not None and rewritten.by_this_replica
+    assert rewritten.rewritten_at == rewritten.version == appended.version + 1
+    b.write_points(chunk(run, [1], [5.0]))  # the same value again: nothing changed
+    assert b.change_mark(run) == rewritten
+
+
+def test_exactly_one_replica_exports_and_another_takes_over(pg_url: str) -> None:
+    stores = [PostgresStore(pg_url, writers=1) for _ in range(3)]
+    try:
+        wait_until(lambda: sum(s.is_exporter() for s in stores) == 1)
+        time.sleep(1.5)  # the others keep trying the lock every second: still one
+        assert sum(s.is_exporter() for s in stores) == 1
+        exporter = next(s for s in stores if s.is_exporter())
+        exporter.close()
+        stores.remove(exporter)
+        wait_until(lambda: sum(s.is_exporter() for s in stores) == 1)
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_lost_listener_reconnects_and_says_news_was_missed(
+    replicas: tuple[PostgresStore, PostgresStore], pg_url: str
+) -> None:
+    a, b = replicas
+    news_b = News(b)
+    run = a.create_run(NewRun(project="p", name="r")).id
+    version = b.data_version(run)
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = %s AND datname = current_database()",
+            (LISTENER_NAME,),
+        ).fetchone()[0]
+    assert killed == 1  # b's: a listens only once followed (or asked to export)
+    wait_until(lambda: news_b.missed == 1)
+    assert b.data_version(run) > version  # every run's caches are read again
+    a.write_points(chunk(run, [0], [1.0]))  # and news flows again
+    wait_until(lambda: run in news_b.runs)
+
+
+# ------------------------------------------------------------------ the verdict hub
+
+
+def decreasing(steps: np.ndarray) -> np.ndarray:
+    return 2.0 * np.exp(-steps / 300.0) + 0.3
+
+
+def test_the_hub_on_one_replica_follows_points_written_through_another(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = replicas
+    hub = VerdictHub(b)
+    try:
+        run = a.create_run(NewRun(project="p", name="r")).id
+        steps = np.arange(0, 1000, 10)
+        a.write_points(chunk(run, steps, decreasing(steps)))
+        assert hub.verdict(run).state == "healthy"
+        pushed: list[str] = []
+        watching = threading.Event()
+
+        def watch() -> None:
+            for verdict in hub.watch(run, {}, active=lambda: len(pushed) < 2, poll=30.0):
+                pushed.append(verdict.state)
+                watching.set()
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        assert watching.wait(10)
+        # Through the other replica only: B's hub learns of it from the news (its
+        # watch polls every 30 s, so the push within seconds is the news's doing).
+        a.write_points(chunk(run, [1000], [math.nan]))
+        watcher.join(10)
+        assert pushed == ["healthy", "diverged"]
+        assert hub.verdict(run).state == "diverged"
+    finally:
+        hub.close()
+
+
+def test_a_verdict_right_after_another_replicas_ack_includes_it(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """No waiting for the news: the hub reads the run's mark before answering."""
+    a, b = replicas
+    hub = VerdictHub(b)
+    try:
+        run = a.create_run(NewRun(project="p", name="r")).id
+        steps = np.arange(0, 1000, 10)
+        a.write_points(chunk(run, steps, decreasing(steps)))
+        assert hub.verdict(run).state == "healthy"
+        hub._others_wrote = lambda runs: None  # type: ignore[method-assign]  # news lost
+        a.write_points(chunk(run, [1000], [math.inf]))
+        assert hub.verdict(run).state == "diverged"
+    finally:
+        hub.close()
+
+
+def test_a_rewrite_through_another_replica_rebuilds_the_hubs_analyzer(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = replicas
+    hub = VerdictHub(b)
+    try:
+        run = a.create_run(NewRun(project="p", name="r")).id
+        steps = np.arange(0, 1000, 10)
+        a.write_points(chunk(run, steps, decreasing(steps)))
+        assert hub.verdict(run).state == "healthy"
+        a.write_points(chunk(run, [500], [math.nan]))  # inside the series: a rewrite
+        assert hub.verdict(run).state == "diverged"
+        a.write_points(chunk(run, [500], [float(decreasing(np.array([500]))[0])]))  # undone
+        assert hub.verdict(run).state == "healthy"
+    finally:
+        hub.close()
+
+
+def test_checkpoints_and_status_through_another_replica_reach_the_hub(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = replicas
+    hub = VerdictHub(b)
+    try:
+        run = a.create_run(NewRun(project="p", name="r")).id
+        steps = np.arange(0, 1000, 10)
+        a.write_points(chunk(run, steps, decreasing(steps)))
+        a.write_points(chunk(run, steps[::10], decreasing(steps[::10]) + 0.05, "validation"))
+        assert hub.verdict(run).checkpoints == ()
+        a.log_checkpoint(run, "validation", 500, {"accuracy": 0.7})
+        graded = hub.verdict(run).checkpoints
+        assert [(c.step, c.metric) for c in graded] == [(500, "accuracy")]
+        ended: list[str] = []
+
+        def watch() -> None:
+            for verdict in hub.watch(run, {}, active=lambda: True, poll=30.0):
+                ended.append(verdict.state)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        wait_until(lambda: len(ended) == 1)
+        a.set_status(run, "finished")  # ends the watch on the other replica
+        watcher.join(10)
+        assert not watcher.is_alive()
+    finally:
+        hub.close()
