@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -286,9 +287,11 @@ def run_postgres_bench(args: argparse.Namespace, *, required: bool) -> bool:
         f"databases; server, database and load generators share {os.cpu_count()} cores):",
         flush=True,
     )
+    start = time.monotonic()
     result = run_all(sizes, log=lambda name: None)
     for line in format_report(result):
         print(f"  {line}")
+    print(f"  (the section took {time.monotonic() - start:.0f} s)")
     return True
 
 

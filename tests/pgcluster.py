@@ -135,8 +135,14 @@ class PgCluster:
         """The running server's settings by name (SHOW), e.g. ``("fsync", "wal_level")``."""
         import psycopg
 
+        found = {}
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            return {name: str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in names}
+            for name in names:
+                row = conn.execute(f"SHOW {name}").fetchone()
+                if row is None:
+                    raise RuntimeError(f"SHOW {name} returned no row")
+                found[name] = str(row[0])
+        return found
 
     def pid(self) -> int:
         """The postmaster's process id (its backends are its children)."""
