@@ -44,8 +44,8 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,19 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- server
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time process ``pid`` and its live children have used."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if stat.parent.name == str(pid) or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
 
 
 class RunsServer(Server):
@@ -87,15 +100,7 @@ class RunsServer(Server):
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the server and its children (the store's writer) have used."""
-        total = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:  # exited meanwhile
-                continue
-            if stat.parent.name == str(self.proc.pid) or int(fields[1]) == self.proc.pid:
-                total += int(fields[11]) + int(fields[12])
-        return total / _TICKS
+        return process_cpu_seconds(self.proc.pid)
 
     def wait_idle(
         self, *, cpu_fraction: float = 0.05, window: float = 0.5, limit: float = 120.0
@@ -334,12 +339,23 @@ def bench_ingest(
     window: int = 16,
     processes: int = 2,
     extra_args: Sequence[str] = (),
+    replicas: int = 1,
+    database_cpu: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """Acked points/s over ``streams`` StreamLoss streams, counted after ``warmup`` s
-    (``extra_args``: more server flags)."""
+    (``extra_args``: more server flags).
+
+    ``replicas`` servers (all started with ``extra_args``: several only on a shared
+    ``--store``) take the streams in turn, one client process or more each, all
+    writing one run. ``database_cpu``: the database server's CPU seconds so far,
+    reported beside the server's when given.
+    """
     ctx = mp.get_context("spawn")
-    with running_server(extra_args=extra_args) as server:
-        run_id = server.create_run("ingest")
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(running_server(extra_args=extra_args)) for _ in range(replicas)
+        ]
+        run_id = servers[0].create_run("ingest")
         # Spawned workers need a moment to import grpc and numpy; start them first.
         t0 = time.monotonic() + 3.0
         t_start, t_stop = t0 + warmup, t0 + warmup + seconds
@@ -347,16 +363,30 @@ def bench_ingest(
         workers = [
             ctx.Process(
                 target=_ingest_worker,
-                args=(server.target, run_id, ids, chunk, window, t_start, t_stop, out),
+                args=(
+                    servers[k % replicas].target,
+                    run_id,
+                    ids,
+                    chunk,
+                    window,
+                    t_start,
+                    t_stop,
+                    out,
+                ),
             )
-            for ids in _split(streams, processes)
+            for k, ids in enumerate(_split(streams, max(processes, replicas)))
         ]
         for w in workers:
             w.start()
+
+        def cpu() -> tuple[float, float]:
+            db = database_cpu() if database_cpu is not None else 0.0
+            return sum(s.cpu_seconds() for s in servers), db
+
         time.sleep(max(0.0, t_start - time.monotonic()))
-        cpu_start = server.cpu_seconds()
+        server_start, db_start = cpu()
         time.sleep(max(0.0, t_stop - time.monotonic()))
-        server_cpu = server.cpu_seconds() - cpu_start
+        server_stop, db_stop = cpu()
         results = [out.get(timeout=300) for _ in workers]
         for w in workers:
             w.join()
@@ -366,14 +396,20 @@ def bench_ingest(
         "streams": streams,
         "chunk": chunk,
         "window": window,
+        "replicas": replicas,
         "client_processes": len(workers),
         "seconds": seconds,
         "points_acked": points,
         "points_per_s": round(points / seconds),
         "refused_chunks": sum(r[1] for r in results),
         # CPU seconds per wall second (2.0 = both cores of this machine).
-        "server_cpu": round(server_cpu / seconds, 2),
+        "server_cpu": round((server_stop - server_start) / seconds, 2),
         "clients_cpu": round(sum(r[2] for r in results) / seconds, 2),
+        **(
+            {"database_cpu": round((db_stop - db_start) / seconds, 2)}
+            if database_cpu is not None
+            else {}
+        ),
     }
 
 
@@ -543,11 +579,17 @@ def bench_latency(
 
 
 def bench_curves(
-    *, points: int = 1_000_000, chunk: int = 10_000, max_points: int = 2_000, calls: int = 20
+    *,
+    points: int = 1_000_000,
+    chunk: int = 10_000,
+    max_points: int = 2_000,
+    calls: int = 20,
+    extra_args: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """GetCurves of a ``points``-point series, downsampled to ``max_points`` and unsampled."""
+    """GetCurves of a ``points``-point series, downsampled to ``max_points`` and unsampled
+    (``extra_args``: more server flags)."""
     options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
-    with running_server() as server:
+    with running_server(extra_args=extra_args) as server:
         run_id = server.create_run("curves")
         rng = np.random.default_rng(0)
         with grpc.insecure_channel(server.target, options=options) as channel:

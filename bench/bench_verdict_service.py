@@ -41,9 +41,12 @@ def _curves(n_train: int, n_val: int, *, rise_from: float = 0.6) -> tuple[Any, .
     return steps, train, val_steps, val
 
 
-def bench_get_verdict(target: str, *, calls: int = 200) -> dict[str, float]:
-    """GetVerdict p50/p99 on 1,000,000 training + 1,000 validation points (after one warm call)."""
-    steps, train, val_steps, val = _curves(1_000_000, 1_000)
+def bench_get_verdict(
+    target: str, *, calls: int = 200, train_points: int = 1_000_000
+) -> dict[str, float]:
+    """GetVerdict p50/p99 on ``train_points`` training + 1,000 validation points (after one
+    warm call)."""
+    steps, train, val_steps, val = _curves(train_points, 1_000)
     with Client(target) as client:
         run = client.create_run("bench", f"verdict-{time.time_ns()}", chunk_points=50_000)
         run.log_many(steps, train)
@@ -77,75 +80,127 @@ def bench_get_verdict(target: str, *, calls: int = 200) -> dict[str, float]:
     }  # type: ignore[dict-item]
 
 
-def bench_watch(target: str, *, watchers: int = 100, rounds: int = 5) -> dict[str, float]:
-    """Push latency from the ack of the chunk that turns a run OVERFITTING to each watcher."""
+def _watch_round(
+    target: str, writer_target: str, *, watchers: int, push_timeout: float, name: str
+) -> list[float]:
+    """One round of `bench_watch`: the latencies (s) of the pushes that came in time."""
+    steps, train, val_steps, val = _curves(20_000, 200)
+    cut = int(0.6 * 20_000)
+    with Client(writer_target) as client:
+        run = client.create_run("bench", f"watch-{name}-{time.time_ns()}")
+        run.log_many(steps[:cut], train[:cut])
+        run.log_many(val_steps[val_steps < cut], val[val_steps < cut], split="validation")
+        run.flush(timeout=60)
+        arrived: dict[int, float] = {}
+        errors: list[BaseException] = []
+        ready = threading.Barrier(watchers + 1)
+        lock = threading.Lock()
+        stop = threading.Event()
+        clients = [Client(target) for _ in range(watchers)]
+
+        def watch(i: int, c: Client) -> None:
+            try:
+                first = True
+                for v in c.watch(run.id, timeout=120):
+                    if first:
+                        first = False
+                        ready.wait(30)
+                        continue
+                    if v.state == "overfitting":
+                        with lock:
+                            arrived[i] = time.perf_counter()
+            except Exception as exc:  # noqa: BLE001 - reported below, or the end of the round
+                if not stop.is_set():
+                    errors.append(exc)
+                    ready.abort()
+
+        threads = [
+            threading.Thread(target=watch, args=(i, c), daemon=True) for i, c in enumerate(clients)
+        ]
+        for t in threads:
+            t.start()
+        try:
+            ready.wait(60)
+        except threading.BrokenBarrierError:
+            stop.set()
+            for c in clients:
+                c.close()
+            raise RuntimeError(
+                f"the watchers on {target} did not start: {errors[:1] or 'timed out'}"
+            ) from None
+        time.sleep(0.2)
+        # One chunk of training points and the validation points that show the rise.
+        import grpc
+        from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc
+
+        with grpc.insecure_channel(writer_target) as channel:
+            stub = runs_pb2_grpc.RunsStub(channel)
+            chunks = [
+                runs_pb2.LossChunk(sequence=1, run_id=run.id, split=common_pb2.SPLIT_TRAIN,
+                                   steps=steps[cut:].tolist(), values=train[cut:].tolist()),
+                runs_pb2.LossChunk(sequence=2, run_id=run.id, split=common_pb2.SPLIT_VALIDATION,
+                                   steps=val_steps[val_steps >= cut].tolist(),
+                                   values=val[val_steps >= cut].tolist()),
+            ]  # fmt: skip
+            acked = 0.0
+            for _ack in stub.StreamLoss(iter(chunks), timeout=60):
+                acked = time.perf_counter()  # the second ack: the chunk that shows the rise
+        deadline = time.perf_counter() + push_timeout
+        while len(arrived) < watchers and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        with lock:
+            round_latencies = [t - acked for t in arrived.values()]
+        run.finish()
+        # Closing the watchers' clients ends their watches, whether or not the
+        # finish reached their server: no watch outlives its round.
+        stop.set()
+        for c in clients:
+            c.close()
+        end = time.monotonic() + 10
+        for t in threads:
+            t.join(max(0.0, end - time.monotonic()))
+        return round_latencies
+
+
+def bench_watch(
+    target: str,
+    *,
+    watchers: int = 100,
+    rounds: int = 5,
+    write_target: str | None = None,
+    push_timeout: float = 10.0,
+) -> dict[str, float]:
+    """Push latency from the ack of the chunk that turns a run OVERFITTING to each watcher.
+
+    The watchers watch through ``target``; the run is created and written through
+    ``write_target`` (default: ``target``). Another replica of the same database
+    there measures the push across replicas: from the writing replica's ack to the
+    watching replica's push, both read on this process's clock. Each round waits
+    ``push_timeout`` s for its pushes; a round with none ends the measurement
+    (``silent``: nothing would come in later rounds either), so that a server that
+    never pushes costs one timeout, not one per round.
+    """
+    writer_target = write_target or target
     latencies: list[float] = []
     missed = 0
+    done_rounds = 0
+    silent = False
     for round_ in range(rounds):
-        steps, train, val_steps, val = _curves(20_000, 200)
-        cut = int(0.6 * 20_000)
-        with Client(target) as client:
-            run = client.create_run("bench", f"watch-{round_}-{time.time_ns()}")
-            run.log_many(steps[:cut], train[:cut])
-            run.log_many(val_steps[val_steps < cut], val[val_steps < cut], split="validation")
-            run.flush(timeout=60)
-            arrived: dict[int, float] = {}
-            ready = threading.Barrier(watchers + 1)
-            lock = threading.Lock()
-
-            def watch(
-                i: int,
-                run_id: str,
-                ready: threading.Barrier,
-                lock: threading.Lock,
-                arrived: dict[int, float],
-            ) -> None:
-                with Client(target) as c:
-                    first = True
-                    for v in c.watch(run_id, timeout=120):
-                        if first:
-                            first = False
-                            ready.wait(30)
-                            continue
-                        if v.state == "overfitting":
-                            with lock:
-                                arrived[i] = time.perf_counter()
-
-            threads = [
-                threading.Thread(target=watch, args=(i, run.id, ready, lock, arrived), daemon=True)
-                for i in range(watchers)
-            ]
-            for t in threads:
-                t.start()
-            ready.wait(60)
-            time.sleep(0.2)
-            # One chunk of training points and the validation points that show the rise.
-            import grpc
-            from evalstream.v1 import common_pb2, runs_pb2, runs_pb2_grpc
-
-            with grpc.insecure_channel(target) as channel:
-                stub = runs_pb2_grpc.RunsStub(channel)
-                chunks = [
-                    runs_pb2.LossChunk(sequence=1, run_id=run.id, split=common_pb2.SPLIT_TRAIN,
-                                       steps=steps[cut:].tolist(), values=train[cut:].tolist()),
-                    runs_pb2.LossChunk(sequence=2, run_id=run.id, split=common_pb2.SPLIT_VALIDATION,
-                                       steps=val_steps[val_steps >= cut].tolist(),
-                                       values=val[val_steps >= cut].tolist()),
-                ]  # fmt: skip
-                acked = 0.0
-                for _ack in stub.StreamLoss(iter(chunks), timeout=60):
-                    acked = time.perf_counter()  # the second ack: the chunk that shows the rise
-            deadline = time.perf_counter() + 10
-            while len(arrived) < watchers and time.perf_counter() < deadline:
-                time.sleep(0.005)
-            latencies += [t - acked for t in arrived.values()]
-            missed += watchers - len(arrived)
-            run.finish()
-            for t in threads:
-                t.join(10)
+        round_latencies = _watch_round(
+            target, writer_target, watchers=watchers, push_timeout=push_timeout, name=str(round_)
+        )
+        latencies += round_latencies
+        missed += watchers - len(round_latencies)
+        done_rounds += 1
+        if not round_latencies:
+            silent = True
+            break
     return {
         "pushes": len(latencies),
         "missed": missed,
+        "rounds": done_rounds,
+        "silent": silent,
+        "push_timeout": push_timeout,
         "p50_ms": _pct(latencies, 50) * 1e3 if latencies else float("nan"),
         "p99_ms": _pct(latencies, 99) * 1e3 if latencies else float("nan"),
         "max_ms": max(latencies) * 1e3 if latencies else float("nan"),

@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import header  # noqa: E402
 from _server import Server  # noqa: E402
 from bench_boxes_inprocess import make_detections, run_inprocess, run_pycocotools  # noqa: E402
+from bench_postgres import add_arguments as add_postgres_arguments  # noqa: E402
+from bench_postgres import run_postgres_bench  # noqa: E402
 from bench_specimen_history import add_arguments as add_history_arguments  # noqa: E402
 from bench_specimen_history import run_specimen_history_bench  # noqa: E402
 from bench_text_service import add_arguments as add_text_arguments  # noqa: E402
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
             "alerts",
             "integrations",
             "web",
+            "postgres",
         ),
         default=None,
         help="one part only (default all)",
@@ -158,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--web-opens", type=int, default=20, help="page opens, web bench")
     add_text_arguments(parser)
     add_history_arguments(parser)
+    add_postgres_arguments(parser)
     args = parser.parse_args(argv)
     if args.only in (None, "web"):
         import bench_web
@@ -190,6 +194,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.only == "web":
         run_web_bench(args)
+        return
+    if args.only == "postgres":
+        run_postgres_bench(args, required=True)
         return
 
     images, coco_gt, coco_dt = make_detections(args.images, args.seed)
@@ -270,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         run_export_bench(args)
         run_alerts_bench(args)
         run_web_bench(args)
+        run_postgres_bench(args, required=False)
 
 
 if __name__ == "__main__":

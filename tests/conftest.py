@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import pwd
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -24,12 +20,21 @@ import pytest
 from evalstream_server.app import Deps, build_server
 from evalstream_server.config import Config
 
+# Re-exported: tests import these from here.
+from tests.pgcluster import (  # noqa: F401
+    PG_INSTALL_HINT,
+    PG_TEMPLATE,
+    PgCluster,
+    pg_bin_dir,
+    pg_unavailable,
+)
+
 TINY_BERT_LAYER = 2
 
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
-    """A PostgreSQL cluster for the whole session (see tests/pg.py); skips without one."""
+    """A PostgreSQL cluster for the whole session (tests/pgcluster.py); skips without one."""
     pg_skip_or_fail()
     cluster = PgCluster()
     try:
@@ -271,45 +276,8 @@ def scrape_metrics(live_server) -> str:  # type: ignore[no-untyped-def]
 
 # ---------------------------------------------------------------- PostgreSQL
 #
-# A throwaway PostgreSQL from the machine's binaries: `PgCluster.start` runs
-# initdb into a temporary directory and starts postgres on a Unix socket in it
-# (no TCP port: nothing else can reach it), as the postgres user when the tests
-# run as root (PostgreSQL refuses to run as root), else as the current user.
-# Each test gets a database of its own, copied from a migrated template (CREATE
-# DATABASE ... TEMPLATE: tens of milliseconds). Without the binaries (or psycopg)
-# the PostgreSQL tests skip, saying what to install, unless
-# EVALSTREAM_REQUIRE_POSTGRES=1 (CI), where they fail.
-
-PG_INSTALL_HINT = (
-    "PostgreSQL's server binaries (initdb, pg_ctl, postgres) were not found: install "
-    "Debian's postgresql (apt-get install postgresql) or put its bin directory on PATH; "
-    "and psycopg (pip install 'psycopg[binary]' psycopg-pool)"
-)
-PG_TEMPLATE = "evalstream_template"
-
-
-def pg_bin_dir() -> Path | None:
-    """The directory holding initdb, pg_ctl and postgres, or None."""
-    found = shutil.which("initdb")
-    candidates = [Path(found).resolve().parent] if found else []
-    versions = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
-    )
-    candidates += [Path(p) for p in reversed(versions)]
-    for directory in candidates:
-        if all((directory / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
-            return directory
-    return None
-
-
-def pg_unavailable() -> str | None:
-    """Why the PostgreSQL tests cannot run here, or None."""
-    try:
-        import psycopg  # noqa: F401
-        import psycopg_pool  # noqa: F401
-    except ImportError:
-        return PG_INSTALL_HINT
-    return None if pg_bin_dir() is not None else PG_INSTALL_HINT
+# The cluster starter lives in tests/pgcluster.py (the benches start theirs from it
+# too); its names are re-exported here for the tests that import them from conftest.
 
 
 def pg_skip_or_fail() -> None:
@@ -320,82 +288,3 @@ def pg_skip_or_fail() -> None:
     if os.environ.get("EVALSTREAM_REQUIRE_POSTGRES") == "1":
         pytest.fail(f"EVALSTREAM_REQUIRE_POSTGRES=1 but {reason}")
     pytest.skip(reason)
-
-
-class PgCluster:
-    """A PostgreSQL cluster in a temporary directory, on a Unix socket there."""
-
-    def __init__(self) -> None:
-        directory = pg_bin_dir()
-        if directory is None:
-            raise RuntimeError(PG_INSTALL_HINT)
-        self.bin = directory
-        self.root = Path(tempfile.mkdtemp(prefix="evalstream-pg-"))
-        self.data = self.root / "data"
-        self.user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
-        if os.geteuid() == 0:
-            entry = pwd.getpwnam("postgres")
-            os.chown(self.root, entry.pw_uid, entry.pw_gid)
-        self._counter = 0
-
-    def _run(self, *args: str) -> None:
-        command = [str(self.bin / args[0]), *args[1:]]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
-
-    def start(self) -> None:
-        self._run(
-            "initdb", "-D", str(self.data), "-U", self.user, "-A", "trust", "-E", "UTF8",
-            "--no-sync", "--locale=C.UTF-8",
-        )  # fmt: skip
-        self._start()
-        import psycopg
-        from evalstream_server.store.postgres import schema
-
-        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {PG_TEMPLATE}")
-        with psycopg.connect(self.url(PG_TEMPLATE)) as conn:
-            schema.migrate(conn)
-
-    def url(self, database: str) -> str:
-        return f"postgresql://{self.user}@/{database}?host={self.root}"
-
-    def new_database(self, *, migrated: bool = True) -> str:
-        """A fresh database (a copy of the migrated template, or empty); its URL."""
-        import psycopg
-
-        self._counter += 1
-        name = f"t{os.getpid()}_{self._counter}"
-        template = PG_TEMPLATE if migrated else "template0"
-        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
-        return self.url(name)
-
-    def stop(self) -> None:
-        try:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def restart(self) -> None:
-        """Stops the server abruptly (as a crash would) and starts it again."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        deadline = time.monotonic() + 30
-        while (self.root / ".s.PGSQL.5432").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self._start()
-
-    def _start(self) -> None:
-        # On the socket only; fsync off: the tests check what is acked when, not the
-        # disk, and they run on a shared machine.
-        options = (
-            f"-k {self.root} -c listen_addresses='' -c fsync=off -c full_page_writes=off "
-            "-c max_connections=300 -c shared_buffers=64MB"
-        )
-        self._run(
-            "pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options,
-            "-w", "-t", "60", "start",
-        )  # fmt: skip
