@@ -109,8 +109,12 @@ def problems(manifests: Manifests) -> list[str]:  # noqa: C901, PLR0912, PLR0915
 
     known_vars = {server_config.env_name(flag) for flag, *_ in server_config._FLAGS}
     known_flags = _known_flags()
+    # `kustomize edit set image evalstream=...` retags only images named as listed.
+    retagged = {image["name"] for image in kustomization.get("images", [])}
     for where, spec in _pod_specs(manifests):
         for container in spec["containers"]:
+            if container["image"].rsplit(":", 1)[0] not in retagged:
+                found.append(f"{where}: image {container['image']} is not in kustomization images")
             for name in _env(container):
                 if name.startswith("EVALSTREAM_") and name not in known_vars:
                     found.append(f"{where}: env {name} is not a server variable")
@@ -299,6 +303,11 @@ BREAKAGES: list[tuple[str, Callable[[Manifests], None], str]] = [
         "secret_applied",
         lambda m: m["kustomization.yaml"][0]["resources"].append("secrets.example.yaml"),
         "must not be applied",
+    ),
+    (
+        "image_not_retagged",
+        lambda m: _container(m).__setitem__("image", "evalstream-server:latest"),
+        "not in kustomization images",
     ),
     ("unknown_variable", _set_env("EVALSTREAM_GRACE_SECOND", "20"), "not a server variable"),
     (
