@@ -153,3 +153,10 @@ def test_unavailable_is_retried_for_reads_and_idempotent_writes_only(flaky) -> N
         with pytest.raises(errors.Unavailable, match="the database is unavailable"):
             client.create_run("p", "n")  # not retried: a repeat could create a second run
     assert runs.calls == {"GetRun": 3, "SetRunStatus": 2, "CreateRun": 1}  # GetRun: 2 + 1
+
+
+def test_cli_refuses_a_bad_target_naming_it(capsys) -> None:
+    from evalstream.cli import main
+
+    assert main(["--target", "10.0.0.1:50051,replica-b:50051", "health"]) == 2
+    assert "targets[1] 'replica-b:50051' is a host name" in capsys.readouterr().err

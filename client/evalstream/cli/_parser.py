@@ -68,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evalstream", description="evalstream client")
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     p.add_argument(
-        "--target", default=DEFAULT_TARGET, help=f"server address (default {DEFAULT_TARGET})"
+        "--target",
+        default=DEFAULT_TARGET,
+        help=f"server address (default {DEFAULT_TARGET}); several servers: IP addresses "
+        "comma-separated, or dns:///NAME:PORT (balanced round-robin, with failover)",
     )
     p.add_argument(
         "--timeout",
