@@ -160,3 +160,11 @@ def test_cli_refuses_a_bad_target_naming_it(capsys) -> None:
 
     assert main(["--target", "10.0.0.1:50051,replica-b:50051", "health"]) == 2
     assert "targets[1] 'replica-b:50051' is a host name" in capsys.readouterr().err
+
+
+def test_cli_tls_server_name_reaches_the_client(capsys, monkeypatch) -> None:
+    from evalstream.cli import main
+
+    monkeypatch.setenv("EVALSTREAM_TLS_SERVER_NAME", "evalstream.internal")
+    assert main(["--target", "127.0.0.1:1,127.0.0.2:1", "health"]) == 2  # no TLS to check it
+    assert "tls_server_name needs TLS" in capsys.readouterr().err
