@@ -168,3 +168,20 @@ def test_cli_tls_server_name_reaches_the_client(capsys, monkeypatch) -> None:
     monkeypatch.setenv("EVALSTREAM_TLS_SERVER_NAME", "evalstream.internal")
     assert main(["--target", "127.0.0.1:1,127.0.0.2:1", "health"]) == 2  # no TLS to check it
     assert "tls_server_name needs TLS" in capsys.readouterr().err
+
+
+def test_async_client_retries_the_same_calls(flaky) -> None:
+    import asyncio
+
+    from evalstream import AsyncClient
+
+    target, runs = flaky
+
+    async def calls() -> None:
+        async with AsyncClient([target], timeout=10) as client:
+            assert (await client.get_run("r1")).id == "r1"
+            with pytest.raises(errors.Unavailable):
+                await client.create_run("p", "n")
+
+    asyncio.run(calls())
+    assert runs.calls == {"GetRun": 2, "CreateRun": 1}

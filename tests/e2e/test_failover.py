@@ -110,7 +110,9 @@ def test_killing_the_replica_a_logger_streams_through_loses_nothing(
             run.flush(120)
             run.finish()  # SetRunStatus: through the survivor, retried if it hit the victim
             assert run.stats.points_acked == STEPS
-            assert run.stats.reconnects >= 1
+            # At least the broken stream; not a series of new streams sent to the dead replica
+            # (round robin picks only replicas whose connection is up).
+            assert 1 <= run.stats.reconnects <= 3, run.stats
             assert _streamed(survivor) > before  # the rest went through the survivor
         with Client(f"127.0.0.1:{survivor.target.rsplit(':', 1)[1]}", timeout=30) as only:
             assert only.get_run(run.id).info.status == "finished"
