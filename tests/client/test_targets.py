@@ -185,3 +185,15 @@ def test_async_client_retries_the_same_calls(flaky) -> None:
 
     asyncio.run(calls())
     assert runs.calls == {"GetRun": 2, "CreateRun": 1}
+
+
+def test_a_dns_target_balances_over_what_the_name_resolves_to(live_server) -> None:
+    port = live_server.target.rsplit(":", 1)[1]
+    # localhost may resolve to ::1 as well, where this server does not listen: round robin
+    # uses the addresses that answer.
+    with Client(f"dns:///localhost:{port}", timeout=10) as client:
+        run = client.create_run("p", "over-dns")
+        run.log_many(list(range(1000)), [float(i) for i in range(1000)])
+        run.finish()
+        (series,) = client.curves(run.id, series=["loss"])
+        assert series.values == tuple(float(i) for i in range(1000))
