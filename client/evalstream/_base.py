@@ -41,6 +41,7 @@ from evalstream._run_types import (
     hyper_pb,
     split_pb,
 )
+from evalstream._targets import parse_targets
 from evalstream._transport import PemSource, Transport, make_transport
 from evalstream._types import (
     BoxReport,
@@ -137,7 +138,7 @@ class BaseClient:
 
     def __init__(
         self,
-        target: str = DEFAULT_TARGET,
+        target: str | Sequence[str] = DEFAULT_TARGET,
         *,
         timeout: float = DEFAULT_TIMEOUT,
         stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
@@ -148,8 +149,11 @@ class BaseClient:
         client_key: PemSource | None = None,
         tls: bool | None = None,
         insecure: bool = False,
+        tls_server_name: str | None = None,
     ) -> None:
-        self.target = target
+        self._targets = parse_targets(target)
+        #: The target(s) as given, comma-separated.
+        self.target = self._targets.display
         self.timeout = timeout
         self.stream_timeout = stream_timeout
         self._max_message_bytes = max_message_bytes
@@ -162,6 +166,9 @@ class BaseClient:
             # grpc's default grows to 120 s between attempts: a restarted server would go
             # unnoticed by watches and loggers for up to two minutes.
             ("grpc.max_reconnect_backoff_ms", 5_000),
+            # round_robin over several replicas, and retries of the calls safe to repeat.
+            ("grpc.service_config", self._targets.service_config()),
+            ("grpc.enable_retries", 1),
         ]
         self._transport: Transport = make_transport(
             target,
@@ -172,6 +179,13 @@ class BaseClient:
             tls=tls,
             insecure=insecure,
         )
+        name = tls_server_name or self._targets.tls_name()
+        if tls_server_name is not None and self._transport.credentials is None:
+            raise ValueError("tls_server_name needs TLS: give ca=... or tls=True with it")
+        if name is not None and self._transport.credentials is not None:
+            # Several addresses in one ipv4:/ipv6: target have no name of their own to check
+            # certificates against; every replica's certificate must carry this one.
+            self._options.append(("grpc.ssl_target_name_override", name))
         self._channel = self._connect()
         self._methods = methods(self._channel)
         self._runs = runs_pb2_grpc.RunsStub(self._channel)

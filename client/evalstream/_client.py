@@ -61,7 +61,16 @@ class Client(ClientExport, ScoringCalls, BaseClient):
     call. TLS is on when `ca` (the server's CA bundle, a path or PEM bytes) or
     `client_cert` and `client_key` (for mTLS) are given, or with ``tls=True``
     (the system's roots). A token is refused on a plaintext channel to a
-    non-loopback host unless ``insecure=True``.
+    non-loopback host (any of the targets) unless ``insecure=True``.
+
+    Several replicas: `target` may be a list of IP addresses (or the same
+    comma-separated: ``"10.0.0.1:50051,10.0.0.2:50051"``) or one
+    ``dns:///name:port``; calls go round-robin to the replicas that answer, and
+    reads and idempotent writes (SetRunStatus, UpdateRun, LogCheckpoint; not
+    CreateRun) are retried on UNAVAILABLE; a run's logger resends its unacked
+    points through another replica (see `evalstream._targets`). With TLS over
+    several addresses, certificates are checked against `tls_server_name`
+    (default: the first address).
 
     Example:
         >>> with Client("localhost:50051") as client:  # doctest: +SKIP
@@ -71,7 +80,7 @@ class Client(ClientExport, ScoringCalls, BaseClient):
 
     def _connect(self) -> grpc.Channel:
         self._open_runs: set[Run] = set()
-        return self._transport.channel(self.target, self._options)
+        return self._transport.channel(self._targets.channel_target, self._options)
 
     def _drive(self, plan: Plan[T]) -> T:
         """Runs a plan: sends each call it yields and hands it the reply (or the error)."""
@@ -368,7 +377,7 @@ class AsyncClient(AsyncClientExport, AsyncScoringCalls, BaseClient):
 
     def _connect(self) -> grpc.aio.Channel:
         self._bridge: _SyncBridge | None = None
-        return self._transport.aio_channel(self.target, self._options)
+        return self._transport.aio_channel(self._targets.channel_target, self._options)
 
     async def _drive(self, plan: Plan[T]) -> T:
         """Runs a plan: awaits each call it yields and hands it the reply (or the error)."""
@@ -423,7 +432,7 @@ class AsyncClient(AsyncClientExport, AsyncScoringCalls, BaseClient):
 
     def _handle(self, info: RunInfo, logger_options: Mapping[str, Any]) -> AsyncRun:
         if self._bridge is None:
-            self._bridge = _SyncBridge(self.target, self._options, self._transport)
+            self._bridge = _SyncBridge(self._targets.channel_target, self._options, self._transport)
         return AsyncRun(self, self._bridge, info, **logger_options)
 
     async def __aenter__(self) -> AsyncClient:

@@ -20,6 +20,8 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from evalstream._targets import parse_targets
+
 #: A PEM file's path, or its bytes.
 PemSource = str | Path | bytes
 
@@ -159,7 +161,7 @@ class Transport:
 
 
 def make_transport(
-    target: str,
+    target: str | Sequence[str],
     *,
     token: str | None = None,
     ca: PemSource | None = None,
@@ -172,6 +174,8 @@ def make_transport(
 
     TLS is used when `tls` is True, or when `tls` is None and a CA or a client
     certificate is given; without `ca` the system's roots verify the server.
+    `target` is one address or several (see `evalstream._targets`); a token on
+    plaintext is checked against every one of them.
 
     Raises:
         ValueError: a client certificate without its key (or the reverse), a PEM
@@ -192,9 +196,10 @@ def make_transport(
     if not use_tls:
         if ca is not None or client_cert is not None:
             raise ValueError("ca and client_cert need TLS; do not pass tls=False with them")
-        if token is not None and not insecure and not target_is_local(target):
+        remote = [a for a in parse_targets(target).addresses if not target_is_local(a)]
+        if token is not None and not insecure and remote:
             raise ValueError(
-                f"refusing to send a token in plaintext to {target}: use TLS (ca=..., or "
+                f"refusing to send a token in plaintext to {remote[0]}: use TLS (ca=..., or "
                 "tls=True for the system's roots), or insecure=True if the network is trusted"
             )
         return Transport(None, token)

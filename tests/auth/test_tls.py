@@ -72,3 +72,33 @@ def test_client_refuses_a_plaintext_token_to_a_remote_host() -> None:
 )
 def test_target_is_local(target: str, local: bool) -> None:
     assert target_is_local(target) is local
+
+
+def test_tls_and_token_over_two_replicas(make_server, pki, tokens) -> None:
+    tls = {"auth_tokens_file": tokens.file, "tls_cert": pki.server_cert, "tls_key": pki.server_key}
+    a, b = make_server(**tls), make_server(**tls)
+    targets = [a.target, b.target]  # two 127.0.0.1 addresses: balanced as ipv4:...
+    with Client(targets, ca=pki.ca, token=tokens["writer-a"], timeout=10) as client:
+        for i in range(8):  # round robin: both replicas serve, each verified against the CA
+            client.create_run("proj-a", f"run-{i}")
+    # Both replicas took runs (each has its own store here): round robin used both over TLS.
+    counts = []
+    for server in (a, b):
+        with Client(server.target, ca=pki.ca, token=tokens["writer-a"], timeout=10) as one:
+            counts.append(len(list(one.list_runs("proj-a"))))
+    assert sum(counts) == 8 and min(counts) >= 1, counts
+    with Client(targets, token=tokens["writer-a"], timeout=5) as plaintext:
+        with pytest.raises(errors.Unavailable):
+            list(plaintext.list_runs("proj-a"))
+    with Client(targets, ca=pki.ca, timeout=10) as tokenless:
+        with pytest.raises(errors.Unauthenticated):
+            list(tokenless.list_runs("proj-a"))
+
+
+def test_client_refuses_a_plaintext_token_to_any_remote_replica() -> None:
+    with pytest.raises(ValueError, match=r"plaintext to 10\.1\.2\.3:1"):
+        make_transport(["127.0.0.1:1", "10.1.2.3:1"], token="es_x")
+    with pytest.raises(ValueError, match=r"plaintext to 10\.1\.2\.3:1"):
+        make_transport("ipv4:127.0.0.1:1,10.1.2.3:1", token="es_x")
+    assert make_transport(["127.0.0.1:1", "127.0.0.2:1"], token="es_x").credentials is None
+    assert make_transport(["127.0.0.1:1", "10.1.2.3:1"], token="es_x", tls=True).credentials

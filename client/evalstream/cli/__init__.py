@@ -1,6 +1,6 @@
 """The ``evalstream`` command line: talks to a running server.
 
-    evalstream [--target HOST:PORT] [--timeout S] [--token T] [--ca CA] ... COMMAND
+    evalstream [--target HOST:PORT[,...]] [--timeout S] [--token T] [--ca CA] ... COMMAND
     evalstream --version
     evalstream score-boxes --predictions P.jsonl --ground-truth G.jsonl [--iou 0.5,0.75]
                            [--format auto|jsonl|coco] [--confidence 0.3] [--pr-curve] [--json]

@@ -68,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evalstream", description="evalstream client")
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     p.add_argument(
-        "--target", default=DEFAULT_TARGET, help=f"server address (default {DEFAULT_TARGET})"
+        "--target",
+        default=DEFAULT_TARGET,
+        help=f"server address (default {DEFAULT_TARGET}); several servers: IP addresses "
+        "comma-separated, or dns:///NAME:PORT (balanced round-robin, with failover)",
     )
     p.add_argument(
         "--timeout",
@@ -100,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--insecure",
         action="store_true",
         help="allow sending the token in plaintext to a non-loopback host",
+    )
+    sec.add_argument(
+        "--tls-server-name",
+        default=None,
+        help="the name the servers' certificates carry, checked when --target lists several "
+        "addresses (default the first; env EVALSTREAM_TLS_SERVER_NAME)",
     )
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -253,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _security(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
-    """Client security options from flags, else EVALSTREAM_TOKEN/_CA/_CERT/_KEY."""
+    """Client security options from flags, else EVALSTREAM_TOKEN/_CA/_CERT/_KEY/_TLS_SERVER_NAME."""
 
     def pick(flag: object, variable: str) -> Any:
         return flag if flag is not None else (environ.get(variable) or None)
@@ -265,4 +274,5 @@ def _security(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str,
         "client_key": pick(args.key, "EVALSTREAM_KEY"),
         "tls": True if args.tls else None,
         "insecure": args.insecure,
+        "tls_server_name": pick(args.tls_server_name, "EVALSTREAM_TLS_SERVER_NAME"),
     }
