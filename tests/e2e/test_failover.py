@@ -3,7 +3,8 @@
 Two `evalstream-server` processes serve one database; a client given both
 targets logs a run while the replica its stream goes through is SIGKILLed: the
 run logger resends what was not acked through the other replica and the
-training loop never sees an error. Then PostgreSQL itself is restarted under a
+training loop never sees an error, while a WatchVerdict on the other replica,
+started before the kill, follows the run to its end. Then PostgreSQL itself is restarted under a
 streaming logger: the server answers UNAVAILABLE, the logger resends, and every
 point is stored once.
 """
@@ -30,8 +31,10 @@ CHUNK_POINTS = 250  # many small chunks: the kill lands mid-stream, with chunks 
 
 
 def _value(step: int) -> float:
-    """Values no rounding could produce by accident (and one NaN, stored exactly)."""
-    return math.nan if step == 7 else math.sin(step * 0.001) + step * 1e-7
+    """A falling loss with values no rounding could produce by accident, and a NaN, stored
+    exactly, at the last step: logged after the kill, so the run diverges through the
+    survivor."""
+    return math.nan if step == STEPS - 1 else 2.0 * math.exp(-step / 5000) + 0.3 + step * 1e-9
 
 
 def _streamed(server: ServerProcess) -> float:
@@ -98,8 +101,21 @@ def test_killing_the_replica_a_logger_streams_through_loses_nothing(
             assert sorted(c > 0 for c in counts) == [False, True], counts
             victim = replicas[counts.index(max(counts))]
             survivor = replicas[1 - replicas.index(victim)]
-            # (The lead's part goes here: a WatchVerdict on the survivor, started before the
-            # kill, that must keep pushing verdicts from the points written through it.)
+            # A watch on the survivor, from before the kill: its first verdict is read from
+            # what was written through the victim, and it goes on after the kill.
+            survivor_target = f"127.0.0.1:{survivor.target.rsplit(':', 1)[1]}"
+            pushed: list[str] = []
+            watching = threading.Event()
+
+            def watch() -> None:
+                with Client(survivor_target, timeout=30) as watcher:
+                    for verdict in watcher.watch(run.id, timeout=180):
+                        pushed.append(verdict.state)
+                        watching.set()
+
+            watch_thread = threading.Thread(target=watch)
+            watch_thread.start()
+            assert watching.wait(30)
             before = _streamed(survivor)
             victim.signal(signal.SIGKILL)
             victim.wait(10)
@@ -114,7 +130,11 @@ def test_killing_the_replica_a_logger_streams_through_loses_nothing(
             # (round robin picks only replicas whose connection is up).
             assert 1 <= run.stats.reconnects <= 3, run.stats
             assert _streamed(survivor) > before  # the rest went through the survivor
-        with Client(f"127.0.0.1:{survivor.target.rsplit(':', 1)[1]}", timeout=30) as only:
+            watch_thread.join(60)
+            assert not watch_thread.is_alive()  # the run finished: the watch ended
+            # Not diverged before the kill; the NaN logged after it reached the watch.
+            assert pushed[0] != "diverged" and pushed[-1] == "diverged", pushed
+        with Client(survivor_target, timeout=30) as only:
             assert only.get_run(run.id).info.status == "finished"
             _assert_stored_once(only, run.id)
     finally:
