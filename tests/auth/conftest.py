@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from evalstream_server.app import Deps, RunningServer, build_server
 from evalstream_server.auth import hash_token, mint_token
 from evalstream_server.config import Config
+from grpc_health.v1 import health_pb2
 
 # name -> (role, projects)
 TOKENS = {
@@ -42,6 +44,12 @@ def live(data_dir: Path, **overrides: object) -> Iterator[Server]:
     )
     deps = Deps.open(config)
     server, port = build_server(config, deps)
+    # SERVING once the text metrics have warmed up (the server's lifecycle): wait for
+    # it, so that a test's first health check does not race the warm-up.
+    deadline = time.monotonic() + 120
+    while deps.health._server_status.get("") != health_pb2.HealthCheckResponse.SERVING:
+        assert time.monotonic() < deadline, "the server did not turn SERVING"
+        time.sleep(0.02)
     try:
         yield Server(f"127.0.0.1:{port}", deps, config, server)
     finally:

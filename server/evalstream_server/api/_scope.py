@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from evalstream_server.auth import Principal, current_principal
 from evalstream_server.store import (
+    ChangeMark,
     CheckpointRow,
     EvaluationStepRow,
     NewRun,
@@ -313,6 +314,19 @@ class ScopedStore:
     def data_version(self, run_id: str) -> int:
         self._run(run_id)
         return self._store.data_version(run_id)
+
+    def change_mark(self, run_id: str) -> ChangeMark | None:
+        self._run(run_id)
+        return self._store.change_mark(run_id)
+
+    def follow(
+        self, changed: Callable[[Sequence[str]], None], missed: Callable[[], None]
+    ) -> None:
+        """Refused: news of every project's runs is the server's, not a caller's."""
+        raise PermissionError("following the store is the server's, not a caller's")
+
+    def is_exporter(self) -> bool:
+        return self._store.is_exporter()
 
     def close(self) -> None:
         """Does nothing: the store belongs to whoever opened it (`Deps`)."""
