@@ -149,6 +149,11 @@ def test_a_lost_listener_reconnects_and_says_news_was_missed(
 # ------------------------------------------------------------------ the verdict hub
 
 
+def drop_news(store: PostgresStore) -> None:
+    """From now on the store's followers hear of no write (but still of a reconnect)."""
+    store._followers[:] = [(lambda runs: None, missed) for _, missed in store._followers]
+
+
 def decreasing(steps: np.ndarray) -> np.ndarray:
     return 2.0 * np.exp(-steps / 300.0) + 0.3
 
@@ -195,7 +200,7 @@ def test_a_verdict_right_after_another_replicas_ack_includes_it(
         steps = np.arange(0, 1000, 10)
         a.write_points(chunk(run, steps, decreasing(steps)))
         assert hub.verdict(run).state == "healthy"
-        hub._others_wrote = lambda runs: None  # type: ignore[method-assign]  # news lost
+        drop_news(b)
         a.write_points(chunk(run, [1000], [math.inf]))
         assert hub.verdict(run).state == "diverged"
     finally:
@@ -246,5 +251,41 @@ def test_checkpoints_and_status_through_another_replica_reach_the_hub(
         a.set_status(run, "finished")  # ends the watch on the other replica
         watcher.join(10)
         assert not watcher.is_alive()
+    finally:
+        hub.close()
+
+
+def test_after_its_listener_reconnects_the_hub_reads_the_runs_it_holds_again(
+    replicas: tuple[PostgresStore, PostgresStore], pg_url: str
+) -> None:
+    a, b = replicas
+    hub = VerdictHub(b)
+    try:
+        run = a.create_run(NewRun(project="p", name="r")).id
+        steps = np.arange(0, 1000, 10)
+        a.write_points(chunk(run, steps, decreasing(steps)))
+        assert hub.verdict(run).state == "healthy"  # held by the hub from here on
+        woken: list[bool] = []
+        changes = hub.changes(run, active=lambda: not woken, poll=30.0)
+        next(changes)  # the first yield comes at once
+
+        def follow() -> None:
+            woken.extend(changes)
+
+        follower = threading.Thread(target=follow, daemon=True)
+        follower.start()
+        drop_news(b)  # this write's news is lost, as if sent while b was disconnected
+        a.write_points(chunk(run, [1000], [math.nan]))
+        time.sleep(0.3)
+        assert woken == []
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s AND datname = current_database()",
+                (LISTENER_NAME,),
+            )
+        follower.join(10)  # woken by the re-read after the reconnect
+        assert woken == [False]
+        assert hub._runs[run].analyzer.last_steps() == {("train", "loss"): 1000}
     finally:
         hub.close()
