@@ -125,7 +125,11 @@ def run_all(sizes: Sizes = Sizes(), *, log: Callable[[str], None] = print) -> di
 
 def _measure(cluster: PgCluster, sizes: Sizes, log: Callable[[str], None]) -> dict[str, Any]:
     def postgres() -> tuple[str, ...]:
-        return ("--store", cluster.new_database())
+        # A fresh database, and the previous measurement's pages written out first:
+        # its checkpoint would otherwise land inside this one (the ingest writes GBs).
+        url = cluster.new_database()
+        cluster.checkpoint()
+        return ("--store", url)
 
     def database_cpu() -> float:
         return process_cpu_seconds(cluster.pid())

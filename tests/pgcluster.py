@@ -117,6 +117,14 @@ class PgCluster:
             conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
         return self.url(name)
 
+    def checkpoint(self) -> None:
+        """Writes every dirty page out now (CHECKPOINT), so that what an earlier
+        measurement wrote is not flushed during the next one."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+
     def stop(self) -> None:
         try:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
