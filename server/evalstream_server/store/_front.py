@@ -114,6 +114,7 @@ class StoreFront:
 
     _queries: Any
     _versions: DataVersions
+    _on_commit: Callable[[float], None] | None
 
     def _read(self, fn: Callable[[Any], T]) -> T:
         raise NotImplementedError
@@ -542,6 +543,27 @@ class StoreFront:
             )
         )
         return [(int(step), _specimen_from_json(specimen_id, body)) for step, body in rows]
+
+    def _settle(
+        self,
+        done: Sequence[tuple[Any, Any, int]],
+        failed: Sequence[tuple[Any, BaseException]],
+        seconds: float | None,
+    ) -> None:
+        """After a batch is durable (or has failed): bumps versions, then wakes the callers.
+
+        ``done`` holds (op, result, bumps) and ``failed`` (op, error), each op a queued
+        write of the backend with its ``run_id`` and ``future``; ``seconds`` is the
+        batch's time from its first statement to COMMIT (None when it failed).
+        """
+        if seconds is not None and self._on_commit is not None:
+            self._on_commit(seconds)
+        self._versions.bump(op.run_id for op, _, bumps in done if bumps)
+        for op, result, _ in done:
+            op.future.set_result(result)
+        for op, err in failed:
+            if not op.future.done():
+                op.future.set_exception(err)
 
     # ------------------------------------------------------------------ replicas
 

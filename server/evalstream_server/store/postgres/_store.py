@@ -377,22 +377,6 @@ class PostgresStore(StoreFront):
         wrapped.__cause__ = exc
         return wrapped
 
-    def _settle(
-        self,
-        done: list[tuple[_Op, Any, int]],
-        failed: list[tuple[_Op, BaseException]],
-        seconds: float | None,
-    ) -> None:
-        """After a batch is durable (or has failed): bumps versions, then wakes the callers."""
-        if seconds is not None and self._on_commit is not None:
-            self._on_commit(seconds)
-        self._versions.bump(op.run_id for op, _, bumps in done if bumps)
-        for op, result, _ in done:
-            op.future.set_result(result)
-        for op, err in failed:
-            if not op.future.done():
-                op.future.set_exception(err)
-
     # ------------------------------------------------------------------ replicas
 
     def change_mark(self, run_id: str) -> ChangeMark | None:

@@ -29,7 +29,7 @@ from evalstream_server.store._types import (
 )
 from evalstream_server.store.sqlite import _reads
 from evalstream_server.store.sqlite._link import _START_TIMEOUT_S, WriterLink
-from evalstream_server.store.sqlite._ops import _MAX_BATCH, _Done, _Failed, _Op
+from evalstream_server.store.sqlite._ops import _MAX_BATCH, _Op
 from evalstream_server.store.sqlite._pool import _READERS, SYNCHRONOUS_LEVELS, ReadPool
 from evalstream_server.store.sqlite._writes import Writer, open_writer_connection
 
@@ -218,17 +218,6 @@ class SQLiteStore(StoreFront):
         """
         if self._link is not None:
             self._link.attach_loop(loop)
-
-    def _settle(self, done: _Done, failed: _Failed, seconds: float | None) -> None:
-        """After a batch is durable (or has failed): bumps versions, then wakes the callers."""
-        if seconds is not None and self._on_commit is not None:
-            self._on_commit(seconds)
-        self._versions.bump(op.run_id for op, _, bumps in done if bumps)  # type: ignore[union-attr]
-        for op, result, _ in done:
-            op.future.set_result(result)  # type: ignore[union-attr]
-        for op, err in failed:
-            if not op.future.done():  # type: ignore[union-attr]
-                op.future.set_exception(err)  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------ lifecycle
 
