@@ -130,8 +130,9 @@ class QualityCollector:
         """The gauges now: on the exporting replica only (`Store.is_exporter`), so that
         a sum over replicas counts each run once; the others export only
         ``evalstream_quality_exporter`` 0."""
-        exporter = self._families()["evalstream_quality_exporter"]
+        families = self._families()
         if not self._store.is_exporter():
+            exporter = families["evalstream_quality_exporter"]
             exporter.add_metric([], 0.0)
             yield exporter
             return
@@ -140,7 +141,6 @@ class QualityCollector:
         except Exception:  # noqa: BLE001 - a scrape must not fail
             log.warning("quality gauges: cannot list the running runs", exc_info=True)
             return
-        families = self._families()
         failed = 0
         failing: set[str] = set()
         latest: dict[str, _Latest] = {}
