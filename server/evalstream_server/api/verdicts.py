@@ -31,7 +31,7 @@ from evalstream_server.analysis.verdict import (
     VerdictConfig,
     build_analyzer,
 )
-from evalstream_server.store import Store
+from evalstream_server.store import ChangeMark, Store
 
 log = logging.getLogger("evalstream.verdicts")
 
@@ -158,7 +158,7 @@ class VerdictHub:
         mark = self._store.change_mark(run_id)
         if mark is not None and mark.version > entry.synced and not mark.by_this_replica:
             # Another replica wrote last, and its news has not been read yet.
-            entry = self._sync(run_id) or entry
+            entry = self._sync(run_id, mark) or entry
         key = tuple(sorted((k, repr(v)) for k, v in overrides.items()))
         with entry.cond:
             version = entry.version
@@ -260,15 +260,20 @@ class VerdictHub:
                     exc_info=True,
                 )
 
-    def _sync(self, run_id: str) -> _Watched | None:
+    def _sync(self, run_id: str, mark: ChangeMark | None = None) -> _Watched | None:
         """Brings a held run's analyzer up to the database's mark; returns its entry (None
-        when the run is not held). Serialized per run by the entry's sync lock."""
+        when the run is not held). Serialized per run by the entry's sync lock.
+
+        ``mark``: the run's mark as the caller just read it (read here when None). Read
+        before the points, it is what the analyzer is then synced to.
+        """
         with self._lock:
             entry = self._runs.get(run_id)
         if entry is None:
             return None
         with entry.syncing:
-            mark = self._store.change_mark(run_id)
+            if mark is None:
+                mark = self._store.change_mark(run_id)
             if mark is None or mark.version <= entry.synced:
                 return entry
             if mark.rewritten_at > entry.synced or entry.analyzer.stale:
