@@ -16,40 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from evalstream import Client
-from evalstream_server.app import Deps, build_server
-from evalstream_server.config import Config
 
-from tests.conftest import LiveServer, wait_serving
+from ..conftest import LiveServer, _live
 
-
-@contextlib.contextmanager
-def replica(tmp_path: Path, url: str, **overrides: object) -> Iterator[LiveServer]:
-    config = Config(
-        port=0,
-        metrics_port=-1,
-        http_port=-1,
-        data_dir=tmp_path,
-        bertscore_model="none",
-        text_workers=0,
-        store=url,
-        **overrides,  # type: ignore[arg-type]
-    )
-    deps = Deps.open(config)
-    server, port = build_server(config, deps)
-    wait_serving(f"127.0.0.1:{port}", time.monotonic() + 60)
-    try:
-        yield LiveServer(f"127.0.0.1:{port}", deps, server, config)
-    finally:
-        server.stop(0).wait()
-        deps.close()
+#: conftest's in-process server as a context manager.
+replica = contextlib.contextmanager(_live)
 
 
 @pytest.fixture
 def two(tmp_path: Path, pg_url: str) -> Iterator[tuple[LiveServer, LiveServer]]:
-    with (
-        replica(tmp_path / "a", pg_url, quality_gauges=True) as a,
-        replica(tmp_path / "b", pg_url, quality_gauges=True) as b,
-    ):
+    config = {"bertscore_model": "none", "text_workers": 0, "store": pg_url, "quality_gauges": True}
+    with replica(tmp_path / "a", config) as a, replica(tmp_path / "b", config) as b:
         yield a, b
 
 

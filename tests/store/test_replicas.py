@@ -50,6 +50,18 @@ def replicas(pg_url: str) -> Iterator[tuple[PostgresStore, PostgresStore]]:
         b.close()
 
 
+def terminate_listeners(url: str) -> int:
+    """Ends the listening connections of the stores on this database; how many there were."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        return int(
+            admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s AND datname = current_database()",
+                (LISTENER_NAME,),
+            ).fetchone()[0]
+        )
+
+
 class News:
     """What a store told its follower."""
 
@@ -133,13 +145,8 @@ def test_a_lost_listener_reconnects_and_says_news_was_missed(
     news_b = News(b)
     run = a.create_run(NewRun(project="p", name="r")).id
     version = b.data_version(run)
-    with psycopg.connect(pg_url, autocommit=True) as admin:
-        killed = admin.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = %s AND datname = current_database()",
-            (LISTENER_NAME,),
-        ).fetchone()[0]
-    assert killed == 1  # b's: a listens only once followed (or asked to export)
+    # b's only: a listens once followed (or asked to export)
+    assert terminate_listeners(pg_url) == 1
     wait_until(lambda: news_b.missed == 1)
     assert b.data_version(run) > version  # every run's caches are read again
     a.write_points(chunk(run, [0], [1.0]))  # and news flows again
@@ -158,134 +165,116 @@ def decreasing(steps: np.ndarray) -> np.ndarray:
     return 2.0 * np.exp(-steps / 300.0) + 0.3
 
 
-def test_the_hub_on_one_replica_follows_points_written_through_another(
-    replicas: tuple[PostgresStore, PostgresStore],
-) -> None:
-    a, b = replicas
-    hub = VerdictHub(b)
+STEPS = np.arange(0, 1000, 10)
+
+
+@pytest.fixture
+def hub(replicas: tuple[PostgresStore, PostgresStore]) -> Iterator[VerdictHub]:
+    """A verdict hub on replica b (the runs are written through a)."""
+    hub = VerdictHub(replicas[1])
     try:
-        run = a.create_run(NewRun(project="p", name="r")).id
-        steps = np.arange(0, 1000, 10)
-        a.write_points(chunk(run, steps, decreasing(steps)))
-        assert hub.verdict(run).state == "healthy"
-        pushed: list[str] = []
-        watching = threading.Event()
-
-        def watch() -> None:
-            for verdict in hub.watch(run, {}, active=lambda: len(pushed) < 2, poll=30.0):
-                pushed.append(verdict.state)
-                watching.set()
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        assert watching.wait(10)
-        # Through the other replica only: B's hub learns of it from the news (its
-        # watch polls every 30 s, so the push within seconds is the news's doing).
-        a.write_points(chunk(run, [1000], [math.nan]))
-        watcher.join(10)
-        assert pushed == ["healthy", "diverged"]
-        assert hub.verdict(run).state == "diverged"
+        yield hub
     finally:
         hub.close()
+
+
+def healthy_run(a: PostgresStore, hub: VerdictHub) -> str:
+    """A run written through ``a`` with a falling loss, held by ``hub`` (healthy)."""
+    run = a.create_run(NewRun(project="p", name="r")).id
+    a.write_points(chunk(run, STEPS, decreasing(STEPS)))
+    assert hub.verdict(run).state == "healthy"
+    return run
+
+
+def test_the_hub_on_one_replica_follows_points_written_through_another(
+    replicas: tuple[PostgresStore, PostgresStore], hub: VerdictHub
+) -> None:
+    a, b = replicas
+    run = healthy_run(a, hub)
+    pushed: list[str] = []
+    watching = threading.Event()
+
+    def watch() -> None:
+        for verdict in hub.watch(run, {}, active=lambda: len(pushed) < 2, poll=30.0):
+            pushed.append(verdict.state)
+            watching.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert watching.wait(10)
+    # Through the other replica only: B's hub learns of it from the news (its
+    # watch polls every 30 s, so the push within seconds is the news's doing).
+    a.write_points(chunk(run, [1000], [math.nan]))
+    watcher.join(10)
+    assert pushed == ["healthy", "diverged"]
+    assert hub.verdict(run).state == "diverged"
 
 
 def test_a_verdict_right_after_another_replicas_ack_includes_it(
-    replicas: tuple[PostgresStore, PostgresStore],
+    replicas: tuple[PostgresStore, PostgresStore], hub: VerdictHub
 ) -> None:
     """No waiting for the news: the hub reads the run's mark before answering."""
     a, b = replicas
-    hub = VerdictHub(b)
-    try:
-        run = a.create_run(NewRun(project="p", name="r")).id
-        steps = np.arange(0, 1000, 10)
-        a.write_points(chunk(run, steps, decreasing(steps)))
-        assert hub.verdict(run).state == "healthy"
-        drop_news(b)
-        a.write_points(chunk(run, [1000], [math.inf]))
-        assert hub.verdict(run).state == "diverged"
-    finally:
-        hub.close()
+    run = healthy_run(a, hub)
+    drop_news(b)
+    a.write_points(chunk(run, [1000], [math.inf]))
+    assert hub.verdict(run).state == "diverged"
 
 
 def test_a_rewrite_through_another_replica_rebuilds_the_hubs_analyzer(
-    replicas: tuple[PostgresStore, PostgresStore],
+    replicas: tuple[PostgresStore, PostgresStore], hub: VerdictHub
 ) -> None:
     a, b = replicas
-    hub = VerdictHub(b)
-    try:
-        run = a.create_run(NewRun(project="p", name="r")).id
-        steps = np.arange(0, 1000, 10)
-        a.write_points(chunk(run, steps, decreasing(steps)))
-        assert hub.verdict(run).state == "healthy"
-        a.write_points(chunk(run, [500], [math.nan]))  # inside the series: a rewrite
-        assert hub.verdict(run).state == "diverged"
-        a.write_points(chunk(run, [500], [float(decreasing(np.array([500]))[0])]))  # undone
-        assert hub.verdict(run).state == "healthy"
-    finally:
-        hub.close()
+    run = healthy_run(a, hub)
+    a.write_points(chunk(run, [500], [math.nan]))  # inside the series: a rewrite
+    assert hub.verdict(run).state == "diverged"
+    a.write_points(chunk(run, [500], [float(decreasing(np.array([500]))[0])]))  # undone
+    assert hub.verdict(run).state == "healthy"
 
 
 def test_checkpoints_and_status_through_another_replica_reach_the_hub(
-    replicas: tuple[PostgresStore, PostgresStore],
+    replicas: tuple[PostgresStore, PostgresStore], hub: VerdictHub
 ) -> None:
     a, b = replicas
-    hub = VerdictHub(b)
-    try:
-        run = a.create_run(NewRun(project="p", name="r")).id
-        steps = np.arange(0, 1000, 10)
-        a.write_points(chunk(run, steps, decreasing(steps)))
-        a.write_points(chunk(run, steps[::10], decreasing(steps[::10]) + 0.05, "validation"))
-        assert hub.verdict(run).checkpoints == ()
-        a.log_checkpoint(run, "validation", 500, {"accuracy": 0.7})
-        graded = hub.verdict(run).checkpoints
-        assert [(c.step, c.metric) for c in graded] == [(500, "accuracy")]
-        ended: list[str] = []
+    run = healthy_run(a, hub)
+    a.write_points(chunk(run, STEPS[::10], decreasing(STEPS[::10]) + 0.05, "validation"))
+    assert hub.verdict(run).checkpoints == ()
+    a.log_checkpoint(run, "validation", 500, {"accuracy": 0.7})
+    graded = hub.verdict(run).checkpoints
+    assert [(c.step, c.metric) for c in graded] == [(500, "accuracy")]
+    ended: list[str] = []
 
-        def watch() -> None:
-            for verdict in hub.watch(run, {}, active=lambda: True, poll=30.0):
-                ended.append(verdict.state)
+    def watch() -> None:
+        for verdict in hub.watch(run, {}, active=lambda: True, poll=30.0):
+            ended.append(verdict.state)
 
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        wait_until(lambda: len(ended) == 1)
-        a.set_status(run, "finished")  # ends the watch on the other replica
-        watcher.join(10)
-        assert not watcher.is_alive()
-    finally:
-        hub.close()
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    wait_until(lambda: len(ended) == 1)
+    a.set_status(run, "finished")  # ends the watch on the other replica
+    watcher.join(10)
+    assert not watcher.is_alive()
 
 
 def test_after_its_listener_reconnects_the_hub_reads_the_runs_it_holds_again(
-    replicas: tuple[PostgresStore, PostgresStore], pg_url: str
+    replicas: tuple[PostgresStore, PostgresStore], hub: VerdictHub, pg_url: str
 ) -> None:
     a, b = replicas
-    hub = VerdictHub(b)
-    try:
-        run = a.create_run(NewRun(project="p", name="r")).id
-        steps = np.arange(0, 1000, 10)
-        a.write_points(chunk(run, steps, decreasing(steps)))
-        assert hub.verdict(run).state == "healthy"  # held by the hub from here on
-        woken: list[bool] = []
-        changes = hub.changes(run, active=lambda: not woken, poll=30.0)
-        next(changes)  # the first yield comes at once
+    run = healthy_run(a, hub)  # held by the hub from here on
+    woken: list[bool] = []
+    changes = hub.changes(run, active=lambda: not woken, poll=30.0)
+    next(changes)  # the first yield comes at once
 
-        def follow() -> None:
-            woken.extend(changes)
+    def follow() -> None:
+        woken.extend(changes)
 
-        follower = threading.Thread(target=follow, daemon=True)
-        follower.start()
-        drop_news(b)  # this write's news is lost, as if sent while b was disconnected
-        a.write_points(chunk(run, [1000], [math.nan]))
-        time.sleep(0.3)
-        assert woken == []
-        with psycopg.connect(pg_url, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = %s AND datname = current_database()",
-                (LISTENER_NAME,),
-            )
-        follower.join(10)  # woken by the re-read after the reconnect
-        assert woken == [False]
-        assert hub._runs[run].analyzer.last_steps() == {("train", "loss"): 1000}
-    finally:
-        hub.close()
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    drop_news(b)  # this write's news is lost, as if sent while b was disconnected
+    a.write_points(chunk(run, [1000], [math.nan]))
+    time.sleep(0.3)
+    assert woken == []
+    terminate_listeners(pg_url)
+    follower.join(10)  # woken by the re-read after the reconnect
+    assert woken == [False]
+    assert hub._runs[run].analyzer.last_steps() == {("train", "loss"): 1000}
