@@ -62,6 +62,17 @@ def _train(run, errors: list[BaseException], started: threading.Event) -> None:
         started.set()
 
 
+def _start_training(run) -> tuple[threading.Thread, list[BaseException]]:
+    """`_train` on its own thread, once it has logged its first 2,000 steps; the thread
+    and the list of what the loop raised."""
+    errors: list[BaseException] = []
+    started = threading.Event()
+    loop = threading.Thread(target=_train, args=(run, errors, started))
+    loop.start()
+    assert started.wait(60)
+    return loop, errors
+
+
 def _assert_stored_once(client: Client, run_id: str) -> None:
     (series,) = client.curves(run_id, series=["loss"], splits=["train"])
     assert list(series.steps) == list(range(STEPS)), "a point lost or stored twice"
@@ -87,11 +98,7 @@ def test_killing_the_replica_a_logger_streams_through_loses_nothing(
         targets = [f"127.0.0.1:{sp.target.rsplit(':', 1)[1]}" for sp in replicas]
         with Client(targets, timeout=30) as client:
             run = client.create_run("vqa", "failover", chunk_points=CHUNK_POINTS)
-            errors: list[BaseException] = []
-            started = threading.Event()
-            loop = threading.Thread(target=_train, args=(run, errors, started))
-            loop.start()
-            assert started.wait(60)
+            loop, errors = _start_training(run)
             deadline = time.monotonic() + 30
             while run.stats.points_acked == 0 and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -153,11 +160,7 @@ def test_postgres_restarted_mid_ingestion_loses_nothing_acked(tmp_path: Path) ->
         try:
             with Client(server.target, timeout=30) as client:
                 run = client.create_run("vqa", "pg-restart", chunk_points=CHUNK_POINTS)
-                errors: list[BaseException] = []
-                started = threading.Event()
-                loop = threading.Thread(target=_train, args=(run, errors, started))
-                loop.start()
-                assert started.wait(60)
+                loop, errors = _start_training(run)
                 cluster.restart()  # an immediate stop, as a crash: connections drop mid-write
                 assert loop.is_alive(), "the training loop ended before the restart"
                 loop.join(120)
