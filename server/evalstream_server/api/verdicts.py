@@ -319,42 +319,18 @@ class VerdictHub:
     ) -> Iterator[Verdict]:
         """The current verdict, then each change, until the run finishes or `active()` is False.
 
+        Woken as `changes` is; the verdict is computed once per wake (cached per data
+        version, so a hundred watchers share it) and yielded when it changed.
+
         Raises:
             HubClosed: the server is stopping (`close`).
         """
-        if self._closed:
-            raise HubClosed("the server is shutting down")
-        entry = self._entry(run_id)
-        finished = self._store.get_run(run_id).status in FINISHED
-        with entry.cond:
-            entry.watchers += 1
-        try:
-            last = self.verdict(run_id, overrides)
-            yield last
-            if finished:
-                return
-            seen = entry.version
-            while active():
-                with entry.cond:
-                    entry.cond.wait_for(
-                        lambda e=entry, s=seen: (  # type: ignore[misc]
-                            e.version != s or e.ended or self._closed
-                        ),
-                        timeout=poll,
-                    )
-                    seen, ended = entry.version, entry.ended
-                if self._closed:
-                    raise HubClosed("the server is shutting down")
-                current = self.verdict(run_id, overrides)
-                if verdict_key(current) != verdict_key(last):
-                    last = current
-                    yield current
-                if ended:
-                    return
-                entry = self._entry(run_id)  # rebuilt if it went stale
-        finally:
-            with entry.cond:
-                entry.watchers -= 1
+        last: Verdict | None = None
+        for _ in self.changes(run_id, active=active, poll=poll):
+            current = self.verdict(run_id, overrides)
+            if last is None or verdict_key(current) != verdict_key(last):
+                last = current
+                yield current
 
     def changes(
         self, run_id: str, *, active: Callable[[], bool], poll: float = 0.25
